@@ -1,0 +1,288 @@
+/*
+ * conf.c — the INI configuration (SPEC §7).  Parsing is libinih's; the keys
+ * are a table, so every key has one type, one range and one place where it
+ * lands in struct conf.  Unknown sections or keys and bad values are refused
+ * with "file:line: message".
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+enum ktype { K_STR, K_INT, K_BOOL, K_MODE, K_ENUM };
+
+struct key {
+	const char *section, *name;
+	enum ktype type;
+	size_t off, size;       /* size: buffer size for K_STR, sizeof for numbers */
+	long min, max;
+	const char *const *names; /* K_ENUM: value names, index = value */
+};
+
+static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const starttls_names[] = { "required", "optional", "off", NULL };
+
+#define S(sec, k, f) { sec, k, K_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), 0, 0, NULL }
+#define I(sec, k, f, lo, hi) { sec, k, K_INT, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), lo, hi, NULL }
+#define B(sec, k, f) { sec, k, K_BOOL, offsetof(struct conf, f), sizeof(int), 0, 1, NULL }
+#define M(sec, k, f) { sec, k, K_MODE, offsetof(struct conf, f), sizeof(unsigned), 0, 07777, NULL }
+#define E(sec, k, f, n) { sec, k, K_ENUM, offsetof(struct conf, f), sizeof(int), 0, 0, n }
+
+static const struct key keys[] = {
+	S("server", "listen", listen),
+	M("server", "socket_mode", socket_mode),
+	I("server", "workers", workers, 0, 256),
+	I("server", "max_requests", max_requests, 0, 1000000000L),
+	I("server", "shutdown_timeout", shutdown_timeout, 1, 3600),
+	I("server", "max_body", max_body, 1024, 16L * 1024 * 1024),
+	S("server", "views_dir", views_dir),
+	S("server", "schema_dir", schema_dir),
+	E("server", "log_format", log_json, log_formats),
+	S("server", "log_file", log_file),
+	S("server", "user", user),
+	S("database", "host", db_host),
+	I("database", "port", db_port, 1, 65535),
+	S("database", "socket", db_socket),
+	S("database", "name", db_name),
+	S("database", "user", db_user),
+	S("database", "password", db_password),
+	I("database", "connect_timeout", db_connect_timeout, 1, 300),
+	I("database", "read_timeout", db_read_timeout, 1, 3600),
+	I("database", "write_timeout", db_write_timeout, 1, 3600),
+	S("smtp", "host", smtp_host),
+	I("smtp", "port", smtp_port, 1, 65535),
+	E("smtp", "starttls", smtp_starttls, starttls_names),
+	S("smtp", "user", smtp_user),
+	S("smtp", "password", smtp_password),
+	S("smtp", "from", smtp_from),
+	I("smtp", "timeout", smtp_timeout, 1, 3600),
+	I("smtp", "give_up_after", smtp_give_up_after, 60, 365L * 86400),
+	B("security", "secure_cookies", secure_cookies),
+	I("security", "argon2_memory", argon2_memory, 19456, 4L * 1024 * 1024),
+	I("security", "argon2_time", argon2_time, 2, 100),
+	I("security", "argon2_parallelism", argon2_parallelism, 1, 64),
+	I("security", "max_concurrent_hashes", max_concurrent_hashes, 1, 1024),
+	S("security", "hash_slot_dir", hash_slot_dir),
+	I("security", "session_idle", session_idle, 60, 30L * 86400),
+	I("security", "session_absolute", session_absolute, 300, 365L * 86400),
+	S("site", "name", site_name),
+	S("site", "base_url", base_url),
+	I("tickets", "auto_close_days", auto_close_days, 1, 3650),
+	I("tickets", "page_size", page_size, 5, 200),
+};
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "/run/ccr/ccrd.sock");
+	c->socket_mode = 0660;
+	c->workers = 0;
+	c->max_requests = 10000;
+	c->shutdown_timeout = 10;
+	c->max_body = 64 * 1024;
+	snprintf(c->views_dir, sizeof(c->views_dir), "/usr/share/ccr/views");
+	snprintf(c->schema_dir, sizeof(c->schema_dir), "/usr/share/ccr/schema");
+	snprintf(c->db_host, sizeof(c->db_host), "localhost");
+	c->db_port = 3306;
+	snprintf(c->db_name, sizeof(c->db_name), "ccr");
+	snprintf(c->db_user, sizeof(c->db_user), "ccr");
+	c->db_connect_timeout = 3;
+	c->db_read_timeout = 5;
+	c->db_write_timeout = 5;
+	snprintf(c->smtp_host, sizeof(c->smtp_host), "127.0.0.1");
+	c->smtp_port = 25;
+	c->smtp_starttls = STARTTLS_REQUIRED;
+	snprintf(c->smtp_from, sizeof(c->smtp_from), "Customer Care Registry <noreply@localhost>");
+	c->smtp_timeout = 30;
+	c->smtp_give_up_after = 3 * 86400;
+	c->secure_cookies = 1;
+	c->argon2_memory = 19456;
+	c->argon2_time = 2;
+	c->argon2_parallelism = 1;
+	c->max_concurrent_hashes = 2;
+	snprintf(c->hash_slot_dir, sizeof(c->hash_slot_dir), "/run/ccr");
+	c->session_idle = 2 * 3600;
+	c->session_absolute = 7 * 86400;
+	snprintf(c->site_name, sizeof(c->site_name), "Customer Care Registry");
+	snprintf(c->base_url, sizeof(c->base_url), "http://localhost");
+	c->auto_close_days = 7;
+	c->page_size = 25;
+}
+
+struct parse_state {
+	struct conf *c;
+	char err[256];          /* first error, without the file:line prefix */
+};
+
+static int set_err(struct parse_state *ps, const char *fmt, const char *a, const char *b)
+{
+	if (ps->err[0] == '\0')
+		snprintf(ps->err, sizeof(ps->err), fmt, a, b);
+	return 0;               /* inih: 0 = error on this line */
+}
+
+static int set_number(const struct key *k, void *dst, long v)
+{
+	if (k->size == sizeof(long))
+		*(long *)dst = v;
+	else
+		*(int *)dst = (int)v;
+	return 0;
+}
+
+/* inih callback: 1 when the line is good, 0 on error (inih records its line). */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	const struct key *k = NULL;
+	int known_section = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(keys[i].section, section) != 0)
+			continue;
+		known_section = 1;
+		if (strcmp(keys[i].name, name) == 0) {
+			k = &keys[i];
+			break;
+		}
+	}
+	if (!known_section)
+		return set_err(ps, "unknown section [%s]%s", section, "");
+	if (k == NULL)
+		return set_err(ps, "unknown key '%s' in [%s]", name, section);
+
+	void *dst = (char *)ps->c + k->off;
+	switch (k->type) {
+	case K_STR:
+		if (strlen(value) >= k->size)
+			return set_err(ps, "value of '%s' is too long%s", name, "");
+		if (!header_safe(value))
+			return set_err(ps, "value of '%s' has control characters%s", name, "");
+		memcpy(dst, value, strlen(value) + 1);
+		return 1;
+	case K_INT: {
+		char *end;
+		long v;
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end != '\0')
+			return set_err(ps, "'%s' must be a whole number, not '%s'", name, value);
+		if (v < k->min || v > k->max) {
+			char range[64];
+			snprintf(range, sizeof(range), "%ld..%ld", k->min, k->max);
+			return set_err(ps, "'%s' must be in %s", name, range);
+		}
+		return set_number(k, dst, v) == 0;
+	}
+	case K_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1"))
+			*(int *)dst = 1;
+		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "0"))
+			*(int *)dst = 0;
+		else
+			return set_err(ps, "'%s' must be true or false, not '%s'", name, value);
+		return 1;
+	case K_MODE: {
+		char *end;
+		unsigned long v;
+		errno = 0;
+		v = strtoul(value, &end, 8);
+		if (errno || end == value || *end != '\0' || v > 07777)
+			return set_err(ps, "'%s' must be an octal mode like 0660, not '%s'", name, value);
+		*(unsigned *)dst = (unsigned)v;
+		return 1;
+	}
+	case K_ENUM:
+		for (i = 0; k->names[i]; i++)
+			if (strcmp(k->names[i], value) == 0) {
+				*(int *)dst = (int)i;
+				return 1;
+			}
+		return set_err(ps, "'%s' has an unknown value '%s'", name, value);
+	}
+	return 0;
+}
+
+/* Cross-key rules that a single line cannot show. 0 / -1 with err. */
+static int conf_check(const struct conf *c, char *err, size_t errlen)
+{
+	if (c->listen[0] == '\0') {
+		snprintf(err, errlen, "%s: [server] listen is empty", c->path);
+		return -1;
+	}
+	if (c->views_dir[0] != '/' || c->schema_dir[0] != '/') {
+		snprintf(err, errlen, "%s: [server] views_dir and schema_dir must be absolute paths", c->path);
+		return -1;
+	}
+	if (strncmp(c->base_url, "http://", 7) != 0 && strncmp(c->base_url, "https://", 8) != 0) {
+		snprintf(err, errlen, "%s: [site] base_url must start with http:// or https://", c->path);
+		return -1;
+	}
+	if (c->session_idle > c->session_absolute) {
+		snprintf(err, errlen, "%s: [security] session_idle exceeds session_absolute", c->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int finish(struct conf *c, struct parse_state *ps, int rc, char *err, size_t errlen)
+{
+	if (rc == -1) {
+		snprintf(err, errlen, "%s: cannot open: %s", c->path, strerror(errno));
+		return -1;
+	}
+	if (rc == -2) {
+		snprintf(err, errlen, "%s: out of memory", c->path);
+		return -1;
+	}
+	if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: %s", c->path, rc,
+		    ps->err[0] ? ps->err : "syntax error (expected [section] or key = value)");
+		return -1;
+	}
+	/* strip a trailing slash from base_url so links join cleanly */
+	size_t n = strlen(c->base_url);
+	while (n > 0 && c->base_url[n - 1] == '/')
+		c->base_url[--n] = '\0';
+	return conf_check(c, err, errlen);
+}
+
+/* conf_load: defaults, then the file.  0, or -1 with "file:line: why" in err. */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	struct parse_state ps = { c, "" };
+	int rc;
+
+	conf_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	rc = ini_parse(path, on_key, &ps);
+	return finish(c, &ps, rc, err, errlen);
+}
+
+/* conf_load_string: as conf_load, from memory (unit tests). */
+int conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen)
+{
+	struct parse_state ps = { c, "" };
+	int rc;
+
+	conf_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", name);
+	rc = ini_parse_string(text, on_key, &ps);
+	return finish(c, &ps, rc, err, errlen);
+}
+
+int conf_workers(const struct conf *c)
+{
+	long n;
+
+	if (c->workers > 0)
+		return c->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)(2 * n) : 2;
+}

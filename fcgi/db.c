@@ -1,0 +1,402 @@
+/*
+ * db.c — a worker's one MariaDB connection, opened after fork, with
+ * connect/read/write timeouts; prepared statements cached by SQL text and
+ * re-prepared after a reconnect (STACK.md: a lost connection takes its
+ * statements with it).  Every value is a bound parameter (SPEC §6); results
+ * come back as strings in the request arena.
+ */
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+#define STMT_CACHE 96
+#define MAX_PARAMS 24
+
+static const struct conf *dbconf;
+static MYSQL *conn;
+static int in_tx;
+static enum db_err last_err;
+static char last_msg[256];
+static struct {
+	const char *sql;
+	MYSQL_STMT *st;
+} cache[STMT_CACHE];
+static size_t ncache;
+
+int db_init(const struct conf *c)
+{
+	dbconf = c;
+	return 0;
+}
+
+enum db_err db_last_err(void)
+{
+	return last_err;
+}
+
+const char *db_last_msg(void)
+{
+	return last_msg;
+}
+
+/* db_status: the HTTP status a handler should answer after a failure. */
+int db_status(void)
+{
+	return last_err == DB_GONE || last_err == DB_DEADLOCK ? 503 : 500;
+}
+
+static enum db_err classify(unsigned e)
+{
+	switch (e) {
+	case CR_SERVER_GONE_ERROR:
+	case CR_SERVER_LOST:
+	case CR_CONNECTION_ERROR:
+	case CR_CONN_HOST_ERROR:
+	case CR_SERVER_LOST_EXTENDED:
+	case CR_COMMANDS_OUT_OF_SYNC:
+	case ER_CONNECTION_KILLED:
+	case ER_SERVER_SHUTDOWN:
+	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
+	case ER_LOCK_WAIT_TIMEOUT:
+	case ER_QUERY_INTERRUPTED:
+		return DB_GONE;
+	case ER_LOCK_DEADLOCK:
+		return DB_DEADLOCK;
+	case ER_DUP_ENTRY:
+		return DB_DUP;
+	default:
+		return DB_OTHER;
+	}
+}
+
+static void note(const char *where, unsigned e, const char *msg)
+{
+	last_err = classify(e);
+	snprintf(last_msg, sizeof(last_msg), "%s: %u %s", where, e, msg);
+	if (last_err != DB_DUP)
+		log_err("db: %s", last_msg);
+}
+
+void db_close(void)
+{
+	for (size_t i = 0; i < ncache; i++)
+		mysql_stmt_close(cache[i].st);
+	ncache = 0;
+	if (conn)
+		mysql_close(conn);
+	conn = NULL;
+	in_tx = 0;
+}
+
+/* db_connect: connect when not connected. 0, or -1 with last_err DB_GONE. */
+int db_connect(void)
+{
+	unsigned ct, rt, wt;
+
+	if (conn)
+		return 0;
+	conn = mysql_init(NULL);
+	if (conn == NULL) {
+		last_err = DB_OTHER;
+		return -1;
+	}
+	ct = (unsigned)dbconf->db_connect_timeout;
+	rt = (unsigned)dbconf->db_read_timeout;
+	wt = (unsigned)dbconf->db_write_timeout;
+	mysql_optionsv(conn, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	mysql_optionsv(conn, MYSQL_OPT_READ_TIMEOUT, &rt);
+	mysql_optionsv(conn, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+	mysql_optionsv(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* times are UTC; READ COMMITTED keeps claims and counters simple */
+	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
+	    "SET time_zone = '+00:00', SESSION tx_isolation = 'READ-COMMITTED'");
+	if (!mysql_real_connect(conn, dbconf->db_socket[0] ? NULL : dbconf->db_host,
+	        dbconf->db_user, dbconf->db_password, dbconf->db_name,
+	        (unsigned)dbconf->db_port, dbconf->db_socket[0] ? dbconf->db_socket : NULL, 0)) {
+		note("connect", mysql_errno(conn), mysql_error(conn));
+		last_err = DB_GONE;
+		mysql_close(conn);
+		conn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int db_ping(void)
+{
+	if (db_connect() == -1)
+		return -1;
+	if (mysql_ping(conn) != 0) {
+		note("ping", mysql_errno(conn), mysql_error(conn));
+		db_close();
+		if (db_connect() == -1 || mysql_ping(conn) != 0) {
+			last_err = DB_GONE;
+			db_close();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static MYSQL_STMT *prepare(const char *sql)
+{
+	MYSQL_STMT *st;
+	size_t i;
+
+	for (i = 0; i < ncache; i++)
+		if (cache[i].sql == sql)
+			return cache[i].st;
+	st = mysql_stmt_init(conn);
+	if (st == NULL) {
+		last_err = DB_OTHER;
+		return NULL;
+	}
+	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+		note("prepare", mysql_stmt_errno(st), mysql_stmt_error(st));
+		mysql_stmt_close(st);
+		return NULL;
+	}
+	if (ncache == STMT_CACHE) {
+		/* full: drop the oldest; callers pass static SQL, so this is rare */
+		mysql_stmt_close(cache[0].st);
+		memmove(cache, cache + 1, sizeof(cache[0]) * (STMT_CACHE - 1));
+		ncache--;
+	}
+	cache[ncache].sql = sql;
+	cache[ncache].st = st;
+	ncache++;
+	return st;
+}
+
+struct params {
+	MYSQL_BIND b[MAX_PARAMS];
+	long long ints[MAX_PARAMS];
+	unsigned long lens[MAX_PARAMS];
+	size_t n;
+};
+
+static int bind_params(struct params *p, const char *fmt, va_list ap)
+{
+	memset(p->b, 0, sizeof(p->b));
+	for (p->n = 0; fmt && fmt[p->n]; p->n++) {
+		size_t i = p->n;
+		if (i >= MAX_PARAMS)
+			return -1;
+		switch (fmt[i]) {
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+			if (s == NULL) {
+				p->b[i].buffer_type = MYSQL_TYPE_NULL;
+				break;
+			}
+			p->lens[i] = strlen(s);
+			p->b[i].buffer_type = MYSQL_TYPE_STRING;
+			p->b[i].buffer = (void *)(uintptr_t)s;
+			p->b[i].buffer_length = p->lens[i];
+			p->b[i].length = &p->lens[i];
+			break;
+		}
+		case 'i':
+			p->ints[i] = va_arg(ap, long long);
+			p->b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			p->b[i].buffer = &p->ints[i];
+			break;
+		case 'n':
+			p->b[i].buffer_type = MYSQL_TYPE_NULL;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Run one statement; on a stale connection outside a transaction, reconnect
+ * and try once more (reads and single writes are safe to replay: the first
+ * attempt never reached the server).  Returns the statement or NULL. */
+static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
+{
+	struct params p;
+	MYSQL_STMT *st;
+	int attempt;
+
+	if (bind_params(&p, fmt, ap) == -1) {
+		log_err("db: bad parameter format for: %.60s", sql);
+		last_err = DB_OTHER;
+		return NULL;
+	}
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (db_connect() == -1)
+			return NULL;
+		st = prepare(sql);
+		if (st && (p.n == 0 || mysql_stmt_bind_param(st, p.b) == 0) && mysql_stmt_execute(st) == 0)
+			return st;
+		if (st)
+			note("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
+		else if (mysql_errno(conn))
+			note("prepare", mysql_errno(conn), mysql_error(conn));
+		if (last_err != DB_GONE)
+			return NULL;
+		int was_tx = in_tx;
+		db_close();
+		if (was_tx)
+			return NULL;
+	}
+	return NULL;
+}
+
+long long db_exec(const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	MYSQL_STMT *st;
+
+	last_err = DB_OK;
+	va_start(ap, fmt);
+	st = run(sql, fmt, ap);
+	va_end(ap);
+	if (st == NULL)
+		return -1;
+	return (long long)mysql_stmt_affected_rows(st);
+}
+
+long long db_insert_id(void)
+{
+	return conn ? (long long)mysql_insert_id(conn) : 0;
+}
+
+/* db_query: all rows as arena strings.  Returns the row count, or -1. */
+int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	MYSQL_STMT *st;
+	MYSQL_RES *meta;
+	MYSQL_BIND *rb;
+	unsigned long *lens;
+	my_bool *nulls;
+	size_t ncols, cap = 0, i;
+	my_bool on = 1;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	last_err = DB_OK;
+	va_start(ap, fmt);
+	st = run(sql, fmt, ap);
+	va_end(ap);
+	if (st == NULL)
+		return -1;
+	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
+	if (mysql_stmt_store_result(st) != 0) {
+		note("store", mysql_stmt_errno(st), mysql_stmt_error(st));
+		if (last_err == DB_GONE)
+			db_close();
+		return -1;
+	}
+	meta = mysql_stmt_result_metadata(st);
+	if (meta == NULL) {
+		mysql_stmt_free_result(st);
+		return 0;
+	}
+	ncols = mysql_num_fields(meta);
+	MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+	rb = arena_alloc(a, ncols * sizeof(*rb));
+	lens = arena_alloc(a, ncols * sizeof(*lens));
+	nulls = arena_alloc(a, ncols * sizeof(*nulls));
+	for (i = 0; i < ncols; i++) {
+		/* max_length is exact after store_result: no truncation possible */
+		size_t n = fields[i].max_length + 1;
+		if (n < 32)
+			n = 32;
+		rb[i].buffer_type = MYSQL_TYPE_STRING;
+		rb[i].buffer = arena_alloc(a, n);
+		rb[i].buffer_length = n;
+		rb[i].length = &lens[i];
+		rb[i].is_null = &nulls[i];
+	}
+	mysql_free_result(meta);
+	out->ncols = ncols;
+	if (mysql_stmt_bind_result(st, rb) != 0) {
+		note("bind_result", mysql_stmt_errno(st), mysql_stmt_error(st));
+		mysql_stmt_free_result(st);
+		return -1;
+	}
+	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		if (rc == MYSQL_DATA_TRUNCATED) {
+			log_err("db: truncated result for: %.60s", sql);
+			mysql_stmt_free_result(st);
+			last_err = DB_OTHER;
+			return -1;
+		}
+		if (out->nrows == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			char **nc = arena_alloc(a, ncap * ncols * sizeof(*nc));
+			if (out->cell)
+				memcpy(nc, out->cell, out->nrows * ncols * sizeof(*nc));
+			out->cell = nc;
+			cap = ncap;
+		}
+		for (i = 0; i < ncols; i++)
+			DB_CELL(out, out->nrows, i) = nulls[i] ? NULL
+			    : arena_strndup(a, rb[i].buffer, lens[i]);
+		out->nrows++;
+	}
+	if (rc != MYSQL_NO_DATA) {
+		note("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+		mysql_stmt_free_result(st);
+		return -1;
+	}
+	mysql_stmt_free_result(st);
+	return (int)out->nrows;
+}
+
+int db_begin(void)
+{
+	last_err = DB_OK;
+	if (db_connect() == -1)
+		return -1;
+	if (mysql_autocommit(conn, 0) != 0) {
+		note("begin", mysql_errno(conn), mysql_error(conn));
+		db_close();
+		/* a stale connection: one fresh try, nothing has run yet */
+		if (db_connect() == -1 || mysql_autocommit(conn, 0) != 0)
+			return -1;
+	}
+	in_tx = 1;
+	return 0;
+}
+
+int db_commit(void)
+{
+	int rc = 0;
+
+	if (conn == NULL)
+		return -1;
+	if (mysql_commit(conn) != 0) {
+		note("commit", mysql_errno(conn), mysql_error(conn));
+		mysql_rollback(conn);
+		rc = -1;
+	}
+	in_tx = 0;
+	if (mysql_autocommit(conn, 1) != 0)
+		db_close();
+	return rc;
+}
+
+void db_rollback(void)
+{
+	if (conn == NULL)
+		return;
+	mysql_rollback(conn);
+	in_tx = 0;
+	if (mysql_autocommit(conn, 1) != 0)
+		db_close();
+}
+
+void *db_handle(void)
+{
+	return conn;
+}

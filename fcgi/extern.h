@@ -1,0 +1,309 @@
+/*
+ * extern.h — the private interfaces of ccrd and ccr-admin, grouped by file
+ * (DESIGN §3.10).  Return-code convention: 0 ok / -1 failed, or a pointer /
+ * NULL; where "not found" differs from "failed" it is documented per function.
+ */
+#ifndef CCR_EXTERN_H
+#define CCR_EXTERN_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CCR_VERSION "0.1.0"
+#define EX_BADCONF 78 /* sysexits EX_CONFIG: a child with a bad config, not respawned */
+
+/* ---- arena.c: request memory, released in one reset ------------------- */
+struct arena;
+struct arena *arena_new(size_t chunk);
+void arena_free(struct arena *);
+void arena_reset(struct arena *);
+void *arena_alloc(struct arena *, size_t);   /* never NULL: OOM is fatal */
+char *arena_strndup(struct arena *, const char *, size_t);
+char *arena_strdup(struct arena *, const char *);
+char *arena_printf(struct arena *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t arena_used(const struct arena *);
+
+/* ---- log.c: stderr lines for the journal ------------------------------- */
+enum log_level { LOG_LV_ERR, LOG_LV_WARN, LOG_LV_INFO, LOG_LV_DEBUG };
+void log_init(const char *prog, int json);
+int log_reopen(const char *path);            /* "" = keep stderr */
+void log_msg(enum log_level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define log_err(...) log_msg(LOG_LV_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LV_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LV_INFO, __VA_ARGS__)
+size_t log_escape(char *dst, size_t dstlen, const char *src);
+void log_access(const char *reqid, const char *method, const char *path,
+                int status, double ms, long long user_id, const char *addr);
+
+/* ---- conf.c: the INI configuration ------------------------------------ */
+enum starttls_mode { STARTTLS_REQUIRED, STARTTLS_OPTIONAL, STARTTLS_OFF };
+struct conf {
+	char path[PATH_MAX];
+	/* [server] */
+	char listen[256];
+	unsigned socket_mode;
+	int workers;
+	long max_requests;
+	int shutdown_timeout;
+	long max_body;
+	char views_dir[PATH_MAX];
+	char schema_dir[PATH_MAX];
+	int log_json;
+	char log_file[PATH_MAX];
+	char user[64];
+	/* [database] */
+	char db_host[256];
+	int db_port;
+	char db_socket[PATH_MAX];
+	char db_name[64];
+	char db_user[80];
+	char db_password[256];
+	int db_connect_timeout, db_read_timeout, db_write_timeout;
+	/* [smtp] */
+	char smtp_host[256];
+	int smtp_port;
+	int smtp_starttls;
+	char smtp_user[256];
+	char smtp_password[256];
+	char smtp_from[256];
+	int smtp_timeout;
+	long smtp_give_up_after;
+	/* [security] */
+	int secure_cookies;
+	long argon2_memory, argon2_time, argon2_parallelism;
+	int max_concurrent_hashes;
+	char hash_slot_dir[PATH_MAX];
+	long session_idle, session_absolute;
+	/* [site] */
+	char site_name[128];
+	char base_url[256];
+	/* [tickets] */
+	int auto_close_days;
+	int page_size;
+};
+void conf_defaults(struct conf *);
+int conf_load(struct conf *, const char *path, char *err, size_t errlen);
+int conf_load_string(struct conf *, const char *text, const char *name,
+                     char *err, size_t errlen);
+int conf_workers(const struct conf *);       /* resolves 0 → 2 × cores */
+
+/* ---- text.c: percent-decoding, UTF-8, urlencoded/cookie parsing -------- */
+struct kv {
+	const char *key;
+	const char *val;
+};
+struct kvlist {
+	struct kv *v;
+	size_t n;
+};
+enum parse_result { PARSE_OK = 0, PARSE_BAD = -1, PARSE_UTF8 = -2, PARSE_TOO_MANY = -3 };
+long pct_decode(char *s, size_t len, int plus_is_space);   /* in place; -1 bad */
+int utf8_valid(const char *s, size_t len);                 /* 1 valid, 0 not */
+int text_clean(char *s);          /* CRLF→LF in place; 0 ok, -1 control chars */
+int form_parse(struct arena *, const char *s, size_t len, struct kvlist *out,
+               size_t max_pairs);                          /* enum parse_result */
+int cookie_parse(struct arena *, const char *hdr, struct kvlist *out,
+                 size_t max_pairs);                        /* enum parse_result */
+const char *kv_get(const struct kvlist *, const char *key); /* NULL absent */
+int header_safe(const char *s);   /* 1 when no CR, LF or other CTL */
+int email_valid(const char *s);   /* SPEC §2 rule; 1 valid */
+void str_lower_ascii(char *s);
+char *str_trim(char *s);          /* in place, returns start */
+size_t utf8_len(const char *s);   /* characters in a valid UTF-8 string */
+char *url_encode(struct arena *, const char *s);
+
+/* ---- route.c: the route table and the dispatcher ----------------------- */
+struct request;
+typedef int (*handler_fn)(struct request *);
+enum route_flag {
+	RF_AUTH = 1 << 0,     /* needs a logged-in user */
+	RF_CUSTOMER = 1 << 1, /* role allowed (none of the three = any role) */
+	RF_AGENT = 1 << 2,
+	RF_ADMIN = 1 << 3,
+	RF_CSRF = 1 << 4,     /* state-changing: csrf_token must match */
+	RF_NODB = 1 << 5,     /* may run without the database */
+};
+struct route {
+	const char *method;
+	const char *pattern;  /* "/tickets/{id}/messages": {id} = 1..18 digits */
+	handler_fn handler;
+	unsigned flags;
+};
+/* route_match: the route, or NULL with *status 404 or 405 (allow filled). */
+const struct route *route_match(const char *method, const char *path,
+                                long long *id, int *status, char *allow,
+                                size_t allowlen);
+void route_dispatch(struct request *);
+
+/* ---- request.c: the request and its response --------------------------- */
+struct user {
+	long long id;
+	char role[16];
+	char state[16];
+	char email[256];
+	char first_name[260];
+	char last_name[260];
+};
+struct resp_header {
+	const char *name;
+	const char *value;
+};
+#define RESP_MAX_HEADERS 16
+struct request {
+	struct arena *a;
+	void *fcgx;                 /* FCGX_Request * */
+	const struct conf *conf;
+	char id[40];                /* request id (nginx $request_id or ours) */
+	const char *method;
+	const char *path;
+	const char *remote_addr;
+	struct kvlist query;
+	struct kvlist form;
+	struct kvlist cookies;
+	long long path_id;          /* the {id} of the route, 0 when none */
+	const struct route *route;
+	/* session (session.c) */
+	struct user *user;          /* NULL when anonymous */
+	char csrf[72];              /* token the forms must carry */
+	const char *session_hash;   /* SHA-256 of the session cookie, or NULL */
+	/* response */
+	int status;
+	const char *location;       /* 303 target */
+	const char *ctype;
+	char *body;
+	size_t body_len;
+	const char *message;        /* a person-readable reason for an error page */
+	struct resp_header hdr[RESP_MAX_HEADERS];
+	size_t nhdr;
+	const char *flash;          /* to set on redirect */
+	const char *flash_kind;
+	double t0;
+};
+void request_init(struct request *, struct arena *, void *fcgx, const struct conf *);
+int request_read(struct request *);          /* HTTP status: 0 ok, 413/400/422 */
+const char *req_param(const struct request *, const char *name); /* FastCGI env */
+const char *req_query(const struct request *, const char *name);
+const char *req_form(const struct request *, const char *name);
+const char *req_cookie(const struct request *, const char *name);
+int resp_header_add(struct request *, const char *name, const char *value);
+int resp_redirect(struct request *, const char *location);  /* returns 303 */
+int resp_text(struct request *, int status, const char *text);
+void resp_send(struct request *);
+const char *status_reason(int status);
+double now_ms(void);
+
+/* ---- session.c: sessions, CSRF, flash --------------------------------- */
+enum flash {
+	FLASH_NONE, FLASH_WELCOME, FLASH_AGENT_REQUESTED, FLASH_RESET_SENT,
+	FLASH_PASSWORD_CHANGED, FLASH_LOGGED_OUT, FLASH_ACCOUNT_DELETED,
+	FLASH_TICKET_CREATED, FLASH_AGENT_ASSIGNED, FLASH_TICKET_CLOSED,
+	FLASH_TICKET_RESOLVED, FLASH_TICKET_REOPENED, FLASH_RATED,
+	FLASH_AGENT_CREATED, FLASH_AGENT_APPROVED, FLASH_AGENT_REJECTED,
+	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH__MAX
+};
+struct vdict;
+int token_new(char out[65]);
+int ct_equal(const char *a, const char *b);
+void cookie_set(struct request *, const char *name, const char *value, long max_age);
+int session_load(struct request *);
+int session_create(struct request *, long long user_id);
+int session_end(struct request *);
+int session_end_all(long long user_id);
+int csrf_ok(const struct request *);
+void flash_set(struct request *, enum flash);
+void flash_take(struct request *, struct vdict *top);
+
+/* ---- view.cc: the ctemplate shim (the only C++) ------------------------ */
+#include "view.h"
+
+/* ---- page.c: rendering a page inside the layout ------------------------ */
+struct view *page_new(struct request *, const char *tpl, const char *title);
+int page_render(struct request *, struct view *, int status);
+int page_error(struct request *, int status); /* renders error.tpl */
+const char *static_version(const char *views_dir);
+
+/* ---- form.c: SPEC §2 field rules (NULL = good, else the message) ------- */
+const char *check_first_name(const char *);
+const char *check_last_name(const char *);
+const char *check_email(const char *);
+const char *check_password(const char *);
+const char *check_confirm(const char *pw, const char *confirm);
+char *form_text(struct request *, const char *name);
+char *form_email(struct request *, const char *name);
+
+/* ---- audit.c / mail.c --------------------------------------------------- */
+int audit_add(struct request *, long long user_id, const char *event, const char *detail);
+struct view *mail_new(const struct conf *, const char *name);
+int mail_queue(struct request *, struct view *, const char *kind, const char *to,
+               long long user_id, long long ticket_id, long expires);
+
+/* ---- account.c: SPEC §2 and the account routes of §3 ------------------ */
+int account_login_form(struct request *);
+int account_login(struct request *);
+int account_logout(struct request *);
+int account_register_form(struct request *);
+int account_register(struct request *);
+int account_forgot_form(struct request *);
+int account_forgot(struct request *);
+int account_reset_form(struct request *);
+int account_reset(struct request *);
+int account_change_form(struct request *);
+int account_change(struct request *);
+int account_show(struct request *);
+int account_delete(struct request *);
+long long user_insert(const char *email, const char *first, const char *last,
+                      const char *role, const char *state, const char *hash);
+int mail_admins(struct request *, const char *name, const char *who, const char *email,
+                long long ticket_id, const char *subject);
+int issue_code(struct request *, long long uid, const char *email, const char *name,
+               const char *purpose);
+
+/* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
+int password_hash(const struct conf *, const char *pw, char out[256]);
+int password_verify(const struct conf *, const char *encoded, const char *pw);
+int password_needs_rehash(const struct conf *, const char *encoded);
+int password_dummy_verify(const struct conf *);
+unsigned long password_hash_count(void);
+
+/* ---- db.c: the worker's connection and prepared statements ------------- */
+enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_OTHER };
+struct db_rows {
+	size_t nrows, ncols;
+	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
+};
+#define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
+int db_init(const struct conf *);           /* settings only; connects lazily */
+int db_connect(void);                       /* 0 / -1 (db_last_err set) */
+void db_close(void);
+int db_ping(void);
+enum db_err db_last_err(void);
+const char *db_last_msg(void);
+/* Parameter types in fmt: 's' const char *, 'i' long long, 'n' NULL. */
+long long db_exec(const char *sql, const char *fmt, ...);      /* affected, -1 */
+int db_query(struct arena *, struct db_rows *, const char *sql, const char *fmt, ...);
+long long db_insert_id(void);
+int db_begin(void);
+int db_commit(void);
+void db_rollback(void);
+int db_status(void);   /* HTTP status for the last failure: 503 or 500 */
+void *db_handle(void); /* the MYSQL * (ccr-admin migrations only) */
+
+/* ---- worker.c / master.c / mailer.c ------------------------------------ */
+int worker_main(const struct conf *, int listen_fd);   /* exit code */
+int master_run(struct conf *, int listen_fd);          /* exit code */
+int mailer_main(const struct conf *);                  /* exit code */
+extern volatile int g_stop;
+#include <signal.h>
+void child_signals(sigset_t *waitmask);   /* worker.c: also the mailer's */
+void child_reopen_log(const struct conf *);
+int listen_open(const struct conf *);                  /* fd or -1 */
+
+/* ---- migrate.c: schema migrations (ccr-admin) -------------------------- */
+int migrate_run(const struct conf *, int verbose);
+
+#endif

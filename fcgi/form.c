@@ -1,0 +1,62 @@
+/*
+ * form.c — the field rules of SPEC §2 and their messages, word for word.
+ * Each check returns NULL when the value is good, else the message.
+ */
+#include <string.h>
+
+#include "extern.h"
+
+const char *check_first_name(const char *v)
+{
+	size_t n = v ? utf8_len(v) : 0;
+
+	if (n == 0)
+		return "First name is required";
+	return n > 64 ? "First name is too long" : NULL;
+}
+
+const char *check_last_name(const char *v)
+{
+	size_t n = v ? utf8_len(v) : 0;
+
+	if (n == 0)
+		return "Last name is required";
+	return n > 64 ? "Last name is too long" : NULL;
+}
+
+const char *check_email(const char *v)
+{
+	return v && email_valid(v) ? NULL : "Invalid email";
+}
+
+/* Length in characters; over 128 is refused before any hashing (SPEC §6). */
+const char *check_password(const char *v)
+{
+	size_t n = v ? utf8_len(v) : 0;
+
+	if (n < 8)
+		return "Password must be at least 8 characters long";
+	return n > 128 ? "Password is too long" : NULL;
+}
+
+const char *check_confirm(const char *pw, const char *confirm)
+{
+	return pw && confirm && strcmp(pw, confirm) == 0 ? NULL : "Passwords do not match";
+}
+
+/* form_text: a trimmed copy of a form field ("" when absent), arena-owned. */
+char *form_text(struct request *r, const char *name)
+{
+	const char *v = req_form(r, name);
+
+	return str_trim(arena_strdup(r->a, v ? v : ""));
+}
+
+/* form_email: trimmed and lower-cased (SPEC §2: emails are stored so). */
+char *form_email(struct request *r, const char *name)
+{
+	char *e = form_text(r, name);
+
+	str_lower_ascii(e);
+	return e;
+}

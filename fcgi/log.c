@@ -1,0 +1,134 @@
+/*
+ * log.c — one line per event on stderr, for journald (SPEC §7).  Text or
+ * JSON lines.  User data is escaped (DESIGN §3.4); callers never pass
+ * passwords, codes, tokens or cookies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+static const char *log_prog = "ccrd";
+static int log_json;
+static const char *const level_name[] = { "error", "warning", "info", "debug" };
+
+void log_init(const char *prog, int json)
+{
+	log_prog = prog;
+	log_json = json;
+}
+
+/* log_reopen: point stderr at path again (SIGUSR1, after rotation). 0 / -1. */
+int log_reopen(const char *path)
+{
+	int fd;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		log_err("%s: open %s: %s", __func__, path, strerror(errno));
+		return -1;
+	}
+	if (dup2(fd, STDERR_FILENO) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* log_escape: copy src into dst escaping control characters, quotes and
+ * backslashes; always NUL-terminates; returns the length written. */
+size_t log_escape(char *dst, size_t dstlen, const char *src)
+{
+	size_t o = 0;
+
+	if (dstlen == 0)
+		return 0;
+	for (; src && *src && o + 5 < dstlen; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			o += (size_t)snprintf(dst + o, dstlen - o, "\\x%02x", c);
+		else
+			dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+static void stamp(char *buf, size_t n)   /* n >= 64 */
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    (ts.tv_nsec / 1000000) % 1000);
+}
+
+/* One write(2) per line so lines from several processes never interleave. */
+static void emit(const char *line, size_t len)
+{
+	ssize_t w;
+
+	do
+		w = write(STDERR_FILENO, line, len);
+	while (w == -1 && errno == EINTR);
+}
+
+void log_msg(enum log_level lv, const char *fmt, ...)
+{
+	char msg[1024], esc[2048], line[2400], ts[64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	stamp(ts, sizeof(ts));
+	log_escape(esc, sizeof(esc), msg);
+	if (log_json)
+		n = snprintf(line, sizeof(line),
+		    "{\"time\":\"%s\",\"prog\":\"%s\",\"pid\":%d,\"level\":\"%s\",\"msg\":\"%s\"}\n",
+		    ts, log_prog, (int)getpid(), level_name[lv], esc);
+	else
+		n = snprintf(line, sizeof(line), "%s %s[%d] %s: %s\n", ts, log_prog,
+		    (int)getpid(), level_name[lv], esc);
+	if (n > 0)
+		emit(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* log_access: the per-request line of SPEC §7: time, request id, method,
+ * path, status, duration, user id (and the client address). */
+void log_access(const char *reqid, const char *method, const char *path,
+                int status, double ms, long long user_id, const char *addr)
+{
+	char epath[1100], emeth[40], eaddr[100], line[1600], ts[64], uid[24];
+	int n;
+
+	stamp(ts, sizeof(ts));
+	log_escape(epath, sizeof(epath), path);
+	log_escape(emeth, sizeof(emeth), method);
+	log_escape(eaddr, sizeof(eaddr), addr);
+	if (user_id > 0)
+		snprintf(uid, sizeof(uid), "%lld", user_id);
+	else
+		snprintf(uid, sizeof(uid), "-");
+	if (log_json)
+		n = snprintf(line, sizeof(line),
+		    "{\"time\":\"%s\",\"prog\":\"%s\",\"pid\":%d,\"req\":\"%s\",\"method\":\"%s\","
+		    "\"path\":\"%s\",\"status\":%d,\"ms\":%.2f,\"user\":\"%s\",\"addr\":\"%s\"}\n",
+		    ts, log_prog, (int)getpid(), reqid, emeth, epath, status, ms, uid, eaddr);
+	else
+		n = snprintf(line, sizeof(line), "%s %s[%d] req=%s %s \"%s\" %d %.2fms user=%s addr=%s\n",
+		    ts, log_prog, (int)getpid(), reqid, emeth, epath, status, ms, uid, eaddr);
+	if (n > 0)
+		emit(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}

@@ -1,0 +1,318 @@
+/*
+ * master.c — supervise the workers and the mailer: spawn, reap, respawn
+ * with back-off, reload on SIGHUP, stop on SIGTERM/SIGINT, reopen logs on
+ * SIGUSR1 (SPEC §7, DESIGN §1).
+ *
+ * The master blocks every signal it cares about and takes them one at a
+ * time from sigtimedwait() — the same "one safe point" as sigsuspend()
+ * (DESIGN §3.6), with a timeout for delayed respawns and shutdown deadlines.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+enum kind { K_WORKER, K_MAILER };
+#define MAX_CHILDREN 1024
+#define STORM_WINDOW 60.0        /* seconds */
+#define STORM_CRASHES 20         /* crashes within the window = a storm */
+#define STORM_PAUSE 30.0         /* seconds without respawning */
+#define MAX_BACKOFF 30.0
+
+struct child {
+	pid_t pid;              /* 0 = free slot */
+	enum kind kind;
+	unsigned gen;           /* config generation it was started with */
+	int retiring;           /* told to stop; not respawned */
+	double started;
+};
+
+struct slot {                   /* what should be running, per kind and index */
+	enum kind kind;
+	int fails;              /* consecutive quick crashes */
+	double due;             /* respawn not before (monotonic s); 0 = now */
+	int wanted;
+};
+
+static struct child children[MAX_CHILDREN];
+static struct slot *slots;
+static int nslots;
+static unsigned gen;
+static double crash_times[STORM_CRASHES];
+static int crash_next;
+static double storm_until;
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static pid_t spawn(const struct conf *c, int lfd, enum kind k)
+{
+	sigset_t all, old;
+	pid_t pid;
+	int i;
+
+	for (i = 0; i < MAX_CHILDREN && children[i].pid; i++)
+		;
+	if (i == MAX_CHILDREN)
+		return -1;
+	/* block everything around fork so the child starts with no handler
+	 * of ours running (STACK.md: a signal between fork and sigaction hung
+	 * a worker) */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		int rc = k == K_WORKER ? worker_main(c, lfd) : (close(lfd), mailer_main(c));
+		exit(rc);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		log_err("%s: fork: %s", __func__, strerror(errno));
+		return -1;
+	}
+	children[i].pid = pid;
+	children[i].kind = k;
+	children[i].gen = gen;
+	children[i].retiring = 0;
+	children[i].started = mono();
+	return pid;
+}
+
+static void signal_children(int sig, int only_old)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].pid && (!only_old || children[i].gen != gen)) {
+			if (sig == SIGTERM)
+				children[i].retiring = 1;
+			kill(children[i].pid, sig);
+		}
+}
+
+static int live_children(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].pid)
+			n++;
+	return n;
+}
+
+/* A crash storm: STORM_CRASHES crashes within STORM_WINDOW seconds. */
+static void note_crash(double now)
+{
+	double oldest;
+
+	crash_times[crash_next] = now;
+	crash_next = (crash_next + 1) % STORM_CRASHES;
+	oldest = crash_times[crash_next];
+	if (oldest > 0 && now - oldest < STORM_WINDOW && now >= storm_until) {
+		storm_until = now + STORM_PAUSE;
+		log_err("CRASH STORM: %d children crashed within %.0f s; not respawning for %.0f s "
+		        "— look at the errors above", STORM_CRASHES, now - oldest, STORM_PAUSE);
+	}
+}
+
+/* Reap every exited child.  Returns 1 when one exited with EX_BADCONF. */
+static int reap(void)
+{
+	int status, badconf = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < MAX_CHILDREN; i++) {
+			if (children[i].pid != pid)
+				continue;
+			struct child ch = children[i];
+			children[i].pid = 0;
+			double now = mono(), lived = now - ch.started;
+			int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+			const char *what = ch.kind == K_WORKER ? "worker" : "mailer";
+			if (WIFEXITED(status) && WEXITSTATUS(status) == EX_BADCONF) {
+				log_err("%s %d exited %d: bad configuration; not respawning", what,
+				    (int)pid, EX_BADCONF);
+				badconf = 1;
+			} else if (WIFSIGNALED(status))
+				log_err("%s %d killed by signal %d (%s) after %.1f s", what, (int)pid,
+				    WTERMSIG(status), strsignal(WTERMSIG(status)), lived);
+			else if (crashed)
+				log_err("%s %d exited with status %d after %.1f s", what, (int)pid,
+				    WEXITSTATUS(status), lived);
+			if (ch.retiring || ch.gen != gen)
+				break;
+			/* find the slot to refill */
+			for (int s = 0; s < nslots; s++) {
+				if (slots[s].kind != ch.kind || slots[s].wanted)
+					continue;
+				slots[s].wanted = 1;
+				if (crashed) {
+					note_crash(now);
+					slots[s].fails = lived < 5.0 ? slots[s].fails + 1 : 1;
+					/* back-off: immediate, then 0.1 s doubling to 30 s */
+					double d = slots[s].fails <= 1 ? 0.0
+					    : 0.1 * (double)(1 << (slots[s].fails < 12 ? slots[s].fails - 2 : 10));
+					slots[s].due = now + (d > MAX_BACKOFF ? MAX_BACKOFF : d);
+				} else {
+					slots[s].fails = 0;
+					slots[s].due = 0;
+				}
+				break;
+			}
+			break;
+		}
+	}
+	return badconf;
+}
+
+static void set_slots(const struct conf *c)
+{
+	int n = conf_workers(c) + 1;
+
+	free(slots);
+	slots = calloc((size_t)n, sizeof(*slots));
+	if (slots == NULL)
+		abort();
+	nslots = n;
+	for (int i = 0; i < n; i++) {
+		slots[i].kind = i == 0 ? K_MAILER : K_WORKER;
+		slots[i].wanted = 1;
+	}
+}
+
+/* Start what is wanted and due.  Returns seconds until the next due slot
+ * (or a large number when nothing waits). */
+static double fill(const struct conf *c, int lfd)
+{
+	double now = mono(), next = 3600;
+
+	for (int s = 0; s < nslots; s++) {
+		if (!slots[s].wanted)
+			continue;
+		double due = slots[s].due > storm_until ? slots[s].due : storm_until;
+		if (due > now) {
+			if (due - now < next)
+				next = due - now;
+			continue;
+		}
+		if (spawn(c, lfd, slots[s].kind) > 0)
+			slots[s].wanted = 0;
+		else if (next > 1.0)
+			next = 1.0;
+	}
+	return next;
+}
+
+static void shutdown_all(const struct conf *c)
+{
+	double deadline = mono() + c->shutdown_timeout;
+	sigset_t set;
+	siginfo_t si;
+
+	sd_notify(0, "STOPPING=1");
+	log_info("stopping: waiting up to %d s for requests in flight", c->shutdown_timeout);
+	signal_children(SIGTERM, 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	while (live_children() > 0) {
+		reap();
+		if (live_children() == 0)
+			break;
+		double left = deadline - mono();
+		if (left <= 0) {
+			log_err("shutdown_timeout passed: killing %d children", live_children());
+			signal_children(SIGKILL, 0);
+			while (live_children() > 0 && waitpid(-1, NULL, 0) > 0)
+				for (int i = 0; i < MAX_CHILDREN; i++)
+					if (children[i].pid && kill(children[i].pid, 0) == -1)
+						children[i].pid = 0;
+			break;
+		}
+		struct timespec ts = { 0, (long)((left > 0.2 ? 0.2 : left) * 1e9) };
+		sigtimedwait(&set, &si, &ts);
+	}
+}
+
+/* master_run: the master's loop.  Returns the process exit code: 0 after
+ * SIGTERM/SIGINT, EX_BADCONF when a child reported a bad configuration. */
+int master_run(struct conf *c, int lfd)
+{
+	sigset_t set;
+	siginfo_t si;
+	int rc = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	set_slots(c);
+	fill(c, lfd);
+	log_info("ready: %d workers and a mailer on %s", conf_workers(c), c->listen);
+	sd_notify(0, "READY=1");
+
+	for (;;) {
+		double next = fill(c, lfd);
+		struct timespec ts = { (time_t)next, (long)((next - (double)(time_t)next) * 1e9) };
+		int sig = sigtimedwait(&set, &si, &ts);
+		if (sig == -1)
+			continue;       /* timeout or EINTR: respawns are due */
+		if (sig == SIGCHLD) {
+			if (reap()) {
+				rc = EX_BADCONF;
+				break;
+			}
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			log_info("signal %d: stopping", sig);
+			break;
+		} else if (sig == SIGUSR1) {
+			log_reopen(c->log_file);
+			signal_children(SIGUSR1, 0);
+		} else if (sig == SIGHUP) {
+			struct conf *nc = malloc(sizeof(*nc));
+			char err[512];
+			if (nc == NULL)
+				continue;
+			sd_notify(0, "RELOADING=1");
+			if (conf_load(nc, c->path, err, sizeof(err)) == -1) {
+				log_err("reload refused, keeping the running configuration: %s", err);
+				free(nc);
+				sd_notify(0, "READY=1");
+				continue;
+			}
+			if (strcmp(nc->listen, c->listen) != 0)
+				log_warn("reload: 'listen' changed; a new socket needs a restart, keeping %s",
+				    c->listen);
+			snprintf(nc->listen, sizeof(nc->listen), "%s", c->listen);
+			*c = *nc;       /* children already forked keep their copy */
+			free(nc);
+			log_init("ccrd", c->log_json);
+			gen++;
+			/* new generation first, then retire the old one: the socket
+			 * stays open in the master, so no connection is refused */
+			set_slots(c);
+			fill(c, lfd);
+			signal_children(SIGTERM, 1);
+			log_info("reloaded %s: generation %u, %d workers", c->path, gen, conf_workers(c));
+			sd_notify(0, "READY=1");
+		}
+	}
+	shutdown_all(c);
+	log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,293 @@
+/*
+ * request.c — struct request: the FastCGI parameters, query, cookies and
+ * bounded form body in; the status line, headers and body out.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "extern.h"
+
+#define MAX_QUERY_PAIRS 64
+#define MAX_FORM_PAIRS 64
+#define MAX_COOKIES 64
+
+double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void request_init(struct request *r, struct arena *a, void *fcgx, const struct conf *c)
+{
+	memset(r, 0, sizeof(*r));
+	r->a = a;
+	r->fcgx = fcgx;
+	r->conf = c;
+	r->t0 = now_ms();
+	r->method = "GET";
+	r->path = "/";
+	r->remote_addr = "";
+	r->ctype = "text/html; charset=utf-8";
+}
+
+const char *req_param(const struct request *r, const char *name)
+{
+	FCGX_Request *f = r->fcgx;
+
+	return f ? FCGX_GetParam(name, f->envp) : NULL;
+}
+
+const char *req_query(const struct request *r, const char *name)
+{
+	return kv_get(&r->query, name);
+}
+
+const char *req_form(const struct request *r, const char *name)
+{
+	return kv_get(&r->form, name);
+}
+
+const char *req_cookie(const struct request *r, const char *name)
+{
+	return kv_get(&r->cookies, name);
+}
+
+static int is_hex_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n >= 8 && n <= 32;
+}
+
+static void make_id(struct request *r)
+{
+	const char *rid = req_param(r, "REQUEST_ID");
+	unsigned char b[8];
+
+	if (rid && is_hex_id(rid)) {
+		snprintf(r->id, sizeof(r->id), "%s", rid);
+		return;
+	}
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		memset(b, 0, sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(r->id + 2 * i, 3, "%02x", b[i]);
+}
+
+static int method_ok(const char *m)
+{
+	size_t n = 0;
+
+	for (; m[n]; n++)
+		if (m[n] < 'A' || m[n] > 'Z')
+			return 0;
+	return n > 0 && n <= 16;
+}
+
+/* Every form and query value goes through text_clean (SPEC §2). */
+static int clean_values(struct kvlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (text_clean((char *)(uintptr_t)l->v[i].val) == -1)
+			return -1;
+	return 0;
+}
+
+/* request_read: fill r from the FastCGI parameters and the body.
+ * Returns 0, or the HTTP status of the refusal (r->message says why):
+ * 400 malformed, 413 body too large (not read), 415 body type, 422 bad text. */
+int request_read(struct request *r)
+{
+	const char *m = req_param(r, "REQUEST_METHOD");
+	const char *uri = req_param(r, "DOCUMENT_URI");
+	const char *qs = req_param(r, "QUERY_STRING");
+	const char *ck = req_param(r, "HTTP_COOKIE");
+	const char *addr = req_param(r, "REMOTE_ADDR");
+	int rc;
+
+	make_id(r);
+	if (addr && strlen(addr) < 64 && header_safe(addr))
+		r->remote_addr = addr;
+	if (m && method_ok(m))
+		r->method = m;
+	else if (m) {
+		r->message = "Bad request method";
+		return 400;
+	}
+	if (uri == NULL) {
+		/* no DOCUMENT_URI: take REQUEST_URI up to the query */
+		const char *ru = req_param(r, "REQUEST_URI");
+		if (ru) {
+			const char *q = strchr(ru, '?');
+			uri = q ? arena_strndup(r->a, ru, (size_t)(q - ru)) : ru;
+		}
+	}
+	if (uri && uri[0] == '/' && strlen(uri) <= 2048)
+		r->path = uri;
+	else if (uri) {
+		r->message = "Bad request path";
+		return 400;
+	}
+	if (ck && strlen(ck) <= 8192 && cookie_parse(r->a, ck, &r->cookies, MAX_COOKIES) != PARSE_OK)
+		r->cookies.n = 0;     /* a silly Cookie header is ignored, not fatal */
+	if (qs && *qs) {
+		rc = form_parse(r->a, qs, strlen(qs), &r->query, MAX_QUERY_PAIRS);
+		if (rc == PARSE_UTF8) {
+			r->message = "Invalid characters";
+			return 422;
+		}
+		if (rc != PARSE_OK) {
+			r->message = "Malformed query string";
+			return 400;
+		}
+		if (clean_values(&r->query) == -1) {
+			r->message = "Invalid characters";
+			return 422;
+		}
+	}
+	if (strcmp(r->method, "POST") != 0)
+		return 0;
+
+	const char *cl = req_param(r, "CONTENT_LENGTH");
+	const char *ct = req_param(r, "CONTENT_TYPE");
+	long long len = 0;
+	if (cl && *cl) {
+		char *end;
+		errno = 0;
+		len = strtoll(cl, &end, 10);
+		if (errno || *end || len < 0) {
+			r->message = "Bad Content-Length";
+			return 400;
+		}
+	}
+	if (len > r->conf->max_body) {
+		/* SPEC §6: 413 without reading the body */
+		r->message = "The request is too large";
+		return 413;
+	}
+	if (len == 0)
+		return 0;
+	if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 ||
+	    (ct[33] != '\0' && ct[33] != ';' && ct[33] != ' ')) {
+		r->message = "Forms must be sent as application/x-www-form-urlencoded";
+		return 415;
+	}
+	char *body = arena_alloc(r->a, (size_t)len + 1);
+	FCGX_Request *f = r->fcgx;
+	int got = FCGX_GetStr(body, (int)len, f->in);
+	if (got != (int)len) {
+		r->message = "Incomplete request body";
+		return 400;
+	}
+	rc = form_parse(r->a, body, (size_t)len, &r->form, MAX_FORM_PAIRS);
+	if (rc == PARSE_UTF8) {
+		r->message = "Invalid characters";
+		return 422;
+	}
+	if (rc != PARSE_OK) {
+		r->message = "Malformed form";
+		return 400;
+	}
+	if (clean_values(&r->form) == -1) {
+		r->message = "Invalid characters";
+		return 422;
+	}
+	return 0;
+}
+
+/* resp_header_add: 0, or -1 when the value could split the header (CR/LF)
+ * or the table is full — then the header is not sent. */
+int resp_header_add(struct request *r, const char *name, const char *value)
+{
+	if (r->nhdr >= RESP_MAX_HEADERS || !header_safe(name) || !header_safe(value)) {
+		log_err("%s: req=%s refused header %s", __func__, r->id, name);
+		return -1;
+	}
+	r->hdr[r->nhdr].name = name;
+	r->hdr[r->nhdr].value = value;
+	r->nhdr++;
+	return 0;
+}
+
+/* resp_redirect: a 303 See Other to a same-site location; returns 303. */
+int resp_redirect(struct request *r, const char *location)
+{
+	r->location = location;
+	return 303;
+}
+
+/* resp_text: a small plain-text body (healthz); returns status. */
+int resp_text(struct request *r, int status, const char *text)
+{
+	r->ctype = "text/plain; charset=utf-8";
+	r->body = arena_strdup(r->a, text);
+	r->body_len = strlen(text);
+	return status;
+}
+
+const char *status_reason(int s)
+{
+	switch (s) {
+	case 200: return "OK";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+/* resp_send: write status, headers (the SPEC §6 set on every response) and
+ * body.  Header lines are formatted here with snprintf: libfcgi's own
+ * FCGX_FPrintF knows no %zu. */
+void resp_send(struct request *r)
+{
+	FCGX_Request *f = r->fcgx;
+	FCGX_Stream *out = f->out;
+	char line[2200];
+	int n;
+
+	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, status_reason(r->status));
+	FCGX_PutStr(line, n, out);
+	FCGX_PutS("Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; form-action 'self'\r\n"
+	          "X-Content-Type-Options: nosniff\r\n"
+	          "Referrer-Policy: same-origin\r\n"
+	          "Cache-Control: no-store\r\n", out);
+	if (r->location && header_safe(r->location) && strlen(r->location) < 2048) {
+		n = snprintf(line, sizeof(line), "Location: %s\r\n", r->location);
+		FCGX_PutStr(line, n, out);
+	}
+	for (size_t i = 0; i < r->nhdr; i++) {
+		n = snprintf(line, sizeof(line), "%s: %s\r\n", r->hdr[i].name, r->hdr[i].value);
+		if (n > 0 && (size_t)n < sizeof(line))
+			FCGX_PutStr(line, n, out);
+	}
+	if (r->body) {
+		n = snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+		    r->ctype, r->body_len);
+		FCGX_PutStr(line, n, out);
+		if (strcmp(r->method, "HEAD") != 0)
+			FCGX_PutStr(r->body, (int)r->body_len, out);
+	} else {
+		FCGX_PutS("Content-Length: 0\r\n\r\n", out);
+	}
+}

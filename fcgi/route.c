@@ -1,0 +1,161 @@
+/*
+ * route.c — the one route table and the dispatcher (DESIGN §3.1).  Routes
+ * are data; the dispatcher enforces each route's flags (login, role, CSRF)
+ * before any handler runs, so no handler can forget a check.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+static int h_root(struct request *r)
+{
+	return resp_redirect(r, r->user ? "/tickets" : "/login");
+}
+
+/* GET /healthz: 200 "ok" when this worker reaches the database, else 503. */
+static int h_healthz(struct request *r)
+{
+	if (db_ping() == -1) {
+		resp_header_add(r, "Retry-After", "5");
+		return resp_text(r, 503, "database unavailable\n");
+	}
+	return resp_text(r, 200, "ok\n");
+}
+
+static const struct route routes[] = {
+	{ "GET", "/", h_root, 0 },
+	{ "GET", "/healthz", h_healthz, RF_NODB },
+	{ "GET", "/login", account_login_form, 0 },
+	{ "POST", "/login", account_login, RF_CSRF },
+	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF },
+	{ "GET", "/register", account_register_form, 0 },
+	{ "POST", "/register", account_register, RF_CSRF },
+	{ "GET", "/password/forgot", account_forgot_form, 0 },
+	{ "POST", "/password/forgot", account_forgot, RF_CSRF },
+	{ "GET", "/password/reset", account_reset_form, 0 },
+	{ "POST", "/password/reset", account_reset, RF_CSRF },
+	{ "GET", "/password/change", account_change_form, RF_AUTH },
+	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF },
+	{ "GET", "/account", account_show, RF_AUTH },
+	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Match path against pattern; {id} takes 1..18 digits into *id. 1 match, 0 not. */
+static int pattern_match(const char *pat, const char *path, long long *id)
+{
+	while (*pat && *path) {
+		if (strncmp(pat, "{id}", 4) == 0) {
+			const char *s = path;
+			long long v = 0;
+			while (*path >= '0' && *path <= '9' && path - s < 18)
+				v = v * 10 + (*path++ - '0');
+			if (path == s || (*path >= '0' && *path <= '9') || *s == '0')
+				return 0;
+			*id = v;
+			pat += 4;
+			continue;
+		}
+		if (*pat++ != *path++)
+			return 0;
+	}
+	return *pat == '\0' && *path == '\0';
+}
+
+const struct route *route_match(const char *method, const char *path, long long *id,
+                                int *status, char *allow, size_t allowlen)
+{
+	const struct route *hit = NULL;
+	size_t used = 0;
+	int path_seen = 0;
+
+	if (allowlen)
+		allow[0] = '\0';
+	for (size_t i = 0; i < NROUTES; i++) {
+		long long v = 0;
+		if (!pattern_match(routes[i].pattern, path, &v))
+			continue;
+		path_seen = 1;
+		int same = strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0);
+		if (same && hit == NULL) {
+			hit = &routes[i];
+			*id = v;
+		}
+		if (allowlen && !strstr(allow, routes[i].method)) {
+			int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
+			    routes[i].method);
+			if (n > 0 && (size_t)n < allowlen - used)
+				used += (size_t)n;
+		}
+	}
+	if (hit)
+		return hit;
+	*status = path_seen ? 405 : 404;
+	return NULL;
+}
+
+static int role_allowed(const struct route *rt, const struct user *u)
+{
+	unsigned roles = rt->flags & (RF_CUSTOMER | RF_AGENT | RF_ADMIN);
+
+	if (roles == 0)
+		return 1;
+	if (!strcmp(u->role, "customer"))
+		return (roles & RF_CUSTOMER) != 0;
+	if (!strcmp(u->role, "agent"))
+		return (roles & RF_AGENT) != 0;
+	if (!strcmp(u->role, "admin"))
+		return (roles & RF_ADMIN) != 0;
+	return 0;
+}
+
+/* Enforce the route's flags.  0 to run the handler, else the status to answer. */
+static int guard(struct request *r, const struct route *rt)
+{
+	if (!(rt->flags & RF_NODB) && session_load(r) == -1)
+		return db_status();
+	if ((rt->flags & RF_AUTH) && r->user == NULL) {
+		if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+			return resp_redirect(r, "/login");
+		/* SPEC §3: 303 to /login?next=<path> */
+		const char *qs = req_param(r, "QUERY_STRING");
+		char *next = arena_printf(r->a, "%s%s%s", r->path, qs && *qs ? "?" : "", qs ? qs : "");
+		return resp_redirect(r, arena_printf(r->a, "/login?next=%s", url_encode(r->a, next)));
+	}
+	if (r->user && !role_allowed(rt, r->user))
+		return 403;
+	if ((rt->flags & RF_CSRF) && !csrf_ok(r)) {
+		r->message = "The form has expired. Please go back, reload the page and try again.";
+		return 403;
+	}
+	return 0;
+}
+
+/* route_dispatch: read, route, guard, handle, answer, log — one request. */
+void route_dispatch(struct request *r)
+{
+	char allow[64];
+	int status;
+
+	status = request_read(r);
+	if (status == 0) {
+		r->route = route_match(r->method, r->path, &r->path_id, &status, allow, sizeof(allow));
+		if (r->route == NULL && status == 405)
+			resp_header_add(r, "Allow", arena_strdup(r->a, allow));
+	}
+	if (status == 0)
+		status = guard(r, r->route);
+	if (status == 0)
+		status = r->route->handler(r);
+	if (status == 503 && r->body == NULL)
+		resp_header_add(r, "Retry-After", "5");   /* SPEC: 503 with Retry-After */
+	if (status >= 400 && r->body == NULL)
+		page_error(r, status);
+	r->status = status;
+	resp_send(r);
+	log_access(r->id, r->method, r->path, status, now_ms() - r->t0,
+	    r->user ? r->user->id : 0, r->remote_addr);
+}

@@ -1,0 +1,307 @@
+/*
+ * text.c — the byte-level parsers every request goes through: percent-
+ * decoding (RFC 3986 §2.1), application/x-www-form-urlencoded (WHATWG URL
+ * §5.1), Cookie headers (RFC 6265 §4.2.1, §5.4), strict UTF-8 (RFC 3629 §4)
+ * and the SPEC §2 text rules.  Pure functions over bounded input; the
+ * fuzz targets and unit tests drive them directly.
+ */
+#include <string.h>
+
+#include "extern.h"
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* pct_decode: decode s[0..len) in place and NUL-terminate.  Returns the new
+ * length, or -1 for a malformed escape ("%" not followed by two hex digits).
+ * plus_is_space: '+' means ' ' (form encoding). */
+long pct_decode(char *s, size_t len, int plus_is_space)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= len)
+				return -1;
+			hi = hexval((unsigned char)s[i + 1]);
+			lo = hexval((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			s[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+' && plus_is_space) {
+			s[o++] = ' ';
+		} else {
+			s[o++] = c;
+		}
+	}
+	s[o] = '\0';
+	return (long)o;
+}
+
+/* utf8_valid: 1 when s[0..len) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF, no NUL byte), else 0. */
+int utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n;
+		unsigned lo = 0x80, hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0)
+				lo = 0xa0;      /* overlong */
+			else if (c == 0xed)
+				hi = 0x9f;      /* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0)
+				lo = 0x90;      /* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f;      /* > U+10FFFF */
+		} else
+			return 0;
+		if (len - i - 1 < n)
+			return 0;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (size_t k = 2; k <= n; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+				return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* utf8_len: characters (code points) in a valid UTF-8 string. */
+size_t utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* text_clean: turn CRLF (what browsers send for textarea newlines) into LF
+ * in place; then 0 when the text has no control character other than LF and
+ * TAB (SPEC §2 "Invalid characters"), -1 otherwise. */
+int text_clean(char *s)
+{
+	char *r = s, *w = s;
+	int bad = 0;
+
+	for (; *r; r++) {
+		unsigned char c = (unsigned char)*r;
+		if (c == '\r' && r[1] == '\n')
+			continue;
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			bad = 1;
+		*w++ = (char)c;
+	}
+	*w = '\0';
+	return bad ? -1 : 0;
+}
+
+static int kv_add(struct arena *a, struct kvlist *out, size_t *cap, size_t max_pairs,
+                  const char *k, const char *v)
+{
+	if (out->n >= max_pairs)
+		return PARSE_TOO_MANY;
+	if (out->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct kv *nv = arena_alloc(a, ncap * sizeof(*nv));
+		if (out->n)
+			memcpy(nv, out->v, out->n * sizeof(*nv));
+		out->v = nv;
+		*cap = ncap;
+	}
+	out->v[out->n].key = k;
+	out->v[out->n].val = v;
+	out->n++;
+	return PARSE_OK;
+}
+
+/* form_parse: application/x-www-form-urlencoded (also query strings) into
+ * arena-owned pairs.  Empty segments are skipped; "k" without "=" has the
+ * value "".  Returns PARSE_OK, PARSE_BAD (malformed escape), PARSE_UTF8
+ * (a decoded name or value is not UTF-8) or PARSE_TOO_MANY. */
+int form_parse(struct arena *a, const char *s, size_t len, struct kvlist *out, size_t max_pairs)
+{
+	size_t cap = 0, i = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && s[j] != '&')
+			j++;
+		if (j > i) {
+			const char *eq = memchr(s + i, '=', j - i);
+			size_t klen = eq ? (size_t)(eq - (s + i)) : j - i;
+			char *k = arena_strndup(a, s + i, klen);
+			char *v = eq ? arena_strndup(a, eq + 1, (size_t)(s + j - eq - 1)) : arena_strdup(a, "");
+			long kl = pct_decode(k, klen, 1);
+			long vl = pct_decode(v, strlen(v), 1);
+			if (kl < 0 || vl < 0)
+				return PARSE_BAD;
+			if (!utf8_valid(k, (size_t)kl) || !utf8_valid(v, (size_t)vl))
+				return PARSE_UTF8;
+			int rc = kv_add(a, out, &cap, max_pairs, k, v);
+			if (rc != PARSE_OK)
+				return rc;
+		}
+		i = j + 1;
+	}
+	return PARSE_OK;
+}
+
+/* cookie_parse: "a=b; c=d" (RFC 6265 §5.4 as browsers send it).  Pairs
+ * without "=" are ignored (§5.2 step 2), surrounding whitespace is trimmed,
+ * a value in double quotes loses them.  No percent-decoding: our cookies are
+ * plain tokens.  Returns PARSE_OK or PARSE_TOO_MANY. */
+int cookie_parse(struct arena *a, const char *hdr, struct kvlist *out, size_t max_pairs)
+{
+	size_t cap = 0;
+	const char *p = hdr;
+
+	out->v = NULL;
+	out->n = 0;
+	while (p && *p) {
+		const char *end = strchr(p, ';');
+		size_t seg = end ? (size_t)(end - p) : strlen(p);
+		const char *eq = memchr(p, '=', seg);
+		if (eq) {
+			const char *ks = p, *ke = eq, *vs = eq + 1, *ve = p + seg;
+			while (ks < ke && (*ks == ' ' || *ks == '\t'))
+				ks++;
+			while (ke > ks && (ke[-1] == ' ' || ke[-1] == '\t'))
+				ke--;
+			while (vs < ve && (*vs == ' ' || *vs == '\t'))
+				vs++;
+			while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+				vs++;
+				ve--;
+			}
+			if (ke > ks) {
+				int rc = kv_add(a, out, &cap, max_pairs,
+				    arena_strndup(a, ks, (size_t)(ke - ks)),
+				    arena_strndup(a, vs, (size_t)(ve - vs)));
+				if (rc != PARSE_OK)
+					return rc;
+			}
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return PARSE_OK;
+}
+
+/* kv_get: the first value for key, or NULL when absent. */
+const char *kv_get(const struct kvlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].key, key) == 0)
+			return l->v[i].val;
+	return NULL;
+}
+
+/* header_safe: 1 when s can go into a header line: no CR, LF or other
+ * control character except TAB (DESIGN §3.7). */
+int header_safe(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* email_valid: SPEC §2 — one '@', a non-empty local part, a domain with a
+ * dot (not at either end, no empty label), no spaces or control characters,
+ * at most 254 bytes. 1 valid, 0 not. */
+int email_valid(const char *s)
+{
+	const char *at = strchr(s, '@'), *dom, *dot;
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 254 || at == NULL || at == s || strchr(at + 1, '@'))
+		return 0;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c == 0x7f)
+			return 0;
+	}
+	dom = at + 1;
+	dot = strchr(dom, '.');
+	if (dot == NULL || dom[0] == '.' || s[len - 1] == '.' || strstr(dom, ".."))
+		return 0;
+	return utf8_valid(s, len);
+}
+
+void str_lower_ascii(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/* str_trim: strip ASCII whitespace at both ends, in place; returns the start. */
+char *str_trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+/* url_encode: percent-encode everything but RFC 3986 unreserved characters
+ * and '/', for building query strings (arena-owned result). */
+char *url_encode(struct arena *a, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = arena_alloc(a, strlen(s) * 3 + 1), *o = out;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
