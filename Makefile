@@ -1,11 +1,15 @@
 # Customer Care Registry — build, run and test.  GNU make.
 # `make run` and `make check` install what is missing first (Debian 12, root).
 
-PORT     ?= 8080                 # HTTP port of `make run` (SMTP sink: PORT+1000)
-CCR_VAR  ?= $(CURDIR)/var        # where `make run` keeps its database, mail and logs
-PREFIX   ?= /usr/local           # `make install` root
-DESTDIR  ?=                      # staging directory for packaging
-PYTHON   := /usr/bin/python3     # Debian's python, which has aiosmtpd
+# HTTP port of `make run` (its SMTP sink listens on PORT+1000)
+PORT     ?= 8080
+# where `make run` keeps its database, mail and logs
+CCR_VAR  ?= $(CURDIR)/var
+# `make install` root, and a staging directory for packaging
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+# Debian's python, which has aiosmtpd
+PYTHON   := /usr/bin/python3
 CC       := gcc
 CXX      := g++
 
@@ -27,7 +31,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
 LIB_C    := arena.c log.c conf.c text.c sha256.c request.c route.c page.c session.c \
             form.c password.c account.c audit.c mail.c db.c worker.c master.c \
-            mailer.c migrate.c
+            mailer.c migrate.c ticket.c message.c agent.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -47,7 +51,7 @@ deps:
 	    -o DPkg::Lock::Timeout=300 $$missing; \
 	fi
 	@if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwright-core ]; then \
-	  cd test/browser && npm install --no-audit --no-fund --loglevel=error; fi
+	  cd test/browser && npm ci --no-audit --no-fund --loglevel=error; fi
 
 $(B)/obj/%.o: fcgi/%.c | deps
 	@mkdir -p $(@D)
@@ -98,7 +102,12 @@ templates: | deps
 e2e: all
 	$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
 
-check: all templates unit unit-asan
+# Every stage runs even when an earlier one fails; the tally decides.
+check: all
+	@rm -rf $(RESULTS)
+	-@$(MAKE) --no-print-directory templates
+	-@$(MAKE) --no-print-directory unit
+	-@$(MAKE) --no-print-directory unit-asan
 	-@$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
 	@$(PYTHON) test/tally.py summary $(RESULTS)
 

@@ -130,15 +130,6 @@ int mail_admins(struct request *r, const char *name, const char *who, const char
 	return 0;
 }
 
-/* Roll back and answer the database failure. */
-static int fail_tx(void)
-{
-	int st = db_status();
-
-	db_rollback();
-	return st;
-}
-
 /* ---- login / logout ------------------------------------------------- */
 
 static int login_page(struct request *r, int status, const char *email, const char *next,
@@ -174,7 +165,7 @@ static int login_failed(struct request *r, long long uid, const char *email, con
 {
 	if (db_begin() == -1 || db_exec(Q_FAIL_ADD, "ss", email, r->remote_addr) < 0 ||
 	    audit_add(r, uid, "login_failed", email) == -1 || db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	return login_page(r, 401, email, next, "Invalid email or password");
 }
 
@@ -237,7 +228,7 @@ int account_login(struct request *r)
 	if (db_begin() == -1 || session_create(r, uid) == -1 ||
 	    (rehash && db_exec(Q_SET_HASH, "si", newhash, uid) < 0) ||
 	    audit_add(r, uid, "login_ok", rehash ? "rehashed" : "") == -1 || db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	return resp_redirect(r, next ? next : "/tickets");
 }
 
@@ -247,7 +238,7 @@ int account_logout(struct request *r)
 
 	if (db_begin() == -1 || session_end(r) == -1 || audit_add(r, uid, "logout", "") == -1 ||
 	    db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	flash_set(r, FLASH_LOGGED_OUT);
 	return resp_redirect(r, "/login");
 }
@@ -314,7 +305,7 @@ int account_register(struct request *r)
 		return 503;
 
 	if (db_begin() == -1)
-		return fail_tx();
+		return db_fail();
 	uid = user_insert(email, first, last, agent ? "agent" : "customer",
 	    agent ? "pending" : "active", hash);
 	if (uid == 0) {
@@ -323,12 +314,12 @@ int account_register(struct request *r)
 		return register_page(r, 422, first, last, email, agent, &f);
 	}
 	if (uid < 0)
-		return fail_tx();
+		return db_fail();
 	char *name = arena_printf(r->a, "%s %s", first, last);
 	if (agent) {
 		if (audit_add(r, uid, "agent_requested", email) == -1 ||
 		    mail_admins(r, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
-			return fail_tx();
+			return db_fail();
 		flash_set(r, FLASH_AGENT_REQUESTED);
 		return resp_redirect(r, "/login");
 	}
@@ -338,7 +329,7 @@ int account_register(struct request *r)
 	if (mail_queue(r, v, "welcome", email, uid, 0, 0) == -1 ||
 	    audit_add(r, uid, "registered", "customer") == -1 || session_create(r, uid) == -1 ||
 	    db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	flash_set(r, FLASH_WELCOME);
 	return resp_redirect(r, "/tickets");
 }
@@ -416,14 +407,14 @@ int account_forgot(struct request *r)
 			char *name = arena_printf(r->a, "%s %s", DB_CELL(&rows, 0, 4), DB_CELL(&rows, 0, 5));
 			struct db_rows cnt;
 			if (db_begin() == -1 || db_query(r->a, &cnt, Q_RESETS_RECENT, "i", uid) != 1)
-				return fail_tx();
+				return db_fail();
 			if (atoi(DB_CELL(&cnt, 0, 0)) < RESETS_PER_HOUR) {
 				if (issue_code(r, uid, email, name, "reset") == -1 ||
 				    audit_add(r, uid, "reset_requested", "") == -1)
-					return fail_tx();
+					return db_fail();
 			}
 			if (db_commit() == -1)
-				return fail_tx();
+				return db_fail();
 		}
 	}
 	flash_set(r, FLASH_RESET_SENT);
@@ -500,10 +491,10 @@ int account_reset(struct request *r)
 	if (password_hash(r->conf, pw, pwhash) == -1)
 		return 503;
 	if (db_begin() == -1)
-		return fail_tx();
+		return db_fail();
 	long long won = db_exec(Q_CODE_CLAIM, "ii", cid, (long long)CODE_TRIES);
 	if (won < 0)
-		return fail_tx();
+		return db_fail();
 	if (won == 0) {
 		db_rollback();
 		ferr_add(&f, "ERR_CODE", "Invalid or expired code");
@@ -513,7 +504,7 @@ int account_reset(struct request *r)
 	if (db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 || session_end_all(uid) == -1 ||
 	    mail_queue(r, v, "password_changed", email, uid, 0, 0) == -1 ||
 	    audit_add(r, uid, "password_reset", "") == -1 || db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);
 	flash_set(r, FLASH_PASSWORD_CHANGED);
 	return resp_redirect(r, "/login");
@@ -572,7 +563,7 @@ int account_change(struct request *r)
 	    session_end_all(uid) == -1 ||
 	    mail_queue(r, v, "password_changed", r->user->email, uid, 0, 0) == -1 ||
 	    audit_add(r, uid, "password_changed", "") == -1 || db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);
 	flash_set(r, FLASH_PASSWORD_CHANGED);
 	return resp_redirect(r, "/login");
@@ -643,7 +634,7 @@ int account_delete(struct request *r)
 	    db_exec(Q_CODES_DROP, "i", uid) < 0 || db_exec(Q_OUTBOX_DROP, "i", uid) < 0 ||
 	    session_end_all(uid) == -1 || audit_add(r, uid, "account_deleted", "") == -1 ||
 	    db_commit() == -1)
-		return fail_tx();
+		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);
 	r->user = NULL;
 	flash_set(r, FLASH_ACCOUNT_DELETED);

@@ -19,7 +19,8 @@ static void usage(void)
 	    "  create-admin --email E [--first-name F] [--last-name L]\n"
 	    "                                  password from stdin (asked twice on a terminal)\n"
 	    "  check-config                    validate the configuration file\n"
-	    "  purge                           delete expired sessions, codes, throttle rows\n");
+	    "  purge                           delete expired sessions, codes, throttle rows\n"
+	    "  auto-close                      close tickets resolved auto_close_days ago\n");
 }
 
 /* Read one line from stdin without its newline; echo off on a terminal. */
@@ -186,6 +187,16 @@ int main(int argc, char **argv)
 		return cmd_create_admin(&conf, argc - optind - 1, argv + optind + 1);
 	if (!strcmp(cmd, "purge"))
 		return cmd_purge(&conf);
+	if (!strcmp(cmd, "auto-close")) {
+		db_init(&conf);
+		int n = tickets_auto_close(&conf);
+		if (n < 0) {
+			fprintf(stderr, "ccr-admin: auto-close: %s\n", db_last_msg());
+			return 1;
+		}
+		printf("auto-closed %d tickets resolved more than %d days ago\n", n, conf.auto_close_days);
+		return 0;
+	}
 	usage();
 	return 2;
 }

@@ -50,6 +50,15 @@ int db_status(void)
 	return last_err == DB_GONE || last_err == DB_DEADLOCK ? 503 : 500;
 }
 
+/* db_fail: roll back the open transaction and return db_status(). */
+int db_fail(void)
+{
+	int st = db_status();
+
+	db_rollback();
+	return st;
+}
+
 static enum db_err classify(unsigned e)
 {
 	switch (e) {

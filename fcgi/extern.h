@@ -226,6 +226,7 @@ struct view *page_new(struct request *, const char *tpl, const char *title);
 int page_render(struct request *, struct view *, int status);
 int page_error(struct request *, int status); /* renders error.tpl */
 const char *static_version(const char *views_dir);
+void vdict_time(struct request *, struct vdict *, const char *prefix, const char *unix_ts);
 
 /* ---- form.c: SPEC §2 field rules (NULL = good, else the message) ------- */
 const char *check_first_name(const char *);
@@ -270,6 +271,38 @@ int password_needs_rehash(const struct conf *, const char *encoded);
 int password_dummy_verify(const struct conf *);
 unsigned long password_hash_count(void);
 
+/* ---- ticket.c / message.c / agent.c: SPEC §3 tickets and admin ------- */
+struct db_rows;
+struct ticket {
+	long long id, customer_id, agent_id;     /* agent_id 0 = unassigned */
+	const char *subject, *description, *priority, *status, *created, *activity;
+	const char *customer_name, *customer_email, *agent_name, *agent_email;
+};
+int ticket_get(struct request *, struct ticket *);
+int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
+                const char *error, const char *draft);
+int ticket_list(struct request *);
+int ticket_new_form(struct request *);
+int ticket_create(struct request *);
+int ticket_show(struct request *);
+int ticket_assign(struct request *);
+int ticket_resolve(struct request *);
+int ticket_close(struct request *);
+int ticket_reopen(struct request *);
+int ticket_rate(struct request *);
+int load_agent_options(struct request *, struct db_rows *);
+void agent_options(struct vdict *, const struct db_rows *, long long selected);
+int thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
+long long thread_fill(struct request *, struct vdict *, const struct db_rows *);
+int message_poll(struct request *);
+int message_post(struct request *);
+int agent_list(struct request *);
+int agent_create(struct request *);
+int agent_approve(struct request *);
+int agent_reject(struct request *);
+int agent_disable(struct request *);
+int tickets_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
+
 /* ---- db.c: the worker's connection and prepared statements ------------- */
 enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_OTHER };
 struct db_rows {
@@ -291,6 +324,7 @@ int db_begin(void);
 int db_commit(void);
 void db_rollback(void);
 int db_status(void);   /* HTTP status for the last failure: 503 or 500 */
+int db_fail(void);     /* roll back, then db_status() */
 void *db_handle(void); /* the MYSQL * (ccr-admin migrations only) */
 
 /* ---- worker.c / master.c / mailer.c ------------------------------------ */

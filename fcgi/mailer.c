@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,6 +271,7 @@ int mailer_main(const struct conf *c)
 	double last_depth_log = 0;
 
 	child_signals(&waitmask);
+	prctl(PR_SET_NAME, "ccrd-mailer");
 	if (view_root(c->views_dir) == -1)
 		return EX_BADCONF;
 	if (gethostname(host, sizeof(host)) != 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "extern.h"
 
@@ -25,6 +26,38 @@ const char *static_version(const char *views_dir)
 	else
 		snprintf(ver, sizeof(ver), "0");
 	return ver;
+}
+
+/* vdict_time: PREFIX_ISO, PREFIX_TEXT and PREFIX_AGO for a unix time
+ * (a decimal string from UNIX_TIMESTAMP(); NULL or bad → nothing set). */
+void vdict_time(struct request *r, struct vdict *d, const char *prefix, const char *unix_ts)
+{
+	char iso[40], text[40], ago[40];
+	time_t t, now = time(NULL);
+	struct tm tm;
+	char *end;
+
+	if (unix_ts == NULL)
+		return;
+	t = (time_t)strtoll(unix_ts, &end, 10);
+	if (end == unix_ts || gmtime_r(&t, &tm) == NULL)
+		return;
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(text, sizeof(text), "%Y-%m-%d %H:%M UTC", &tm);
+	long long d_s = (long long)(now - t);
+	if (d_s < 60)
+		snprintf(ago, sizeof(ago), "just now");
+	else if (d_s < 3600)
+		snprintf(ago, sizeof(ago), "%lld min ago", d_s / 60);
+	else if (d_s < 86400)
+		snprintf(ago, sizeof(ago), "%lld h ago", d_s / 3600);
+	else if (d_s < 30 * 86400)
+		snprintf(ago, sizeof(ago), "%lld day%s ago", d_s / 86400, d_s / 86400 == 1 ? "" : "s");
+	else
+		strftime(ago, sizeof(ago), "%Y-%m-%d", &tm);
+	vdict_set(d, arena_printf(r->a, "%s_ISO", prefix), iso);
+	vdict_set(d, arena_printf(r->a, "%s_TEXT", prefix), text);
+	vdict_set(d, arena_printf(r->a, "%s_AGO", prefix), ago);
 }
 
 /* page_new: a view of tpl inside the layout, with the layout's keys filled.

@@ -40,6 +40,22 @@ static const struct route routes[] = {
 	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF },
 	{ "GET", "/account", account_show, RF_AUTH },
 	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF },
+	{ "GET", "/tickets", ticket_list, RF_AUTH },
+	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF },
+	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER },
+	{ "GET", "/tickets/{id}", ticket_show, RF_AUTH },
+	{ "GET", "/tickets/{id}/messages", message_poll, RF_AUTH },
+	{ "POST", "/tickets/{id}/messages", message_post, RF_AUTH | RF_CUSTOMER | RF_AGENT | RF_CSRF },
+	{ "POST", "/tickets/{id}/assign", ticket_assign, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "POST", "/tickets/{id}/resolve", ticket_resolve, RF_AUTH | RF_AGENT | RF_CSRF },
+	{ "POST", "/tickets/{id}/close", ticket_close, RF_AUTH | RF_CUSTOMER | RF_ADMIN | RF_CSRF },
+	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF },
+	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF },
+	{ "GET", "/admin/agents", agent_list, RF_AUTH | RF_ADMIN },
+	{ "POST", "/admin/agents", agent_create, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "POST", "/admin/agents/{id}/reject", agent_reject, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

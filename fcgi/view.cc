@@ -106,11 +106,25 @@ extern "C" struct vdict *vdict_section(struct vdict *d, const char *section)
 	}
 }
 
+extern "C" struct vdict *vdict_include(struct vdict *d, const char *name, const char *file)
+{
+	try {
+		ctemplate::TemplateDictionary *inc = D(d)->AddIncludeDictionary(name);
+		inc->SetFilename(file);
+		return V(inc);
+	} catch (...) {
+		std::abort();
+	}
+}
+
 extern "C" int view_render(struct view *v, char **out, size_t *len)
 {
 	try {
 		std::string s;
-		if (!ctemplate::ExpandTemplate(v->tpl, ctemplate::STRIP_BLANK_LINES, &v->top, &s))
+		// pages drop blank lines; plain text (mail) keeps its layout
+		ctemplate::Strip strip = v->body != &v->top ? ctemplate::STRIP_BLANK_LINES
+		                                            : ctemplate::DO_NOT_STRIP;
+		if (!ctemplate::ExpandTemplate(v->tpl, strip, &v->top, &s))
 			return -1;
 		char *p = static_cast<char *>(std::malloc(s.size() + 1));
 		if (!p)

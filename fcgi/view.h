@@ -25,6 +25,8 @@ void vdict_set(struct vdict *, const char *key, const char *val);   /* NULL → 
 void vdict_set_int(struct vdict *, const char *key, long long val);
 void vdict_show(struct vdict *, const char *section);
 struct vdict *vdict_section(struct vdict *, const char *section); /* one more row */
+/* vdict_include: a dictionary for {{>name}} rendering `file`; it inherits nothing. */
+struct vdict *vdict_include(struct vdict *, const char *name, const char *file);
 /* view_render: 0 with a malloc'd NUL-terminated *out the caller frees, -1 on error. */
 int view_render(struct view *, char **out, size_t *len);
 void view_clear_cache(void);

@@ -122,6 +122,7 @@ int worker_main(const struct conf *c, int lfd)
 		return 1;
 	}
 	child_signals(&waitmask);     /* after FCGX_Init, which installs its own */
+	prctl(PR_SET_NAME, "ccrd-worker");
 	if (view_root(c->views_dir) == -1) {
 		log_err("%s: views_dir %s unusable", __func__, c->views_dir);
 		return EX_BADCONF;

@@ -1,0 +1,153 @@
+/*
+ * message.c — the conversation of a ticket (SPEC §3): post a message, poll
+ * for newer ones as an HTML fragment, and the thread both pages share
+ * (views/messages.tpl).  New-message mail goes to the other party, at most
+ * one unread notice per ticket and recipient until they open the ticket.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+#define THREAD_MAX 1000
+
+static const char Q_THREAD[] =
+    "SELECT m.id, CONCAT(u.first_name, ' ', u.last_name), u.role, m.body, "
+    "UNIX_TIMESTAMP(m.created_at), m.author_id "
+    "FROM messages m JOIN users u ON u.id = m.author_id "
+    "WHERE m.ticket_id = ? AND m.id > ? ORDER BY m.id LIMIT 1000";
+
+/* thread_load: the messages of a ticket after message id `after`, oldest
+ * first.  0 / -1. */
+int thread_load(struct request *r, long long ticket_id, long long after, struct db_rows *out)
+{
+	return db_query(r->a, out, Q_THREAD, "ii", ticket_id, after) < 0 ? -1 : 0;
+}
+
+/* thread_fill: MESSAGE rows into d; returns the last message id (0: none). */
+long long thread_fill(struct request *r, struct vdict *d, const struct db_rows *m)
+{
+	long long last = 0;
+
+	for (size_t i = 0; i < m->nrows; i++) {
+		struct vdict *row = vdict_section(d, "MESSAGE");
+		vdict_set(row, "MSG_ID", DB_CELL(m, i, 0));
+		vdict_set(row, "AUTHOR", DB_CELL(m, i, 1));
+		vdict_set(row, "AUTHOR_ROLE", DB_CELL(m, i, 2));
+		vdict_set(row, "BODY", DB_CELL(m, i, 3));
+		vdict_time(r, row, "TIME", DB_CELL(m, i, 4));
+		vdict_set(row, "SIDE", atoll(DB_CELL(m, i, 5)) == r->user->id ? "mine" : "theirs");
+		last = atoll(DB_CELL(m, i, 0));
+	}
+	return last;
+}
+
+/* GET /tickets/{id}/messages?after=N: the newer messages as a fragment. */
+int message_poll(struct request *r)
+{
+	struct ticket t;
+	struct db_rows msgs;
+	const char *a = req_query(r, "after");
+	char *end = NULL;
+	long long after = a ? strtoll(a, &end, 10) : 0;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	if (a && (*end || after < 0)) {
+		r->message = "after must be a message number";
+		return 422;
+	}
+	if (thread_load(r, t.id, after, &msgs) == -1)
+		return db_status();
+	struct view *v = view_new(NULL, "messages.tpl");
+	if (v == NULL)
+		return 500;
+	thread_fill(r, view_body(v), &msgs);
+	return page_render(r, v, 200);
+}
+
+static const char Q_MSG_INSERT[] =
+    "INSERT INTO messages (ticket_id, author_id, body, created_at) VALUES (?, ?, ?, NOW())";
+static const char Q_LOCK[] = "SELECT status FROM tickets WHERE id = ? FOR UPDATE";
+static const char Q_TOUCH[] =
+    "UPDATE tickets SET last_activity = NOW(), status = ?, "
+    "closed_at = IF(? = 'open', NULL, closed_at) WHERE id = ?";
+static const char Q_NOTICE_ARM[] =
+    "UPDATE ticket_notices SET pending = 1 WHERE ticket_id = ? AND user_id = ? AND pending = 0";
+static const char Q_NOTICE_NEW[] =
+    "INSERT IGNORE INTO ticket_notices (ticket_id, user_id, pending) VALUES (?, ?, 1)";
+
+/* notice_due: 1 when the recipient has no unread notice for this ticket
+ * (and now has one), 0 when one is already pending, -1 on failure. */
+static int notice_due(long long ticket_id, long long user_id)
+{
+	long long n = db_exec(Q_NOTICE_ARM, "ii", ticket_id, user_id);
+
+	if (n != 0)
+		return n < 0 ? -1 : 1;
+	n = db_exec(Q_NOTICE_NEW, "ii", ticket_id, user_id);
+	return n < 0 ? -1 : n > 0;
+}
+
+/* POST /tickets/{id}/messages: its customer or its agent.  Empty → 422
+ * "Type something!"; closed → 409 "This ticket is closed"; a customer
+ * writing on a resolved ticket reopens it. */
+int message_post(struct request *r)
+{
+	struct ticket t;
+	const char *raw = req_form(r, "body");
+	char *body = arena_strdup(r->a, raw ? raw : "");
+	const char *st;
+	struct db_rows rows;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	int customer = t.customer_id == r->user->id;
+	if (!customer && t.agent_id != r->user->id)
+		return 403;
+	if (!strcmp(t.status, "closed"))
+		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
+	if (*str_trim(arena_strdup(r->a, body)) == '\0')
+		return ticket_page(r, &t, 422, "ERR_BODY", "Type something!", body);
+	if (utf8_len(body) > 10000)
+		return ticket_page(r, &t, 422, "ERR_BODY", "The message is too long (10000 characters at most)", body);
+
+	if (db_begin() == -1 || db_query(r->a, &rows, Q_LOCK, "i", t.id) != 1)
+		return db_fail();
+	st = DB_CELL(&rows, 0, 0);
+	if (!strcmp(st, "closed")) {
+		db_rollback();
+		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
+	}
+	const char *next = customer && !strcmp(st, "resolved") ? "open" : st;
+	if (db_exec(Q_MSG_INSERT, "iis", t.id, r->user->id, body) < 0)
+		return db_fail();
+	long long mid = db_insert_id();
+	if (db_exec(Q_TOUCH, "ssi", next, next, t.id) < 0)
+		return db_fail();
+	long long to_id = customer ? t.agent_id : t.customer_id;
+	const char *to = customer ? t.agent_email : t.customer_email;
+	if (to_id && to) {
+		int due = notice_due(t.id, to_id);
+		if (due == -1)
+			return db_fail();
+		if (due) {
+			struct view *m = mail_new(r->conf, "new_message");
+			if (m) {
+				vdict_set(view_body(m), "NAME", arena_printf(r->a, "%s %s",
+				    r->user->first_name, r->user->last_name));
+				vdict_set_int(view_body(m), "TICKET", t.id);
+				vdict_set(view_body(m), "SUBJECT", t.subject);
+				vdict_set(view_body(m), "BODY", body);
+			}
+			if (mail_queue(r, m, "new_message", to, to_id, t.id, 0) == -1)
+				return db_fail();
+		}
+	}
+	if (db_commit() == -1)
+		return db_fail();
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld#m%lld", t.id, mid));
+}

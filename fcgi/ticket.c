@@ -1,0 +1,615 @@
+/*
+ * ticket.c — the ticket routes of SPEC §3 and the life of SPEC §4: list,
+ * new, show, assign, resolve, close, reopen, rating.  One visibility check
+ * (ticket_get) serves every ticket route: a ticket the viewer may not see
+ * answers 404 exactly like a missing one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+#define FAR_FUTURE 2147483647LL   /* first page cursor: FROM_UNIXTIME's safe maximum */
+#define MAX_AGENT_OPTIONS 500
+
+static const char Q_TICKET[] =
+    "SELECT t.id, t.customer_id, IFNULL(t.agent_id, 0), t.subject, t.description, t.priority, "
+    "t.status, UNIX_TIMESTAMP(t.created_at), UNIX_TIMESTAMP(t.last_activity), "
+    "CONCAT(c.first_name, ' ', c.last_name), c.email, "
+    "CONCAT(a.first_name, ' ', a.last_name), a.email "
+    "FROM tickets t JOIN users c ON c.id = t.customer_id "
+    "LEFT JOIN users a ON a.id = t.agent_id WHERE t.id = ?";
+
+/* ticket_get: load ticket r->path_id into t when the viewer may see it.
+ * Returns 0, 404 (missing or not visible — the same answer), or the
+ * status of a database failure. */
+int ticket_get(struct request *r, struct ticket *t)
+{
+	struct db_rows rows;
+	int n = db_query(r->a, &rows, Q_TICKET, "i", r->path_id);
+
+	if (n < 0)
+		return db_status();
+	if (n == 0)
+		return 404;
+	memset(t, 0, sizeof(*t));
+	t->id = atoll(DB_CELL(&rows, 0, 0));
+	t->customer_id = atoll(DB_CELL(&rows, 0, 1));
+	t->agent_id = atoll(DB_CELL(&rows, 0, 2));
+	t->subject = DB_CELL(&rows, 0, 3);
+	t->description = DB_CELL(&rows, 0, 4);
+	t->priority = DB_CELL(&rows, 0, 5);
+	t->status = DB_CELL(&rows, 0, 6);
+	t->created = DB_CELL(&rows, 0, 7);
+	t->activity = DB_CELL(&rows, 0, 8);
+	t->customer_name = DB_CELL(&rows, 0, 9);
+	t->customer_email = DB_CELL(&rows, 0, 10);
+	t->agent_name = DB_CELL(&rows, 0, 11);
+	t->agent_email = DB_CELL(&rows, 0, 12);
+	if (!strcmp(r->user->role, "admin"))
+		return 0;
+	if (!strcmp(r->user->role, "customer") && t->customer_id == r->user->id)
+		return 0;
+	if (!strcmp(r->user->role, "agent") && t->agent_id == r->user->id)
+		return 0;
+	return 404;
+}
+
+static int is_role(const struct request *r, const char *role)
+{
+	return r->user && strcmp(r->user->role, role) == 0;
+}
+
+/* ---- the list --------------------------------------------------------- */
+
+#define TL_COLS \
+	"SELECT t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
+	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
+	"CONCAT(a.first_name, ' ', a.last_name) " \
+	"FROM tickets t JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
+/* keyset pagination: newest activity first, strictly after the cursor */
+#define TL_PAGE \
+	" AND (t.last_activity < FROM_UNIXTIME(?) OR (t.last_activity = FROM_UNIXTIME(?) AND t.id < ?))" \
+	" ORDER BY t.last_activity DESC, t.id DESC LIMIT ?"
+#define TL_MATCH "WHERE MATCH (t.subject, t.description) AGAINST (?) AND (? = 'all' OR t.status = ?) AND "
+
+/* One static statement per list, each served by an index (schema 001). */
+static const char Q_L_CUST[] = TL_COLS "WHERE t.customer_id = ?" TL_PAGE;
+static const char Q_L_CUST_ST[] = TL_COLS "WHERE t.customer_id = ? AND t.status = ?" TL_PAGE;
+static const char Q_L_AGENT[] = TL_COLS "WHERE t.agent_id = ?" TL_PAGE;
+static const char Q_L_AGENT_ST[] = TL_COLS "WHERE t.agent_id = ? AND t.status = ?" TL_PAGE;
+static const char Q_L_ALL[] = TL_COLS "WHERE 1 = 1" TL_PAGE;
+static const char Q_L_ALL_ST[] = TL_COLS "WHERE t.status = ?" TL_PAGE;
+static const char Q_L_NONE[] = TL_COLS "WHERE t.agent_id IS NULL" TL_PAGE;
+static const char Q_L_NONE_ST[] = TL_COLS "WHERE t.agent_id IS NULL AND t.status = ?" TL_PAGE;
+static const char Q_S_CUST[] = TL_COLS TL_MATCH "t.customer_id = ?" TL_PAGE;
+static const char Q_S_AGENT[] = TL_COLS TL_MATCH "t.agent_id = ?" TL_PAGE;
+static const char Q_S_ALL[] = TL_COLS TL_MATCH "1 = 1" TL_PAGE;
+static const char Q_S_NONE[] = TL_COLS TL_MATCH "t.agent_id IS NULL" TL_PAGE;
+
+static const char Q_AGENT_OPTIONS[] =
+    "SELECT id, CONCAT(first_name, ' ', last_name) FROM users "
+    "WHERE role = 'agent' AND state = 'active' ORDER BY first_name, last_name, id LIMIT 500";
+
+/* Rows of <option> for the active agents; `selected` marks one. */
+void agent_options(struct vdict *d, const struct db_rows *agents, long long selected)
+{
+	for (size_t i = 0; i < agents->nrows; i++) {
+		struct vdict *o = vdict_section(d, "AGENT_OPTION");
+		vdict_set(o, "AGENT_ID", DB_CELL(agents, i, 0));
+		vdict_set(o, "AGENT_NAME", DB_CELL(agents, i, 1));
+		if (atoll(DB_CELL(agents, i, 0)) == selected)
+			vdict_show(o, "SELECTED");
+	}
+}
+
+int load_agent_options(struct request *r, struct db_rows *agents)
+{
+	return db_query(r->a, agents, Q_AGENT_OPTIONS, "") < 0 ? -1 : 0;
+}
+
+/* A cursor "TS-ID" (unix time of last activity, ticket id); 0 when bad. */
+static int parse_cursor(const char *s, long long *ts, long long *id)
+{
+	char *end;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	*ts = strtoll(s, &end, 10);
+	if (*end != '-' || *ts <= 0 || *ts > FAR_FUTURE)
+		return 0;
+	*id = strtoll(end + 1, &end, 10);
+	return *end == '\0' && *id > 0;
+}
+
+static const char *list_url(struct request *r, const char *status, const char *assigned,
+                            const char *q, const char *after)
+{
+	return arena_printf(r->a, "/tickets?status=%s%s%s%s%s%s%s", url_encode(r->a, status),
+	    assigned ? "&assigned=" : "", assigned ? url_encode(r->a, assigned) : "",
+	    q && *q ? "&q=" : "", q && *q ? url_encode(r->a, q) : "", after ? "&after=" : "",
+	    after ? after : "");
+}
+
+/* GET /tickets: scoped by role; filters status, assigned (admin), q;
+ * keyset pagination with `after`. */
+int ticket_list(struct request *r)
+{
+	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
+	char *q = str_trim(arena_strdup(r->a, req_query(r, "q") ? req_query(r, "q") : ""));
+	long long ts = FAR_FUTURE, cid = (long long)1 << 62, scope_id = r->user->id;
+	long long limit = r->conf->page_size + 1;
+	const char *sql, *heading;
+	int admin = is_role(r, "admin"), none = 0, by_agent = 0, cursor;
+	struct db_rows rows, agents = { 0 };
+	int n;
+
+	if (utf8_len(q) > 200)
+		q[200] = '\0', q = str_trim(q);   /* a search box, not a document */
+	if (admin && assigned && !strcmp(assigned, "none"))
+		none = 1;
+	else if (admin && assigned && *assigned) {
+		char *end;
+		scope_id = strtoll(assigned, &end, 10);
+		if (*end || scope_id <= 0) {
+			r->message = "Unknown agent filter";
+			return 422;
+		}
+		by_agent = 1;
+	} else
+		assigned = NULL;
+	if (status == NULL || *status == '\0')
+		status = none ? "open" : "all";
+	if (strcmp(status, "open") && strcmp(status, "resolved") && strcmp(status, "closed") &&
+	    strcmp(status, "all")) {
+		r->message = "Unknown status filter";
+		return 422;
+	}
+	cursor = parse_cursor(req_query(r, "after"), &ts, &cid);
+	int all = !strcmp(status, "all");
+	int customer = is_role(r, "customer"), agent = is_role(r, "agent") || by_agent;
+
+	if (*q) {
+		sql = customer ? Q_S_CUST : agent ? Q_S_AGENT : none ? Q_S_NONE : Q_S_ALL;
+		if (customer || agent)
+			n = db_query(r->a, &rows, sql, "sssiiiii", q, status, status, scope_id, ts, ts, cid, limit);
+		else
+			n = db_query(r->a, &rows, sql, "sssiiii", q, status, status, ts, ts, cid, limit);
+	} else if (customer || agent) {
+		sql = customer ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
+		n = all ? db_query(r->a, &rows, sql, "iiiii", scope_id, ts, ts, cid, limit)
+		        : db_query(r->a, &rows, sql, "isiiii", scope_id, status, ts, ts, cid, limit);
+	} else {
+		sql = none ? (all ? Q_L_NONE : Q_L_NONE_ST) : (all ? Q_L_ALL : Q_L_ALL_ST);
+		n = all ? db_query(r->a, &rows, sql, "iiii", ts, ts, cid, limit)
+		        : db_query(r->a, &rows, sql, "siiii", status, ts, ts, cid, limit);
+	}
+	if (n < 0)
+		return db_status();
+	if (admin && load_agent_options(r, &agents) == -1)
+		return db_status();
+
+	heading = customer ? "My tickets" : is_role(r, "agent") ? "Assigned to me"
+	    : none ? "Unassigned" : by_agent ? "Tickets of one agent" : "All tickets";
+	struct view *v = page_new(r, "tickets.tpl", heading);
+	if (v == NULL)
+		return 500;
+	struct vdict *b = view_body(v);
+	vdict_set(b, "HEADING", heading);
+	vdict_set(b, "Q", q);
+	vdict_show(b, !strcmp(status, "open") ? "SEL_OPEN" : !strcmp(status, "resolved") ? "SEL_RESOLVED"
+	    : !strcmp(status, "closed") ? "SEL_CLOSED" : "SEL_ALL");
+	if (assigned)
+		vdict_set(vdict_section(b, "HAS_ASSIGNED"), "ASSIGNED", assigned);
+	if (customer)
+		vdict_show(b, "CAN_CREATE");
+	if (!customer)
+		vdict_show(b, "STAFF");
+	const char *here = list_url(r, status, assigned, q, cursor ? req_query(r, "after") : NULL);
+	size_t shown = (size_t)n > (size_t)r->conf->page_size ? (size_t)r->conf->page_size : (size_t)n;
+	for (size_t i = 0; i < shown; i++) {
+		struct vdict *t = vdict_section(b, "TICKET");
+		vdict_set(t, "ID", DB_CELL(&rows, i, 0));
+		vdict_set(t, "SUBJECT", DB_CELL(&rows, i, 1));
+		vdict_set(t, "STATUS", DB_CELL(&rows, i, 2));
+		vdict_set(t, "PRIORITY", DB_CELL(&rows, i, 3));
+		vdict_time(r, t, "CREATED", DB_CELL(&rows, i, 4));
+		vdict_time(r, t, "ACTIVITY", DB_CELL(&rows, i, 5));
+		vdict_set(t, "AGENT", DB_CELL(&rows, i, 7) ? DB_CELL(&rows, i, 7) : "N/A");
+		if (!customer)
+			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, 6));
+		if (admin && strcmp(DB_CELL(&rows, i, 2), "closed") != 0) {
+			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
+			vdict_set(f, "NEXT", here);
+			agent_options(f, &agents, 0);
+		}
+	}
+	if (n == 0) {
+		const char *msg = "No tickets match these filters";
+		if (!cursor && !*q) {
+			if (customer && all)
+				msg = "You are yet to raise a ticket";
+			else if (none && !strcmp(status, "open"))
+				msg = "There is nothing left to assign";
+			else if (is_role(r, "agent") && all)
+				msg = "No tickets are assigned to you yet";
+			else if (admin && all && !by_agent)
+				msg = "There are no tickets yet";
+		}
+		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
+	}
+	if ((size_t)n > shown) {
+		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, 5),
+		    DB_CELL(&rows, shown - 1, 0));
+		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL", list_url(r, status, assigned, q, after));
+	}
+	if (cursor)
+		vdict_set(vdict_section(b, "FIRST_PAGE"), "URL", list_url(r, status, assigned, q, NULL));
+	return page_render(r, v, 200);
+}
+
+/* ---- raise a ticket -------------------------------------------------- */
+
+static int new_page(struct request *r, int status, const char *subject, const char *desc,
+                    const char *prio, const char *errs[3])
+{
+	struct view *v = page_new(r, "ticket_new.tpl", "New ticket");
+
+	if (v == NULL)
+		return 500;
+	struct vdict *b = view_body(v);
+	vdict_set(b, "SUBJECT", subject);
+	vdict_set(b, "DESCRIPTION", desc);
+	vdict_show(b, !strcmp(prio, "low") ? "PRIO_LOW" : !strcmp(prio, "high") ? "PRIO_HIGH"
+	    : !strcmp(prio, "urgent") ? "PRIO_URGENT" : "PRIO_NORMAL");
+	if (errs) {
+		static const char *const keys[3] = { "ERR_SUBJECT", "ERR_DESCRIPTION", "ERR_PRIORITY" };
+		for (int i = 0; i < 3; i++)
+			if (errs[i])
+				vdict_set(vdict_section(b, keys[i]), "MSG", errs[i]);
+	}
+	return page_render(r, v, status);
+}
+
+int ticket_new_form(struct request *r)
+{
+	return new_page(r, 200, "", "", "normal", NULL);
+}
+
+static const char Q_T_INSERT[] =
+    "INSERT INTO tickets (customer_id, subject, description, priority, status, created_at, "
+    "last_activity) VALUES (?, ?, ?, ?, 'open', NOW(), NOW())";
+
+/* POST /tickets: subject 1–200, description 1–20000 ("Query cannot be
+ * empty"), priority low|normal|high|urgent.  Any other field (customer_id,
+ * agent_id, status, …) is ignored: the handler reads only these. */
+int ticket_create(struct request *r)
+{
+	char *subject = form_text(r, "subject");
+	const char *draw = req_form(r, "description");
+	char *desc = arena_strdup(r->a, draw ? draw : "");
+	const char *prio = req_form(r, "priority");
+	const char *errs[3] = { NULL, NULL, NULL };
+	size_t sl = utf8_len(subject);
+
+	if (prio == NULL || *prio == '\0')
+		prio = "normal";
+	if (sl == 0)
+		errs[0] = "Subject is required";
+	else if (sl > 200)
+		errs[0] = "Subject is too long";
+	if (*str_trim(arena_strdup(r->a, desc)) == '\0')
+		errs[1] = "Query cannot be empty";
+	else if (utf8_len(desc) > 20000)
+		errs[1] = "Description is too long";
+	if (strcmp(prio, "low") && strcmp(prio, "normal") && strcmp(prio, "high") && strcmp(prio, "urgent")) {
+		errs[2] = "Choose a priority";
+		prio = "normal";
+	}
+	if (errs[0] || errs[1] || errs[2])
+		return new_page(r, 422, subject, desc, prio, errs);
+
+	if (db_begin() == -1 || db_exec(Q_T_INSERT, "isss", r->user->id, subject, desc, prio) < 0)
+		return db_fail();
+	long long id = db_insert_id();
+	const char *name = arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name);
+	struct view *m = mail_new(r->conf, "ticket_created");
+	if (m) {
+		vdict_set_int(view_body(m), "TICKET", id);
+		vdict_set(view_body(m), "SUBJECT", subject);
+		vdict_set(view_body(m), "NAME", name);
+	}
+	if (mail_queue(r, m, "ticket_created", r->user->email, r->user->id, id, 0) == -1 ||
+	    mail_admins(r, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
+	    db_commit() == -1)
+		return db_fail();
+	flash_set(r, FLASH_TICKET_CREATED);
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", id));
+}
+
+/* ---- the ticket page ---------------------------------------------------- */
+
+static const char Q_RATING[] =
+    "SELECT score, comment, UNIX_TIMESTAMP(created_at) FROM ratings WHERE ticket_id = ?";
+static const char Q_NOTICE_SEEN[] =
+    "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
+
+/* ticket_page: the ticket with its conversation and the forms the viewer
+ * may use.  error/err_key/draft re-show a refused form (422/409). */
+int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
+                const char *error, const char *draft)
+{
+	struct db_rows msgs, rating, agents = { 0 };
+	int customer = t->customer_id == r->user->id, admin = is_role(r, "admin");
+	int agent = is_role(r, "agent") && t->agent_id == r->user->id;
+	int closed = !strcmp(t->status, "closed");
+
+	if (thread_load(r, t->id, 0, &msgs) == -1 || db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
+		return db_status();
+	if (admin && !closed && load_agent_options(r, &agents) == -1)
+		return db_status();
+	if (db_exec(Q_NOTICE_SEEN, "ii", t->id, r->user->id) < 0)
+		return db_status();
+
+	struct view *v = page_new(r, "ticket.tpl", arena_printf(r->a, "#%lld %s", t->id, t->subject));
+	if (v == NULL)
+		return 500;
+	struct vdict *b = view_body(v);
+	vdict_set_int(b, "ID", t->id);
+	vdict_set(b, "SUBJECT", t->subject);
+	vdict_set(b, "DESCRIPTION", t->description);
+	vdict_set(b, "STATUS", t->status);
+	vdict_set(b, "PRIORITY", t->priority);
+	vdict_time(r, b, "CREATED", t->created);
+	vdict_time(r, b, "ACTIVITY", t->activity);
+	vdict_set(b, "AGENT", t->agent_name ? t->agent_name : "N/A");
+	if (!customer || admin) {
+		struct vdict *c = vdict_section(b, "SHOW_CUSTOMER");
+		vdict_set(c, "CUSTOMER", t->customer_name);
+		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
+	}
+	long long last = thread_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &msgs);
+	vdict_set_int(b, "LAST_MSG_ID", last);
+	if (msgs.nrows == 0)
+		vdict_show(b, "NO_MESSAGES");
+	if (closed)
+		vdict_show(b, "CLOSED_NOTICE");
+	else if (customer || agent) {
+		struct vdict *f = vdict_section(b, "CAN_REPLY");
+		vdict_set(f, "BODY_DRAFT", draft ? draft : "");
+		if (err_key && !strcmp(err_key, "ERR_BODY"))
+			vdict_set(vdict_section(f, "ERR_BODY"), "MSG", error);
+	}
+	if (admin && !closed)
+		agent_options(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
+	if (agent && !strcmp(t->status, "open"))
+		vdict_show(b, "CAN_RESOLVE");
+	if ((customer || admin) && !closed)
+		vdict_show(b, "CAN_CLOSE");
+	if (customer && strcmp(t->status, "open") != 0)
+		vdict_show(b, "CAN_REOPEN");
+	if (rating.nrows == 1) {
+		struct vdict *rt = vdict_section(b, "RATING");
+		vdict_set(rt, "SCORE", DB_CELL(&rating, 0, 0));
+		vdict_set(rt, "COMMENT", DB_CELL(&rating, 0, 1));
+		vdict_time(r, rt, "RATED", DB_CELL(&rating, 0, 2));
+	} else if (customer && closed) {
+		struct vdict *f = vdict_section(b, "CAN_RATE");
+		if (err_key && !strcmp(err_key, "ERR_SCORE"))
+			vdict_set(vdict_section(f, "ERR_SCORE"), "MSG", error);
+	}
+	if (error && (err_key == NULL || !strcmp(err_key, "FORM_ERROR")))
+		vdict_set(vdict_section(b, "FORM_ERROR"), "MSG", error);
+	return page_render(r, v, status);
+}
+
+int ticket_show(struct request *r)
+{
+	struct ticket t;
+	int st = ticket_get(r, &t);
+
+	return st ? st : ticket_page(r, &t, 200, NULL, NULL, NULL);
+}
+
+/* ---- assignment and the life cycle ------------------------------------ */
+
+static const char Q_LOCK[] = "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
+static const char Q_AGENT_ACTIVE[] =
+    "SELECT CONCAT(first_name, ' ', last_name), email FROM users "
+    "WHERE id = ? AND role = 'agent' AND state = 'active'";
+static const char Q_ASSIGN[] =
+    "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
+
+/* Lock the ticket row; its current status into st (arena).  0 / -1. */
+static int lock_ticket(struct request *r, long long id, const char **st, long long *agent)
+{
+	struct db_rows rows;
+
+	if (db_query(r->a, &rows, Q_LOCK, "i", id) != 1)
+		return -1;
+	*st = DB_CELL(&rows, 0, 0);
+	if (agent)
+		*agent = atoll(DB_CELL(&rows, 0, 1));
+	return 0;
+}
+
+static const char *safe_local(const char *n)
+{
+	if (n == NULL || n[0] != '/' || n[1] == '/' || n[1] == '\\' || !header_safe(n) ||
+	    strchr(n, '\\') || strlen(n) > 1024)
+		return NULL;
+	return n;
+}
+
+/* POST /tickets/{id}/assign (admin): an active agent; re-assigning is
+ * allowed; the row lock makes parallel assignments serial. */
+int ticket_assign(struct request *r)
+{
+	struct ticket t;
+	struct db_rows ag;
+	const char *aid = req_form(r, "agent_id"), *st;
+	char *end = NULL;
+	long long agent_id = aid ? strtoll(aid, &end, 10) : 0;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	if (aid == NULL || *end || agent_id <= 0) {
+		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
+	}
+	int n = db_query(r->a, &ag, Q_AGENT_ACTIVE, "i", agent_id);
+	if (n < 0)
+		return db_status();
+	if (n == 0)
+		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
+	const char *agent_name = DB_CELL(&ag, 0, 0), *agent_email = DB_CELL(&ag, 0, 1);
+	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
+		return db_fail();
+	if (!strcmp(st, "closed")) {
+		db_rollback();
+		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
+	}
+	if (db_exec(Q_ASSIGN, "ii", agent_id, t.id) < 0 ||
+	    audit_add(r, t.customer_id, "ticket_assigned",
+	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
+		return db_fail();
+	struct view *mc = mail_new(r->conf, "agent_assigned_customer");
+	struct view *ma = mail_new(r->conf, "agent_assigned_agent");
+	if (mc) {
+		vdict_set(view_body(mc), "AGENT", agent_name);
+		vdict_set_int(view_body(mc), "TICKET", t.id);
+		vdict_set(view_body(mc), "SUBJECT", t.subject);
+	}
+	if (ma) {
+		vdict_set(view_body(ma), "CUSTOMER", t.customer_name);
+		vdict_set_int(view_body(ma), "TICKET", t.id);
+		vdict_set(view_body(ma), "SUBJECT", t.subject);
+	}
+	if (mail_queue(r, mc, "agent_assigned", t.customer_email, t.customer_id, t.id, 0) == -1 ||
+	    mail_queue(r, ma, "ticket_assigned", agent_email, agent_id, t.id, 0) == -1 ||
+	    db_commit() == -1)
+		return db_fail();
+	flash_set(r, FLASH_AGENT_ASSIGNED);
+	const char *next = safe_local(req_form(r, "next"));
+	return resp_redirect(r, next ? next : arena_printf(r->a, "/tickets/%lld", t.id));
+}
+
+static const char Q_SET_STATUS[] =
+    "UPDATE tickets SET status = ?, last_activity = NOW(), "
+    "resolved_at = IF(? = 'resolved', NOW(), resolved_at), "
+    "closed_at = IF(? = 'closed', NOW(), NULL) WHERE id = ?";
+
+/* Move ticket t to `to` when its locked status is one of `from` (a
+ * space-separated list); mail `mail_tpl` to (to_email, to_id) when given.
+ * Returns the handler's status: 303 done, 409 refused with `refusal`. */
+static int transition(struct request *r, struct ticket *t, const char *from, const char *to,
+                      const char *refusal, const char *mail_tpl, const char *to_email,
+                      long long to_id, enum flash flash)
+{
+	const char *st;
+
+	if (db_begin() == -1 || lock_ticket(r, t->id, &st, NULL) == -1)
+		return db_fail();
+	char *list = arena_printf(r->a, " %s ", from), *needle = arena_printf(r->a, " %s ", st);
+	if (strstr(list, needle) == NULL) {
+		db_rollback();
+		return ticket_page(r, t, 409, NULL, refusal, NULL);
+	}
+	if (db_exec(Q_SET_STATUS, "sssi", to, to, to, t->id) < 0)
+		return db_fail();
+	if (mail_tpl && to_email) {
+		struct view *m = mail_new(r->conf, mail_tpl);
+		if (m) {
+			vdict_set_int(view_body(m), "TICKET", t->id);
+			vdict_set(view_body(m), "SUBJECT", t->subject);
+			vdict_set(view_body(m), "NAME", arena_printf(r->a, "%s %s", r->user->first_name,
+			    r->user->last_name));
+		}
+		if (mail_queue(r, m, mail_tpl, to_email, to_id, t->id, 0) == -1)
+			return db_fail();
+	}
+	if (db_commit() == -1)
+		return db_fail();
+	flash_set(r, flash);
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", t->id));
+}
+
+/* POST /tickets/{id}/resolve: its agent; open → resolved; customer mailed. */
+int ticket_resolve(struct request *r)
+{
+	struct ticket t;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	return transition(r, &t, "open", "resolved", "Only an open ticket can be resolved",
+	    "ticket_resolved", t.customer_email, t.customer_id, FLASH_TICKET_RESOLVED);
+}
+
+/* POST /tickets/{id}/close: its customer or an admin; the agent is mailed
+ * when the customer closed it. */
+int ticket_close(struct request *r)
+{
+	struct ticket t;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	int by_customer = t.customer_id == r->user->id;
+	return transition(r, &t, "open resolved", "closed", "This ticket is closed",
+	    by_customer && t.agent_id ? "ticket_closed" : NULL, t.agent_email, t.agent_id,
+	    FLASH_TICKET_CLOSED);
+}
+
+/* POST /tickets/{id}/reopen: its customer; resolved or closed → open. */
+int ticket_reopen(struct request *r)
+{
+	struct ticket t;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	return transition(r, &t, "resolved closed", "open", "This ticket is already open", NULL,
+	    NULL, 0, FLASH_TICKET_REOPENED);
+}
+
+static const char Q_RATE[] =
+    "INSERT INTO ratings (ticket_id, score, comment, created_at) VALUES (?, ?, ?, NOW())";
+
+/* POST /tickets/{id}/rating: its customer, once, when closed. */
+int ticket_rate(struct request *r)
+{
+	struct ticket t;
+	const char *sc = req_form(r, "score");
+	char *comment = form_text(r, "comment"), *end = NULL;
+	long score = sc ? strtol(sc, &end, 10) : 0;
+	const char *st;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	if (strcmp(t.status, "closed") != 0)
+		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
+	if (sc == NULL || *end || score < 1 || score > 5)
+		return ticket_page(r, &t, 422, "ERR_SCORE", "Choose a score from 1 to 5", NULL);
+	if (utf8_len(comment) > 2000)
+		return ticket_page(r, &t, 422, "ERR_SCORE", "The comment is too long", NULL);
+	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
+		return db_fail();
+	if (strcmp(st, "closed") != 0) {
+		db_rollback();
+		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
+	}
+	if (db_exec(Q_RATE, "iis", t.id, (long long)score, comment) < 0) {
+		if (db_last_err() == DB_DUP) {
+			db_rollback();
+			return ticket_page(r, &t, 409, NULL, "This ticket has already been rated", NULL);
+		}
+		return db_fail();
+	}
+	if (db_commit() == -1)
+		return db_fail();
+	flash_set(r, FLASH_RATED);
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", t.id));
+}

@@ -1,0 +1,10 @@
+Subject: Ticket #{{TICKET}} is assigned to you: {{SUBJECT}}
+
+Hello,
+
+Ticket #{{TICKET}}, "{{SUBJECT}}" from {{CUSTOMER}}, is now yours.
+
+  {{BASE_URL}}/tickets/{{TICKET}}
+
+-- 
+{{SITE_NAME}}

@@ -1,0 +1,11 @@
+Subject: Ticket #{{TICKET}} received: {{SUBJECT}}
+
+Hello {{NAME}},
+
+We received your ticket #{{TICKET}}, "{{SUBJECT}}".
+An agent will be assigned to it soon. Follow it here:
+
+  {{BASE_URL}}/tickets/{{TICKET}}
+
+-- 
+{{SITE_NAME}}

@@ -1,0 +1,11 @@
+Subject: Ticket #{{TICKET}} needs an agent: {{SUBJECT}}
+
+Hello,
+
+{{NAME}} <{{EMAIL}}> raised ticket #{{TICKET}}, "{{SUBJECT}}".
+It needs assignment:
+
+  {{BASE_URL}}/tickets/{{TICKET}}
+
+-- 
+{{SITE_NAME}}
