@@ -31,7 +31,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
 LIB_C    := arena.c log.c conf.c text.c sha256.c request.c route.c page.c session.c \
             form.c password.c account.c audit.c mail.c db.c worker.c master.c \
-            mailer.c migrate.c ticket.c message.c agent.c
+            mailer.c migrate.c ticket.c message.c agent.c metrics.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 

@@ -20,7 +20,9 @@ static void usage(void)
 	    "                                  password from stdin (asked twice on a terminal)\n"
 	    "  check-config                    validate the configuration file\n"
 	    "  purge                           delete expired sessions, codes, throttle rows\n"
-	    "  auto-close                      close tickets resolved auto_close_days ago\n");
+	    "  auto-close                      close tickets resolved auto_close_days ago\n"
+	    "  backup [--dir D]                compressed consistent dump to backup_dir (keeps backup_keep)\n"
+	    "  restore FILE                    load a backup into an empty database\n");
 }
 
 /* Read one line from stdin without its newline; echo off on a terminal. */
@@ -187,6 +189,23 @@ int main(int argc, char **argv)
 		return cmd_create_admin(&conf, argc - optind - 1, argv + optind + 1);
 	if (!strcmp(cmd, "purge"))
 		return cmd_purge(&conf);
+	if (!strcmp(cmd, "backup")) {
+		const char *dir = NULL;
+		if (argc - optind == 3 && !strcmp(argv[optind + 1], "--dir"))
+			dir = argv[optind + 2];
+		else if (argc - optind != 1) {
+			usage();
+			return 2;
+		}
+		return backup_run(&conf, dir) == 0 ? 0 : 1;
+	}
+	if (!strcmp(cmd, "restore")) {
+		if (argc - optind != 2) {
+			usage();
+			return 2;
+		}
+		return restore_run(&conf, argv[optind + 1]) == 0 ? 0 : 1;
+	}
 	if (!strcmp(cmd, "auto-close")) {
 		db_init(&conf);
 		int n = tickets_auto_close(&conf);

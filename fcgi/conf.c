@@ -54,6 +54,8 @@ static const struct key keys[] = {
 	I("database", "connect_timeout", db_connect_timeout, 1, 300),
 	I("database", "read_timeout", db_read_timeout, 1, 3600),
 	I("database", "write_timeout", db_write_timeout, 1, 3600),
+	S("database", "backup_dir", backup_dir),
+	I("database", "backup_keep", backup_keep, 1, 1000),
 	S("smtp", "host", smtp_host),
 	I("smtp", "port", smtp_port, 1, 65535),
 	E("smtp", "starttls", smtp_starttls, starttls_names),
@@ -94,6 +96,8 @@ void conf_defaults(struct conf *c)
 	c->db_connect_timeout = 3;
 	c->db_read_timeout = 5;
 	c->db_write_timeout = 5;
+	snprintf(c->backup_dir, sizeof(c->backup_dir), "/var/backups/ccr");
+	c->backup_keep = 7;
 	snprintf(c->smtp_host, sizeof(c->smtp_host), "127.0.0.1");
 	c->smtp_port = 25;
 	c->smtp_starttls = STARTTLS_REQUIRED;

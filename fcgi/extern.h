@@ -64,6 +64,8 @@ struct conf {
 	char db_user[80];
 	char db_password[256];
 	int db_connect_timeout, db_read_timeout, db_write_timeout;
+	char backup_dir[PATH_MAX];
+	int backup_keep;
 	/* [smtp] */
 	char smtp_host[256];
 	int smtp_port;
@@ -337,7 +339,20 @@ void child_signals(sigset_t *waitmask);   /* worker.c: also the mailer's */
 void child_reopen_log(const struct conf *);
 int listen_open(const struct conf *);                  /* fd or -1 */
 
+/* ---- metrics.c: counters in shared memory, GET /metrics ---------------- */
+enum metric {
+	MET_MAIL_SENT, MET_MAIL_FAILED, MET_MAIL_RETRIED, MET_WORKER_RESTARTS,
+	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET__MAX
+};
+int metrics_init(void);
+void metrics_add(enum metric, unsigned long long n);
+void metrics_request(int route, int status, double ms);
+int metrics_page(struct request *);
+const char *route_name(int index);      /* route.c: "GET /tickets/{id}" */
+
 /* ---- migrate.c: schema migrations (ccr-admin) -------------------------- */
 int migrate_run(const struct conf *, int verbose);
+int backup_run(const struct conf *, const char *dir);   /* backup.c */
+int restore_run(const struct conf *, const char *file);
 
 #endif

@@ -245,20 +245,24 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 	int code = send_one(c, to, msg, why, sizeof(why));
 	if (code >= 200 && code < 300) {
 		db_exec(Q_SENT, "is", id, me);
+		metrics_add(MET_MAIL_SENT, 1);
 		return;
 	}
 	if (code >= 500) {
 		db_exec(Q_FAILED, "sissi", "failed", 1LL, why, id, me);
+		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed permanently: %s", id, why);
 		return;
 	}
 	if ((long long)time(NULL) - created > c->smtp_give_up_after) {
 		db_exec(Q_FAILED, "sissi", "failed", 1LL, why, id, me);
+		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed: gave up after %ld s: %s", id, c->smtp_give_up_after, why);
 		return;
 	}
 	long d = backoff(attempts + 1);
 	db_exec(Q_RETRY, "siis", why, (long long)d, id, me);
+	metrics_add(MET_MAIL_RETRIED, 1);
 	log_warn("mail %lld not sent (%s); retry in %ld s", id, why, d);
 }
 

@@ -158,6 +158,7 @@ static int reap(void)
 					continue;
 				slots[s].wanted = 1;
 				if (crashed) {
+					metrics_add(MET_WORKER_RESTARTS, 1);
 					note_crash(now);
 					slots[s].fails = lived < 5.0 ? slots[s].fails + 1 : 1;
 					/* back-off: immediate, then 0.1 s doubling to 30 s */
@@ -261,6 +262,8 @@ int master_run(struct conf *c, int lfd)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (metrics_init() == -1)
+		log_warn("metrics: no shared memory; /metrics answers 503");
 	set_slots(c);
 	fill(c, lfd);
 	log_info("ready: %d workers and a mailer on %s", conf_workers(c), c->listen);
@@ -308,6 +311,7 @@ int master_run(struct conf *c, int lfd)
 			set_slots(c);
 			fill(c, lfd);
 			signal_children(SIGTERM, 1);
+			metrics_add(MET_RELOADS, 1);
 			log_info("reloaded %s: generation %u, %d workers", c->path, gen, conf_workers(c));
 			sd_notify(0, "READY=1");
 		}

@@ -63,11 +63,15 @@ static int slot_take(const struct conf *c)
 		return -1;
 	for (int waited = 0; waited <= SLOT_WAIT_MS; waited += 10) {
 		for (int i = 0; i < nslot; i++)
-			if (flock(slot_fd[i], LOCK_EX | LOCK_NB) == 0)
+			if (flock(slot_fd[i], LOCK_EX | LOCK_NB) == 0) {
+				if (waited)
+					metrics_add(MET_HASH_WAITS, 1);
 				return i;
+			}
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	metrics_add(MET_HASH_BUSY, 1);
 	log_warn("%s: no hash slot free within %d ms", __func__, SLOT_WAIT_MS);
 	return -1;
 }

@@ -27,6 +27,7 @@ static int h_healthz(struct request *r)
 static const struct route routes[] = {
 	{ "GET", "/", h_root, 0 },
 	{ "GET", "/healthz", h_healthz, RF_NODB },
+	{ "GET", "/metrics", metrics_page, RF_NODB },
 	{ "GET", "/login", account_login_form, 0 },
 	{ "POST", "/login", account_login, RF_CSRF },
 	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF },
@@ -58,6 +59,18 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* route_name: "METHOD pattern" of route i, for metrics labels. */
+const char *route_name(int i)
+{
+	static char names[NROUTES][64];
+
+	if (i < 0 || (size_t)i >= NROUTES)
+		return "none";
+	if (names[i][0] == '\0')
+		snprintf(names[i], sizeof(names[i]), "%s %s", routes[i].method, routes[i].pattern);
+	return names[i];
+}
 
 /* Match path against pattern; {id} takes 1..18 digits into *id. 1 match, 0 not. */
 static int pattern_match(const char *pat, const char *path, long long *id)
@@ -172,6 +185,8 @@ void route_dispatch(struct request *r)
 		page_error(r, status);
 	r->status = status;
 	resp_send(r);
-	log_access(r->id, r->method, r->path, status, now_ms() - r->t0,
+	double ms = now_ms() - r->t0;
+	metrics_request(r->route ? (int)(r->route - routes) : -1, status, ms);
+	log_access(r->id, r->method, r->path, status, ms,
 	    r->user ? r->user->id : 0, r->remote_addr);
 }

@@ -1,0 +1,156 @@
+"""Operations: ccr-admin commands, backup and restore, /metrics, config errors."""
+import os
+import re
+import subprocess
+
+import helpers
+
+
+def _conf_with(ctx, path, **overrides):
+    """A copy of the stack's ccr.conf with [section] key = value overrides
+    given as section__key=value."""
+    text = open(ctx.stack.conf).read()
+    for k, v in overrides.items():
+        section, key = k.split("__")
+        block = re.search(r"(?ms)^\[%s\]\n(.*?)(?=^\[|\Z)" % section, text)
+        body = block.group(1)
+        if re.search(r"(?m)^%s\s*=" % key, body):
+            body2 = re.sub(r"(?m)^%s\s*=.*$" % key, "%s = %s" % (key, v), body)
+        else:
+            body2 = body + "%s = %s\n" % (key, v)
+        text = text[:block.start(1)] + body2 + text[block.end(1):]
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def _admin(ctx, conf, *args, input=None):
+    return subprocess.run([ctx.stack.admin_bin, "-c", conf] + list(args), input=input,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_config_reports_file_and_line(ctx):
+    bad = os.path.join(ctx.tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[server]\nworkers = 2\n\n[database]\nname = ccr\ncolour = blue\n")
+    p = _admin(ctx, bad, "check-config")
+    assert p.returncode == 1, p
+    assert "%s:6:" % bad in p.stderr and "colour" in p.stderr, p.stderr
+    with open(bad, "w") as f:
+        f.write("[security]\nargon2_memory = 1024\n")
+    p = _admin(ctx, bad, "check-config")
+    assert p.returncode == 1 and "%s:2:" % bad in p.stderr, p.stderr
+    p = _admin(ctx, os.path.join(ctx.repo, "fcgi", "ccr.conf.example"), "check-config")
+    assert p.returncode == 0, p.stderr
+
+
+def test_migrate_is_idempotent(ctx):
+    before = ctx.sql("SELECT version FROM schema_migrations ORDER BY version")
+    p = ctx.admin("migrate")
+    assert "0 applied" in p.stdout, p.stdout
+    assert ctx.sql("SELECT version FROM schema_migrations ORDER BY version") == before
+    assert [r[0] for r in before][:2] == ["001-initial", "002-notices"], before
+
+
+def test_create_admin_validates_and_refuses_duplicates(ctx):
+    email = ctx.unique_email("adm")
+    p = ctx.admin("create-admin", "--email", email, input="short\n", check=False)
+    assert p.returncode == 1 and "Password must be at least 8 characters long" in p.stderr, p
+    p = ctx.admin("create-admin", "--email", "not-an-email", input="longenough1\n", check=False)
+    assert p.returncode == 1 and "Invalid email" in p.stderr, p
+    ctx.admin("create-admin", "--email", email.upper(), input="longenough1\n")
+    assert ctx.sql_value("SELECT role FROM users WHERE email = '%s'" % email) == "admin"
+    p = ctx.admin("create-admin", "--email", email, input="longenough1\n", check=False)
+    assert p.returncode == 1 and "already exists" in p.stderr, p
+
+
+def test_backup_then_restore_into_an_empty_database_is_identical(ctx):
+    # something in every table worth comparing
+    s = ctx.session()
+    email = ctx.unique_email("bk")
+    s.get("/register")
+    r = s.post("/register", {"first_name": "Bäck", "last_name": "Up", "email": email,
+                             "password": "password123", "confirm_password": "password123"})
+    assert r.status == 303, r
+    s.get("/tickets/new")
+    r = s.post("/tickets", {"subject": "Backup ✓ subject", "description": "line1\nline2 ünïcode"})
+    assert r.status == 303, r
+    bdir = os.path.join(ctx.tmp, "backups")
+    conf = _conf_with(ctx, os.path.join(ctx.tmp, "bk.conf"), database__backup_keep="2")
+    for _ in range(3):
+        p = _admin(ctx, conf, "backup", "--dir", bdir)
+        assert p.returncode == 0, p.stderr
+    files = sorted(f for f in os.listdir(bdir) if f.endswith(".sql.gz"))
+    assert 1 <= len(files) <= 2, files         # backup_keep = 2 (names may repeat within a second)
+    assert oct(os.stat(os.path.join(bdir, files[-1])).st_mode & 0o777) == "0o600"
+    # restore into a fresh, empty database
+    ctx.stack.sql("DROP DATABASE IF EXISTS ccr_restore; CREATE DATABASE ccr_restore "
+                                    "CHARACTER SET utf8mb4; GRANT ALL ON ccr_restore.* TO 'ccr'@'localhost';",
+                                    database=None)
+    rconf = _conf_with(ctx, os.path.join(ctx.tmp, "restore.conf"), database__name="ccr_restore")
+    p = _admin(ctx, rconf, "restore", os.path.join(bdir, files[-1]))
+    assert p.returncode == 0, p.stderr
+    # restoring again is refused: the database is no longer empty
+    p = _admin(ctx, rconf, "restore", os.path.join(bdir, files[-1]))
+    assert p.returncode == 1 and "not empty" in p.stderr, p
+    tables = [r[0] for r in ctx.sql("SHOW TABLES")]
+    assert "tickets" in tables and "outbox" in tables, tables
+    # compare every table's contents (the running stack may have written since the backup:
+    # compare tables the test did not touch afterwards by checksum)
+    a = dict((r[0].split(".")[1], r[1]) for r in ctx.stack.sql(
+        "CHECKSUM TABLE %s" % ", ".join("ccr.%s" % t for t in tables), database=None))
+    b = dict((r[0].split(".")[1], r[1]) for r in ctx.stack.sql(
+        "CHECKSUM TABLE %s" % ", ".join("ccr_restore.%s" % t for t in tables), database=None))
+    volatile = {"sessions", "outbox", "audit_log", "login_failures"}   # live traffic may change them
+    diff = [t for t in tables if t not in volatile and a[t] != b[t]]
+    assert not diff, "tables differ after restore: %s" % diff
+    n = ctx.stack.sql("SELECT COUNT(*) FROM ccr_restore.tickets WHERE subject = 'Backup ✓ subject'",
+                      database=None)
+    assert n[0][0] == "1", n
+    ctx.stack.sql("DROP DATABASE ccr_restore", database=None)
+
+
+def _metrics(ctx):
+    r = ctx.get("/metrics")
+    assert r.status == 200, r
+    assert r.header("Content-Type").startswith("text/plain; version=0.0.4"), r.header("Content-Type")
+    values = {}
+    for line in r.text.splitlines():
+        if not line or line.startswith("#"):
+            assert line == "" or re.match(r"^# (HELP|TYPE) [a-z_]+ ", line), line
+            continue
+        m = re.match(r'^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', line)
+        assert m, "not exposition format: %r" % line
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
+def test_metrics_count_requests_across_workers(ctx):
+    before = _metrics(ctx)
+    key = 'ccr_http_requests_total{route="GET /healthz",status="200"}'
+    for _ in range(40):       # spread over the workers
+        assert ctx.get("/healthz").status == 200
+    after = _metrics(ctx)
+    assert after.get(key, 0) - before.get(key, 0) >= 40, (before.get(key), after.get(key))
+    assert after["ccr_http_request_duration_seconds_count"] >= before["ccr_http_request_duration_seconds_count"] + 40
+    assert after['ccr_http_request_duration_seconds_bucket{le="+Inf"}'] == after["ccr_http_request_duration_seconds_count"]
+    for name in ("ccr_outbox_pending", "ccr_outbox_oldest_pending_seconds", "ccr_mail_sent_total",
+                 "ccr_child_restarts_total", "ccr_hash_slot_waits_total", "ccr_database_up"):
+        assert name in after, name
+    assert after["ccr_database_up"] == 1
+    nf = 'ccr_http_requests_total{route="none",status="404"}'
+    ctx.get("/no-such-page")
+    assert _metrics(ctx).get(nf, 0) >= 1
+
+
+def test_purge_removes_expired_sessions(ctx):
+    s = ctx.session()
+    email = ctx.unique_email("purge")
+    s.get("/register")
+    assert s.post("/register", {"first_name": "P", "last_name": "Urge", "email": email,
+                                "password": "password123", "confirm_password": "password123"}).status == 303
+    uid = ctx.sql_value("SELECT id FROM users WHERE email = '%s'" % email)
+    ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 3 HOUR WHERE user_id = %s" % uid)
+    p = ctx.admin("purge")
+    assert "purged" in p.stdout, p.stdout
+    assert ctx.sql_value("SELECT COUNT(*) FROM sessions WHERE user_id = %s" % uid) == "0"
