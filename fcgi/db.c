@@ -20,6 +20,7 @@
 static const struct conf *dbconf;
 static MYSQL *conn;
 static int in_tx;
+static int gone_this_request;   /* a request meets a dead server once, not per statement */
 static enum db_err last_err;
 static char last_msg[256];
 static struct {
@@ -32,6 +33,12 @@ int db_init(const struct conf *c)
 {
 	dbconf = c;
 	return 0;
+}
+
+/* db_request_start: forget the previous request's failure (route.c). */
+void db_request_start(void)
+{
+	gone_this_request = 0;
 }
 
 enum db_err db_last_err(void)
@@ -138,13 +145,17 @@ int db_connect(void)
 
 int db_ping(void)
 {
-	if (db_connect() == -1)
+	if (gone_this_request || db_connect() == -1) {
+		gone_this_request = 1;
 		return -1;
+	}
+	double t0 = now_ms();
 	if (mysql_ping(conn) != 0) {
 		note("ping", mysql_errno(conn), mysql_error(conn));
 		db_close();
-		if (db_connect() == -1 || mysql_ping(conn) != 0) {
+		if (now_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_ping(conn) != 0) {
 			last_err = DB_GONE;
+			gone_this_request = 1;
 			db_close();
 			return -1;
 		}
@@ -239,9 +250,16 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 		last_err = DB_OTHER;
 		return NULL;
 	}
+	if (gone_this_request) {
+		last_err = DB_GONE;
+		return NULL;
+	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (db_connect() == -1)
+		double t0 = now_ms();
+		if (db_connect() == -1) {
+			gone_this_request = 1;
 			return NULL;
+		}
 		st = prepare(sql);
 		if (st && (p.n == 0 || mysql_stmt_bind_param(st, p.b) == 0) && mysql_stmt_execute(st) == 0)
 			return st;
@@ -253,9 +271,14 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 			return NULL;
 		int was_tx = in_tx;
 		db_close();
-		if (was_tx)
+		/* a stale connection fails at once and deserves one fresh try; a
+		 * server that made us wait for a timeout does not */
+		if (was_tx || now_ms() - t0 > 1000.0) {
+			gone_this_request = 1;
 			return NULL;
+		}
 	}
+	gone_this_request = 1;
 	return NULL;
 }
 
@@ -365,8 +388,14 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *
 int db_begin(void)
 {
 	last_err = DB_OK;
-	if (db_connect() == -1)
+	if (gone_this_request) {
+		last_err = DB_GONE;
 		return -1;
+	}
+	if (db_connect() == -1) {
+		gone_this_request = 1;
+		return -1;
+	}
 	if (mysql_autocommit(conn, 0) != 0) {
 		note("begin", mysql_errno(conn), mysql_error(conn));
 		db_close();

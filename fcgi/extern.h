@@ -313,6 +313,7 @@ struct db_rows {
 };
 #define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
 int db_init(const struct conf *);           /* settings only; connects lazily */
+void db_request_start(void);
 int db_connect(void);                       /* 0 / -1 (db_last_err set) */
 void db_close(void);
 int db_ping(void);

@@ -169,6 +169,7 @@ void route_dispatch(struct request *r)
 	char allow[64];
 	int status;
 
+	db_request_start();
 	status = request_read(r);
 	if (status == 0) {
 		r->route = route_match(r->method, r->path, &r->path_id, &status, allow, sizeof(allow));

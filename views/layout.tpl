@@ -8,6 +8,7 @@
 <title>{{TITLE}} · {{SITE_NAME}}</title>
 <link rel="stylesheet" href="/static/ccr.css?v={{STATIC_VER}}">
 <link rel="icon" type="image/svg+xml" href="/static/favicon.svg?v={{STATIC_VER}}">
+<script src="/static/ccr.js?v={{STATIC_VER}}" defer></script>
 </head>
 <body>
 <a class="skip-link" href="#main">Skip to main content</a>

@@ -1,0 +1,105 @@
+/* Customer Care Registry: progressive enhancement only; every page works without it. */
+(function () {
+  'use strict';
+
+  var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
+
+  /* <form data-confirm="text">: ask before submitting (capture phase: runs before the form's own listeners). */
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    var text = f && f.getAttribute && f.getAttribute('data-confirm');
+    if (text && !window.confirm(text)) e.preventDefault();
+  }, true);
+
+  /* <textarea data-draft-key="k">: keep the draft in sessionStorage. */
+  var store = null;
+  try { store = window.sessionStorage; store.getItem('ccr'); } catch (err) { store = null; }
+  if (store) {
+    each(document.querySelectorAll('textarea[data-draft-key]'), function (ta) {
+      var key = 'ccr-draft:' + ta.getAttribute('data-draft-key');
+      var keep = function () {
+        try {
+          if (ta.value.trim()) store.setItem(key, ta.value); else store.removeItem(key);
+        } catch (err) { /* quota or privacy mode: drafts are best effort */ }
+      };
+      try {
+        var saved = store.getItem(key);
+        if (saved && !ta.value) ta.value = saved;
+      } catch (err) { /* ignore */ }
+      ta.addEventListener('input', keep);
+      if (ta.form) {
+        /* a declined confirm (handled earlier, in the capture phase) keeps the draft */
+        ta.form.addEventListener('submit', function (e) {
+          if (!e.defaultPrevented) { try { store.removeItem(key); } catch (err) { /* ignore */ } }
+        });
+      }
+    });
+  }
+
+  /* <ol id="thread" data-poll data-after>: fetch newer messages. */
+  var thread = document.getElementById('thread');
+  var poll = thread && thread.getAttribute('data-poll');
+  if (!poll || !window.fetch || !('content' in document.createElement('template'))) return;
+
+  var BASE = 5000, HIDDEN = 30000, MAX = 60000;
+  var timer = 0, busy = false, stopped = false, errDelay = 0;
+
+  var schedule = function () {
+    clearTimeout(timer);
+    if (stopped) return;
+    var ms = errDelay || BASE;
+    if (document.hidden && ms < HIDDEN) ms = HIDDEN;
+    timer = setTimeout(tick, ms);
+  };
+  var stop = function () { stopped = true; clearTimeout(timer); };
+  var append = function (html) {
+    var tpl = document.createElement('template');
+    tpl.innerHTML = html;
+    var last = null;
+    each(tpl.content.children, function (el) {
+      if (el.tagName !== 'LI') return;
+      last = el;
+      if (!el.id || !document.getElementById(el.id)) thread.appendChild(document.importNode(el, true));
+    });
+    if (!last) return;
+    var id = last.getAttribute('data-id');
+    if (id) thread.setAttribute('data-after', id);
+    var none = document.getElementById('no-messages');
+    if (none) none.parentNode.removeChild(none);
+  };
+  var failed = function () {
+    errDelay = Math.min((errDelay || BASE) * 2, MAX);
+  };
+
+  function tick() {
+    timer = 0;
+    if (stopped || busy) return;
+    busy = true;
+    var after = thread.getAttribute('data-after') || '0';
+    window.fetch(poll + '?after=' + encodeURIComponent(after), {
+      credentials: 'same-origin', headers: { 'Accept': 'text/html' }, cache: 'no-store'
+    }).then(function (r) {
+      /* logged out (redirect to /login), or the ticket is gone or forbidden: stop for good */
+      if (r.redirected || r.status === 401 || r.status === 403 || r.status === 404) { stop(); return null; }
+      if (!r.ok) { failed(); return null; }
+      return r.text().then(function (text) {
+        errDelay = 0;
+        if (text.trim()) append(text);
+      });
+    }).catch(failed).then(function () {
+      busy = false;
+      schedule();
+    });
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (stopped) return;
+    if (document.hidden) {
+      if (!busy) schedule();
+    } else if (!busy) {
+      clearTimeout(timer);
+      tick();
+    }
+  });
+  schedule();
+}());

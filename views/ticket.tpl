@@ -1,0 +1,123 @@
+{{%AUTOESCAPE context="HTML"}}
+<article class="ticket stack" aria-labelledby="ticket-h">
+<header class="ticket-head">
+<p class="crumb"><a href="/tickets">Back to tickets</a></p>
+<h1 id="ticket-h"><span class="ticket-num">#{{ID}}</span> {{SUBJECT}}</h1>
+</header>
+{{#FORM_ERROR}}
+<p class="form-error" role="alert">{{MSG}}</p>
+{{/FORM_ERROR}}
+<section class="card" aria-labelledby="props-h">
+<h2 id="props-h" class="visually-hidden">Details</h2>
+<dl class="props ticket-props">
+<div><dt>Status</dt><dd><span class="badge badge-{{STATUS}}">{{STATUS}}</span></dd></div>
+<div><dt>Priority</dt><dd><span class="prio prio-{{PRIORITY}}">{{PRIORITY}}</span></dd></div>
+<div><dt>Created</dt><dd><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></dd></div>
+<div><dt>Last activity</dt><dd><time datetime="{{ACTIVITY_ISO}}" title="{{ACTIVITY_TEXT}}">{{ACTIVITY_AGO}}</time></dd></div>
+{{#SHOW_CUSTOMER}}
+<div><dt>Customer</dt><dd>{{CUSTOMER}}<br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
+{{/SHOW_CUSTOMER}}
+<div><dt>Agent</dt><dd>{{AGENT}}</dd></div>
+</dl>
+</section>
+<section class="card" aria-labelledby="desc-h">
+<h2 id="desc-h">Description</h2>
+<div class="ticket-desc">{{DESCRIPTION:pre_escape}}</div>
+</section>
+<section aria-labelledby="conv-h">
+<h2 id="conv-h">Conversation</h2>
+<ol class="thread" id="thread" data-poll="/tickets/{{ID}}/messages" data-after="{{LAST_MSG_ID}}" aria-live="polite" aria-labelledby="conv-h">
+{{>THREAD}}
+</ol>
+{{#NO_MESSAGES}}
+<p class="empty" id="no-messages">No messages yet</p>
+{{/NO_MESSAGES}}
+{{#CAN_REPLY}}
+<form class="form card reply-form" method="post" action="/tickets/{{ID}}/messages" novalidate>
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<div class="field">
+<label for="reply-body">Your reply</label>
+<textarea id="reply-body" name="body" rows="5" maxlength="10000" required data-draft-key="ticket-{{ID}}"{{#ERR_BODY}} aria-invalid="true" aria-describedby="reply-body-error"{{/ERR_BODY}}>
+{{BODY_DRAFT:pre_escape}}</textarea>
+{{#ERR_BODY}}
+<p class="field-error" id="reply-body-error">{{MSG}}</p>
+{{/ERR_BODY}}
+</div>
+<div class="actions">
+<button type="submit" class="btn btn-primary">Send reply</button>
+</div>
+</form>
+{{/CAN_REPLY}}
+{{#CLOSED_NOTICE}}
+<p class="notice">This ticket is closed</p>
+{{/CLOSED_NOTICE}}
+</section>
+<div class="ticket-actions">
+{{#CAN_ASSIGN}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/assign" data-confirm="Assign ticket #{{ID}} to the chosen agent?">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<label class="inline-label" for="assign-agent">Assign to</label>
+<select id="assign-agent" name="agent_id" required>
+<option value="">Choose an agent</option>
+{{#AGENT_OPTION}}
+<option value="{{AGENT_ID}}"{{#SELECTED}} selected{{/SELECTED}}>{{AGENT_NAME}}</option>
+{{/AGENT_OPTION}}
+</select>
+<button type="submit" class="btn">Assign</button>
+</form>
+{{/CAN_ASSIGN}}
+{{#CAN_RESOLVE}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/resolve">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<button type="submit" class="btn">Mark as resolved</button>
+</form>
+{{/CAN_RESOLVE}}
+{{#CAN_REOPEN}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/reopen">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<button type="submit" class="btn">Reopen ticket</button>
+</form>
+{{/CAN_REOPEN}}
+{{#CAN_CLOSE}}
+<form class="inline-form form-end" method="post" action="/tickets/{{ID}}/close" data-confirm="Close this ticket?">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<button type="submit" class="btn btn-danger">Close ticket</button>
+</form>
+{{/CAN_CLOSE}}
+</div>
+{{#CAN_RATE}}
+<section class="card" aria-labelledby="rate-h">
+<h2 id="rate-h">Rate the help you got</h2>
+<form class="form" method="post" action="/tickets/{{ID}}/rating" novalidate>
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<fieldset class="field"{{#ERR_SCORE}} aria-describedby="score-error"{{/ERR_SCORE}}>
+<legend>Score (1 = poor, 5 = excellent)</legend>
+<div class="choices">
+<label><input type="radio" name="score" value="1" required> 1</label>
+<label><input type="radio" name="score" value="2"> 2</label>
+<label><input type="radio" name="score" value="3"> 3</label>
+<label><input type="radio" name="score" value="4"> 4</label>
+<label><input type="radio" name="score" value="5"> 5</label>
+</div>
+{{#ERR_SCORE}}
+<p class="field-error" id="score-error">{{MSG}}</p>
+{{/ERR_SCORE}}
+</fieldset>
+<div class="field">
+<label for="rating-comment">Comment <span class="muted">(optional)</span></label>
+<textarea id="rating-comment" name="comment" rows="3" maxlength="2000" data-draft-key="rating-{{ID}}"></textarea>
+</div>
+<div class="actions">
+<button type="submit" class="btn btn-primary">Send rating</button>
+</div>
+</form>
+</section>
+{{/CAN_RATE}}
+{{#RATING}}
+<section class="card" aria-labelledby="rating-h">
+<h2 id="rating-h">Rating</h2>
+<p class="rating-score"><strong>{{SCORE}}</strong> out of 5 <span class="muted">· <time datetime="{{RATED_ISO}}" title="{{RATED_TEXT}}">{{RATED_AGO}}</time></span></p>
+<div class="ticket-desc">{{COMMENT:pre_escape}}</div>
+</section>
+{{/RATING}}
+</article>

@@ -1,0 +1,87 @@
+{{%AUTOESCAPE context="HTML"}}
+<div class="page-head">
+<h1 id="tickets-h">{{HEADING}}</h1>
+{{#CAN_CREATE}}
+<a class="btn btn-primary" href="/tickets/new">New ticket</a>
+{{/CAN_CREATE}}
+</div>
+<form class="toolbar" method="get" action="/tickets" role="search" aria-label="Filter tickets">
+{{#HAS_ASSIGNED}}
+<input type="hidden" name="assigned" value="{{ASSIGNED}}">
+{{/HAS_ASSIGNED}}
+<div class="field field-status">
+<label for="filter-status">Status</label>
+<select id="filter-status" name="status">
+<option value="open"{{#SEL_OPEN}} selected{{/SEL_OPEN}}>Open</option>
+<option value="resolved"{{#SEL_RESOLVED}} selected{{/SEL_RESOLVED}}>Resolved</option>
+<option value="closed"{{#SEL_CLOSED}} selected{{/SEL_CLOSED}}>Closed</option>
+<option value="all"{{#SEL_ALL}} selected{{/SEL_ALL}}>All</option>
+</select>
+</div>
+<div class="field">
+<label for="filter-q">Search</label>
+<input type="search" id="filter-q" name="q" value="{{Q}}" maxlength="200" spellcheck="false" placeholder="Subject or description">
+</div>
+<button type="submit" class="btn">Filter</button>
+</form>
+{{#EMPTY}}
+<p class="empty">{{MSG}}</p>
+{{/EMPTY}}
+<div class="table-wrap">
+<table class="table-cards ticket-list" aria-labelledby="tickets-h">
+<thead>
+<tr>
+<th scope="col">Number</th>
+<th scope="col">Subject</th>
+<th scope="col">Status</th>
+<th scope="col">Priority</th>
+{{#STAFF}}
+<th scope="col">Customer</th>
+{{/STAFF}}
+<th scope="col">Agent</th>
+<th scope="col">Created</th>
+<th scope="col">Last activity</th>
+</tr>
+</thead>
+<tbody>
+{{#TICKET}}
+<tr>
+<td data-label="Number" class="nowrap">#{{ID}}</td>
+<td data-label="Subject" class="ticket-subject"><a href="/tickets/{{ID}}">{{SUBJECT}}</a></td>
+<td data-label="Status"><span class="badge badge-{{STATUS}}">{{STATUS}}</span></td>
+<td data-label="Priority"><span class="prio prio-{{PRIORITY}}">{{PRIORITY}}</span></td>
+{{#ROW_STAFF}}
+<td data-label="Customer">{{CUSTOMER}}</td>
+{{/ROW_STAFF}}
+<td data-label="Agent"><div class="cell-stack">
+<span>{{AGENT}}</span>
+{{#ROW_ASSIGN}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/assign" data-confirm="Assign ticket #{{ID}} to the chosen agent?">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<input type="hidden" name="next" value="{{NEXT}}">
+<label class="visually-hidden" for="assign-{{ID}}">Agent for ticket #{{ID}}</label>
+<select id="assign-{{ID}}" name="agent_id" required>
+<option value="">Choose an agent</option>
+{{#AGENT_OPTION}}
+<option value="{{AGENT_ID}}"{{#SELECTED}} selected{{/SELECTED}}>{{AGENT_NAME}}</option>
+{{/AGENT_OPTION}}
+</select>
+<button type="submit" class="btn btn-small">Assign</button>
+</form>
+{{/ROW_ASSIGN}}
+</div></td>
+<td data-label="Created" class="nowrap"><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></td>
+<td data-label="Last activity" class="nowrap"><time datetime="{{ACTIVITY_ISO}}" title="{{ACTIVITY_TEXT}}">{{ACTIVITY_AGO}}</time></td>
+</tr>
+{{/TICKET}}
+</tbody>
+</table>
+</div>
+<div class="pager">
+{{#FIRST_PAGE}}
+<a href="{{URL}}">First page</a>
+{{/FIRST_PAGE}}
+{{#NEXT_PAGE}}
+<a class="btn pager-next" href="{{URL}}" rel="next">Next page</a>
+{{/NEXT_PAGE}}
+</div>
