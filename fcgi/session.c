@@ -76,13 +76,13 @@ static void anon_csrf(struct request *r)
 }
 
 static const char Q_SESSION[] =
-    "SELECT u.id, u.role, u.state, u.email, u.first_name, u.last_name, s.csrf "
+    "SELECT u.id, u.role, u.state, u.email, u.first_name, u.last_name, s.csrf, "
+    "s.last_seen < NOW() - INTERVAL 60 SECOND "
     "FROM sessions s JOIN users u ON u.id = s.user_id "
     "WHERE s.id_hash = ? AND s.last_seen > NOW() - INTERVAL ? SECOND "
     "AND s.created_at > NOW() - INTERVAL ? SECOND AND u.state = 'active'";
-static const char Q_TOUCH[] =
-    "UPDATE sessions SET last_seen = NOW() WHERE id_hash = ? "
-    "AND last_seen < NOW() - INTERVAL 60 SECOND";
+/* last_seen moves at most once a minute: no write on most requests */
+static const char Q_TOUCH[] = "UPDATE sessions SET last_seen = NOW() WHERE id_hash = ?";
 
 /* session_load: r->user and r->csrf from the cookies.  0, or -1 when the
  * database failed (db_status() says how to answer).  An unknown, expired
@@ -118,7 +118,7 @@ int session_load(struct request *r)
 	snprintf(r->csrf, sizeof(r->csrf), "%s", DB_CELL(&rows, 0, 6));
 	r->user = u;
 	r->session_hash = arena_strdup(r->a, hash);
-	if (db_exec(Q_TOUCH, "s", hash) < 0)
+	if (atoi(DB_CELL(&rows, 0, 7)) && db_exec(Q_TOUCH, "s", hash) < 0)
 		return -1;
 	return 0;
 }
