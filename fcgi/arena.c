@@ -82,8 +82,8 @@ void *arena_alloc(struct arena *a, size_t n)
 	struct chunk *c = a->head;
 	void *p;
 
-	if (need < n)
-		abort();        /* overflow */
+	if (need < n || need > SIZE_MAX / 2)
+		abort();        /* overflow, or a size no request can need */
 	if (c->size - c->used < need) {
 		c = chunk_new(need > a->chunk ? need : a->chunk);
 		/* keep the first chunk last so reset finds it */
@@ -117,6 +117,8 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
 	int n;
 	char *p;
 
+	if (fmt == NULL)
+		abort();
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);

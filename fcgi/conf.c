@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "extern.h"
@@ -120,14 +121,69 @@ void conf_defaults(struct conf *c)
 
 struct parse_state {
 	struct conf *c;
-	char err[256];          /* first error, without the file:line prefix */
+	char err[256];          /* first handler error, without the file:line prefix */
+	int err_line;           /* the line it belongs to */
+	int line;               /* lines handed to inih so far */
+	int too_long;           /* the line that exceeded inih's buffer, or 0 */
+	char too_long_key[48];  /* its key (never its value: it may be a password) */
+	const char *text;       /* conf_load_string: what is left to read */
+	FILE *f;                /* conf_load: the file */
 };
 
 static int set_err(struct parse_state *ps, const char *fmt, const char *a, const char *b)
 {
-	if (ps->err[0] == '\0')
+	if (ps->err[0] == '\0') {
 		snprintf(ps->err, sizeof(ps->err), fmt, a, b);
+		ps->err_line = ps->line;
+	}
 	return 0;               /* inih: 0 = error on this line */
+}
+
+/* The line reader behind inih: counts lines, so an error message is tied
+ * to its line, and stops at a line longer than inih's buffer instead of
+ * letting inih split it silently (Debian's libinih reads 199 bytes). */
+static void note_too_long(struct parse_state *ps, const char *line)
+{
+	size_t k = strcspn(line, "=:\n");
+
+	while (k > 0 && (line[k - 1] == ' ' || line[k - 1] == '\t'))
+		k--;
+	while (k > 0 && (*line == ' ' || *line == '\t'))
+		line++, k--;
+	snprintf(ps->too_long_key, sizeof(ps->too_long_key), "%.*s", (int)(k < 40 ? k : 40), line);
+	ps->too_long = ps->line + 1;
+}
+
+static char *next_line(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	size_t n = 0;
+
+	if (ps->too_long)
+		return NULL;
+	if (ps->f) {
+		if (fgets(str, num, ps->f) == NULL)
+			return NULL;
+		n = strlen(str);
+		if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(ps->f)) {
+			note_too_long(ps, str);
+			return NULL;
+		}
+	} else {
+		if (*ps->text == '\0')
+			return NULL;
+		const char *nl = strchr(ps->text, '\n');
+		n = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
+		if (n > (size_t)num - 1) {
+			note_too_long(ps, ps->text);
+			return NULL;
+		}
+		memcpy(str, ps->text, n);
+		str[n] = '\0';
+		ps->text += n;
+	}
+	ps->line++;
+	return str;
 }
 
 static int set_number(const struct key *k, void *dst, long v)
@@ -237,8 +293,13 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 
 static int finish(struct conf *c, struct parse_state *ps, int rc, char *err, size_t errlen)
 {
+	if (ps->too_long && (rc == 0 || rc > ps->too_long)) {
+		snprintf(err, errlen, "%s:%d: line of '%s' too long (at most 198 bytes)", c->path,
+		    ps->too_long, ps->too_long_key);
+		return -1;
+	}
 	if (rc == -1) {
-		snprintf(err, errlen, "%s: cannot open: %s", c->path, strerror(errno));
+		snprintf(err, errlen, "%s: cannot read", c->path);
 		return -1;
 	}
 	if (rc == -2) {
@@ -246,8 +307,8 @@ static int finish(struct conf *c, struct parse_state *ps, int rc, char *err, siz
 		return -1;
 	}
 	if (rc > 0) {
-		snprintf(err, errlen, "%s:%d: %s", c->path, rc,
-		    ps->err[0] ? ps->err : "syntax error (expected [section] or key = value)");
+		snprintf(err, errlen, "%s:%d: %s", c->path, rc, ps->err[0] && ps->err_line == rc
+		    ? ps->err : "syntax error (expected [section] or key = value)");
 		return -1;
 	}
 	/* strip a trailing slash from base_url so links join cleanly */
@@ -260,24 +321,38 @@ static int finish(struct conf *c, struct parse_state *ps, int rc, char *err, siz
 /* conf_load: defaults, then the file.  0, or -1 with "file:line: why" in err. */
 int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 {
-	struct parse_state ps = { c, "" };
+	struct parse_state ps = { .c = c };
+	struct stat sb;
 	int rc;
 
 	conf_defaults(c);
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	rc = ini_parse(path, on_key, &ps);
+	ps.f = fopen(path, "r");
+	if (ps.f == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(ps.f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		fclose(ps.f);
+		return -1;
+	}
+	rc = ini_parse_stream(next_line, &ps, on_key, &ps);
+	if (rc == 0 && ferror(ps.f))
+		rc = -1;
+	fclose(ps.f);
 	return finish(c, &ps, rc, err, errlen);
 }
 
 /* conf_load_string: as conf_load, from memory (unit tests). */
 int conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen)
 {
-	struct parse_state ps = { c, "" };
+	struct parse_state ps = { .c = c, .text = text };
 	int rc;
 
 	conf_defaults(c);
 	snprintf(c->path, sizeof(c->path), "%s", name);
-	rc = ini_parse_string(text, on_key, &ps);
+	rc = ini_parse_stream(next_line, &ps, on_key, &ps);
 	return finish(c, &ps, rc, err, errlen);
 }
 

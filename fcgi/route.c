@@ -113,11 +113,11 @@ const struct route *route_match(const char *method, const char *path, long long 
 			hit = &routes[i];
 			*id = v;
 		}
-		if (allowlen && !strstr(allow, routes[i].method)) {
-			int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
+		if (allowlen && !strstr(allow, routes[i].method) &&
+		    (used ? 2 : 0) + strlen(routes[i].method) < allowlen - used) {
+			/* whole method names only */
+			used += (size_t)snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
 			    routes[i].method);
-			if (n > 0 && (size_t)n < allowlen - used)
-				used += (size_t)n;
 		}
 	}
 	if (hit)

@@ -162,9 +162,10 @@ int form_parse(struct arena *a, const char *s, size_t len, struct kvlist *out, s
 			const char *eq = memchr(s + i, '=', j - i);
 			size_t klen = eq ? (size_t)(eq - (s + i)) : j - i;
 			char *k = arena_strndup(a, s + i, klen);
-			char *v = eq ? arena_strndup(a, eq + 1, (size_t)(s + j - eq - 1)) : arena_strdup(a, "");
+			size_t vlen = eq ? (size_t)(s + j - eq - 1) : 0;
+			char *v = arena_strndup(a, eq ? eq + 1 : "", vlen);
 			long kl = pct_decode(k, klen, 1);
-			long vl = pct_decode(v, strlen(v), 1);
+			long vl = pct_decode(v, vlen, 1);   /* its real length: a raw NUL is refused */
 			if (kl < 0 || vl < 0)
 				return PARSE_BAD;
 			if (!utf8_valid(k, (size_t)kl) || !utf8_valid(v, (size_t)vl))
