@@ -19,7 +19,8 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-UNITS = ("ccrd.service", "ccr-maintenance.service", "ccr-maintenance.timer")
+UNITS = ("ccrd.service", "ccr-maintenance.service", "ccr-maintenance.timer",
+         "ccr-backup.service", "ccr-backup.timer")
 MAX_EXPOSURE = 2.5
 
 
@@ -67,7 +68,7 @@ def exposure(repo, unit):
 
 def check_security(repo=REPO):
     msgs, ok = [], True
-    for unit in ("ccrd.service", "ccr-maintenance.service"):
+    for unit in ("ccrd.service", "ccr-maintenance.service", "ccr-backup.service"):
         score, out = exposure(repo, unit)
         if score is None:
             return False, "no exposure score for %s: %s" % (unit, out[-500:])
