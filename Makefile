@@ -39,7 +39,7 @@ B        := build
 LIB_O    := $(LIB_C:%.c=$(B)/obj/%.o) $(LIB_CC:%.cc=$(B)/obj/%.o)
 ASAN_O   := $(LIB_C:%.c=$(B)/asan/%.o) $(LIB_CC:%.cc=$(B)/asan/%.o)
 
-.PHONY: all deps run check unit unit-asan templates e2e clean
+.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan
 all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
@@ -76,6 +76,13 @@ $(B)/ccrd: $(B)/obj/main.o $(B)/libccr.a
 $(B)/ccr-admin: $(B)/obj/admin.o $(B)/libccr.a
 	$(CXX) -o $@ $^ $(LIBS)
 
+# The same programs under ASan+UBSan, for the integration suite's sanitizer run.
+$(B)/asan/ccrd: $(B)/asan/main.o $(B)/libccr-asan.a
+	$(CXX) $(SAN) -o $@ $^ $(LIBS)
+$(B)/asan/ccr-admin: $(B)/asan/admin.o $(B)/libccr-asan.a
+	$(CXX) $(SAN) -o $@ $^ $(LIBS)
+asan: $(B)/asan/ccrd $(B)/asan/ccr-admin
+
 # ---- tests -----------------------------------------------------------------
 RESULTS := $(B)/results
 
@@ -101,14 +108,18 @@ templates: | deps
 
 e2e: all
 	$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
+# the integration suite against build/asan/ccrd: any sanitizer report fails
+e2e-asan: asan
+	$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan
 
 # Every stage runs even when an earlier one fails; the tally decides.
-check: all
+check: all asan
 	@rm -rf $(RESULTS)
 	-@$(MAKE) --no-print-directory templates
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory unit-asan
 	-@$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
+	-@$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan
 	@$(PYTHON) test/tally.py summary $(RESULTS)
 
 run: all

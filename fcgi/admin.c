@@ -110,24 +110,23 @@ static int cmd_create_admin(const struct conf *c, int argc, char **argv)
 	request_init(&r, arena_new(0), NULL, c);
 	snprintf(r.id, sizeof(r.id), "ccr-admin");
 	r.remote_addr = "local";
-	if (db_begin() == -1) {
+	rc = 1;
+	long long uid = -1;
+	if (db_begin() == -1)
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
-		return 1;
-	}
-	long long uid = user_insert(e, first, last, "admin", "active", hash);
-	if (uid == 0) {
+	else if ((uid = user_insert(e, first, last, "admin", "active", hash)) == 0) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
-		return 1;
-	}
-	if (uid < 0 || audit_add(&r, uid, "admin_created", e) == -1 || db_commit() == -1) {
+	} else if (uid < 0 || audit_add(&r, uid, "admin_created", e) == -1 || db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
-		return 1;
+	} else {
+		printf("admin %s created (id %lld)\n", e, uid);
+		rc = 0;
 	}
-	printf("admin %s created (id %lld)\n", e, uid);
+	db_close();
 	arena_free(r.a);
-	return 0;
+	return rc;
 }
 
 static const char Q_PURGE_SESSIONS[] =
@@ -151,6 +150,7 @@ static int cmd_purge(const struct conf *c)
 		return 1;
 	}
 	printf("purged %lld sessions, %lld codes, %lld login failures\n", s, k, f);
+	db_close();
 	return 0;
 }
 
@@ -183,8 +183,11 @@ int main(int argc, char **argv)
 		printf("%s: ok\n", path);
 		return 0;
 	}
-	if (!strcmp(cmd, "migrate"))
-		return migrate_run(&conf, 1) == 0 ? 0 : 1;
+	if (!strcmp(cmd, "migrate")) {
+		int rc = migrate_run(&conf, 1) == 0 ? 0 : 1;
+		db_close();
+		return rc;
+	}
 	if (!strcmp(cmd, "create-admin"))
 		return cmd_create_admin(&conf, argc - optind - 1, argv + optind + 1);
 	if (!strcmp(cmd, "purge"))
@@ -214,6 +217,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("auto-closed %d tickets resolved more than %d days ago\n", n, conf.auto_close_days);
+		db_close();
 		return 0;
 	}
 	usage();

@@ -251,8 +251,10 @@ class Stack:
         self.mysql_sock = os.path.join(self.run_dir, "mysql.sock")
         self.ccrd_sock = os.path.join(self.run_dir, "ccrd.sock")
         self.ccrd_log_path = os.path.join(self.log_dir, "ccrd.log")
-        self.ccrd_bin = os.path.join(self.repo, "build", "ccrd")
-        self.admin_bin = os.path.join(self.repo, "build", "ccr-admin")
+        # CCR_BIN_DIR=build/asan runs the sanitizer build (test/e2e/run.py --asan)
+        bindir = os.environ.get("CCR_BIN_DIR") or os.path.join(self.repo, "build")
+        self.ccrd_bin = os.path.join(bindir, "ccrd")
+        self.admin_bin = os.path.join(bindir, "ccr-admin")
         self.base_url = "http://127.0.0.1:%d" % self.port
         self.db_password = None
         self.db = self.smtp = self.ccrd = self.nginx = None   # Popen objects

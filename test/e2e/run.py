@@ -142,6 +142,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", help="write '<passed> <failed>' here")
     ap.add_argument("--browser", action="store_true", help="also run node --test test/browser/")
+    ap.add_argument("--asan", action="store_true",
+                    help="run build/asan/ccrd and ccr-admin; any sanitizer report fails the run")
     ap.add_argument("-k", dest="keyword", help="only tests whose module.function name contains this")
     ap.add_argument("modules", nargs="*", help="test module names (default: all test_*.py)")
     args = ap.parse_args()
@@ -163,6 +165,11 @@ def main():
         return finish(0, 1)
     tb_files = {os.path.abspath(p) for _n, _f, p in tests}
 
+    if args.asan:
+        os.environ["CCR_BIN_DIR"] = os.path.join(REPO, "build", "asan")
+        # workers leave with exit(): LeakSanitizer runs in every child
+        os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=23"
+        os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=0"
     keep = os.environ.get("TEST_KEEP") == "1"
     tmp = tempfile.mkdtemp(prefix="ccr-e2e-")
     os.chmod(tmp, 0o755)   # nginx workers run as nobody and must reach the socket
@@ -206,6 +213,8 @@ def main():
         except Exception as e:
             print("FAIL stack-stop: %s" % one_line(e), flush=True)
             failed += 1
+        if args.asan:
+            failed += sanitizer_reports(st.ccrd_log_path)
         if failed and not keep:
             sys.stderr.write("--- last lines of ccrd.log (TEST_KEEP=1 keeps %s) ---\n%s\n"
                              % (tmp, stack.tail(st.ccrd_log_path, 30)))
@@ -214,6 +223,24 @@ def main():
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return finish(passed, failed)
+
+
+SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_reports(log_path):
+    """1 (and the report's first lines) when ccrd.log holds a sanitizer report, else 0."""
+    try:
+        with open(log_path, errors="replace") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        return 0
+    for i, line in enumerate(lines):
+        if SANITIZER.search(line):
+            print("FAIL sanitizer: %s" % one_line("".join(lines[i:i + 12]), 1500), flush=True)
+            return 1
+    print("PASS sanitizer: no ASan/UBSan/LSan report in ccrd.log", flush=True)
+    return 0
 
 
 def run_tests(st, tmp, tests, tb_files):
