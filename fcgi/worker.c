@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "extern.h"
@@ -96,8 +97,14 @@ static int next_connection(int lfd, const sigset_t *waitmask, const struct conf 
 		}
 		/* the listening socket is non-blocking: another worker may win */
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
+		if (fd >= 0) {
+			/* a peer that stops talking (a local client straight on the
+			 * socket; nginx never does) costs 30 s, not a worker forever */
+			struct timeval tv = { 30, 0 };
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			return fd;
+		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED && errno != EPROTO) {
 			log_err("%s: accept: %s", __func__, strerror(errno));
