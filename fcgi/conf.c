@@ -57,6 +57,7 @@ static const struct key keys[] = {
 	I("database", "write_timeout", db_write_timeout, 1, 3600),
 	S("database", "backup_dir", backup_dir),
 	I("database", "backup_keep", backup_keep, 1, 1000),
+	B("database", "galera_sync_wait", db_galera_sync_wait),
 	S("smtp", "host", smtp_host),
 	I("smtp", "port", smtp_port, 1, 65535),
 	E("smtp", "starttls", smtp_starttls, starttls_names),

@@ -131,6 +131,9 @@ int db_connect(void)
 	/* times are UTC; READ COMMITTED keeps claims and counters simple */
 	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
 	    "SET time_zone = '+00:00', SESSION tx_isolation = 'READ-COMMITTED'");
+	/* Galera: read your own writes on any node after a redirect (DESIGN §5) */
+	if (dbconf->db_galera_sync_wait)
+		mysql_optionsv(conn, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1");
 	if (!mysql_real_connect(conn, dbconf->db_socket[0] ? NULL : dbconf->db_host,
 	        dbconf->db_user, dbconf->db_password, dbconf->db_name,
 	        (unsigned)dbconf->db_port, dbconf->db_socket[0] ? dbconf->db_socket : NULL, 0)) {

@@ -66,6 +66,7 @@ struct conf {
 	int db_connect_timeout, db_read_timeout, db_write_timeout;
 	char backup_dir[PATH_MAX];
 	int backup_keep;
+	int db_galera_sync_wait;
 	/* [smtp] */
 	char smtp_host[256];
 	int smtp_port;

@@ -178,8 +178,25 @@ void route_dispatch(struct request *r)
 	}
 	if (status == 0)
 		status = guard(r, r->route);
-	if (status == 0)
-		status = r->route->handler(r);
+	if (status == 0) {
+		/* SPEC §5: a transaction that meets error 1213 (a deadlock, or a
+		 * Galera certification conflict) is retried.  Handlers roll back
+		 * before returning, so running one again is safe; only what it
+		 * added to the response is forgotten first. */
+		size_t nhdr = r->nhdr;
+		for (int attempt = 1;; attempt++) {
+			status = r->route->handler(r);
+			if (!(status == 503 && db_last_err() == DB_DEADLOCK) || attempt == 3)
+				break;
+			log_warn("req=%s deadlock (1213), retrying the request (%d)", r->id, attempt);
+			r->nhdr = nhdr;
+			r->location = NULL;
+			r->body = NULL;
+			r->body_len = 0;
+			r->message = NULL;
+			r->ctype = "text/html; charset=utf-8";
+		}
+	}
 	if (status == 503 && r->body == NULL)
 		resp_header_add(r, "Retry-After", "5");   /* SPEC: 503 with Retry-After */
 	if (status >= 400 && r->body == NULL)
