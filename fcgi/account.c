@@ -46,19 +46,6 @@ static void ferr_show(struct view *v, const struct ferrs *f)
 		vdict_set(vdict_section(view_body(v), f->e[i].key), "MSG", f->e[i].msg);
 }
 
-/* safe_next: a same-site path for the post-login redirect, or NULL.
- * Only "/…", never "//host", "/\host" or a scheme (SPEC §3). */
-static const char *safe_next(const char *n)
-{
-	if (n == NULL || n[0] != '/' || n[1] == '/' || n[1] == '\\' || !header_safe(n) ||
-	    strlen(n) > 1024)
-		return NULL;
-	for (const char *p = n; *p; p++)
-		if (*p == '\\')
-			return NULL;
-	return n;
-}
-
 /* A redirect target with one query parameter, percent-encoded. */
 static const char *with_param(struct request *r, const char *path, const char *k, const char *v)
 {
@@ -150,7 +137,7 @@ int account_login_form(struct request *r)
 {
 	if (r->user)
 		return resp_redirect(r, "/tickets");
-	return login_page(r, 200, "", safe_next(req_query(r, "next")), NULL);
+	return login_page(r, 200, "", local_path(req_query(r, "next")), NULL);
 }
 
 static const char Q_FAILS[] =
@@ -177,7 +164,7 @@ int account_login(struct request *r)
 {
 	char *email = form_email(r, "email");
 	const char *pw = req_form(r, "password");
-	const char *next = safe_next(req_form(r, "next"));
+	const char *next = local_path(req_form(r, "next"));
 	struct db_rows rows;
 	int n, ok;
 

@@ -119,6 +119,7 @@ void str_lower_ascii(char *s);
 char *str_trim(char *s);          /* in place, returns start */
 size_t utf8_len(const char *s);   /* characters in a valid UTF-8 string */
 char *url_encode(struct arena *, const char *s);
+const char *local_path(const char *n);   /* a safe redirect target, or NULL */
 
 /* ---- route.c: the route table and the dispatcher ----------------------- */
 struct request;

@@ -306,3 +306,17 @@ char *url_encode(struct arena *a, const char *s)
 	*o = '\0';
 	return out;
 }
+
+/* local_path: n when it is a same-site path for a redirect (SPEC §3
+ * "same-site paths only"): it starts with one '/', and holds no backslash,
+ * no whitespace and no control character — browsers drop TAB/CR/LF from
+ * URLs, so "/\t/evil" would become "//evil".  Else NULL. */
+const char *local_path(const char *n)
+{
+	if (n == NULL || n[0] != '/' || n[1] == '/' || strlen(n) > 1024)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)n; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '\\')
+			return NULL;
+	return n;
+}

@@ -434,14 +434,6 @@ static int lock_ticket(struct request *r, long long id, const char **st, long lo
 	return 0;
 }
 
-static const char *safe_local(const char *n)
-{
-	if (n == NULL || n[0] != '/' || n[1] == '/' || n[1] == '\\' || !header_safe(n) ||
-	    strchr(n, '\\') || strlen(n) > 1024)
-		return NULL;
-	return n;
-}
-
 /* POST /tickets/{id}/assign (admin): an active agent; re-assigning is
  * allowed; the row lock makes parallel assignments serial. */
 int ticket_assign(struct request *r)
@@ -491,7 +483,7 @@ int ticket_assign(struct request *r)
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_ASSIGNED);
-	const char *next = safe_local(req_form(r, "next"));
+	const char *next = local_path(req_form(r, "next"));
 	return resp_redirect(r, next ? next : arena_printf(r->a, "/tickets/%lld", t.id));
 }
 
