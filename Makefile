@@ -17,7 +17,7 @@ CXX      := g++
 APT_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libcmocka-dev libinih-dev \
             mariadb-server mariadb-client nginx python3-aiosmtpd chromium systemd \
-            openssl curl wrk nodejs
+            openssl curl wrk nodejs lintian
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -106,7 +106,7 @@ templates: | deps
 	if [ -n "$$out" ]; then echo "$$out"; echo "0 1" > $(RESULTS)/templates; echo "FAIL templates"; \
 	else echo "1 0" > $(RESULTS)/templates; echo "PASS templates"; fi
 
-e2e: all
+e2e: all deb
 	$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
 # the integration suite against build/asan/ccrd: any sanitizer report fails
 e2e-asan: asan
@@ -118,6 +118,7 @@ check: all asan
 	-@$(MAKE) --no-print-directory templates
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory unit-asan
+	-@$(MAKE) -s --no-print-directory deb
 	-@$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
 	-@$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan
 	@$(PYTHON) test/tally.py summary $(RESULTS)
@@ -129,3 +130,244 @@ clean:
 	rm -rf $(B)
 
 -include $(wildcard $(B)/obj/*.d $(B)/asan/*.d)
+
+# ---- install and package ----------------------------------------------------
+# Owned by packaging (everything from here to "end of install and package").
+# `make install` / `make uninstall` honour PREFIX and DESTDIR (top of file):
+#   $(PREFIX)/sbin/ccrd, $(PREFIX)/bin/ccr-admin,
+#   $(PREFIX)/share/ccr/{views,schema}, $(PREFIX)/share/ccr/static -> views/static
+#   (a relative symlink: nginx/ccr.conf serves /usr/share/ccr/static, ccrd
+#   reads views/; one copy of the assets), $(PREFIX)/share/doc/ccr/{README.md,
+#   ccr.conf.example,nginx-ccr.conf}, $(PREFIX)/share/man/man8/*.8.gz and
+#   $(PREFIX)/lib/systemd/system/<systemd/*> (their /usr/sbin,
+#   /usr/bin and /usr/share/doc paths rewritten to PREFIX by sed; a no-op
+#   for PREFIX=/usr).  uninstall removes those files and rmdirs the ccr
+#   directories when empty; shared directories (bin, man8...) stay.
+# `make deb` builds $(DEB_FILE) with dpkg-deb: a hardened build
+# (dpkg-buildflags, hardening=+all) in $(B)/deb-build, `make install
+# DESTDIR=... PREFIX=/usr` into $(B)/deb/debian/ccr, stripped, plus
+# /etc/ccr/ccr.conf (conffile) and the maintainer scripts, copyright and
+# control template from test/deb/.  Depends comes from dpkg-shlibdeps.
+# `make lintian` runs lintian on it; test/deb/lintian-notes.txt lists the
+# tags that remain and why (test/e2e/test_package.py checks that list).
+CCR_VERSION    := $(shell sed -n 's/^\#define CCR_VERSION "\(.*\)"/\1/p' fcgi/extern.h)
+sbindir         = $(PREFIX)/sbin
+bindir          = $(PREFIX)/bin
+ccrdatadir      = $(PREFIX)/share/ccr
+docdir          = $(PREFIX)/share/doc/ccr
+man8dir         = $(PREFIX)/share/man/man8
+systemdunitdir  = $(PREFIX)/lib/systemd/system
+INSTALL        := install
+# echo, or nothing under `make -s`, for the recipe lines that loop silently
+INSTALL_SAY     = $(if $(findstring s,$(firstword -$(MAKEFLAGS))),:,echo)
+# every unit in systemd/ (the maintainer scripts get the same list)
+UNIT_FILES     := $(sort $(notdir $(wildcard systemd/*.service systemd/*.timer)))
+MAN8_PAGES     := ccrd.8 ccr-admin.8
+# the package: name, staging tree (debian/ccr under a debian/ that
+# dpkg-shlibdeps expects), hardened build directory, maintainer
+DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_FILE        = $(B)/ccr_$(CCR_VERSION)_$(DEB_ARCH).deb
+DEB_DIR         = $(B)/deb
+DEB_ROOT        = $(DEB_DIR)/debian/ccr
+DEB_BUILD       = $(B)/deb-build
+DEB_MAINTAINER ?= Customer Care Registry maintainers <maintainers@users.noreply.b-seed-3a625a73.example>
+DEB_HARDEN     := DEB_BUILD_MAINT_OPTIONS=hardening=+all
+DEB_CFLAGS      = $(shell $(DEB_HARDEN) dpkg-buildflags --get CPPFLAGS) $(shell $(DEB_HARDEN) dpkg-buildflags --get CFLAGS)
+DEB_LIBS        = $(shell pkg-config --libs $(PKGS)) $(shell $(DEB_HARDEN) dpkg-buildflags --get LDFLAGS)
+# used when dpkg-shlibdeps is missing (dpkg -S on what ldd build/ccrd shows)
+DEB_LIBDEPS    := libargon2-1, libc6, libctemplate3, libesmtp6, libfcgi0ldbl, libinih1, \
+                  libmariadb3, libstdc++6, libsystemd0
+
+.PHONY: install uninstall deb lintian
+
+$(B)/man/%.8.gz: fcgi/%.8 fcgi/extern.h
+	@mkdir -p $(@D)
+	sed -e '/^\.TH /s/"ccr [^"]*"/"ccr $(CCR_VERSION)"/' $< | gzip -9n > $@
+
+install: all $(MAN8_PAGES:%=$(B)/man/%.gz)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(man8dir) \
+	    $(DESTDIR)$(systemdunitdir) $(DESTDIR)$(docdir) $(DESTDIR)$(ccrdatadir)/schema
+	$(INSTALL) -m 0755 $(B)/ccrd $(DESTDIR)$(sbindir)/ccrd
+	$(INSTALL) -m 0755 $(B)/ccr-admin $(DESTDIR)$(bindir)/ccr-admin
+	@$(INSTALL_SAY) "$(INSTALL) -m 0644 views/... $(DESTDIR)$(ccrdatadir)/views/"
+	@set -e; for d in $$(find views -type d | LC_ALL=C sort); do \
+	  $(INSTALL) -d -m 0755 $(DESTDIR)$(ccrdatadir)/$$d; done; \
+	for f in $$(find views -type f ! -name '.*' ! -name '*~' | LC_ALL=C sort); do \
+	  $(INSTALL) -m 0644 $$f $(DESTDIR)$(ccrdatadir)/$$f; done
+	ln -sfn views/static $(DESTDIR)$(ccrdatadir)/static
+	$(INSTALL) -m 0644 schema/*.sql $(DESTDIR)$(ccrdatadir)/schema/
+	$(INSTALL) -m 0644 README.md fcgi/ccr.conf.example $(DESTDIR)$(docdir)/
+	$(INSTALL) -m 0644 nginx/ccr.conf $(DESTDIR)$(docdir)/nginx-ccr.conf
+	$(INSTALL) -m 0644 $(MAN8_PAGES:%=$(B)/man/%.gz) $(DESTDIR)$(man8dir)/
+	@$(INSTALL_SAY) "sed (paths under $(PREFIX)) systemd/* | $(INSTALL) -m 0644 ... $(DESTDIR)$(systemdunitdir)/"
+	@mkdir -p $(B)/units
+	@set -e; for u in $(UNIT_FILES); do \
+	  sed -e 's|/usr/sbin/ccrd|$(sbindir)/ccrd|g' -e 's|/usr/bin/ccr-admin|$(bindir)/ccr-admin|g' \
+	      -e 's|/usr/share/doc/ccr/|$(docdir)/|g' systemd/$$u > $(B)/units/$$u; \
+	  $(INSTALL) -m 0644 $(B)/units/$$u $(DESTDIR)$(systemdunitdir)/$$u; done
+
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/ccrd $(DESTDIR)$(bindir)/ccr-admin
+	rm -f $(MAN8_PAGES:%=$(DESTDIR)$(man8dir)/%.gz) $(UNIT_FILES:%=$(DESTDIR)$(systemdunitdir)/%)
+	rm -f $(DESTDIR)$(docdir)/README.md $(DESTDIR)$(docdir)/ccr.conf.example \
+	    $(DESTDIR)$(docdir)/nginx-ccr.conf
+	rm -f $(DESTDIR)$(ccrdatadir)/static
+	@set -e; for f in $$(find views -type f ! -name '.*' ! -name '*~') $$(ls schema/*.sql); do \
+	  rm -f $(DESTDIR)$(ccrdatadir)/$$f; done; \
+	for d in $$(find views -depth -type d) schema "" ; do \
+	  if [ -d "$(DESTDIR)$(ccrdatadir)/$$d" ]; then rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(ccrdatadir)/$$d"; fi; done; \
+	if [ -d "$(DESTDIR)$(docdir)" ]; then rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(docdir)"; fi; \
+	if [ -d "$(DESTDIR)$(ccrdatadir)" ]; then echo "uninstall: left in $(DESTDIR)$(ccrdatadir) (not installed by this tree):"; \
+	  find "$(DESTDIR)$(ccrdatadir)" ! -type d; fi
+
+# Always restaged (a few seconds); the hardened objects are incremental.
+deb:
+	rm -rf $(DEB_DIR) $(DEB_FILE)
+	$(MAKE) --no-print-directory B=$(DEB_BUILD) CFLAGS='$(DEB_CFLAGS)' LIBS='$(DEB_LIBS)' \
+	    DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr install
+	case "$$DEB_BUILD_OPTIONS" in *nostrip*) ;; *) strip --remove-section=.comment \
+	    --remove-section=.note $(DEB_ROOT)/usr/sbin/ccrd $(DEB_ROOT)/usr/bin/ccr-admin ;; esac
+	$(INSTALL) -d -m 0755 $(DEB_ROOT)/etc/ccr $(DEB_ROOT)/DEBIAN
+	sed -e 's|^views_dir *=.*|views_dir = /usr/share/ccr/views|' \
+	    -e 's|^schema_dir *=.*|schema_dir = /usr/share/ccr/schema|' \
+	    -e 's|^listen *=.*|listen = /run/ccr/ccrd.sock|' fcgi/ccr.conf.example > $(DEB_DIR)/ccr.conf
+	@for k in 'views_dir = /usr/share/ccr/views' 'schema_dir = /usr/share/ccr/schema' \
+	    'listen = /run/ccr/ccrd.sock'; do grep -qx "$$k" $(DEB_DIR)/ccr.conf || \
+	    { echo "deb: '$$k' missing from the packaged ccr.conf" >&2; exit 1; }; done
+	$(INSTALL) -m 0640 $(DEB_DIR)/ccr.conf $(DEB_ROOT)/etc/ccr/ccr.conf
+	$(INSTALL) -m 0644 test/deb/copyright $(DEB_ROOT)/usr/share/doc/ccr/copyright
+	{ printf 'ccr (%s) unstable; urgency=medium\n\n' '$(CCR_VERSION)'; \
+	  printf '  * Built from the source tree with make deb (git %s).\n\n' \
+	    "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	  printf ' -- %s  %s\n' '$(DEB_MAINTAINER)' \
+	    "$$(git log -1 --format=%aD 2>/dev/null || date -R)"; } | gzip -9n > $(DEB_DIR)/changelog.gz
+	$(INSTALL) -m 0644 $(DEB_DIR)/changelog.gz $(DEB_ROOT)/usr/share/doc/ccr/changelog.Debian.gz
+	for s in postinst prerm postrm; do sed -e 's|@UNITS@|$(UNIT_FILES)|' test/deb/$$s > $(DEB_DIR)/$$s && \
+	  $(INSTALL) -m 0755 $(DEB_DIR)/$$s $(DEB_ROOT)/DEBIAN/$$s || exit 1; done
+	echo /etc/ccr/ccr.conf > $(DEB_ROOT)/DEBIAN/conffiles
+	chmod 0644 $(DEB_ROOT)/DEBIAN/conffiles
+	cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f ! -path ./etc/ccr/ccr.conf -printf '%P\0' \
+	    | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums && chmod 0644 DEBIAN/md5sums
+	printf 'Source: ccr\n\nPackage: ccr\nArchitecture: any\n' > $(DEB_DIR)/debian/control
+	set -e; \
+	deps=$$(cd $(DEB_DIR) && dpkg-shlibdeps -O -edebian/ccr/usr/sbin/ccrd -edebian/ccr/usr/bin/ccr-admin \
+	    2>/dev/null | sed -n 's/^shlibs:Depends=//p') || deps=""; \
+	deps="$${deps:-$(DEB_LIBDEPS)}, adduser"; \
+	size=$$(find $(DEB_ROOT) -path $(DEB_ROOT)/DEBIAN -prune -o ! -path $(DEB_ROOT) \
+	    \( -type f -printf '%s\n' -o -printf '1\n' \) | awk '{ k += int(($$1 + 1023) / 1024) } END { print k }'); \
+	sed -e 's|@VERSION@|$(CCR_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
+	    -e "s|@DEPENDS@|$$deps|" -e "s|@INSTALLED_SIZE@|$$size|" test/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	chmod 0644 $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+
+lintian: deb
+	lintian -I -E --pedantic $(DEB_FILE)
+# ---- end of install and package ---------------------------------------------
+
+# ---- benchmarks --------------------------------------------------------------
+# `make bench`: generate (once, cached) the 10k and 1M data sets, start a
+# production-like stack per size in a temporary folder and measure with wrk;
+# writes $(BENCH_OUT).  `make bench-data` only generates.  test/bench/README.md.
+CCR_BENCH_DIR  ?= /var/tmp/ccr-bench
+BENCH_SIZES    ?= 10k 1m
+BENCH_ROUNDS   ?= 3
+BENCH_DURATION ?= 10
+BENCH_THREADS  ?= 2
+BENCH_CONNS    ?= 16
+BENCH_OUT      ?= test/bench/RESULTS.md
+BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
+BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
+
+.PHONY: bench bench-data bench-tools
+bench-tools: $(BENCH_TOOLS)
+$(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(shell pkg-config --libs fcgi libmariadb)
+$(B)/bench/hashbench: test/bench/hashbench.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(shell pkg-config --libs libargon2)
+
+bench-data: all $(BENCH_TOOLS)
+	$(PYTHON) test/bench/bench.py data $(BENCH_ARGS)
+
+bench: all $(BENCH_TOOLS)
+	$(PYTHON) test/bench/bench.py run $(BENCH_ARGS) --rounds $(BENCH_ROUNDS) \
+	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
+	  --out $(BENCH_OUT)
+# ---- end of benchmarks -------------------------------------------------------
+
+# ---- fuzzing ---------------------------------------------------------------
+# libFuzzer targets (test/fuzz/fuzz_*.c) over the fcgi/ sources they need,
+# built by clang with ASan + UBSan.  `make fuzz` runs each for FUZZ_SECONDS,
+# `make fuzz-check` for FUZZ_CHECK_SECONDS and writes "passed failed" (one
+# count per target) to $(RESULTS)/fuzz.  Seeds and regression inputs:
+# test/fuzz/corpus/NAME/; new inputs: build/fuzz/corpus/NAME/; crashes:
+# build/fuzz/artifacts/NAME/.  One target: `make fuzz FUZZ_NAMES=form`.
+# A reproducer: build/fuzz/fuzz_NAME FILE.
+FUZZ_SECONDS       ?= 60
+FUZZ_CHECK_SECONDS ?= 30
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi
+FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
+FUZZ_CC   := clang
+FUZZ_CXX  := clang++
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -g -O1 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Ifcgi \
+                $(shell pkg-config --cflags libmariadb) -MMD -MP
+FUZZ_LIBFLAGS = -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+                $(shell pkg-config --cflags $(PKGS)) -MMD -MP
+FB        := $(B)/fuzz
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FB)/fuzz_%)
+FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
+FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
+
+# what each target links beyond its own object
+FUZZ_O_form   := $(FUZZ_TEXT_O)
+FUZZ_O_cookie := $(FUZZ_TEXT_O)
+FUZZ_O_pct    := $(FUZZ_TEXT_O)
+FUZZ_O_email  := $(FUZZ_TEXT_O)
+FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
+FUZZ_O_fcgi   := $(FB)/obj/request.o $(FB)/obj/conf.o $(FUZZ_TEXT_O)
+FUZZ_O_route  := $(FUZZ_ALL_O)
+FUZZ_L_conf   := -linih
+FUZZ_L_fcgi   := -lfcgi -linih
+FUZZ_L_route  := $(LIBS) -lstdc++
+FUZZ_LD_route := $(FUZZ_CXX)
+
+.PHONY: fuzz fuzz-check fuzz-build fuzz-deps
+
+# clang and libFuzzer, installed only when dpkg says they are missing
+fuzz-deps: | deps
+	@missing=""; for p in $(FUZZ_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    -o DPkg::Lock::Timeout=300 $$missing; \
+	fi
+
+$(FB)/obj/%.o: fcgi/%.c | fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c17 $(FUZZ_LIBFLAGS) -c $< -o $@
+$(FB)/obj/%.o: fcgi/%.cc | fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) -std=c++17 $(FUZZ_LIBFLAGS) -c $< -o $@
+$(FB)/obj/fuzz_%.o: test/fuzz/fuzz_%.c | fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -c $< -o $@
+
+$(foreach n,$(FUZZ_NAMES),$(eval $(FB)/fuzz_$(n): $(FUZZ_O_$(n))))
+$(FB)/fuzz_%: $(FB)/obj/fuzz_%.o | fuzz-deps
+	$(or $(FUZZ_LD_$*),$(FUZZ_CC)) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_L_$*)
+
+# keep the harness objects (make would delete them as intermediates)
+.SECONDARY: $(FUZZ_NAMES:%=$(FB)/obj/fuzz_%.o)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@sh test/fuzz/run.sh $(FUZZ_SECONDS) - $(FUZZ_BINS)
+
+fuzz-check: $(FUZZ_BINS)
+	@sh test/fuzz/run.sh $(FUZZ_CHECK_SECONDS) $(RESULTS)/fuzz $(FUZZ_BINS)
+
+-include $(wildcard $(FB)/obj/*.d)
+# ---- end of fuzzing --------------------------------------------------------

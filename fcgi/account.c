@@ -260,7 +260,7 @@ int account_register_form(struct request *r)
  * pending request and mails every admin (SPEC §2, §3, §5). */
 int account_register(struct request *r)
 {
-	char *first = form_text(r, "first_name"), *last = form_text(r, "last_name");
+	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
 	char *email = form_email(r, "email");
 	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
 	const char *role = req_form(r, "role");

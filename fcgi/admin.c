@@ -18,6 +18,8 @@ static void usage(void)
 	    "  migrate                         apply pending schema migrations\n"
 	    "  create-admin --email E [--first-name F] [--last-name L]\n"
 	    "                                  password from stdin (asked twice on a terminal)\n"
+	    "  create-agent --email E --first-name F --last-name L\n"
+	    "                                  an active agent, mailed a code to set the password\n"
 	    "  check-config                    validate the configuration file\n"
 	    "  purge                           delete expired sessions, codes, throttle rows\n"
 	    "  auto-close                      close tickets resolved auto_close_days ago\n"
@@ -55,10 +57,12 @@ static int read_secret(const char *prompt, char *buf, size_t n)
 	return 0;
 }
 
-static int cmd_create_admin(const struct conf *c, int argc, char **argv)
+/* create-admin (password from stdin) and create-agent (mailed a code to
+ * set one, as POST /admin/agents does).  Exit code. */
+static int cmd_create_user(const struct conf *c, int agent, int argc, char **argv)
 {
-	const char *email_in = NULL, *first = "Admin", *last = "User";
-	char pw[1024], pw2[1024], hash[256], email[300];
+	const char *email_in = NULL, *first = agent ? NULL : "Admin", *last = agent ? NULL : "User";
+	char pw[1024], pw2[1024], hash[256], email[300], fbuf[300], lbuf[300];
 	struct request r;
 	const char *msg;
 
@@ -74,18 +78,25 @@ static int cmd_create_admin(const struct conf *c, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (email_in == NULL) {
+	if (email_in == NULL || first == NULL || last == NULL) {
 		usage();
 		return 2;
 	}
 	snprintf(email, sizeof(email), "%s", email_in);
 	char *e = str_trim(email);
 	str_lower_ascii(e);
+	snprintf(fbuf, sizeof(fbuf), "%s", first);
+	snprintf(lbuf, sizeof(lbuf), "%s", last);
+	first = str_trim(str_fold_line(fbuf));
+	last = str_trim(str_fold_line(lbuf));
 	if ((msg = check_email(e)) || (msg = check_first_name(first)) || (msg = check_last_name(last))) {
 		fprintf(stderr, "ccr-admin: %s\n", msg);
 		return 1;
 	}
-	int rc = read_secret("Password: ", pw, sizeof(pw));
+	int rc = 0;
+	if (agent)
+		goto insert;
+	rc = read_secret("Password: ", pw, sizeof(pw));
 	if (rc == -1) {
 		fprintf(stderr, "ccr-admin: no password on stdin\n");
 		return 1;
@@ -106,6 +117,7 @@ static int cmd_create_admin(const struct conf *c, int argc, char **argv)
 		return 1;
 	}
 	memset(pw, 0, sizeof(pw));
+insert:
 	db_init(c);
 	request_init(&r, arena_new(0), NULL, c);
 	snprintf(r.id, sizeof(r.id), "ccr-admin");
@@ -114,14 +126,18 @@ static int cmd_create_admin(const struct conf *c, int argc, char **argv)
 	long long uid = -1;
 	if (db_begin() == -1)
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
-	else if ((uid = user_insert(e, first, last, "admin", "active", hash)) == 0) {
+	else if ((uid = user_insert(e, first, last, agent ? "agent" : "admin", "active",
+	             agent ? NULL : hash)) == 0) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
-	} else if (uid < 0 || audit_add(&r, uid, "admin_created", e) == -1 || db_commit() == -1) {
+	} else if (uid < 0 || audit_add(&r, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
+	           (agent && issue_code(&r, uid, e, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
+	           db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
 	} else {
-		printf("admin %s created (id %lld)\n", e, uid);
+		printf("%s %s created (id %lld)%s\n", agent ? "agent" : "admin", e, uid,
+		    agent ? "; a code to set the password was mailed" : "");
 		rc = 0;
 	}
 	db_close();
@@ -188,8 +204,12 @@ int main(int argc, char **argv)
 		db_close();
 		return rc;
 	}
-	if (!strcmp(cmd, "create-admin"))
-		return cmd_create_admin(&conf, argc - optind - 1, argv + optind + 1);
+	if (!strcmp(cmd, "create-admin") || !strcmp(cmd, "create-agent")) {
+		if (view_root(conf.views_dir) == -1)
+			return 1;
+		return cmd_create_user(&conf, !strcmp(cmd, "create-agent"), argc - optind - 1,
+		    argv + optind + 1);
+	}
 	if (!strcmp(cmd, "purge"))
 		return cmd_purge(&conf);
 	if (!strcmp(cmd, "backup")) {
@@ -210,6 +230,10 @@ int main(int argc, char **argv)
 		return restore_run(&conf, argv[optind + 1]) == 0 ? 0 : 1;
 	}
 	if (!strcmp(cmd, "auto-close")) {
+		if (view_root(conf.views_dir) == -1) {
+			fprintf(stderr, "ccr-admin: views_dir %s unusable\n", conf.views_dir);
+			return 1;
+		}
 		db_init(&conf);
 		int n = tickets_auto_close(&conf);
 		if (n < 0) {

@@ -75,7 +75,7 @@ static const char Q_EMAIL_TAKEN[] = "SELECT 1 FROM users WHERE email = ?";
  * (72 h, single use, 5 tries) to set one at /password/reset. */
 int agent_create(struct request *r)
 {
-	char *first = form_text(r, "first_name"), *last = form_text(r, "last_name");
+	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
 	char *email = form_email(r, "email");
 	const char *errs[3] = { check_first_name(first), check_last_name(last), check_email(email) };
 	struct db_rows rows;

@@ -120,6 +120,8 @@ char *str_trim(char *s);          /* in place, returns start */
 size_t utf8_len(const char *s);   /* characters in a valid UTF-8 string */
 char *url_encode(struct arena *, const char *s);
 const char *local_path(const char *n);   /* a safe redirect target, or NULL */
+void utf8_truncate(char *s, size_t max_chars);
+char *str_fold_line(char *s);
 
 /* ---- route.c: the route table and the dispatcher ----------------------- */
 struct request;
@@ -240,6 +242,7 @@ const char *check_password(const char *);
 const char *check_confirm(const char *pw, const char *confirm);
 char *form_text(struct request *, const char *name);
 char *form_email(struct request *, const char *name);
+char *form_line(struct request *, const char *name);
 
 /* ---- audit.c / mail.c --------------------------------------------------- */
 int audit_add(struct request *, long long user_id, const char *event, const char *detail);

@@ -60,3 +60,9 @@ char *form_email(struct request *r, const char *name)
 	str_lower_ascii(e);
 	return e;
 }
+
+/* form_line: a trimmed one-line field: newlines and tabs become spaces. */
+char *form_line(struct request *r, const char *name)
+{
+	return str_trim(str_fold_line(form_text(r, name)));
+}

@@ -320,3 +320,27 @@ const char *local_path(const char *n)
 			return NULL;
 	return n;
 }
+
+/* utf8_truncate: cut a valid UTF-8 string to at most max characters, on a
+ * character boundary. */
+void utf8_truncate(char *s, size_t max)
+{
+	size_t n = 0;
+
+	for (char *p = s; *p; p++) {
+		if (((unsigned char)*p & 0xc0) != 0x80 && n++ == max) {
+			*p = '\0';
+			return;
+		}
+	}
+}
+
+/* str_fold_line: a one-line field (names, subjects: they reach mail
+ * subject lines) gets TAB, CR and LF turned into spaces, in place. */
+char *str_fold_line(char *s)
+{
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	return s;
+}

@@ -63,30 +63,37 @@ static int is_role(const struct request *r, const char *role)
 
 /* ---- the list --------------------------------------------------------- */
 
+/* STRAIGHT_JOIN and a named index per list: the plan must start from
+ * tickets and read the index in order (no filesort, no scan) whatever the
+ * optimizer's statistics say — measured at 60 000 tickets it otherwise
+ * started from users and sorted the whole table. */
 #define TL_COLS \
-	"SELECT t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
+	"SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
 	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
-	"CONCAT(a.first_name, ' ', a.last_name) " \
-	"FROM tickets t JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
+	"CONCAT(a.first_name, ' ', a.last_name) FROM tickets t "
+#define TL_JOIN "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 /* keyset pagination: newest activity first, strictly after the cursor */
 #define TL_PAGE \
 	" AND (t.last_activity < FROM_UNIXTIME(?) OR (t.last_activity = FROM_UNIXTIME(?) AND t.id < ?))" \
 	" ORDER BY t.last_activity DESC, t.id DESC LIMIT ?"
 #define TL_MATCH "WHERE MATCH (t.subject, t.description) AGAINST (?) AND (? = 'all' OR t.status = ?) AND "
 
-/* One static statement per list, each served by an index (schema 001). */
-static const char Q_L_CUST[] = TL_COLS "WHERE t.customer_id = ?" TL_PAGE;
-static const char Q_L_CUST_ST[] = TL_COLS "WHERE t.customer_id = ? AND t.status = ?" TL_PAGE;
-static const char Q_L_AGENT[] = TL_COLS "WHERE t.agent_id = ?" TL_PAGE;
-static const char Q_L_AGENT_ST[] = TL_COLS "WHERE t.agent_id = ? AND t.status = ?" TL_PAGE;
-static const char Q_L_ALL[] = TL_COLS "WHERE 1 = 1" TL_PAGE;
-static const char Q_L_ALL_ST[] = TL_COLS "WHERE t.status = ?" TL_PAGE;
-static const char Q_L_NONE[] = TL_COLS "WHERE t.agent_id IS NULL" TL_PAGE;
-static const char Q_L_NONE_ST[] = TL_COLS "WHERE t.agent_id IS NULL AND t.status = ?" TL_PAGE;
-static const char Q_S_CUST[] = TL_COLS TL_MATCH "t.customer_id = ?" TL_PAGE;
-static const char Q_S_AGENT[] = TL_COLS TL_MATCH "t.agent_id = ?" TL_PAGE;
-static const char Q_S_ALL[] = TL_COLS TL_MATCH "1 = 1" TL_PAGE;
-static const char Q_S_NONE[] = TL_COLS TL_MATCH "t.agent_id IS NULL" TL_PAGE;
+/* One static statement per list, each served by its index (schema 001). */
+static const char Q_L_CUST[] = TL_COLS "FORCE INDEX (tickets_customer) " TL_JOIN "WHERE t.customer_id = ?" TL_PAGE;
+static const char Q_L_CUST_ST[] = TL_COLS "FORCE INDEX (tickets_customer_status) " TL_JOIN
+    "WHERE t.customer_id = ? AND t.status = ?" TL_PAGE;
+static const char Q_L_AGENT[] = TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN "WHERE t.agent_id = ?" TL_PAGE;
+static const char Q_L_AGENT_ST[] = TL_COLS "FORCE INDEX (tickets_agent_status) " TL_JOIN
+    "WHERE t.agent_id = ? AND t.status = ?" TL_PAGE;
+static const char Q_L_ALL[] = TL_COLS "FORCE INDEX (tickets_activity) " TL_JOIN "WHERE 1 = 1" TL_PAGE;
+static const char Q_L_ALL_ST[] = TL_COLS "FORCE INDEX (tickets_status) " TL_JOIN "WHERE t.status = ?" TL_PAGE;
+static const char Q_L_NONE[] = TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN "WHERE t.agent_id IS NULL" TL_PAGE;
+static const char Q_L_NONE_ST[] = TL_COLS "FORCE INDEX (tickets_agent_status) " TL_JOIN
+    "WHERE t.agent_id IS NULL AND t.status = ?" TL_PAGE;
+static const char Q_S_CUST[] = TL_COLS TL_JOIN TL_MATCH "t.customer_id = ?" TL_PAGE;
+static const char Q_S_AGENT[] = TL_COLS TL_JOIN TL_MATCH "t.agent_id = ?" TL_PAGE;
+static const char Q_S_ALL[] = TL_COLS TL_JOIN TL_MATCH "1 = 1" TL_PAGE;
+static const char Q_S_NONE[] = TL_COLS TL_JOIN TL_MATCH "t.agent_id IS NULL" TL_PAGE;
 
 static const char Q_AGENT_OPTIONS[] =
     "SELECT id, CONCAT(first_name, ' ', last_name) FROM users "
@@ -145,8 +152,8 @@ int ticket_list(struct request *r)
 	struct db_rows rows, agents = { 0 };
 	int n;
 
-	if (utf8_len(q) > 200)
-		q[200] = '\0', q = str_trim(q);   /* a search box, not a document */
+	utf8_truncate(q, 200);            /* a search box, not a document */
+	q = str_trim(q);
 	if (admin && assigned && !strcmp(assigned, "none"))
 		none = 1;
 	else if (admin && assigned && *assigned) {
@@ -286,7 +293,7 @@ static const char Q_T_INSERT[] =
  * agent_id, status, …) is ignored: the handler reads only these. */
 int ticket_create(struct request *r)
 {
-	char *subject = form_text(r, "subject");
+	char *subject = form_line(r, "subject");
 	const char *draw = req_form(r, "description");
 	char *desc = arena_strdup(r->a, draw ? draw : "");
 	const char *prio = req_form(r, "priority");
@@ -574,8 +581,8 @@ int ticket_rate(struct request *r)
 {
 	struct ticket t;
 	const char *sc = req_form(r, "score");
-	char *comment = form_text(r, "comment"), *end = NULL;
-	long score = sc ? strtol(sc, &end, 10) : 0;
+	char *comment = form_text(r, "comment");
+	long score = sc && sc[0] >= '1' && sc[0] <= '5' && sc[1] == '\0' ? sc[0] - '0' : 0;
 	const char *st;
 	int s = ticket_get(r, &t);
 
@@ -583,7 +590,7 @@ int ticket_rate(struct request *r)
 		return s;
 	if (strcmp(t.status, "closed") != 0)
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
-	if (sc == NULL || *end || score < 1 || score > 5)
+	if (score < 1 || score > 5)
 		return ticket_page(r, &t, 422, "ERR_SCORE", "Choose a score from 1 to 5", NULL);
 	if (utf8_len(comment) > 2000)
 		return ticket_page(r, &t, 422, "ERR_SCORE", "The comment is too long", NULL);
