@@ -118,6 +118,7 @@ check: all asan
 	-@$(MAKE) --no-print-directory templates
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory unit-asan
+	-@$(MAKE) --no-print-directory fuzz-check
 	-@$(MAKE) -s --no-print-directory deb
 	-@$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
 	-@$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan

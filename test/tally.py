@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 
-STAGES = ["templates", "unit", "unit-asan", "e2e", "e2e-asan"]
+STAGES = ["templates", "unit", "unit-asan", "fuzz", "e2e", "e2e-asan"]
 
 
 def run_units(name, outfile, progs):
