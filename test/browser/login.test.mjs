@@ -8,17 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-
-const BASE = (process.env.CCR_BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const VAR = process.env.CCR_VAR || 'var';
-const SHOTS = join(VAR, 'screenshots');
-
-// STACK.md: Debian chromium, never `playwright install`.
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
+import { BASE, SHOTS, launchPersistent } from './lib.mjs';
 
 let profile;
 let context;
@@ -26,12 +16,8 @@ let context;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   profile = mkdtempSync(join(tmpdir(), 'ccr-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30000,
-  });
+  // A fresh profile (STACK.md: Debian chromium, never `playwright install`).
+  context = await launchPersistent(profile);
 });
 
 after(async () => {
