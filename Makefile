@@ -17,7 +17,7 @@ CXX      := g++
 APT_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libcmocka-dev libinih-dev \
             mariadb-server mariadb-client nginx python3-aiosmtpd chromium systemd \
-            openssl curl wrk nodejs lintian
+            openssl curl wrk nodejs lintian sqlmap slowhttptest
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -39,7 +39,7 @@ B        := build
 LIB_O    := $(LIB_C:%.c=$(B)/obj/%.o) $(LIB_CC:%.cc=$(B)/obj/%.o)
 ASAN_O   := $(LIB_C:%.c=$(B)/asan/%.o) $(LIB_CC:%.cc=$(B)/asan/%.o)
 
-.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan
+.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan faults
 all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
@@ -108,6 +108,9 @@ templates: | deps
 
 e2e: all deb
 	$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
+# the fault suite with longer loads and outages (about 5 minutes)
+faults: all
+	FAULTS_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/faults test_faults
 # the integration suite against build/asan/ccrd: any sanitizer report fails
 e2e-asan: asan
 	$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan
@@ -266,9 +269,10 @@ lintian: deb
 # ---- end of install and package ---------------------------------------------
 
 # ---- benchmarks --------------------------------------------------------------
-# `make bench`: generate (once, cached) the 10k and 1M data sets, start a
-# production-like stack per size in a temporary folder and measure with wrk;
-# writes $(BENCH_OUT).  `make bench-data` only generates.  test/bench/README.md.
+# `make bench`: generate (once, cached in $(CCR_BENCH_DIR)) the 10k and 1M
+# data sets, start a production-like stack per size in a temporary folder and
+# measure with wrk; writes $(BENCH_OUT).  `make bench-data` only generates,
+# `make bench-clean` deletes the cache.  See test/bench/README.md.
 CCR_BENCH_DIR  ?= /var/tmp/ccr-bench
 BENCH_SIZES    ?= 10k 1m
 BENCH_ROUNDS   ?= 3
@@ -279,7 +283,7 @@ BENCH_OUT      ?= test/bench/RESULTS.md
 BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
 BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
 
-.PHONY: bench bench-data bench-tools
+.PHONY: bench bench-data bench-tools bench-clean
 bench-tools: $(BENCH_TOOLS)
 $(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
 	@mkdir -p $(@D)
@@ -295,6 +299,8 @@ bench: all $(BENCH_TOOLS)
 	$(PYTHON) test/bench/bench.py run $(BENCH_ARGS) --rounds $(BENCH_ROUNDS) \
 	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
 	  --out $(BENCH_OUT)
+bench-clean:
+	rm -rf $(CCR_BENCH_DIR)
 # ---- end of benchmarks -------------------------------------------------------
 
 # ---- fuzzing ---------------------------------------------------------------

@@ -192,6 +192,8 @@ struct request {
 };
 void request_init(struct request *, struct arena *, void *fcgx, const struct conf *);
 int request_read(struct request *);          /* HTTP status: 0 ok, 413/400/422 */
+void make_request_id(struct request *);
+void request_refuse(struct request *, int status, const char *why);
 const char *req_param(const struct request *, const char *name); /* FastCGI env */
 const char *req_query(const struct request *, const char *name);
 const char *req_form(const struct request *, const char *name);

@@ -179,7 +179,7 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 	smtp_starttls_enable(s, c->smtp_starttls == STARTTLS_REQUIRED ? Starttls_REQUIRED
 	    : c->smtp_starttls == STARTTLS_OPTIONAL ? Starttls_ENABLED : Starttls_DISABLED);
 	for (int w = Timeout_GREETING; w <= Timeout_DATA2; w++)
-		smtp_set_timeout(s, w | Timeout_OVERRIDE_RFC2822_MINIMUM, c->smtp_timeout);
+		smtp_set_timeout(s, w | Timeout_OVERRIDE_RFC2822_MINIMUM, c->smtp_timeout * 1000L); /* ms */
 	if (c->smtp_user[0]) {
 		auth = auth_create_context();
 		auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
@@ -237,7 +237,7 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 	long long created = atoll(DB_CELL(&rows, 0, 5));
 	if (atoi(DB_CELL(&rows, 0, 6))) {
 		/* a reset code past its lifetime is useless: drop it (issue 3) */
-		db_exec(Q_FAILED, "sissi", "dropped", 0LL, "expired before delivery", id, me);
+		db_exec(Q_FAILED, "sisis", "dropped", 0LL, "expired before delivery", id, me);
 		log_info("mail %lld dropped: expired before delivery", id);
 		return;
 	}
@@ -249,13 +249,13 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 		return;
 	}
 	if (code >= 500) {
-		db_exec(Q_FAILED, "sissi", "failed", 1LL, why, id, me);
+		db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
 		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed permanently: %s", id, why);
 		return;
 	}
 	if ((long long)time(NULL) - created > c->smtp_give_up_after) {
-		db_exec(Q_FAILED, "sissi", "failed", 1LL, why, id, me);
+		db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
 		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed: gave up after %ld s: %s", id, c->smtp_give_up_after, why);
 		return;
@@ -287,6 +287,7 @@ int mailer_main(const struct conf *c)
 	log_info("mailer started as %s", me);
 	while (!g_stop) {
 		long long ids[BATCH];
+		db_request_start();   /* a database that was down gets a fresh try each round */
 		int n = claim(a, ids);
 		for (int i = 0; i < n && !g_stop; i++)
 			deliver(a, c, ids[i]);

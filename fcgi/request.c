@@ -69,7 +69,7 @@ static int is_hex_id(const char *s)
 	return n >= 8 && n <= 32;
 }
 
-static void make_id(struct request *r)
+void make_request_id(struct request *r)
 {
 	const char *rid = req_param(r, "REQUEST_ID");
 	unsigned char b[8];
@@ -115,7 +115,7 @@ int request_read(struct request *r)
 	const char *addr = req_param(r, "REMOTE_ADDR");
 	int rc;
 
-	make_id(r);
+	make_request_id(r);
 	if (addr && strlen(addr) < 64 && header_safe(addr))
 		r->remote_addr = addr;
 	if (m && method_ok(m))

@@ -163,6 +163,17 @@ static int guard(struct request *r, const struct route *rt)
 	return 0;
 }
 
+/* request_refuse: answer status without routing (a FastCGI role other
+ * than responder), with the usual headers and log line. */
+void request_refuse(struct request *r, int status, const char *why)
+{
+	r->message = why;
+	make_request_id(r);
+	page_error(r, status);
+	resp_send(r);
+	log_access(r->id, r->method, r->path, status, now_ms() - r->t0, 0, r->remote_addr);
+}
+
 /* route_dispatch: read, route, guard, handle, answer, log — one request. */
 void route_dispatch(struct request *r)
 {

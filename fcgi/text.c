@@ -254,7 +254,10 @@ int email_valid(const char *s)
 		return 0;
 	for (const char *p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c <= 0x20 || c == 0x7f)
+		/* no spaces or controls (SPEC §2), and none of RFC 5322's specials
+		 * outside the one '@': such an address cannot be written into a
+		 * To: header or an SMTP envelope without quoting */
+		if (c <= 0x20 || c == 0x7f || (c < 0x80 && strchr("()<>[]:;,\\\"", c)))
 			return 0;
 	}
 	dom = at + 1;

@@ -377,9 +377,14 @@ class Stack:
         if self.db and self.db.poll() is None:
             return
         err = os.path.join(self.log_dir, "mysql.err")
+        # its own tmpdir: on-disk temporary tables in a shared /tmp were seen
+        # deleted under a running query (error 6 "Error on delete of
+        # '/tmp/#sql-temptable-...'" -> a 500) while other jobs ran
+        tmpdir = os.path.join(self.var, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
         with open(err, "ab") as out:
             self.db = spawn([MARIADBD, "--no-defaults", "--user=root", "--datadir=" + self.db_dir,
-                             "--socket=" + self.mysql_sock,
+                             "--socket=" + self.mysql_sock, "--tmpdir=" + tmpdir,
                              "--pid-file=" + os.path.join(self.run_dir, "mysql.pid"),
                              "--log-error=" + err, "--skip-networking",
                              "--character-set-server=utf8mb4",

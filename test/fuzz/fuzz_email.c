@@ -7,7 +7,9 @@
 
 /* SPEC §2 as text.c states it: one '@', a non-empty local part, a domain
  * with a dot, not starting or (the address) ending with '.', no "..", no
- * space or control character, at most 254 bytes, valid UTF-8. */
+ * space or control character, none of RFC 5322's specials ()<>[]:;,\"
+ * (they cannot go into a To: header unquoted), at most 254 bytes, valid
+ * UTF-8. */
 static int ref_email(const char *s)
 {
 	size_t n = strlen(s), ats = 0, at = 0;
@@ -18,6 +20,9 @@ static int ref_email(const char *s)
 		unsigned char c = (unsigned char)s[i];
 		if (c <= 0x20 || c == 0x7f)
 			return 0;
+		for (const char *sp = "()<>[]:;,\\\""; *sp; sp++)
+			if (c == (unsigned char)*sp)
+				return 0;
 		if (c == '@') {
 			ats++;
 			at = i;

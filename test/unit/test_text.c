@@ -605,6 +605,11 @@ static void test_email_valid_bad(void **state)
 		"a@b .c", " a@b.c", "a@b.c ", "a@b.c\n", "a\t@b.c", "a@b.c\r", "a@.b.c",
 		"a@b.c.", "a@b..c", "a@.", "@", "a@b\x7f.c", "a@b.\xc3", "a@\xc0\xae.c",
 		"a.b.c@example", "\xff@b.c",
+		/* RFC 5322 specials: they cannot reach a To: header unquoted
+		 * (regression: "a'),('b@x.com" registered, then its welcome mail
+		 * was refused and the request answered 500) */
+		"a,b@c.d", "a'),('b@sqli.example.com", "a<b@c.d", "a>b@c.d", "a;b@c.d",
+		"a:b@c.d", "a\"b@c.d", "a\\b@c.d", "a[b]@c.d", "a@[1.2.3.4]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (email_valid(bad[i]) != 0)
