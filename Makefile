@@ -39,7 +39,7 @@ B        := build
 LIB_O    := $(LIB_C:%.c=$(B)/obj/%.o) $(LIB_CC:%.cc=$(B)/obj/%.o)
 ASAN_O   := $(LIB_C:%.c=$(B)/asan/%.o) $(LIB_CC:%.cc=$(B)/asan/%.o)
 
-.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan faults
+.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan faults screenshots
 all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
@@ -108,6 +108,9 @@ templates: | deps
 
 e2e: all deb
 	$(PYTHON) test/e2e/run.py --results $(RESULTS)/e2e --browser
+# refresh the README's screenshots (test/browser/screenshots/) from a small run
+screenshots: all
+	CCR_UPDATE_SCREENSHOTS=1 $(PYTHON) test/e2e/run.py --browser test_ops
 # the fault suite with longer loads and outages (about 5 minutes)
 faults: all
 	FAULTS_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/faults test_faults

@@ -305,11 +305,13 @@ export async function unlabelledControls(page) {
 // Screenshots
 
 /**
- * Save a full-page png to $CCR_VAR/screenshots/name.png; with repo, also a
- * copy for the README in test/browser/screenshots/, cut at maxHeight px so a
- * long list cannot make it heavy.
+ * Save a full-page png to $CCR_VAR/screenshots/name.png; with repo and
+ * CCR_UPDATE_SCREENSHOTS=1 (`make screenshots`), also a copy for the README
+ * in test/browser/screenshots/, cut at maxHeight px so a long list cannot
+ * make it heavy.  Ordinary runs never touch the committed files.
  */
 export async function shot(page, name, { repo = false, maxHeight = 1000 } = {}) {
+  repo = repo && process.env.CCR_UPDATE_SCREENSHOTS === '1';
   mkdirSync(SHOTS, { recursive: true });
   const file = join(SHOTS, `${name}.png`);
   const buf = await page.screenshot({ path: file, fullPage: true });
