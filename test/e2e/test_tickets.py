@@ -548,6 +548,7 @@ def _ix(name):
     return "FORCE INDEX (%s) " % name + TL_JOIN
 TL_PAGE = (" AND (t.last_activity < FROM_UNIXTIME(?) OR (t.last_activity = FROM_UNIXTIME(?) AND t.id < ?))"
            " ORDER BY t.last_activity DESC, t.id DESC LIMIT ?")
+TL_LIKE = " AND (? = 'all' OR t.status = ?) AND (t.subject LIKE ? OR t.description LIKE ?)"
 TL_MATCH = "WHERE MATCH (t.subject, t.description) AGAINST (?) AND (? = 'all' OR t.status = ?) AND "
 
 # Copies of the list statements of fcgi/ticket.c (checked against it below);
@@ -564,10 +565,10 @@ LIST_SQL = {
     "Q_L_NONE": (TL_COLS + _ix("tickets_agent") + "WHERE t.agent_id IS NULL" + TL_PAGE, []),
     "Q_L_NONE_ST": (TL_COLS + _ix("tickets_agent_status") + "WHERE t.agent_id IS NULL AND t.status = ?"
                     + TL_PAGE, ["status"]),
-    "Q_S_CUST": (TL_COLS + TL_JOIN + TL_MATCH + "t.customer_id = ?" + TL_PAGE,
-                 ["word", "sfilter", "sfilter", "cust"]),
-    "Q_S_AGENT": (TL_COLS + TL_JOIN + TL_MATCH + "t.agent_id = ?" + TL_PAGE,
-                  ["word", "sfilter", "sfilter", "agent"]),
+    "Q_L_CUST_Q": (TL_COLS + _ix("tickets_customer") + "WHERE t.customer_id = ?" + TL_LIKE + TL_PAGE,
+                   ["cust", "sfilter", "sfilter", "like", "like"]),
+    "Q_L_AGENT_Q": (TL_COLS + _ix("tickets_agent") + "WHERE t.agent_id = ?" + TL_LIKE + TL_PAGE,
+                    ["agent", "sfilter", "sfilter", "like", "like"]),
     "Q_S_ALL": (TL_COLS + TL_JOIN + TL_MATCH + "1 = 1" + TL_PAGE, ["word", "sfilter", "sfilter"]),
     "Q_S_NONE": (TL_COLS + TL_JOIN + TL_MATCH + "t.agent_id IS NULL" + TL_PAGE,
                  ["word", "sfilter", "sfilter"]),
@@ -664,6 +665,7 @@ def test_explain_list_queries_use_an_index(ctx):
                                 ("later page", (1530000000, before + BULK_TICKETS // 3))):
             for status in ("open", "closed"):
                 vals = {"cust": cr[0] + 17, "agent": ar[0] + 3, "status": status, "word": "bulkneedle",
+                        "like": "%bulkneedle%",
                         "sfilter": "all" if status == "closed" else status,
                         "ts": ts, "id": cid, "limit": 26}
                 for name, (sql, names) in LIST_SQL.items():
