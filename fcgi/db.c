@@ -85,6 +85,9 @@ static enum db_err classify(unsigned e)
 		return DB_DEADLOCK;
 	case ER_DUP_ENTRY:
 		return DB_DUP;
+	case 1969:  /* ER_STATEMENT_TIMEOUT: max_statement_time */
+	case 188:   /* InnoDB's way of saying the same inside FULLTEXT */
+		return DB_SLOW;
 	default:
 		return DB_OTHER;
 	}

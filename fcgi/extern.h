@@ -313,7 +313,7 @@ int agent_disable(struct request *);
 int tickets_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
 
 /* ---- db.c: the worker's connection and prepared statements ------------- */
-enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_OTHER };
+enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
 struct db_rows {
 	size_t nrows, ncols;
 	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
