@@ -101,7 +101,8 @@ static char *subject_header(struct arena *a, const char *s)
 	if (ascii)
 		return arena_strdup(a, s);
 	out = arena_alloc(a, n * 2 + 32);
-	o += (size_t)sprintf(out, "=?UTF-8?B?");
+	memcpy(out, "=?UTF-8?B?", 10);
+	o = 10;
 	for (size_t i = 0; i < n; i += 3) {
 		unsigned v = (unsigned char)s[i] << 16;
 		if (i + 1 < n)

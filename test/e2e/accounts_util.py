@@ -35,34 +35,10 @@ def fresh_addr():
     return "127.%d.%d.%d" % (_addr_base, n // 250, n % 250 + 1)
 
 
-class _Via:
-    """The `ctx.http` a helpers.Session calls, from a chosen source address."""
-
-    def __init__(self, ctx, src):
-        self.ctx = ctx
-        self.src = src
-
-    def http(self, method, path, form=None, body=None, headers=None, timeout=15):
-        hdrs = {"Connection": "close"}
-        hdrs.update(headers or {})
-        if form is not None:
-            body = helpers.encode_form(form)
-            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        c = http.client.HTTPConnection("127.0.0.1", self.ctx.port, timeout=timeout,
-                                       source_address=(self.src, 0) if self.src else None)
-        try:
-            c.request(method, path, body=body, headers=hdrs)
-            r = c.getresponse()
-            data = r.read()
-            return helpers.Response(r.status, r.reason, r.getheaders(), data)
-        finally:
-            c.close()
-
-
 class Client(helpers.Session):
     def __init__(self, ctx, addr="fresh"):
         self.addr = fresh_addr() if addr == "fresh" else addr
-        super().__init__(_Via(ctx, self.addr))
+        super().__init__(helpers.Via(ctx, self.addr))
         self.test_ctx = ctx
 
     def prime(self, path="/login"):

@@ -242,31 +242,10 @@ def fresh_addr():
     return "127.%d.%d.%d" % (_addr_b, 200 + n // 250, n % 250 + 2)
 
 
-class _Via:
-    def __init__(self, ctx, src):
-        self.ctx = ctx
-        self.src = src
-
-    def http(self, method, path, form=None, body=None, headers=None, timeout=15):
-        hdrs = {"Connection": "close"}
-        hdrs.update(headers or {})
-        if form is not None:
-            body = helpers.encode_form(form)
-            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        c = http.client.HTTPConnection("127.0.0.1", self.ctx.port, timeout=timeout,
-                                       source_address=(self.src, 0))
-        try:
-            c.request(method, path, body=body, headers=hdrs)
-            r = c.getresponse()
-            return helpers.Response(r.status, r.reason, r.getheaders(), r.read())
-        finally:
-            c.close()
-
-
 class Client(helpers.Session):
     def __init__(self, ctx, addr=None):
         self.addr = addr or fresh_addr()
-        super().__init__(_Via(ctx, self.addr))
+        super().__init__(helpers.Via(ctx, self.addr))
         self.test_ctx = ctx
 
     def prime(self, path="/login"):

@@ -184,6 +184,30 @@ class Session:
         return r
 
 
+
+class Via:
+    """The `ctx.http` a Session calls, from a chosen loopback source address
+    (so per-address login throttling of one test does not touch another)."""
+
+    def __init__(self, ctx, src):
+        self.ctx = ctx
+        self.src = src
+
+    def http(self, method, path, form=None, body=None, headers=None, timeout=15):
+        hdrs = {"Connection": "close"}
+        hdrs.update(headers or {})
+        if form is not None:
+            body = encode_form(form)
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        c = http.client.HTTPConnection("127.0.0.1", self.ctx.port, timeout=timeout,
+                                       source_address=(self.src, 0) if self.src else None)
+        try:
+            c.request(method, path, body=body, headers=hdrs)
+            r = c.getresponse()
+            return Response(r.status, r.reason, r.getheaders(), r.read())
+        finally:
+            c.close()
+
 def _past(expires):
     try:
         return email.utils.parsedate_to_datetime(expires).timestamp() < time.time()
