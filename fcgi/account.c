@@ -23,31 +23,6 @@
 
 /* ---- shared helpers ------------------------------------------------- */
 
-/* A form's field errors, in the order the page shows them. */
-struct ferr {
-	const char *key;   /* ERR_<FIELD> */
-	const char *msg;
-};
-struct ferrs {
-	struct ferr e[8];
-	int n;
-};
-
-static void ferr_add(struct ferrs *f, const char *key, const char *msg)
-{
-	if (msg && f->n < 8) {
-		f->e[f->n].key = key;
-		f->e[f->n].msg = msg;
-		f->n++;
-	}
-}
-
-static void ferr_show(struct view *v, const struct ferrs *f)
-{
-	for (int i = 0; i < f->n; i++)
-		vdict_set(vdict_section(view_body(v), f->e[i].key), "MSG", f->e[i].msg);
-}
-
 /* A redirect target with one query parameter, percent-encoded. */
 static const char *with_param(struct request *r, const char *path, const char *k, const char *v)
 {

@@ -22,7 +22,7 @@ static const char Q_ACTIVE[] =
     "LIMIT 500";
 
 static int agents_page(struct request *r, int status, const char *first, const char *last,
-                       const char *email, const char *errs[3])
+                       const char *email, const struct ferrs *f)
 {
 	struct db_rows pend, act;
 
@@ -55,12 +55,8 @@ static int agents_page(struct request *r, int status, const char *first, const c
 	vdict_set(b, "FIRST_NAME", first);
 	vdict_set(b, "LAST_NAME", last);
 	vdict_set(b, "EMAIL", email);
-	if (errs) {
-		static const char *const keys[3] = { "ERR_FIRST_NAME", "ERR_LAST_NAME", "ERR_EMAIL" };
-		for (int i = 0; i < 3; i++)
-			if (errs[i])
-				vdict_set(vdict_section(b, keys[i]), "MSG", errs[i]);
-	}
+	if (f)
+		ferr_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -77,25 +73,29 @@ int agent_create(struct request *r)
 {
 	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
 	char *email = form_email(r, "email");
-	const char *errs[3] = { check_first_name(first), check_last_name(last), check_email(email) };
+	const char *email_err = check_email(email);
+	struct ferrs f = { .n = 0 };
 	struct db_rows rows;
 
-	if (!errs[2]) {
+	if (!email_err) {
 		int n = db_query(r->a, &rows, Q_EMAIL_TAKEN, "s", email);
 		if (n < 0)
 			return db_status();
 		if (n > 0)
-			errs[2] = "An account with this email already exists";
+			email_err = "An account with this email already exists";
 	}
-	if (errs[0] || errs[1] || errs[2])
-		return agents_page(r, 422, first, last, email, errs);
+	ferr_add(&f, "ERR_FIRST_NAME", check_first_name(first));
+	ferr_add(&f, "ERR_LAST_NAME", check_last_name(last));
+	ferr_add(&f, "ERR_EMAIL", email_err);
+	if (f.n)
+		return agents_page(r, 422, first, last, email, &f);
 	if (db_begin() == -1)
 		return db_fail();
 	long long uid = user_insert(email, first, last, "agent", "active", NULL);
 	if (uid == 0) {
 		db_rollback();
-		errs[2] = "An account with this email already exists";
-		return agents_page(r, 422, first, last, email, errs);
+		ferr_add(&f, "ERR_EMAIL", "An account with this email already exists");
+		return agents_page(r, 422, first, last, email, &f);
 	}
 	if (uid < 0 || issue_code(r, uid, email, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
 	    audit_add(r, uid, "agent_created", email) == -1 || db_commit() == -1)

@@ -245,6 +245,18 @@ const char *check_confirm(const char *pw, const char *confirm);
 char *form_text(struct request *, const char *name);
 char *form_email(struct request *, const char *name);
 char *form_line(struct request *, const char *name);
+/* A form's field errors, in the order the page shows them. */
+#define FERRS_MAX 8
+struct ferrs {
+	struct {
+		const char *key;   /* ERR_<FIELD> */
+		const char *msg;
+	} e[FERRS_MAX];
+	int n;
+};
+struct view;
+void ferr_add(struct ferrs *, const char *key, const char *msg);
+void ferr_show(struct view *, const struct ferrs *);
 
 /* ---- audit.c / mail.c --------------------------------------------------- */
 int audit_add(struct request *, long long user_id, const char *event, const char *detail);
@@ -288,6 +300,7 @@ struct ticket {
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
 };
 int ticket_get(struct request *, struct ticket *);
+int lock_ticket(struct request *, long long id, const char **st, long long *agent);
 int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
                 const char *error, const char *draft);
 int ticket_list(struct request *);

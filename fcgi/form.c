@@ -66,3 +66,20 @@ char *form_line(struct request *r, const char *name)
 {
 	return str_trim(str_fold_line(form_text(r, name)));
 }
+
+/* ferr_add: one field's message (nothing when msg is NULL); at most 8. */
+void ferr_add(struct ferrs *f, const char *key, const char *msg)
+{
+	if (msg && f->n < FERRS_MAX) {
+		f->e[f->n].key = key;
+		f->e[f->n].msg = msg;
+		f->n++;
+	}
+}
+
+/* ferr_show: each message into its ERR_<FIELD> section of the page. */
+void ferr_show(struct view *v, const struct ferrs *f)
+{
+	for (int i = 0; i < f->n; i++)
+		vdict_set(vdict_section(view_body(v), f->e[i].key), "MSG", f->e[i].msg);
+}

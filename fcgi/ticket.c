@@ -291,7 +291,7 @@ int ticket_list(struct request *r)
 /* ---- raise a ticket -------------------------------------------------- */
 
 static int new_page(struct request *r, int status, const char *subject, const char *desc,
-                    const char *prio, const char *errs[3])
+                    const char *prio, const struct ferrs *f)
 {
 	struct view *v = page_new(r, "ticket_new.tpl", "New ticket");
 
@@ -302,12 +302,8 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 	vdict_set(b, "DESCRIPTION", desc);
 	vdict_show(b, !strcmp(prio, "low") ? "PRIO_LOW" : !strcmp(prio, "high") ? "PRIO_HIGH"
 	    : !strcmp(prio, "urgent") ? "PRIO_URGENT" : "PRIO_NORMAL");
-	if (errs) {
-		static const char *const keys[3] = { "ERR_SUBJECT", "ERR_DESCRIPTION", "ERR_PRIORITY" };
-		for (int i = 0; i < 3; i++)
-			if (errs[i])
-				vdict_set(vdict_section(b, keys[i]), "MSG", errs[i]);
-	}
+	if (f)
+		ferr_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -329,25 +325,21 @@ int ticket_create(struct request *r)
 	const char *draw = req_form(r, "description");
 	char *desc = arena_strdup(r->a, draw ? draw : "");
 	const char *prio = req_form(r, "priority");
-	const char *errs[3] = { NULL, NULL, NULL };
+	struct ferrs f = { .n = 0 };
 	size_t sl = utf8_len(subject);
 
 	if (prio == NULL || *prio == '\0')
 		prio = "normal";
-	if (sl == 0)
-		errs[0] = "Subject is required";
-	else if (sl > 200)
-		errs[0] = "Subject is too long";
-	if (*str_trim(arena_strdup(r->a, desc)) == '\0')
-		errs[1] = "Query cannot be empty";
-	else if (utf8_len(desc) > 20000)
-		errs[1] = "Description is too long";
+	ferr_add(&f, "ERR_SUBJECT", sl == 0 ? "Subject is required"
+	    : sl > 200 ? "Subject is too long" : NULL);
+	ferr_add(&f, "ERR_DESCRIPTION", *str_trim(arena_strdup(r->a, desc)) == '\0'
+	    ? "Query cannot be empty" : utf8_len(desc) > 20000 ? "Description is too long" : NULL);
 	if (strcmp(prio, "low") && strcmp(prio, "normal") && strcmp(prio, "high") && strcmp(prio, "urgent")) {
-		errs[2] = "Choose a priority";
+		ferr_add(&f, "ERR_PRIORITY", "Choose a priority");
 		prio = "normal";
 	}
-	if (errs[0] || errs[1] || errs[2])
-		return new_page(r, 422, subject, desc, prio, errs);
+	if (f.n)
+		return new_page(r, 422, subject, desc, prio, &f);
 
 	if (db_begin() == -1 || db_exec(Q_T_INSERT, "isss", r->user->id, subject, desc, prio) < 0)
 		return db_fail();
@@ -460,8 +452,10 @@ static const char Q_AGENT_ACTIVE[] =
 static const char Q_ASSIGN[] =
     "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
 
-/* Lock the ticket row; its current status into st (arena).  0 / -1. */
-static int lock_ticket(struct request *r, long long id, const char **st, long long *agent)
+/* lock_ticket: lock the ticket row in the open transaction; its current
+ * status into *st (arena) and, when agent is not NULL, its agent (0 =
+ * none).  0 / -1. */
+int lock_ticket(struct request *r, long long id, const char **st, long long *agent)
 {
 	struct db_rows rows;
 

@@ -166,7 +166,7 @@ class Client:
             status = r.status
             for k, v in r.getheaders():
                 if k.lower() == "set-cookie":
-                    self._cookie(v)
+                    helpers.store_cookie(self.cookies, v)
                 headers.setdefault(k.lower(), v)
             if r.will_close or not self.keepalive:
                 self.close()
@@ -180,18 +180,6 @@ class Client:
             if tok:
                 self.csrf = tok
         return Result(t0, t1, method, path, status, err, headers, data)
-
-    def _cookie(self, sc):
-        c = http.cookies.SimpleCookie()
-        try:
-            c.load(sc)
-        except http.cookies.CookieError:
-            return
-        for name, m in c.items():
-            if m["max-age"] == "0" or m.value == "":
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = m.value
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

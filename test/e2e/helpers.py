@@ -155,17 +155,7 @@ class Session:
         return r
 
     def _store(self, set_cookie):
-        c = http.cookies.SimpleCookie()
-        try:
-            c.load(set_cookie)
-        except http.cookies.CookieError:
-            return
-        for name, m in c.items():
-            expired = m["max-age"] in ("0",) or (m["expires"] and _past(m["expires"]))
-            if expired or m.value == "":
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = m.value
+        store_cookie(self.cookies, set_cookie)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -207,6 +197,22 @@ class Via:
             return Response(r.status, r.reason, r.getheaders(), r.read())
         finally:
             c.close()
+
+def store_cookie(jar, set_cookie):
+    """Apply one Set-Cookie header to the dict jar as a browser would:
+    Max-Age=0, a past Expires or an empty value delete the cookie."""
+    c = http.cookies.SimpleCookie()
+    try:
+        c.load(set_cookie)
+    except http.cookies.CookieError:
+        return
+    for name, m in c.items():
+        expired = m["max-age"] in ("0",) or (m["expires"] and _past(m["expires"]))
+        if expired or m.value == "":
+            jar.pop(name, None)
+        else:
+            jar[name] = m.value
+
 
 def _past(expires):
     try:

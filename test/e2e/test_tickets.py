@@ -105,6 +105,17 @@ def act(user, tid, action, form=None, expect=303):
     return r
 
 
+def open_resolved_closed(ctx, c, agent):
+    """Three tickets of customer c: one open, one resolved and one closed
+    (the last two handled by agent)."""
+    t_open, t_res, t_closed = raise_ticket(c), raise_ticket(c), raise_ticket(c)
+    for t in (t_res, t_closed):
+        assign(ctx, t, agent)
+    act(agent, t_res, "resolve")
+    act(c, t_closed, "close")
+    return t_open, t_res, t_closed
+
+
 def row(ctx, tid):
     rows = ctx.sql("SELECT customer_id, IFNULL(agent_id, 0), status, priority, subject, "
                    "resolved_at IS NOT NULL, closed_at IS NOT NULL FROM tickets WHERE id = %d" % tid)
@@ -426,11 +437,7 @@ def test_list_unassigned_queue_and_empty_state(ctx):
 def test_list_status_filters_and_bad_status(ctx):
     c = customer(ctx, "c1")
     a1, _a2, _a3 = agents(ctx)
-    t_open, t_res, t_closed = raise_ticket(c), raise_ticket(c), raise_ticket(c)
-    for t in (t_res, t_closed):
-        assign(ctx, t, a1)
-    act(a1, t_res, "resolve")
-    act(c, t_closed, "close")
+    t_open, t_res, t_closed = open_resolved_closed(ctx, c, a1)
     for st, t in (("open", t_open), ("resolved", t_res), ("closed", t_closed)):
         for u, scope in ((c, "customer_id = %d" % c.id), (a1, "agent_id = %d" % a1.id),
                          (admin(ctx), "1 = 1")):
@@ -1182,11 +1189,7 @@ def test_close_by_customer_and_by_admin(ctx):
 def test_reopen_by_customer(ctx):
     c = customer(ctx, "c1")
     a1, _a2, _a3 = agents(ctx)
-    t_res, t_closed, t_open = raise_ticket(c), raise_ticket(c), raise_ticket(c)
-    for t in (t_res, t_closed):
-        assign(ctx, t, a1)
-    act(a1, t_res, "resolve")
-    act(c, t_closed, "close")
+    t_open, t_res, t_closed = open_resolved_closed(ctx, c, a1)
     for t in (t_res, t_closed):
         act(a1, t, "reopen", expect=403)
         act(admin(ctx), t, "reopen", expect=403)
