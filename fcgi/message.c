@@ -70,7 +70,6 @@ int message_poll(struct request *r)
 
 static const char Q_MSG_INSERT[] =
     "INSERT INTO messages (ticket_id, author_id, body, created_at) VALUES (?, ?, ?, NOW())";
-static const char Q_LOCK[] = "SELECT status FROM tickets WHERE id = ? FOR UPDATE";
 static const char Q_TOUCH[] =
     "UPDATE tickets SET last_activity = NOW(), status = ?, "
     "closed_at = IF(? = 'open', NULL, closed_at) WHERE id = ?";
@@ -100,7 +99,6 @@ int message_post(struct request *r)
 	const char *raw = req_form(r, "body");
 	char *body = arena_strdup(r->a, raw ? raw : "");
 	const char *st;
-	struct db_rows rows;
 	int s = ticket_get(r, &t);
 
 	if (s)
@@ -115,9 +113,8 @@ int message_post(struct request *r)
 	if (utf8_len(body) > 10000)
 		return ticket_page(r, &t, 422, "ERR_BODY", "The message is too long (10000 characters at most)", body);
 
-	if (db_begin() == -1 || db_query(r->a, &rows, Q_LOCK, "i", t.id) != 1)
+	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
 		return db_fail();
-	st = DB_CELL(&rows, 0, 0);
 	if (!strcmp(st, "closed")) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
