@@ -1,5 +1,6 @@
 # Customer Care Registry — build, run and test.  GNU make.
-# `make run` and `make check` install what is missing first (Debian 12, root).
+# `make run` and `make check` install what is missing first (Debian 12, root);
+# `make` alone never installs: it names the missing packages and stops.
 
 # HTTP port of `make run` (its SMTP sink listens on PORT+1000)
 PORT     ?= 8080
@@ -13,11 +14,14 @@ PYTHON   := /usr/bin/python3
 CC       := gcc
 CXX      := g++
 
-# Debian packages the build, `make run` and `make check` need.
-APT_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
-            libesmtp-dev libctemplate-dev libsystemd-dev libcmocka-dev libinih-dev \
-            mariadb-server mariadb-client nginx python3-aiosmtpd chromium systemd \
-            openssl curl wrk nodejs lintian sqlmap slowhttptest
+# Debian packages: the build; `make run` (build + stack); `make check`, the
+# benchmarks and the fuzzers add the test tools (TEST_PKGS, npm ci in test/browser).
+BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
+            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev
+RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
+TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
+            slowhttptest
+APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -39,30 +43,50 @@ B        := build
 LIB_O    := $(LIB_C:%.c=$(B)/obj/%.o) $(LIB_CC:%.cc=$(B)/obj/%.o)
 ASAN_O   := $(LIB_C:%.c=$(B)/asan/%.o) $(LIB_CC:%.cc=$(B)/asan/%.o)
 
-.PHONY: all deps run check unit unit-asan templates e2e e2e-asan clean asan faults screenshots
+.PHONY: all deps run-deps build-check run check unit unit-asan templates e2e e2e-asan clean asan faults screenshots
 all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
-deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# deps: everything (build, stack, test tools); run-deps: what `make run` needs.
+APT_MISSING = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    -o DPkg::Lock::Timeout=300 $$missing; \
 	fi
+deps:
+	@$(call APT_MISSING,$(APT_PKGS))
 	@if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwright-core ]; then \
 	  cd test/browser && npm ci --no-audit --no-fund --loglevel=error; fi
+run-deps:
+	@$(call APT_MISSING,$(RUN_PKGS))
 
-$(B)/obj/%.o: fcgi/%.c | deps
+# Which install step the goals on the command line need before compiling:
+# none for `make`/`make all`/`make install`/`make deb` (build-check only).
+TEST_GOALS := check e2e e2e-asan faults screenshots unit unit-asan templates lintian \
+              bench bench-data bench-tools fuzz fuzz-check fuzz-build
+INSTALL_STEP := $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),deps,$(if $(filter run,$(MAKECMDGOALS)),run-deps))
+
+# The build never installs: it stops, naming what is missing.
+build-check: | $(INSTALL_STEP)
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! command -v $(CC) >/dev/null 2>&1 || \
+	    ! command -v $(CXX) >/dev/null 2>&1 || ! pkg-config --exists $(PKGS); then \
+	  missing=""; for p in $(BUILD_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  mods=""; for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null || mods="$$mods $$m"; done; \
+	  echo "make: cannot build: missing Debian packages:$${missing:- (none)}; pkg-config modules not found:$${mods:- (none)}" >&2; \
+	  if [ -n "$$missing" ]; then echo "make: as root, make run-deps installs them" >&2; fi; \
+	  exit 1; fi
+
+$(B)/obj/%.o: fcgi/%.c | build-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
-$(B)/obj/%.o: fcgi/%.cc | deps
+$(B)/obj/%.o: fcgi/%.cc | build-check
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
-$(B)/asan/%.o: fcgi/%.c | deps
+$(B)/asan/%.o: fcgi/%.c | build-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
-$(B)/asan/%.o: fcgi/%.cc | deps
+$(B)/asan/%.o: fcgi/%.cc | build-check
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) $(SAN) -c $< -o $@
 

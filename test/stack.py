@@ -9,7 +9,8 @@ As a program (what `make run` uses):
     PORT=8080 CCR_VAR=<repo>/var /usr/bin/python3 test/stack.py run
 
 starts everything in the foreground, prints the URL, and stops everything on
-SIGINT/SIGTERM (exit 0).  Data in $CCR_VAR survives a restart.
+SIGINT/SIGTERM (exit 0).  A MariaDB that exits is restarted (back-off 1 s to
+30 s) while ccrd and nginx keep serving.  Data in $CCR_VAR survives a restart.
 
 As a module (what test/e2e/run.py uses):
 
@@ -107,8 +108,13 @@ def wait_until(pred, timeout, what, interval=0.05):
 
 
 def port_free(port):
+    """True if nginx (or the SMTP sink) could listen on 127.0.0.1:port now.
+
+    Binds the way they do: SO_REUSEADDR first, so connections of an earlier
+    stack still in TIME_WAIT do not count as "in use" (only a listener does)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         return True
     except OSError:
@@ -204,7 +210,12 @@ def render_nginx_conf(repo, prefix, logdir, socket, port):
     prefix and temp dirs); returns the conf path."""
     with open(os.path.join(repo, "nginx", "ccr-dev.conf.in")) as f:
         text = f.read()
-    for k, v in (("@PORT@", str(port)), ("@PREFIX@", prefix), ("@LOGDIR@", logdir),
+    # Workers run as the invoking user: as root, nginx would otherwise switch
+    # them to nobody, who cannot enter a checkout or $CCR_VAR under a 0700
+    # home (502 for every page, 403 for /static/).  As another user nginx
+    # cannot switch at all, so the line is left out.
+    user = "user root;" if os.geteuid() == 0 else "# (workers run as the invoking user)"
+    for k, v in (("@USER@", user), ("@PORT@", str(port)), ("@PREFIX@", prefix), ("@LOGDIR@", logdir),
                  ("@SOCKET@", socket), ("@STATIC@", os.path.join(repo, "views", "static"))):
         text = text.replace(k, v)
     left = re.findall(r"@[A-Z_]+@", text)
@@ -260,6 +271,9 @@ class Stack:
         self.db = self.smtp = self.ccrd = self.nginx = None   # Popen objects
         self.db_frozen = False
         self._lock_fd = None
+        # a callable; when it returns true, a db_start() in progress gives up
+        # (cmd_run: Ctrl-C during a database restart)
+        self.abort = None
 
     # ---------------------------------------------------------------- layout
 
@@ -269,9 +283,6 @@ class Stack:
                   os.path.join(self.mail_dir, "cur"), os.path.join(self.mail_dir, "new"),
                   os.path.join(self.mail_dir, "tmp")):
             os.makedirs(d, exist_ok=True)
-        # nginx workers (nobody) must reach run/ccrd.sock
-        for d in (self.var, self.run_dir):
-            os.chmod(d, 0o755)
         if self._lock_fd is None:
             fd = os.open(os.path.join(self.run_dir, "stack.lock"), os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -395,6 +406,8 @@ class Stack:
         def up():
             if self.db.poll() is not None:
                 raise StackError("mariadbd exited with %s:\n%s" % (self.db.returncode, tail(err)))
+            if self.abort and self.abort():
+                raise StackError("interrupted while MariaDB was starting")
             return self.db_ping()
         wait_until(up, timeout, "MariaDB to answer ping (log: %s)" % err, interval=0.1)
 
@@ -738,10 +751,35 @@ def cmd_run(repo):
           "    build/ccr-admin -c %s create-admin --email admin@example.com\n"
           "Mail is delivered to %s/new; logs are in %s.  Ctrl-C stops everything.\n"
           % (st.base_url, st.conf, st.mail_dir, st.log_dir), flush=True)
+    st.abort = lambda: bool(stop)
     rc = 0
+    db_retry_at = None      # when mariadbd is down: the next restart attempt
+    db_backoff = 1.0
     while not stop:
-        for name, p in (("mariadbd", st.db), ("smtp sink", st.smtp), ("ccrd", st.ccrd),
-                        ("nginx", st.nginx)):
+        # MariaDB going away is survivable, as in production (ccrd answers 503
+        # meanwhile and reconnects): restart it with back-off, keep serving.
+        if st.db is not None and st.db.poll() is not None and db_retry_at is None:
+            print("stack: mariadbd exited unexpectedly (status %s); restarting it"
+                  % st.db.returncode, file=sys.stderr, flush=True)
+            db_retry_at = time.monotonic()
+        if db_retry_at is not None and time.monotonic() >= db_retry_at:
+            try:
+                st.db_start()
+                print("stack: mariadbd is back", file=sys.stderr, flush=True)
+                db_retry_at, db_backoff = None, 1.0
+            except StackError as e:
+                if stop:
+                    break
+                print("stack: restarting mariadbd failed (retry in %.0fs): %s"
+                      % (db_backoff, e), file=sys.stderr, flush=True)
+                try:
+                    st.db_stop(timeout=10)
+                except StackError:
+                    pass
+                st.db = None
+                db_retry_at = time.monotonic() + db_backoff
+                db_backoff = min(db_backoff * 2, 30.0)
+        for name, p in (("smtp sink", st.smtp), ("ccrd", st.ccrd), ("nginx", st.nginx)):
             if p is not None and p.poll() is not None:
                 print("stack: %s exited unexpectedly (status %s); stopping" % (name, p.returncode),
                       file=sys.stderr, flush=True)

@@ -6,13 +6,17 @@ ccrd afterwards, so modules that run after this one get a working stack.
 import http.client
 import os
 import re
+import shutil
 import signal
+import socket
+import subprocess
 import threading
 import time
 
 import nginx_check
 import stack
 import systemd_check
+from helpers import http_request
 
 CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 SEC_HEADERS = {
@@ -63,6 +67,171 @@ def test_systemd_ccrd_security_exposure_at_most_2_5(ctx):
 
 
 # ------------------------------------------------------------------ HTTP basics
+
+# ------------------------------------------------------------------ make run's stack
+
+TEST_TOOLS = ("chromium", "sqlmap", "lintian", "slowhttptest", "wrk", "nodejs", "libcmocka-dev")
+
+
+def _make_dry(ctx, *args):
+    p = subprocess.run(["make", "-n", "--no-print-directory", "-C", ctx.repo] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, "make -n %s: %s" % (" ".join(args), p.stderr[-800:])
+    return p.stdout
+
+
+def _installed_by(out):
+    """Packages in the `for p in ...` loops of the commands (backslash lines
+    joined) that run apt-get, in make -n output."""
+    pkgs = set()
+    for cmd in out.replace("\\\n", " ").splitlines():
+        if "apt-get" in cmd:
+            for m in re.finditer(r"for p in ([^;]*);", cmd):
+                pkgs.update(m.group(1).split())
+    return pkgs
+
+
+def test_make_all_never_installs_and_make_run_skips_test_tools(ctx):
+    out = _make_dry(ctx, "all")
+    assert "apt-get" not in out and "npm ci" not in out, \
+        "make -n all would install packages:\n" + out[:1500]
+    run = _installed_by(_make_dry(ctx, "run"))
+    assert {"mariadb-server", "nginx", "python3-aiosmtpd", "libfcgi-dev"} <= run, \
+        "make run does not install what the stack needs: %s" % sorted(run)
+    extra = sorted(set(TEST_TOOLS) & run)
+    assert not extra, "make run installs test tools: %s" % extra
+    check_out = _make_dry(ctx, "check")
+    chk = _installed_by(check_out)
+    missing = sorted(set(TEST_TOOLS) - chk)
+    assert not missing, "make check does not install %s" % missing
+    assert "npm ci" in check_out, "make check does not run npm ci in test/browser"
+    # a missing library: make stops before compiling and names it
+    p = subprocess.run(["make", "--no-print-directory", "-C", ctx.repo, "all",
+                        "PKGS=ccr-no-such-lib", "B=" + os.path.join(ctx.tmp, "nobuild")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0, "make all built without its libraries"
+    assert "ccr-no-such-lib" in p.stderr and "cannot build" in p.stderr, p.stderr[-800:]
+    assert "installing" not in p.stdout + p.stderr
+    assert not os.path.exists(os.path.join(ctx.tmp, "nobuild", "obj")), "compiled anyway"
+
+
+test_make_all_never_installs_and_make_run_skips_test_tools.timeout = 240
+
+
+def _time_wait_ports():
+    ports = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(f).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "06":   # TCP_TIME_WAIT
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_port_in_time_wait_counts_as_free_and_a_stack_starts_on_it(ctx):
+    port = stack.pick_free_port()
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    conn.close()          # the server side closes first: it keeps the TIME_WAIT
+    cli.recv(1)
+    cli.close()
+    srv.close()
+    assert port in _time_wait_ports(), "no TIME_WAIT on port %d to test with" % port
+    assert stack.port_free(port), "port_free(%d) says in use for a mere TIME_WAIT" % port
+    st = stack.Stack(os.path.join(ctx.tmp, "timewait-var"), port, ctx.repo)
+    try:
+        st.start()
+        r = http_request(port, "GET", "/login")
+        assert r.status == 200, "GET /login on the new stack: %s" % r.status
+    finally:
+        st.stop()
+
+
+test_port_in_time_wait_counts_as_free_and_a_stack_starts_on_it.timeout = 180
+
+
+def _children_named(pid):
+    out = {}
+    for c in stack.children_of(pid):
+        try:
+            comm = open("/proc/%d/comm" % c).read().strip()
+        except OSError:
+            continue
+        out.setdefault(comm, []).append(c)
+    return out
+
+
+def test_make_run_restarts_its_mariadb_and_keeps_serving(ctx):
+    var = os.path.join(ctx.tmp, "run-var")
+    port = stack.pick_free_port()
+    log = os.path.join(ctx.tmp, "make-run.log")
+    env = dict(os.environ, PORT=str(port), CCR_VAR=var)
+    with open(log, "wb") as out:
+        p = subprocess.Popen([stack.PYTHON, os.path.join(ctx.repo, "test", "stack.py"), "run"],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True)
+    try:
+        def text():
+            return open(log, encoding="utf-8", errors="replace").read()
+        ctx.wait_until(lambda: "is running at" in text() or p.poll() is not None, 120,
+                       "make run's stack to come up")
+        assert p.poll() is None, "stack.py run exited:\n" + text()[-1500:]
+        kids = _children_named(p.pid)
+        db, ccrd, nginx = kids["mariadbd"][0], kids["ccrd"][0], kids["nginx"][0]
+        os.kill(db, signal.SIGKILL)
+
+        def back():
+            assert p.poll() is None, "stack.py run stopped after mariadbd died:\n" + text()[-1500:]
+            new = _children_named(p.pid).get("mariadbd", [])
+            if not new or new[0] == db:
+                return False
+            return (http_request(port, "GET", "/healthz").status == 200 and
+                    http_request(port, "GET", "/login").status == 200)
+        ctx.wait_until(back, 60, "a new mariadbd and pages answering 200")
+        kids = _children_named(p.pid)
+        assert kids.get("ccrd") == [ccrd] and kids.get("nginx") == [nginx], \
+            "ccrd/nginx were restarted: %s -> %s" % ((ccrd, nginx), kids)
+        os.kill(p.pid, signal.SIGINT)    # Ctrl-C: everything stops, exit 0
+        rc = p.wait(60)
+        assert rc == 0, "stack.py run exited %s after Ctrl-C:\n%s" % (rc, text()[-1500:])
+        assert stack.port_free(port), "port %d still taken after Ctrl-C" % port
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGTERM)
+            p.wait(60)
+
+
+test_make_run_restarts_its_mariadb_and_keeps_serving.timeout = 240
+
+
+def test_stack_in_a_0700_folder_serves_pages_and_static(ctx):
+    priv = os.path.join(ctx.tmp, "home0700")
+    os.makedirs(priv)
+    os.chmod(priv, 0o700)     # as /root on Debian
+    repo = os.path.join(priv, "checkout")
+    for d in ("views", "schema", "nginx"):
+        shutil.copytree(os.path.join(ctx.repo, d), os.path.join(repo, d))
+    st = stack.Stack(os.path.join(priv, "var"), stack.pick_free_port(), repo)
+    st.ccrd_bin, st.admin_bin = ctx.stack.ccrd_bin, ctx.stack.admin_bin
+    try:
+        st.start()
+        for path in ("/login", "/static/ccr.css"):
+            r = http_request(st.port, "GET", path)
+            assert r.status == 200, "GET %s from a 0700 folder: %s" % (path, r.status)
+    finally:
+        st.stop()
+
+
+test_stack_in_a_0700_folder_serves_pages_and_static.timeout = 180
+
 
 def test_healthz_ok(ctx):
     r = ctx.get("/healthz")
