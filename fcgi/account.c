@@ -51,7 +51,9 @@ static void code_hash(long long user_id, const char *code, char out[65])
 }
 
 static const char Q_USER_BY_EMAIL[] =
-    "SELECT id, password_hash, state, role, first_name, last_name FROM users WHERE email = ?";
+    "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
+    "WHERE email = ?";
+static const char Q_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?";
 static const char Q_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?";
 static const char Q_SET_HASH[] =
     "UPDATE users SET password_hash = ?, updated_at = NOW() WHERE id = ?";
@@ -330,15 +332,19 @@ static const char Q_CODE_NEW[] =
     "VALUES (?, ?, ?, NOW(), NOW() + INTERVAL ? SECOND)";
 
 /* issue_code: void the user's old codes, store a new one hashed and queue
- * the mail carrying it.  In the caller's transaction.  0 / -1. */
-int issue_code(struct request *r, long long uid, const char *email, const char *name,
-               const char *purpose)
+ * the mail carrying it to the address stored for the account (never one
+ * typed into a form).  In the caller's transaction.  0 / -1. */
+int issue_code(struct request *r, long long uid, const char *name, const char *purpose)
 {
 	int invite = strcmp(purpose, "invite") == 0;
 	long ttl = invite ? INVITE_TTL : RESET_TTL;
 	char code[9], hash[65];
+	struct db_rows er;
 	struct view *v;
 
+	if (db_query(r->a, &er, Q_USER_EMAIL, "i", uid) != 1 || DB_CELL(&er, 0, 0) == NULL)
+		return -1;
+	const char *email = DB_CELL(&er, 0, 0);
 	if (code_new(code) == -1)
 		return -1;
 	code_hash(uid, code, hash);
@@ -377,7 +383,7 @@ int account_forgot(struct request *r)
 			    db_query(r->a, &cnt, Q_RESETS_RECENT, "i", uid) != 1)
 				return db_fail();
 			if (atoi(DB_CELL(&cnt, 0, 0)) < RESETS_PER_HOUR) {
-				if (issue_code(r, uid, email, name, "reset") == -1 ||
+				if (issue_code(r, uid, name, "reset") == -1 ||
 				    audit_add(r, uid, "reset_requested", "") == -1)
 					return db_fail();
 			}
@@ -435,6 +441,7 @@ int account_reset(struct request *r)
 	struct db_rows rows, cr;
 	char hash[65], pwhash[256];
 	long long uid = 0, cid = 0;
+	const char *stored = NULL;   /* the account's own address: the notice goes there */
 	int n;
 
 	ferr_add(&f, "ERR_PASSWORD", check_password(pw));
@@ -446,6 +453,7 @@ int account_reset(struct request *r)
 		return db_status();
 	if (n == 1 && strcmp(DB_CELL(&rows, 0, 2), "active") == 0) {
 		uid = atoll(DB_CELL(&rows, 0, 0));
+		stored = DB_CELL(&rows, 0, 6);
 		int c = db_query(r->a, &cr, Q_CODE_LIVE, "ii", uid, (long long)CODE_TRIES);
 		if (c < 0)
 			return db_status();
@@ -477,7 +485,7 @@ int account_reset(struct request *r)
 	}
 	struct view *v = mail_new(r->conf, "password_changed");
 	if (db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 || session_end_all(uid) == -1 ||
-	    mail_queue(r, v, "password_changed", email, uid, 0, 0) == -1 ||
+	    mail_queue(r, v, "password_changed", stored, uid, 0, 0) == -1 ||
 	    audit_add(r, uid, "password_reset", "") == -1 || db_commit() == -1)
 		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);

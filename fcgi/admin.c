@@ -131,7 +131,7 @@ insert:
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
 	} else if (uid < 0 || audit_add(&r, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
-	           (agent && issue_code(&r, uid, e, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
+	           (agent && issue_code(&r, uid, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
 	           db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());

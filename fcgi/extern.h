@@ -282,8 +282,7 @@ long long user_insert(const char *email, const char *first, const char *last,
                       const char *role, const char *state, const char *hash);
 int mail_admins(struct request *, const char *name, const char *who, const char *email,
                 long long ticket_id, const char *subject);
-int issue_code(struct request *, long long uid, const char *email, const char *name,
-               const char *purpose);
+int issue_code(struct request *, long long uid, const char *name, const char *purpose);
 
 /* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
 int password_hash(const struct conf *, const char *pw, char out[256]);

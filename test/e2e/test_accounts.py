@@ -1163,3 +1163,121 @@ def test_no_mail_delivered_twice_overall(ctx):
     got = _maildir_ids(ctx)
     twice = {m: n for m, n in got.items() if n > 1}
     assert not twice, "Message-IDs in the Maildir more than once: %r" % twice
+
+
+# ------------------------------------------------------------------ look-alike addresses
+#
+# Emails are compared byte for byte: under a Unicode collation "acmé.com"
+# equalled "acme.com", "ß" equalled "ss" and full-width letters their ASCII
+# ones, so a look-alike typed into a form found (and reset, and locked) the
+# real account.  Mail about an account goes only to the address stored for it.
+
+def _lookalikes(ctx):
+    """A real address and its accent, ß/ss and full-width variants."""
+    tag = os.urandom(3).hex()
+    real = "strasse%s@acme%s.com" % (tag, tag)
+    return real, ["strasse%s@acmé%s.com" % (tag, tag),        # é for e
+                  "straße%s@acme%s.com" % (tag, tag),         # ß for ss
+                  "\uff53trasse%s@acme%s.com" % (tag, tag)]   # full-width s
+
+
+def _outbox_to(ctx, addr, since_id=0):
+    """Outbox rows addressed to exactly addr (byte for byte): (kind, user_id)."""
+    return [tuple(r) for r in ctx.sql(
+        "SELECT kind, COALESCE(user_id, 0) FROM outbox WHERE id > %d AND "
+        "to_addr COLLATE utf8mb4_bin = '%s'" % (since_id, sql_str(addr)))]
+
+
+def _hash_of(ctx, uid):
+    return ctx.sql_value("SELECT password_hash FROM users WHERE id = %d" % uid)
+
+
+def test_forgot_and_reset_lookalike_email_never_reach_real_account(ctx):
+    real, variants = _lookalikes(ctx)
+    _c, u = register(ctx, email=real)
+    hash0 = _hash_of(ctx, u.id)
+    for v in variants:
+        c = Client(ctx)
+        # a live code of the real account, submitted with the variant, does nothing
+        code = request_code(ctx, Client(ctx), real)
+        out0 = max_id(ctx, "outbox")
+        c.prime("/password/reset")
+        r = c.post("/password/reset", reset_form(v, code, "Hijack3d-password"))
+        assert _hash_of(ctx, u.id) == hash0, "reset with %r changed the real password" % v
+        assert not _outbox_to(ctx, v, out0), "reset %r queued mail to the variant" % v
+        expect_422(r, [BAD_CODE], "reset of %r with the real account's code" % v)
+        # forgot with the variant: no code, no mail about the real account
+        out0 = max_id(ctx, "outbox")
+        c.prime("/password/forgot")
+        r = c.post("/password/forgot", [("email", v)])
+        assert r.status == 303, "forgot %r: %d" % (v, r.status)
+        assert not _outbox_to(ctx, v, out0), "forgot %r queued mail to the variant" % v
+        n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND user_id = %d" % (out0, u.id))
+        assert n == 0, "forgot %r queued %d mail(s) about the real account" % (v, n)
+    assert login(Client(ctx), real, u.password).status == 303
+
+
+def test_register_and_login_lookalike_email_are_separate_accounts(ctx):
+    real, variants = _lookalikes(ctx)
+    _c, u = register(ctx, email=real)
+    hash0 = _hash_of(ctx, u.id)
+    for i, v in enumerate(variants):
+        # the real password with a variant: no way in
+        r = login(Client(ctx), v, u.password)
+        assert r.status == 401, "login as %r with the real password: %d" % (v, r.status)
+        # registering a variant makes its own account, not "already exists"
+        c, r = post_register(ctx, register_form(v, password="Other-passw0rd-%d" % i))
+        assert r.status == 303, "register %r: %d %r" % (v, r.status, messages(r))
+        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = '%s'"
+                            % sql_str(v))
+        assert vid and int(vid) != u.id, "register %r made no separate account" % v
+        assert login(Client(ctx), v, u.password).status == 401
+        assert login(Client(ctx), v, "Other-passw0rd-%d" % i).status == 303
+    assert _hash_of(ctx, u.id) == hash0
+    assert login(Client(ctx), real, u.password).status == 303
+
+
+def test_throttled_lookalike_email_does_not_lock_real_account(ctx):
+    real, variants = _lookalikes(ctx)
+    _c, u = register(ctx, email=real)
+    addrs = []
+    try:
+        for v in variants:
+            for i in range(6):
+                c = Client(ctx)
+                addrs.append(c.addr)
+                login(c, v, "wrong-password-%d" % i)
+            c = Client(ctx)
+            addrs.append(c.addr)
+            r = login(c, real, u.password)
+            assert r.status == 303, "after 6 failures as %r, the real login: %d" % (v, r.status)
+    finally:
+        _unthrottle(ctx, *variants, *addrs)
+
+
+def test_create_agent_lookalike_email_never_reaches_real_account(ctx):
+    real, variants = _lookalikes(ctx)
+    _c, u = register(ctx, email=real)
+    admin = create_admin(ctx)
+    ac = logged_in(ctx, admin.email, admin.password)
+    ac.get("/admin/agents")
+    for n, v in enumerate(variants):
+        out0 = max_id(ctx, "outbox")
+        if n % 2 == 0:
+            r = ac.post("/admin/agents", [("first_name", "Look"), ("last_name", "Alike"),
+                                          ("email", v)])
+            assert r.status == 303, "POST /admin/agents %r: %d %r" % (v, r.status, messages(r))
+        else:
+            p = ctx.admin("create-agent", "--email", v, "--first-name", "Look",
+                          "--last-name", "Alike", check=False)
+            assert p.returncode == 0, "ccr-admin create-agent %r: %r" % (v, p.stderr)
+        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = '%s'"
+                            % sql_str(v))
+        assert vid and int(vid) != u.id, "create-agent %r made no separate account" % v
+        assert _outbox_to(ctx, v, out0) == [("agent_created", vid)], \
+            "invitation for %r: %r" % (v, _outbox_to(ctx, v, out0))
+        n_real = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND user_id = %d"
+                       % (out0, u.id))
+        assert n_real == 0, "create-agent %r queued mail about the real account" % v
+    assert user_row(ctx, u.id)[3:5] == ["customer", "active"]
+    assert login(Client(ctx), real, u.password).status == 303
