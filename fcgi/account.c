@@ -73,12 +73,30 @@ long long user_insert(const char *email, const char *first, const char *last,
 	return db_insert_id();
 }
 
-/* Every active admin gets mail `name` with NAME/EMAIL of the subject user. */
-int mail_admins(struct request *r, const char *name, const char *who, const char *email,
-                long long ticket_id, const char *subject)
+static const char Q_ADMIN_MAILS[] =
+    "SELECT (SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND addr = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR), "
+    "(SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND user_id = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR)";
+
+/* Every active admin gets mail `name` with NAME/EMAIL of the subject user,
+ * unless the client address or the account (account_id) already caused
+ * [limits] admin_mails_per_address / _per_account such events in the last
+ * hour: then nobody is mailed (anyone can register or open tickets, and
+ * each would otherwise mail every admin).  Each mailing is an audit row
+ * "admins_mailed", which is what is counted.  0 (mailed or not) / -1. */
+int mail_admins(struct request *r, long long account_id, const char *name, const char *who,
+                const char *email, long long ticket_id, const char *subject)
 {
 	struct db_rows rows;
 
+	if (db_query(r->a, &rows, Q_ADMIN_MAILS, "si", r->remote_addr, account_id) != 1)
+		return -1;
+	if (atoi(DB_CELL(&rows, 0, 0)) >= r->conf->admin_mails_per_address ||
+	    atoi(DB_CELL(&rows, 0, 1)) >= r->conf->admin_mails_per_account)
+		return 0;
+	if (audit_add(r, account_id, "admins_mailed", name) == -1)
+		return -1;
 	if (db_query(r->a, &rows, Q_ADMINS, "") < 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows; i++) {
@@ -124,6 +142,9 @@ static const char Q_FAILS[] =
     "AND at > NOW() - INTERVAL 15 MINUTE), "
     "(SELECT COUNT(*) FROM login_failures WHERE kind = 'addr' AND subject = ? "
     "AND at > NOW() - INTERVAL 15 MINUTE)";
+static const char Q_THROTTLED_SEEN[] =
+    "SELECT COUNT(*) FROM audit_log WHERE event = 'login_throttled' "
+    "AND at > NOW() - INTERVAL 15 MINUTE AND (addr = ? OR detail COLLATE utf8mb4_bin = ?)";
 static const char Q_FAIL_ADD[] =
     "INSERT INTO login_failures (kind, subject, at) VALUES ('email', ?, NOW()), ('addr', ?, NOW())";
 
@@ -155,7 +176,12 @@ int account_login(struct request *r)
 	if (n != 1)
 		return db_status();
 	if (atoi(DB_CELL(&rows, 0, 0)) >= THROTTLE_EMAIL || atoi(DB_CELL(&rows, 0, 1)) >= THROTTLE_ADDR) {
-		if (audit_add(r, 0, "login_throttled", email) == -1)
+		/* one audit row per window for the address or the email, not one
+		 * per refused attempt: a flood of throttled logins writes nothing */
+		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, "ss", r->remote_addr, email);
+		if (n != 1)
+			return db_status();
+		if (atoi(DB_CELL(&rows, 0, 0)) == 0 && audit_add(r, 0, "login_throttled", email) == -1)
 			return db_status();
 		resp_header_add(r, "Retry-After", "900");
 		return login_page(r, 429, email, next,
@@ -284,7 +310,7 @@ int account_register(struct request *r)
 	char *name = arena_printf(r->a, "%s %s", first, last);
 	if (agent) {
 		if (audit_add(r, uid, "agent_requested", email) == -1 ||
-		    mail_admins(r, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
+		    mail_admins(r, uid, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
 			return db_fail();
 		flash_set(r, FLASH_AGENT_REQUESTED);
 		return resp_redirect(r, "/login");
