@@ -1335,3 +1335,19 @@ def test_purge_removes_old_audit_and_login_failure_rows_keeps_recent(ctx):
         "SELECT subject FROM login_failures WHERE subject LIKE '%s-%%'" % tag))
     assert fails == [tag + "-new"], "login failures after purge: %r" % fails
     ctx.sql("DELETE FROM login_failures WHERE subject LIKE '%s-%%'" % tag)
+
+
+def test_new_ticket_flood_mails_admins_a_bounded_number(ctx):
+    admin = create_admin(ctx)
+    c, u = customer(ctx)
+    out0 = max_id(ctx, "outbox")
+    for i in range(14):
+        r = c.post("/tickets", [("subject", "Flood %d" % i), ("description", "Flood body"),
+                                ("priority", "normal")])
+        assert r.status == 303, "ticket %d: %d %r" % (i, r.status, messages(r))
+    n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND kind = 'ticket_needs_agent' "
+              "AND user_id = %d" % (out0, admin.id))
+    assert n == 10, "14 tickets of one account mailed one admin %d times, want 10" % n
+    n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND kind = 'ticket_created' "
+              "AND user_id = %d" % (out0, u.id))
+    assert n == 14, "the customer's own ticket mails: %d, want 14" % n
