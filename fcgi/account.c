@@ -51,7 +51,9 @@ static void code_hash(long long user_id, const char *code, char out[65])
 }
 
 static const char Q_USER_BY_EMAIL[] =
-    "SELECT id, password_hash, state, role, first_name, last_name FROM users WHERE email = ?";
+    "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
+    "WHERE email = ?";
+static const char Q_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?";
 static const char Q_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?";
 static const char Q_SET_HASH[] =
     "UPDATE users SET password_hash = ?, updated_at = NOW() WHERE id = ?";
@@ -71,12 +73,30 @@ long long user_insert(const char *email, const char *first, const char *last,
 	return db_insert_id();
 }
 
-/* Every active admin gets mail `name` with NAME/EMAIL of the subject user. */
-int mail_admins(struct request *r, const char *name, const char *who, const char *email,
-                long long ticket_id, const char *subject)
+static const char Q_ADMIN_MAILS[] =
+    "SELECT (SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND addr = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR), "
+    "(SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND user_id = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR)";
+
+/* Every active admin gets mail `name` with NAME/EMAIL of the subject user,
+ * unless the client address or the account (account_id) already caused
+ * [limits] admin_mails_per_address / _per_account such events in the last
+ * hour: then nobody is mailed (anyone can register or open tickets, and
+ * each would otherwise mail every admin).  Each mailing is an audit row
+ * "admins_mailed", which is what is counted.  0 (mailed or not) / -1. */
+int mail_admins(struct request *r, long long account_id, const char *name, const char *who,
+                const char *email, long long ticket_id, const char *subject)
 {
 	struct db_rows rows;
 
+	if (db_query(r->a, &rows, Q_ADMIN_MAILS, "si", r->remote_addr, account_id) != 1)
+		return -1;
+	if (atoi(DB_CELL(&rows, 0, 0)) >= r->conf->admin_mails_per_address ||
+	    atoi(DB_CELL(&rows, 0, 1)) >= r->conf->admin_mails_per_account)
+		return 0;
+	if (audit_add(r, account_id, "admins_mailed", name) == -1)
+		return -1;
 	if (db_query(r->a, &rows, Q_ADMINS, "") < 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows; i++) {
@@ -122,6 +142,9 @@ static const char Q_FAILS[] =
     "AND at > NOW() - INTERVAL 15 MINUTE), "
     "(SELECT COUNT(*) FROM login_failures WHERE kind = 'addr' AND subject = ? "
     "AND at > NOW() - INTERVAL 15 MINUTE)";
+static const char Q_THROTTLED_SEEN[] =
+    "SELECT COUNT(*) FROM audit_log WHERE event = 'login_throttled' "
+    "AND at > NOW() - INTERVAL 15 MINUTE AND (addr = ? OR detail COLLATE utf8mb4_bin = ?)";
 static const char Q_FAIL_ADD[] =
     "INSERT INTO login_failures (kind, subject, at) VALUES ('email', ?, NOW()), ('addr', ?, NOW())";
 
@@ -153,7 +176,12 @@ int account_login(struct request *r)
 	if (n != 1)
 		return db_status();
 	if (atoi(DB_CELL(&rows, 0, 0)) >= THROTTLE_EMAIL || atoi(DB_CELL(&rows, 0, 1)) >= THROTTLE_ADDR) {
-		if (audit_add(r, 0, "login_throttled", email) == -1)
+		/* one audit row per window for the address or the email, not one
+		 * per refused attempt: a flood of throttled logins writes nothing */
+		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, "ss", r->remote_addr, email);
+		if (n != 1)
+			return db_status();
+		if (atoi(DB_CELL(&rows, 0, 0)) == 0 && audit_add(r, 0, "login_throttled", email) == -1)
 			return db_status();
 		resp_header_add(r, "Retry-After", "900");
 		return login_page(r, 429, email, next,
@@ -282,7 +310,7 @@ int account_register(struct request *r)
 	char *name = arena_printf(r->a, "%s %s", first, last);
 	if (agent) {
 		if (audit_add(r, uid, "agent_requested", email) == -1 ||
-		    mail_admins(r, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
+		    mail_admins(r, uid, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
 			return db_fail();
 		flash_set(r, FLASH_AGENT_REQUESTED);
 		return resp_redirect(r, "/login");
@@ -330,15 +358,19 @@ static const char Q_CODE_NEW[] =
     "VALUES (?, ?, ?, NOW(), NOW() + INTERVAL ? SECOND)";
 
 /* issue_code: void the user's old codes, store a new one hashed and queue
- * the mail carrying it.  In the caller's transaction.  0 / -1. */
-int issue_code(struct request *r, long long uid, const char *email, const char *name,
-               const char *purpose)
+ * the mail carrying it to the address stored for the account (never one
+ * typed into a form).  In the caller's transaction.  0 / -1. */
+int issue_code(struct request *r, long long uid, const char *name, const char *purpose)
 {
 	int invite = strcmp(purpose, "invite") == 0;
 	long ttl = invite ? INVITE_TTL : RESET_TTL;
 	char code[9], hash[65];
+	struct db_rows er;
 	struct view *v;
 
+	if (db_query(r->a, &er, Q_USER_EMAIL, "i", uid) != 1 || DB_CELL(&er, 0, 0) == NULL)
+		return -1;
+	const char *email = DB_CELL(&er, 0, 0);
 	if (code_new(code) == -1)
 		return -1;
 	code_hash(uid, code, hash);
@@ -377,7 +409,7 @@ int account_forgot(struct request *r)
 			    db_query(r->a, &cnt, Q_RESETS_RECENT, "i", uid) != 1)
 				return db_fail();
 			if (atoi(DB_CELL(&cnt, 0, 0)) < RESETS_PER_HOUR) {
-				if (issue_code(r, uid, email, name, "reset") == -1 ||
+				if (issue_code(r, uid, name, "reset") == -1 ||
 				    audit_add(r, uid, "reset_requested", "") == -1)
 					return db_fail();
 			}
@@ -435,6 +467,7 @@ int account_reset(struct request *r)
 	struct db_rows rows, cr;
 	char hash[65], pwhash[256];
 	long long uid = 0, cid = 0;
+	const char *stored = NULL;   /* the account's own address: the notice goes there */
 	int n;
 
 	ferr_add(&f, "ERR_PASSWORD", check_password(pw));
@@ -446,6 +479,7 @@ int account_reset(struct request *r)
 		return db_status();
 	if (n == 1 && strcmp(DB_CELL(&rows, 0, 2), "active") == 0) {
 		uid = atoll(DB_CELL(&rows, 0, 0));
+		stored = DB_CELL(&rows, 0, 6);
 		int c = db_query(r->a, &cr, Q_CODE_LIVE, "ii", uid, (long long)CODE_TRIES);
 		if (c < 0)
 			return db_status();
@@ -477,7 +511,7 @@ int account_reset(struct request *r)
 	}
 	struct view *v = mail_new(r->conf, "password_changed");
 	if (db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 || session_end_all(uid) == -1 ||
-	    mail_queue(r, v, "password_changed", email, uid, 0, 0) == -1 ||
+	    mail_queue(r, v, "password_changed", stored, uid, 0, 0) == -1 ||
 	    audit_add(r, uid, "password_reset", "") == -1 || db_commit() == -1)
 		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);

@@ -131,7 +131,7 @@ insert:
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
 	} else if (uid < 0 || audit_add(&r, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
-	           (agent && issue_code(&r, uid, e, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
+	           (agent && issue_code(&r, uid, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
 	           db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
@@ -150,22 +150,40 @@ static const char Q_PURGE_SESSIONS[] =
     "OR created_at < NOW() - INTERVAL ? SECOND";
 static const char Q_PURGE_CODES[] =
     "DELETE FROM password_codes WHERE expires_at < NOW() - INTERVAL 1 DAY";
+/* [retention] login_failures_days and audit_days; in batches, so one purge
+ * of a year's backlog is many short transactions, not one huge one */
 static const char Q_PURGE_FAILS[] =
-    "DELETE FROM login_failures WHERE at < NOW() - INTERVAL 1 DAY";
+    "DELETE FROM login_failures WHERE at < NOW() - INTERVAL ? DAY LIMIT 10000";
+static const char Q_PURGE_AUDIT[] =
+    "DELETE FROM audit_log WHERE at < NOW() - INTERVAL ? DAY LIMIT 10000";
+
+/* purge_batches: run a LIMIT 10000 DELETE until it removes fewer; total or -1. */
+static long long purge_batches(const char *sql, long long days)
+{
+	long long total = 0, n;
+
+	do {
+		if ((n = db_exec(sql, "i", days)) < 0)
+			return -1;
+		total += n;
+	} while (n == 10000);
+	return total;
+}
 
 static int cmd_purge(const struct conf *c)
 {
-	long long s, k, f;
+	long long s, k, f, a;
 
 	db_init(c);
 	s = db_exec(Q_PURGE_SESSIONS, "ii", (long long)c->session_idle, (long long)c->session_absolute);
 	k = db_exec(Q_PURGE_CODES, "");
-	f = db_exec(Q_PURGE_FAILS, "");
-	if (s < 0 || k < 0 || f < 0) {
+	f = purge_batches(Q_PURGE_FAILS, c->login_failures_days);
+	a = purge_batches(Q_PURGE_AUDIT, c->audit_days);
+	if (s < 0 || k < 0 || f < 0 || a < 0) {
 		fprintf(stderr, "ccr-admin: purge: %s\n", db_last_msg());
 		return 1;
 	}
-	printf("purged %lld sessions, %lld codes, %lld login failures\n", s, k, f);
+	printf("purged %lld sessions, %lld codes, %lld login failures, %lld audit rows\n", s, k, f, a);
 	db_close();
 	return 0;
 }

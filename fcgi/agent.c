@@ -97,7 +97,7 @@ int agent_create(struct request *r)
 		ferr_add(&f, "ERR_EMAIL", "An account with this email already exists");
 		return agents_page(r, 422, first, last, email, &f);
 	}
-	if (uid < 0 || issue_code(r, uid, email, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
+	if (uid < 0 || issue_code(r, uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
 	    audit_add(r, uid, "agent_created", email) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_CREATED);

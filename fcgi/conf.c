@@ -78,6 +78,10 @@ static const struct key keys[] = {
 	S("site", "base_url", base_url),
 	I("tickets", "auto_close_days", auto_close_days, 1, 3650),
 	I("tickets", "page_size", page_size, 5, 200),
+	I("limits", "admin_mails_per_address", admin_mails_per_address, 0, 100000),
+	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
+	I("retention", "audit_days", audit_days, 1, 36500),
+	I("retention", "login_failures_days", login_failures_days, 1, 36500),
 };
 
 void conf_defaults(struct conf *c)
@@ -118,6 +122,10 @@ void conf_defaults(struct conf *c)
 	snprintf(c->base_url, sizeof(c->base_url), "http://localhost");
 	c->auto_close_days = 7;
 	c->page_size = 25;
+	c->admin_mails_per_address = 10;
+	c->admin_mails_per_account = 10;
+	c->audit_days = 365;
+	c->login_failures_days = 1;
 }
 
 struct parse_state {

@@ -88,6 +88,10 @@ struct conf {
 	/* [tickets] */
 	int auto_close_days;
 	int page_size;
+	/* [limits]: mails to every admin caused by one client address / one account, per hour */
+	int admin_mails_per_address, admin_mails_per_account;
+	/* [retention]: what ccr-admin purge keeps, in days */
+	int audit_days, login_failures_days;
 };
 void conf_defaults(struct conf *);
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);
@@ -280,10 +284,9 @@ int account_show(struct request *);
 int account_delete(struct request *);
 long long user_insert(const char *email, const char *first, const char *last,
                       const char *role, const char *state, const char *hash);
-int mail_admins(struct request *, const char *name, const char *who, const char *email,
+int mail_admins(struct request *, long long account_id, const char *name, const char *who, const char *email,
                 long long ticket_id, const char *subject);
-int issue_code(struct request *, long long uid, const char *email, const char *name,
-               const char *purpose);
+int issue_code(struct request *, long long uid, const char *name, const char *purpose);
 
 /* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
 int password_hash(const struct conf *, const char *pw, char out[256]);

@@ -98,9 +98,9 @@ static const char Q_L_NONE_ST[] = TL_COLS "FORCE INDEX (tickets_agent_status) " 
  * and stops at the page: a FULLTEXT match over a million tickets followed
  * by a sort was 40x slower (test/bench/RESULTS.md).  Substring match. */
 #define TL_LIKE " AND (? = 'all' OR t.status = ?) AND (t.subject LIKE ? OR t.description LIKE ?)"
-static const char Q_L_CUST_Q[] = TL_COLS "FORCE INDEX (tickets_customer) " TL_JOIN
+static const char Q_L_CUST_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_customer) " TL_JOIN
     "WHERE t.customer_id = ?" TL_LIKE TL_PAGE;
-static const char Q_L_AGENT_Q[] = TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN
+static const char Q_L_AGENT_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN
     "WHERE t.agent_id = ?" TL_LIKE TL_PAGE;
 static const char Q_S_ALL[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "1 = 1" TL_PAGE;
 static const char Q_S_NONE[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "t.agent_id IS NULL" TL_PAGE;
@@ -352,7 +352,7 @@ int ticket_create(struct request *r)
 		vdict_set(view_body(m), "NAME", name);
 	}
 	if (mail_queue(r, m, "ticket_created", r->user->email, r->user->id, id, 0) == -1 ||
-	    mail_admins(r, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
+	    mail_admins(r, r->user->id, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_TICKET_CREATED);

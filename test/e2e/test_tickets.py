@@ -573,9 +573,9 @@ LIST_SQL = {
     "Q_L_NONE": (TL_COLS + _ix("tickets_agent") + "WHERE t.agent_id IS NULL" + TL_PAGE, []),
     "Q_L_NONE_ST": (TL_COLS + _ix("tickets_agent_status") + "WHERE t.agent_id IS NULL AND t.status = ?"
                     + TL_PAGE, ["status"]),
-    "Q_L_CUST_Q": (TL_COLS + _ix("tickets_customer") + "WHERE t.customer_id = ?" + TL_LIKE + TL_PAGE,
+    "Q_L_CUST_Q": (TL_SEARCH + TL_COLS + _ix("tickets_customer") + "WHERE t.customer_id = ?" + TL_LIKE + TL_PAGE,
                    ["cust", "sfilter", "sfilter", "like", "like"]),
-    "Q_L_AGENT_Q": (TL_COLS + _ix("tickets_agent") + "WHERE t.agent_id = ?" + TL_LIKE + TL_PAGE,
+    "Q_L_AGENT_Q": (TL_SEARCH + TL_COLS + _ix("tickets_agent") + "WHERE t.agent_id = ?" + TL_LIKE + TL_PAGE,
                     ["agent", "sfilter", "sfilter", "like", "like"]),
     "Q_S_ALL": (TL_SEARCH + TL_COLS + TL_JOIN + TL_MATCH + "1 = 1" + TL_PAGE, ["word", "sfilter", "sfilter"]),
     "Q_S_NONE": (TL_SEARCH + TL_COLS + TL_JOIN + TL_MATCH + "t.agent_id IS NULL" + TL_PAGE,
