@@ -1163,3 +1163,21 @@ def test_no_mail_delivered_twice_overall(ctx):
     got = _maildir_ids(ctx)
     twice = {m: n for m, n in got.items() if n > 1}
     assert not twice, "Message-IDs in the Maildir more than once: %r" % twice
+
+
+def test_login_with_broken_stored_hash_is_invalid_credentials_and_logged(ctx):
+    # A users row whose password_hash is not a usable Argon2id string (a
+    # bad import, a hand edit) answers the normal "invalid credentials"
+    # page -- never 500 or 503 -- and the broken hash is logged.
+    _c, u = register(ctx)
+    for broken in ("garbage", "$argon2id$v=19$m=19456,t=2,p=1$$",
+                   "$2y$10$abcdefghijklmnopqrstuuG7e2uEYB8h5B5a5RHOtHqV0Kqhcr5Wq"):
+        ctx.sql("UPDATE users SET password_hash = '%s' WHERE id = %d" % (sql_str(broken), u.id))
+        mark = ctx.log_mark()
+        c = Client(ctx)
+        r = login(c, u.email, u.password)
+        assert r.status == 401, "login with stored hash %r: %d, want 401" % (broken, r.status)
+        assert messages(r) == [BAD_LOGIN], "messages %r" % messages(r)
+        assert not c.session_cookie, "a session was made from a broken hash"
+        ctx.wait_until(lambda: "password_verify" in ctx.log_since(mark), 5,
+                       "a log line about the broken hash %r" % broken)
