@@ -154,3 +154,55 @@ def test_purge_removes_expired_sessions(ctx):
     p = ctx.admin("purge")
     assert "purged" in p.stdout, p.stdout
     assert ctx.sql_value("SELECT COUNT(*) FROM sessions WHERE user_id = %s" % uid) == "0"
+
+
+def _restart_ccrd_with(ctx, section, key, value):
+    """Restart the stack's ccrd with [section] key = value (None: dropped)."""
+    st = ctx.stack
+    st.ccrd_stop()
+    sec = st.extra_conf.setdefault(section, {})
+    if value is None:
+        sec.pop(key, None)
+        if not sec:
+            st.extra_conf.pop(section, None)
+    else:
+        sec[key] = str(value)
+    st.write_conf()
+    st.ccrd_start()
+
+
+def test_json_log_stays_valid_json_with_hostile_paths(ctx):
+    # log_format = json once wrote \x22 for a quote: a request for /%22
+    # broke every JSON log pipeline.  Every line must parse, and the path
+    # must come back as the bytes nginx decoded.
+    import json
+    _restart_ccrd_with(ctx, "server", "log_format", "json")
+    try:
+        mark = ctx.log_mark()
+        hostile = ["/a%22b", "/a%5Cb", "/q%22%5C%22", "/ctl%01%07%08%09%0A%0D%1B%7F",
+                   "/bad%FFutf8%C3", "/over%C0%AFlong", "/sur%ED%A0%80", "/ok%C3%A9%E2%82%AC",
+                   "/nul%00x", "/tickets?q=%22%5C%00%FF"]
+        for path in hostile:
+            ctx.get(path)
+        # straight to ccrd, past nginx: raw control characters in the path
+        for path in ("/raw\"q\\b", "/raw\x01\x1f\t\n\r", "/raw\u2028\u00e9"):
+            ctx.fcgi("GET", path)
+        ctx.wait_until(lambda: ctx.log_since(mark).count('"path":"/raw') >= 3, 10,
+                       "access lines for the hostile requests")
+        text = ctx.log_since(mark)
+        lines = [ln for ln in text.split("\n") if ln]
+        paths = []
+        for ln in lines:
+            try:
+                obj = json.loads(ln)
+            except ValueError as e:
+                raise AssertionError("log line is not valid JSON (%s): %r" % (e, ln))
+            if "path" in obj:
+                paths.append(obj["path"])
+        assert "\\x" not in text, "hex escapes in the JSON log: %r" % text[:2000]
+        assert '/a"b' in paths and "/a\\b" in paths and '/raw"q\\b' in paths, paths
+        assert "/raw\x01\x1f\t\n\r" in paths, paths
+        assert "/ok\u00e9\u20ac" in paths, paths
+        assert "/bad\ufffdutf8\ufffd" in paths, paths
+    finally:
+        _restart_ccrd_with(ctx, "server", "log_format", None)
