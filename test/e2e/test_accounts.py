@@ -1181,3 +1181,29 @@ def test_login_with_broken_stored_hash_is_invalid_credentials_and_logged(ctx):
         assert not c.session_cookie, "a session was made from a broken hash"
         ctx.wait_until(lambda: "password_verify" in ctx.log_since(mark), 5,
                        "a log line about the broken hash %r" % broken)
+
+
+def test_ticket_poll_does_not_keep_an_idle_session_alive(ctx):
+    # The open ticket page polls /tickets/N/messages?after= every 5 s; each
+    # poll once moved last_seen, so the 2-hour idle timeout never fired
+    # while a ticket tab was open.  A poll is not activity.
+    _c, u = register(ctx)
+    c = logged_in(ctx, u.email, u.password)
+    c.prime("/tickets/new")
+    r = c.post("/tickets", [("subject", "idle poll"), ("description", "poll me")])
+    assert r.status == 303, "ticket create: %d" % r.status
+    tid = int(re.search(r"/tickets/(\d+)", r.location).group(1))
+    h = sha256_hex(c.session_cookie)
+    ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 119 MINUTE WHERE id_hash = '%s'" % h)
+    before = ctx.sql_value("SELECT last_seen FROM sessions WHERE id_hash = '%s'" % h)
+    for _ in range(5):
+        r = c.get("/tickets/%d/messages?after=0" % tid)
+        assert r.status == 200, "poll within the idle limit: %d" % r.status
+    after = ctx.sql_value("SELECT last_seen FROM sessions WHERE id_hash = '%s'" % h)
+    assert after == before, "a poll moved last_seen from %s to %s" % (before, after)
+    # past the limit the poll is refused (to /login), and so is the page
+    ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 121 MINUTE WHERE id_hash = '%s'" % h)
+    r = c.get("/tickets/%d/messages?after=0" % tid)
+    assert r.status == 303 and r.location.startswith("/login"), \
+        "poll after the idle limit: %d %r" % (r.status, r.location)
+    assert not is_logged_in(c), "the session outlived the idle limit"
