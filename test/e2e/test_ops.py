@@ -15,7 +15,7 @@ def _conf_with(ctx, path, **overrides):
         block = re.search(r"(?ms)^\[%s\]\n(.*?)(?=^\[|\Z)" % section, text)
         body = block.group(1)
         if re.search(r"(?m)^%s\s*=" % key, body):
-            body2 = re.sub(r"(?m)^%s\s*=.*$" % key, "%s = %s" % (key, v), body)
+            body2 = re.sub(r"(?m)^%s\s*=.*$" % key, lambda _m: "%s = %s" % (key, v), body)
         else:
             body2 = body + "%s = %s\n" % (key, v)
         text = text[:block.start(1)] + body2 + text[block.end(1):]
@@ -206,3 +206,33 @@ def test_json_log_stays_valid_json_with_hostile_paths(ctx):
         assert "/bad\ufffdutf8\ufffd" in paths, paths
     finally:
         _restart_ccrd_with(ctx, "server", "log_format", None)
+
+
+def test_backup_and_restore_with_quote_backslash_hash_space_in_db_password(ctx):
+    # The option file handed to mariadb-dump / mariadb once wrote the
+    # password between quotes unescaped: a '"' or '\' in it broke backup.
+    pw = 'p"q\\r\'s#t u\\"v'
+    lit = pw.replace("\\", "\\\\").replace("'", "\\'")
+    ctx.stack.sql("DROP USER IF EXISTS 'ccr_q'@'localhost'; "
+                  "CREATE USER 'ccr_q'@'localhost' IDENTIFIED BY '%s'; "
+                  "GRANT ALL ON ccr.* TO 'ccr_q'@'localhost'; "
+                  "DROP DATABASE IF EXISTS ccr_qrestore; CREATE DATABASE ccr_qrestore "
+                  "CHARACTER SET utf8mb4; GRANT ALL ON ccr_qrestore.* TO 'ccr_q'@'localhost';" % lit,
+                  database=None)
+    try:
+        conf = _conf_with(ctx, os.path.join(ctx.tmp, "q.conf"), database__user="ccr_q",
+                          database__password=pw)
+        bdir = os.path.join(ctx.tmp, "qbackups")
+        p = _admin(ctx, conf, "backup", "--dir", bdir)
+        assert p.returncode == 0, "backup with password %r: %s" % (pw, p.stderr)
+        files = sorted(f for f in os.listdir(bdir) if f.endswith(".sql.gz"))
+        assert files, "no backup file"
+        rconf = _conf_with(ctx, os.path.join(ctx.tmp, "qrestore.conf"), database__user="ccr_q",
+                           database__password=pw, database__name="ccr_qrestore")
+        p = _admin(ctx, rconf, "restore", os.path.join(bdir, files[-1]))
+        assert p.returncode == 0, "restore with password %r: %s" % (pw, p.stderr)
+        n = ctx.stack.sql("SELECT COUNT(*) FROM ccr_qrestore.schema_migrations", database=None)
+        assert int(n[0][0]) >= 2, n
+    finally:
+        ctx.stack.sql("DROP DATABASE IF EXISTS ccr_qrestore; DROP USER IF EXISTS 'ccr_q'@'localhost';",
+                      database=None)
