@@ -17,6 +17,24 @@
 
 #include "extern.h"
 
+/* opt_value: write v as a double-quoted option-file value.  Inside the
+ * quotes the client library reads \\ and \" as escapes (and # is not a
+ * comment), so a password with quotes, backslashes, '#' or spaces comes
+ * through unchanged.  A newline cannot be written; refused (-1). */
+static int opt_value(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, "%s=\"", key);
+	for (; *v; v++) {
+		if (*v == '\n' || *v == '\r')
+			return -1;
+		if (*v == '"' || *v == '\\')
+			fputc('\\', f);
+		fputc(*v, f);
+	}
+	fputs("\"\n", f);
+	return 0;
+}
+
 /* Write the client credentials to a 0600 temp file; its path in out. 0 / -1. */
 static int defaults_file(const struct conf *c, char *out, size_t n)
 {
@@ -30,13 +48,17 @@ static int defaults_file(const struct conf *c, char *out, size_t n)
 		unlink(out);
 		return -1;
 	}
-	/* option files take values verbatim after '='; quote to keep spaces */
-	fprintf(f, "[client]\nuser=\"%s\"\npassword=\"%s\"\n", c->db_user, c->db_password);
+	int bad;
+
+	fputs("[client]\n", f);
+	bad = opt_value(f, "user", c->db_user) | opt_value(f, "password", c->db_password);
 	if (c->db_socket[0])
-		fprintf(f, "socket=\"%s\"\n", c->db_socket);
-	else
-		fprintf(f, "host=\"%s\"\nport=%d\nprotocol=tcp\n", c->db_host, c->db_port);
-	if (fclose(f) != 0) {
+		bad |= opt_value(f, "socket", c->db_socket);
+	else {
+		bad |= opt_value(f, "host", c->db_host);
+		fprintf(f, "port=%d\nprotocol=tcp\n", c->db_port);
+	}
+	if (fclose(f) != 0 || bad) {
 		unlink(out);
 		return -1;
 	}

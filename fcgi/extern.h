@@ -137,6 +137,7 @@ enum route_flag {
 	RF_ADMIN = 1 << 3,
 	RF_CSRF = 1 << 4,     /* state-changing: csrf_token must match */
 	RF_NODB = 1 << 5,     /* may run without the database */
+	RF_POLL = 1 << 6,     /* background poll: not activity (last_seen stays) */
 };
 struct route {
 	const char *method;
@@ -223,6 +224,7 @@ int token_new(char out[65]);
 int ct_equal(const char *a, const char *b);
 void cookie_set(struct request *, const char *name, const char *value, long max_age);
 int session_load(struct request *);
+int session_peek(struct request *);
 int session_create(struct request *, long long user_id);
 int session_end(struct request *);
 int session_end_all(long long user_id);

@@ -42,20 +42,67 @@ int log_reopen(const char *path)
 	return 0;
 }
 
-/* log_escape: copy src into dst escaping control characters, quotes and
- * backslashes; always NUL-terminates; returns the length written. */
+/* utf8_seq: the length of the well-formed UTF-8 sequence at s (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF), 0 if the
+ * bytes there are not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		unsigned char lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		unsigned char lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+		    (s[3] & 0xc0) == 0x80 ? 4 : 0;
+	}
+	return 0;
+}
+
+/* log_escape: copy src into dst as the inside of a JSON string (RFC 8259
+ * section 7), so the same text is safe in a text line and in a JSON line:
+ * \" \\ \b \f \n \r \t, \u00XX for other control characters and DEL,
+ * well-formed UTF-8 copied, every byte of malformed UTF-8 replaced by
+ * \ufffd.  Stops before an escape that would not fit whole; always
+ * NUL-terminates; returns the length written. */
 size_t log_escape(char *dst, size_t dstlen, const char *src)
 {
+	const unsigned char *p = (const unsigned char *)src;
 	size_t o = 0;
 
 	if (dstlen == 0)
 		return 0;
-	for (; src && *src && o + 5 < dstlen; src++) {
-		unsigned char c = (unsigned char)*src;
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-			o += (size_t)snprintf(dst + o, dstlen - o, "\\x%02x", c);
-		else
-			dst[o++] = (char)c;
+	while (p && *p) {
+		char esc[8];
+		const char *out = esc;
+		size_t n, adv = 1;
+
+		switch (*p) {
+		case '"':  out = "\\\""; break;
+		case '\\': out = "\\\\"; break;
+		case '\b': out = "\\b"; break;
+		case '\f': out = "\\f"; break;
+		case '\n': out = "\\n"; break;
+		case '\r': out = "\\r"; break;
+		case '\t': out = "\\t"; break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			else if (*p < 0x80)
+				esc[0] = (char)*p, esc[1] = '\0';
+			else if ((adv = utf8_seq(p)) > 0)
+				memcpy(esc, p, adv), esc[adv] = '\0';
+			else
+				adv = 1, out = "\\ufffd";
+		}
+		n = strlen(out);
+		if (o + n >= dstlen)
+			break;
+		memcpy(dst + o, out, n);
+		o += n;
+		p += adv;
 	}
 	dst[o] = '\0';
 	return o;

@@ -107,14 +107,22 @@ int password_hash(const struct conf *c, const char *pw, char out[256])
 	return 0;
 }
 
-/* password_verify: 1 match, 0 mismatch, -1 busy or broken hash.  The
- * comparison inside argon2 is constant-time. */
+/* password_verify: 1 match, 0 mismatch, -1 busy (no hashing slot came
+ * free; callers answer 503).  A stored hash that is not a well-formed
+ * Argon2id string is a failure like a wrong password (0), never -1: the
+ * user sees the normal "invalid credentials" answer and the broken hash
+ * is logged for the operator.  The comparison inside argon2 is
+ * constant-time. */
 int password_verify(const struct conf *c, const char *encoded, const char *pw)
 {
 	int slot, rc;
 
-	if (encoded == NULL || strncmp(encoded, "$argon2id$", 10) != 0)
+	if (encoded == NULL)
 		return 0;
+	if (strncmp(encoded, "$argon2id$", 10) != 0) {
+		log_err("%s: stored hash is not argon2id, treated as a mismatch", __func__);
+		return 0;
+	}
 	if (strlen(pw) > 4 * 128)
 		return 0;
 	slot = slot_take(c);
@@ -127,7 +135,8 @@ int password_verify(const struct conf *c, const char *encoded, const char *pw)
 		return 1;
 	if (rc == ARGON2_VERIFY_MISMATCH)
 		return 0;
-	log_err("%s: argon2: %s", __func__, argon2_error_message(rc));
+	log_err("%s: broken stored hash (argon2: %s), treated as a mismatch", __func__,
+	    argon2_error_message(rc));
 	return 0;
 }
 

@@ -45,7 +45,7 @@ static const struct route routes[] = {
 	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF },
 	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER },
 	{ "GET", "/tickets/{id}", ticket_show, RF_AUTH },
-	{ "GET", "/tickets/{id}/messages", message_poll, RF_AUTH },
+	{ "GET", "/tickets/{id}/messages", message_poll, RF_AUTH | RF_POLL },
 	{ "POST", "/tickets/{id}/messages", message_post, RF_AUTH | RF_CUSTOMER | RF_AGENT | RF_CSRF },
 	{ "POST", "/tickets/{id}/assign", ticket_assign, RF_AUTH | RF_ADMIN | RF_CSRF },
 	{ "POST", "/tickets/{id}/resolve", ticket_resolve, RF_AUTH | RF_AGENT | RF_CSRF },
@@ -144,7 +144,8 @@ static int role_allowed(const struct route *rt, const struct user *u)
 /* Enforce the route's flags.  0 to run the handler, else the status to answer. */
 static int guard(struct request *r, const struct route *rt)
 {
-	if (!(rt->flags & RF_NODB) && session_load(r) == -1)
+	if (!(rt->flags & RF_NODB) &&
+	    ((rt->flags & RF_POLL) ? session_peek(r) : session_load(r)) == -1)
 		return db_status();
 	if ((rt->flags & RF_AUTH) && r->user == NULL) {
 		if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)

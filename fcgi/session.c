@@ -84,10 +84,9 @@ static const char Q_SESSION[] =
 /* last_seen moves at most once a minute: no write on most requests */
 static const char Q_TOUCH[] = "UPDATE sessions SET last_seen = NOW() WHERE id_hash = ?";
 
-/* session_load: r->user and r->csrf from the cookies.  0, or -1 when the
- * database failed (db_status() says how to answer).  An unknown, expired
- * or disabled-account session is dropped and the request is anonymous. */
-int session_load(struct request *r)
+/* load: r->user and r->csrf from the cookies; touch says whether this
+ * request is activity that moves last_seen (the idle timeout). */
+static int load(struct request *r, int touch)
 {
 	const char *tok = req_cookie(r, "ccr_session");
 	struct db_rows rows;
@@ -118,9 +117,25 @@ int session_load(struct request *r)
 	snprintf(r->csrf, sizeof(r->csrf), "%s", DB_CELL(&rows, 0, 6));
 	r->user = u;
 	r->session_hash = arena_strdup(r->a, hash);
-	if (atoi(DB_CELL(&rows, 0, 7)) && db_exec(Q_TOUCH, "s", hash) < 0)
+	if (touch && atoi(DB_CELL(&rows, 0, 7)) && db_exec(Q_TOUCH, "s", hash) < 0)
 		return -1;
 	return 0;
+}
+
+/* session_load: r->user and r->csrf from the cookies.  0, or -1 when the
+ * database failed (db_status() says how to answer).  An unknown, expired
+ * or disabled-account session is dropped and the request is anonymous. */
+int session_load(struct request *r)
+{
+	return load(r, 1);
+}
+
+/* session_peek: the same for a background poll of an open page, which is
+ * not activity: last_seen stays put, so the idle timeout still ends a
+ * session left open in a tab. */
+int session_peek(struct request *r)
+{
+	return load(r, 0);
 }
 
 static const char Q_NEW[] =

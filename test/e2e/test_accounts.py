@@ -1351,3 +1351,47 @@ def test_new_ticket_flood_mails_admins_a_bounded_number(ctx):
     n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND kind = 'ticket_created' "
               "AND user_id = %d" % (out0, u.id))
     assert n == 14, "the customer's own ticket mails: %d, want 14" % n
+
+
+def test_login_with_broken_stored_hash_is_invalid_credentials_and_logged(ctx):
+    # A users row whose password_hash is not a usable Argon2id string (a
+    # bad import, a hand edit) answers the normal "invalid credentials"
+    # page -- never 500 or 503 -- and the broken hash is logged.
+    _c, u = register(ctx)
+    for broken in ("garbage", "$argon2id$v=19$m=19456,t=2,p=1$$",
+                   "$2y$10$abcdefghijklmnopqrstuuG7e2uEYB8h5B5a5RHOtHqV0Kqhcr5Wq"):
+        ctx.sql("UPDATE users SET password_hash = '%s' WHERE id = %d" % (sql_str(broken), u.id))
+        mark = ctx.log_mark()
+        c = Client(ctx)
+        r = login(c, u.email, u.password)
+        assert r.status == 401, "login with stored hash %r: %d, want 401" % (broken, r.status)
+        assert messages(r) == [BAD_LOGIN], "messages %r" % messages(r)
+        assert not c.session_cookie, "a session was made from a broken hash"
+        ctx.wait_until(lambda: "password_verify" in ctx.log_since(mark), 5,
+                       "a log line about the broken hash %r" % broken)
+
+
+def test_ticket_poll_does_not_keep_an_idle_session_alive(ctx):
+    # The open ticket page polls /tickets/N/messages?after= every 5 s; each
+    # poll once moved last_seen, so the 2-hour idle timeout never fired
+    # while a ticket tab was open.  A poll is not activity.
+    _c, u = register(ctx)
+    c = logged_in(ctx, u.email, u.password)
+    c.prime("/tickets/new")
+    r = c.post("/tickets", [("subject", "idle poll"), ("description", "poll me")])
+    assert r.status == 303, "ticket create: %d" % r.status
+    tid = int(re.search(r"/tickets/(\d+)", r.location).group(1))
+    h = sha256_hex(c.session_cookie)
+    ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 119 MINUTE WHERE id_hash = '%s'" % h)
+    before = ctx.sql_value("SELECT last_seen FROM sessions WHERE id_hash = '%s'" % h)
+    for _ in range(5):
+        r = c.get("/tickets/%d/messages?after=0" % tid)
+        assert r.status == 200, "poll within the idle limit: %d" % r.status
+    after = ctx.sql_value("SELECT last_seen FROM sessions WHERE id_hash = '%s'" % h)
+    assert after == before, "a poll moved last_seen from %s to %s" % (before, after)
+    # past the limit the poll is refused (to /login), and so is the page
+    ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 121 MINUTE WHERE id_hash = '%s'" % h)
+    r = c.get("/tickets/%d/messages?after=0" % tid)
+    assert r.status == 303 and r.location.startswith("/login"), \
+        "poll after the idle limit: %d %r" % (r.status, r.location)
+    assert not is_logged_in(c), "the session outlived the idle limit"

@@ -15,7 +15,7 @@ def _conf_with(ctx, path, **overrides):
         block = re.search(r"(?ms)^\[%s\]\n(.*?)(?=^\[|\Z)" % section, text)
         body = block.group(1)
         if re.search(r"(?m)^%s\s*=" % key, body):
-            body2 = re.sub(r"(?m)^%s\s*=.*$" % key, "%s = %s" % (key, v), body)
+            body2 = re.sub(r"(?m)^%s\s*=.*$" % key, lambda _m: "%s = %s" % (key, v), body)
         else:
             body2 = body + "%s = %s\n" % (key, v)
         text = text[:block.start(1)] + body2 + text[block.end(1):]
@@ -154,3 +154,85 @@ def test_purge_removes_expired_sessions(ctx):
     p = ctx.admin("purge")
     assert "purged" in p.stdout, p.stdout
     assert ctx.sql_value("SELECT COUNT(*) FROM sessions WHERE user_id = %s" % uid) == "0"
+
+
+def _restart_ccrd_with(ctx, section, key, value):
+    """Restart the stack's ccrd with [section] key = value (None: dropped)."""
+    st = ctx.stack
+    st.ccrd_stop()
+    sec = st.extra_conf.setdefault(section, {})
+    if value is None:
+        sec.pop(key, None)
+        if not sec:
+            st.extra_conf.pop(section, None)
+    else:
+        sec[key] = str(value)
+    st.write_conf()
+    st.ccrd_start()
+
+
+def test_json_log_stays_valid_json_with_hostile_paths(ctx):
+    # log_format = json once wrote \x22 for a quote: a request for /%22
+    # broke every JSON log pipeline.  Every line must parse, and the path
+    # must come back as the bytes nginx decoded.
+    import json
+    _restart_ccrd_with(ctx, "server", "log_format", "json")
+    try:
+        mark = ctx.log_mark()
+        hostile = ["/a%22b", "/a%5Cb", "/q%22%5C%22", "/ctl%01%07%08%09%0A%0D%1B%7F",
+                   "/bad%FFutf8%C3", "/over%C0%AFlong", "/sur%ED%A0%80", "/ok%C3%A9%E2%82%AC",
+                   "/nul%00x", "/tickets?q=%22%5C%00%FF"]
+        for path in hostile:
+            ctx.get(path)
+        # straight to ccrd, past nginx: raw control characters in the path
+        for path in ("/raw\"q\\b", "/raw\x01\x1f\t\n\r", "/raw\u2028\u00e9"):
+            ctx.fcgi("GET", path)
+        ctx.wait_until(lambda: ctx.log_since(mark).count('"path":"/raw') >= 3, 10,
+                       "access lines for the hostile requests")
+        text = ctx.log_since(mark)
+        lines = [ln for ln in text.split("\n") if ln]
+        paths = []
+        for ln in lines:
+            try:
+                obj = json.loads(ln)
+            except ValueError as e:
+                raise AssertionError("log line is not valid JSON (%s): %r" % (e, ln))
+            if "path" in obj:
+                paths.append(obj["path"])
+        assert "\\x" not in text, "hex escapes in the JSON log: %r" % text[:2000]
+        assert '/a"b' in paths and "/a\\b" in paths and '/raw"q\\b' in paths, paths
+        assert "/raw\x01\x1f\t\n\r" in paths, paths
+        assert "/ok\u00e9\u20ac" in paths, paths
+        assert "/bad\ufffdutf8\ufffd" in paths, paths
+    finally:
+        _restart_ccrd_with(ctx, "server", "log_format", None)
+
+
+def test_backup_and_restore_with_quote_backslash_hash_space_in_db_password(ctx):
+    # The option file handed to mariadb-dump / mariadb once wrote the
+    # password between quotes unescaped: a '"' or '\' in it broke backup.
+    pw = 'p"q\\r\'s#t u\\"v'
+    lit = pw.replace("\\", "\\\\").replace("'", "\\'")
+    ctx.stack.sql("DROP USER IF EXISTS 'ccr_q'@'localhost'; "
+                  "CREATE USER 'ccr_q'@'localhost' IDENTIFIED BY '%s'; "
+                  "GRANT ALL ON ccr.* TO 'ccr_q'@'localhost'; "
+                  "DROP DATABASE IF EXISTS ccr_qrestore; CREATE DATABASE ccr_qrestore "
+                  "CHARACTER SET utf8mb4; GRANT ALL ON ccr_qrestore.* TO 'ccr_q'@'localhost';" % lit,
+                  database=None)
+    try:
+        conf = _conf_with(ctx, os.path.join(ctx.tmp, "q.conf"), database__user="ccr_q",
+                          database__password=pw)
+        bdir = os.path.join(ctx.tmp, "qbackups")
+        p = _admin(ctx, conf, "backup", "--dir", bdir)
+        assert p.returncode == 0, "backup with password %r: %s" % (pw, p.stderr)
+        files = sorted(f for f in os.listdir(bdir) if f.endswith(".sql.gz"))
+        assert files, "no backup file"
+        rconf = _conf_with(ctx, os.path.join(ctx.tmp, "qrestore.conf"), database__user="ccr_q",
+                           database__password=pw, database__name="ccr_qrestore")
+        p = _admin(ctx, rconf, "restore", os.path.join(bdir, files[-1]))
+        assert p.returncode == 0, "restore with password %r: %s" % (pw, p.stderr)
+        n = ctx.stack.sql("SELECT COUNT(*) FROM ccr_qrestore.schema_migrations", database=None)
+        assert int(n[0][0]) >= 2, n
+    finally:
+        ctx.stack.sql("DROP DATABASE IF EXISTS ccr_qrestore; DROP USER IF EXISTS 'ccr_q'@'localhost';",
+                      database=None)

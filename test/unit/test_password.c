@@ -388,6 +388,35 @@ static void test_slot_wait_then_succeed(void **state)
 	close(fd);
 }
 
+/* A broken stored hash is a plain failure (0, like a wrong password, so
+ * login answers "invalid credentials" and never 503/500), and it is logged
+ * for the operator -- the code and its comment once disagreed on this. */
+static void test_verify_broken_hash_is_logged_mismatch(void **state)
+{
+	(void)state;
+	static const char *const broken[] = {
+		"garbage", "$2y$10$abcdefghijklmnopqrstuuG7e2uEYB8h5B5a5RHOtHqV0Kqhcr5Wq",
+		"$argon2id$v=19$m=19456,t=2,p=1$$",
+	};
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		char path[] = "/tmp/ccr-test-pwlog-XXXXXX", buf[4096];
+		int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+		assert_true(fd >= 0 && saved >= 0);
+		assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+		int rc = password_verify(&conf, broken[i], "password1");
+		assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+		close(saved);
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		close(fd);
+		unlink(path);
+		buf[n > 0 ? n : 0] = '\0';
+		if (rc != 0)
+			fail_msg("password_verify(\"%s\") = %d, want 0 (a failure, not busy)", broken[i], rc);
+		if (strstr(buf, "password_verify") == NULL || strstr(buf, "hash") == NULL)
+			fail_msg("broken hash \"%s\" was not logged (log: \"%s\")", broken[i], buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_needs_rehash),
 		cmocka_unit_test(test_slot_bound),
 		cmocka_unit_test(test_slot_wait_then_succeed),
+		cmocka_unit_test(test_verify_broken_hash_is_logged_mismatch),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

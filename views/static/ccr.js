@@ -67,6 +67,22 @@
     var none = document.getElementById('no-messages');
     if (none) none.parentNode.removeChild(none);
   };
+  /* the session ended (idle or absolute limit, logout elsewhere): say so in
+     the flash area at the top of the page; the poll itself never keeps a
+     session alive */
+  var ended = function () {
+    stop();
+    var main = document.getElementById('main') || document.body;
+    var box = document.createElement('div');
+    box.className = 'flash flash-error';
+    box.setAttribute('role', 'status');
+    box.id = 'session-ended';
+    var p = document.createElement('p');
+    p.appendChild(document.createTextNode('Your session has ended. Sign in again.'));
+    box.appendChild(p);
+    var old = main.querySelector('.flash');
+    if (old) old.parentNode.replaceChild(box, old); else main.insertBefore(box, main.firstChild);
+  };
   var failed = function () {
     errDelay = Math.min((errDelay || BASE) * 2, MAX);
   };
@@ -79,8 +95,10 @@
     window.fetch(poll + '?after=' + encodeURIComponent(after), {
       credentials: 'same-origin', headers: { 'Accept': 'text/html' }, cache: 'no-store'
     }).then(function (r) {
-      /* logged out (redirect to /login), or the ticket is gone or forbidden: stop for good */
-      if (r.redirected || r.status === 401 || r.status === 403 || r.status === 404) { stop(); return null; }
+      /* a redirect (to /login) or 401: the session has ended */
+      if (r.status === 401 || r.redirected) { ended(); return null; }
+      /* the ticket is gone or forbidden: stop for good */
+      if (r.status === 403 || r.status === 404) { stop(); return null; }
       if (!r.ok) { failed(); return null; }
       return r.text().then(function (text) {
         errDelay = 0;
