@@ -38,15 +38,30 @@ static const char Q_ROW[] =
     "UNIX_TIMESTAMP(created_at), expires_at IS NOT NULL AND expires_at < NOW(), "
     "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000') "
     "FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'pending'";
+/* A mail with an expiry carries a code or token: once it is sent, failed or
+ * dropped its body is erased, so no code stays readable at rest (README
+ * "Mail"). */
+#define ERASE_CODE "body = IF(expires_at IS NULL, body, ''), "
+static const char Q_RENEW[] =
+    "UPDATE outbox SET lease_until = NOW() + INTERVAL ? SECOND "
+    "WHERE id = ? AND claimed_by = ? AND status = 'pending'";
+static const char Q_RELEASE[] =
+    "UPDATE outbox SET claimed_by = NULL, lease_until = NULL "
+    "WHERE id = ? AND claimed_by = ? AND status = 'pending'";
 static const char Q_SENT[] =
-    "UPDATE outbox SET status = 'sent', sent_at = NOW(), attempts = attempts + 1, "
+    "UPDATE outbox SET status = 'sent', sent_at = NOW(), attempts = attempts + 1, " ERASE_CODE
     "lease_until = NULL, last_error = NULL WHERE id = ? AND claimed_by = ?";
 static const char Q_RETRY[] =
     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, lease_until = NULL, "
     "claimed_by = NULL, next_attempt_at = NOW() + INTERVAL ? SECOND WHERE id = ? AND claimed_by = ?";
 static const char Q_FAILED[] =
-    "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?, lease_until = NULL "
-    "WHERE id = ? AND claimed_by = ?";
+    "UPDATE outbox SET " ERASE_CODE "status = ?, attempts = attempts + ?, last_error = ?, "
+    "lease_until = NULL WHERE id = ? AND claimed_by = ?";
+/* codes whose lifetime ran out while they waited for a retry */
+static const char Q_EXPIRE[] =
+    "UPDATE outbox SET status = 'dropped', last_error = 'expired before delivery', " ERASE_CODE
+    "lease_until = NULL WHERE status = 'pending' AND expires_at < NOW() "
+    "AND (lease_until IS NULL OR lease_until < NOW())";
 static const char Q_DEPTH[] = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'";
 
 /* claim: up to BATCH due rows; their ids in ids[].  Count, or -1. */
@@ -225,44 +240,100 @@ static long backoff(int attempts)
 	return d > 3600 ? 3600 : d;
 }
 
+/* A stop (SIGTERM/SIGINT, also how a reload retires this mailer) waits
+ * blocked until the SMTP transaction in flight is over; look for it between
+ * rows, so the rest of the batch is released instead of sent. */
+static int stop_pending(void)
+{
+	sigset_t p;
+
+	if (!g_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)))
+		g_stop = 1;
+	return g_stop;
+}
+
+enum mark { M_SENT, M_FAILED, M_DROPPED, M_RETRY };
+
+/* mark: record the outcome of a send.  A mail the server accepted must not
+ * stay leased and be sent again when the lease runs out, so a database
+ * error is retried with back-off (0.2 s doubling, about 6 s in all). */
+static void mark(enum mark m, long long id, const char *why, long long delay)
+{
+	long ms = 200;
+
+	for (int attempt = 0; attempt < 6; attempt++) {
+		long long rc;
+
+		db_request_start();
+		switch (m) {
+		case M_SENT:
+			rc = db_exec(Q_SENT, "is", id, me);
+			break;
+		case M_FAILED:
+			rc = db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
+			break;
+		case M_DROPPED:
+			rc = db_exec(Q_FAILED, "sisis", "dropped", 0LL, why, id, me);
+			break;
+		default:
+			rc = db_exec(Q_RETRY, "siis", why, delay, id, me);
+			break;
+		}
+		if (rc >= 0)
+			return;
+		log_warn("mail %lld: cannot record its outcome (%s); trying again in %ld ms",
+		    id, db_last_msg(), ms);
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		ms *= 2;
+	}
+	log_err("mail %lld: outcome not recorded; it is sent again after its lease", id);
+}
+
 static void deliver(struct arena *a, const struct conf *c, long long id)
 {
 	struct db_rows rows;
 	char why[512];
 
-	if (db_query(a, &rows, Q_ROW, "is", id, me) != 1)
+	/* the claim may be old (a slow server earlier in the batch): renew it,
+	 * and send only a row still claimed by this mailer */
+	if (db_exec(Q_RENEW, "iis", (long long)LEASE, id, me) < 0)
 		return;
+	if (db_query(a, &rows, Q_ROW, "is", id, me) != 1) {
+		log_info("mail %lld skipped: no longer claimed by %s", id, me);
+		return;
+	}
 	const char *to = DB_CELL(&rows, 0, 0), *subject = DB_CELL(&rows, 0, 1);
 	const char *body = DB_CELL(&rows, 0, 2), *mid = DB_CELL(&rows, 0, 3);
 	int attempts = atoi(DB_CELL(&rows, 0, 4));
 	long long created = atoll(DB_CELL(&rows, 0, 5));
 	if (atoi(DB_CELL(&rows, 0, 6))) {
 		/* a reset code past its lifetime is useless: drop it (issue 3) */
-		db_exec(Q_FAILED, "sisis", "dropped", 0LL, "expired before delivery", id, me);
+		mark(M_DROPPED, id, "expired before delivery", 0);
 		log_info("mail %lld dropped: expired before delivery", id);
 		return;
 	}
 	char *msg = build_message(a, c, to, subject, body, mid, DB_CELL(&rows, 0, 7));
 	int code = send_one(c, to, msg, why, sizeof(why));
 	if (code >= 200 && code < 300) {
-		db_exec(Q_SENT, "is", id, me);
+		mark(M_SENT, id, NULL, 0);
 		metrics_add(MET_MAIL_SENT, 1);
 		return;
 	}
 	if (code >= 500) {
-		db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
+		mark(M_FAILED, id, why, 0);
 		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed permanently: %s", id, why);
 		return;
 	}
 	if ((long long)time(NULL) - created > c->smtp_give_up_after) {
-		db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
+		mark(M_FAILED, id, why, 0);
 		metrics_add(MET_MAIL_FAILED, 1);
 		log_err("mail %lld failed: gave up after %ld s: %s", id, c->smtp_give_up_after, why);
 		return;
 	}
 	long d = backoff(attempts + 1);
-	db_exec(Q_RETRY, "siis", why, (long long)d, id, me);
+	mark(M_RETRY, id, why, d);
 	metrics_add(MET_MAIL_RETRIED, 1);
 	log_warn("mail %lld not sent (%s); retry in %ld s", id, why, d);
 }
@@ -290,9 +361,13 @@ int mailer_main(const struct conf *c)
 		long long ids[BATCH];
 		db_request_start();   /* a database that was down gets a fresh try each round */
 		int n = claim(a, ids);
-		for (int i = 0; i < n && !g_stop; i++)
+		int i = 0;
+		for (; i < n && !stop_pending(); i++)
 			deliver(a, c, ids[i]);
+		for (; i < n; i++)         /* stopping: leave the rest to the next mailer now */
+			db_exec(Q_RELEASE, "is", ids[i], me);
 		if (n <= 0) {
+			db_exec(Q_EXPIRE, "");
 			if (now_ms() - last_depth_log > 600e3) {
 				struct db_rows rows;
 				if (db_query(a, &rows, Q_DEPTH, "") == 1)

@@ -218,6 +218,11 @@ static double fill(const struct conf *c, int lfd)
 static void shutdown_all(const struct conf *c)
 {
 	double deadline = mono() + c->shutdown_timeout;
+	/* the mailer finishes the SMTP transaction in flight (bounded by
+	 * [smtp] timeout) and records it, or the mail is sent again later */
+	double mailer_deadline = mono() + (c->smtp_timeout + 5 > c->shutdown_timeout
+	    ? c->smtp_timeout + 5 : c->shutdown_timeout);
+	int workers_killed = 0;
 	sigset_t set;
 	siginfo_t si;
 
@@ -231,6 +236,20 @@ static void shutdown_all(const struct conf *c)
 		if (live_children() == 0)
 			break;
 		double left = deadline - mono();
+		if (left <= 0 && !workers_killed && mailer_deadline - mono() > 0) {
+			int n = 0;
+			for (int i = 0; i < MAX_CHILDREN; i++)
+				if (children[i].pid && children[i].kind == K_WORKER) {
+					kill(children[i].pid, SIGKILL);
+					n++;
+				}
+			if (n)
+				log_err("shutdown_timeout passed: killing %d workers; the mailer has until "
+				    "[smtp] timeout + 5 s", n);
+			workers_killed = 1;
+		}
+		if (workers_killed)
+			left = mailer_deadline - mono();
 		if (left <= 0) {
 			log_err("shutdown_timeout passed: killing %d children", live_children());
 			signal_children(SIGKILL, 0);

@@ -12,6 +12,7 @@ plain SIGTERM: these extend them.
 """
 import os
 import random
+import re
 import signal
 import statistics
 import threading
@@ -714,6 +715,130 @@ def test_smtp_slow_answer_within_timeout_is_delivered_once(ctx):
 
 
 test_smtp_slow_answer_within_timeout_is_delivered_once.timeout = 90
+
+
+def forgot(ctx, email):
+    """POST /password/forgot for email from a fresh client."""
+    c = fu.Client(ctx.port)
+    r = c.get("/password/forgot")
+    assert r.status == 200, "GET /password/forgot: %s" % r.what()
+    r = c.post("/password/forgot", {"email": email})
+    assert r.status == 303, "POST /password/forgot: %s" % r.what()
+
+
+def code_rows(ctx, lo, email):
+    return ctx.sql("SELECT id, status, body FROM outbox WHERE id > %d AND kind = 'reset_code' "
+                   "AND to_addr = '%s' ORDER BY id" % (lo, email))
+
+
+def test_reset_code_not_readable_in_outbox_once_sent_or_dropped(ctx):
+    """A reset code is erased from outbox.body once its mail is sent (the
+    sink has it, the row no longer) and once an expired one is dropped."""
+    st = ctx.stack
+    email = fu.register(ctx, "erase").email
+    # 1. sent
+    lo = fu.outbox_max_id(ctx)
+    mark = ctx.mail_mark()
+    forgot(ctx, email)
+    m = ctx.wait_mail(lambda x: email in x.to.lower() and "reset code" in x.subject, since=mark)
+    code = re.findall(r"(?<!\d)\d{8}(?!\d)", m.body)
+    assert len(set(code)) == 1, "want one code in the mail: %r" % m.body[:300]
+    code = code[0]
+    ctx.wait_until(lambda: [r[1] for r in code_rows(ctx, lo, email)] == ["sent"], 15,
+                   "the reset mail to be marked sent", 0.1)
+    sent_body = code_rows(ctx, lo, email)[0][2]
+    # 2. not deliverable (451), then expired: the mailer drops it
+    smtp = fu.FaultSmtp(st, os.path.join(st.var, "faults", "smtp-erase"))
+    with smtp:
+        smtp.set_mode("tempfail")
+        lo2 = fu.outbox_max_id(ctx)
+        forgot(ctx, email)
+        ctx.wait_until(lambda: any(e["ev"] == "data_end" for e in smtp.events()), 15,
+                       "the mailer to try the second reset mail", 0.1)
+        ctx.wait_until(lambda: code_rows(ctx, lo2, email) and
+                       not ctx.sql_value("SELECT COALESCE(claimed_by, '') FROM outbox WHERE id = %s"
+                                         % code_rows(ctx, lo2, email)[0][0]),
+                       15, "the 451 to be recorded", 0.1)
+        rid, status, body = code_rows(ctx, lo2, email)[0]
+        pending_code = re.findall(r"(?<!\d)\d{8}(?!\d)", body)
+        assert status == "pending" and pending_code, "row %s %s: %r" % (rid, status, body[:200])
+        ctx.sql("UPDATE outbox SET expires_at = NOW() - INTERVAL 1 SECOND, next_attempt_at = NOW() "
+                "WHERE id = %s" % rid)
+        ctx.wait_until(lambda: code_rows(ctx, lo2, email)[0][1] != "pending", 15,
+                       "the expired reset mail to be dropped", 0.1)
+        _rid, status2, body2 = code_rows(ctx, lo2, email)[0]
+    measure("erase: sent row body %d bytes, dropped row %s body %d bytes", len(sent_body), status2,
+            len(body2))
+    assert code not in sent_body, "the sent reset mail's code is still in outbox.body"
+    assert status2 == "dropped", "expired reset mail: status %s" % status2
+    assert pending_code[0] not in body2, "the dropped reset mail's code is still in outbox.body"
+
+
+def test_stop_and_reload_during_slow_smtp_each_mail_delivered_once(ctx):
+    """The SMTP server answers the end of DATA after 15 s; two masters (two
+    hosts' mailers) on one outbox, each stalled mid-batch; SIGTERM to one
+    master and SIGHUP to the other while they wait: each waits for its
+    transaction, records it and leaves the rest of its batch; after the
+    leases run out every Message-ID is in the sink exactly once."""
+    st = ctx.stack
+    w = world(ctx)
+    creator = w.customers[2].clone()
+    delay = 15
+    timeout = fu.conf_int(st, "smtp", "timeout", 30)
+    assert timeout > delay, "this test needs [smtp] timeout > %d (it is %d)" % (delay, timeout)
+    b = fu.ExtraCcrd(st, "ccrd-mb", os.path.join(st.var, "faults", "mail-once"), workers=1)
+    smtp = fu.FaultSmtp(st, os.path.join(st.var, "faults", "smtp-once"))
+    # mail still pending from earlier (the world's) is part of the batches too
+    lo = int(ctx.sql_value("SELECT COALESCE(MIN(id) - 1, (SELECT COALESCE(MAX(id), 0) FROM outbox)) "
+                           "FROM outbox WHERE status = 'pending'") or 0)
+    ids, final, t_b = {}, [], None
+    rc_b = None
+    try:
+        with smtp:
+            smtp.set_mode("slow:%d" % delay)
+            b.start()
+            t0 = time.time()
+
+            for k in range(6):
+                tid, r = fu.create_ticket(creator, "Mail once %d" % k)
+                assert tid, "POST /tickets: %s" % r.what()
+                if k == 2:          # the first batch is taken: the idle mailer takes the rest
+                    ctx.wait_until(lambda: any(e["ev"] == "stored" for e in smtp.events(t0)), 10,
+                                   "a mailer to stall after DATA", 0.05)
+            ctx.wait_until(lambda: len({x["claimed_by"] for x in fu.outbox_rows(ctx, lo)
+                                        if x["claimed_by"] and x["status"] == "pending"}) >= 2,
+                           10, "both mailers to claim rows", 0.05)
+            hi = fu.outbox_max_id(ctx)
+            claimers = {x["claimed_by"] for x in fu.outbox_rows(ctx, lo, hi) if x["claimed_by"]}
+            t_sig = time.time()
+            st.ccrd_signal(signal.SIGHUP)
+            rc_b = b.stop(timeout=timeout + 10)
+            t_b = time.time() - t_sig
+            # the rest of the queue, promptly
+            ctx.wait_until(lambda: len(smtp.events(t0)) and
+                           len([e for e in smtp.events(t0) if e["ev"] == "reply"]) >= 2,
+                           delay + 10, "both stalled transactions to end", 0.1)
+            smtp.set_mode("ok")
+            # what a lease running out would do, now rather than in 5 minutes
+            ctx.sql("UPDATE outbox SET lease_until = NOW() - INTERVAL 1 SECOND, next_attempt_at = NOW() "
+                    "WHERE status = 'pending' AND id > %d AND id <= %d" % (lo, hi))
+            ctx.wait_until(lambda: all(x["status"] != "pending" for x in fu.outbox_rows(ctx, lo, hi)),
+                           30, "rows %d..%d to be sent" % (lo + 1, hi), 0.2)
+            final = fu.outbox_rows(ctx, lo, hi)
+            ids = fu.sink_message_ids(st)
+    finally:
+        b.stop()
+    copies = {x["id"]: ids.get(x["message_id"], 0) for x in final}
+    measure("mail-once: %d rows claimed by %d mailers; master B exited rc=%s %.1f s after SIGTERM; "
+            "copies per row %s", len(final), len(claimers), rc_b, t_b, copies)
+    assert len(claimers) == 2, "both mailers should have been mid-batch: %s" % claimers
+    assert rc_b == 0, "master B exit status %s after SIGTERM" % rc_b
+    assert all(x["status"] == "sent" for x in final), "not sent: %s" % final
+    dups = {k: v for k, v in copies.items() if v != 1}
+    assert not dups, "mails delivered other than once (row: copies): %s" % dups
+
+
+test_stop_and_reload_during_slow_smtp_each_mail_delivered_once.timeout = 90
 
 
 # ------------------------------------------------------------------ 6. two masters
