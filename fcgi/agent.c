@@ -109,8 +109,8 @@ static const char Q_AGENT_STATE[] =
 static const char Q_AGENT_ROW[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users WHERE id = ? AND role = 'agent'";
 static const char Q_UNASSIGN[] =
-    "UPDATE tickets SET agent_id = NULL, last_activity = NOW() "
-    "WHERE agent_id = ? AND status <> 'closed'";
+    "UPDATE tickets SET agent_id = NULL, "
+    "last_activity = IF(status = 'closed', last_activity, NOW()) WHERE agent_id = ?";
 
 /* Move agent r->path_id from state `from` to `to` in one statement; 404
  * when no such agent is in `from`.  Runs `then` inside the transaction. */
@@ -147,7 +147,9 @@ static int mail_approved(struct request *r, long long id, const char *name, cons
 	return mail_queue(r, v, "agent_approved", email, id, 0, 0);
 }
 
-/* Disabled: sessions end now; open tickets go back to the unassigned queue. */
+/* Disabled: sessions end now; every ticket of theirs goes back to the
+ * unassigned queue — closed and resolved ones too, since either can be
+ * reopened, and a reopened ticket must not bring a disabled agent back. */
 static int end_agent(struct request *r, long long id, const char *name, const char *email)
 {
 	(void)r;

@@ -306,6 +306,10 @@ struct ticket {
 };
 int ticket_get(struct request *, struct ticket *);
 int lock_ticket(struct request *, long long id, const char **st, long long *agent);
+int ticket_lock(struct request *, struct ticket *);
+int ticket_visible(const struct request *, const struct ticket *);
+int mail_queue_active(struct request *, struct view *, const char *kind, long long user_id,
+                      long long ticket_id);
 int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
                 const char *error, const char *draft);
 int ticket_list(struct request *);

@@ -113,8 +113,15 @@ int message_post(struct request *r)
 	if (utf8_len(body) > 10000)
 		return ticket_page(r, &t, 422, "ERR_BODY", "The message is too long (10000 characters at most)", body);
 
-	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
+	/* access and recipient again from the locked row: the ticket may have
+	 * been reassigned since ticket_get read it */
+	if (db_begin() == -1 || ticket_lock(r, &t) == -1)
 		return db_fail();
+	if (!ticket_visible(r, &t) || (!customer && t.agent_id != r->user->id)) {
+		db_rollback();
+		return 404;
+	}
+	st = t.status;
 	if (!strcmp(st, "closed")) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
@@ -126,8 +133,7 @@ int message_post(struct request *r)
 	if (db_exec(Q_TOUCH, "ssi", next, next, t.id) < 0)
 		return db_fail();
 	long long to_id = customer ? t.agent_id : t.customer_id;
-	const char *to = customer ? t.agent_email : t.customer_email;
-	if (to_id && to) {
+	if (to_id) {
 		int due = notice_due(t.id, to_id);
 		if (due == -1)
 			return db_fail();
@@ -140,7 +146,7 @@ int message_post(struct request *r)
 				vdict_set(view_body(m), "SUBJECT", t.subject);
 				vdict_set(view_body(m), "BODY", body);
 			}
-			if (mail_queue(r, m, "new_message", to, to_id, t.id, 0) == -1)
+			if (mail_queue_active(r, m, "new_message", to_id, t.id) == -1)
 				return db_fail();
 		}
 	}

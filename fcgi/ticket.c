@@ -47,13 +47,18 @@ int ticket_get(struct request *r, struct ticket *t)
 	t->customer_email = DB_CELL(&rows, 0, 10);
 	t->agent_name = DB_CELL(&rows, 0, 11);
 	t->agent_email = DB_CELL(&rows, 0, 12);
+	return ticket_visible(r, t) ? 0 : 404;
+}
+
+/* ticket_visible: 1 when the viewer may see t as it stands: an admin, its
+ * customer, or the agent it is assigned to. */
+int ticket_visible(const struct request *r, const struct ticket *t)
+{
 	if (!strcmp(r->user->role, "admin"))
-		return 0;
+		return 1;
 	if (!strcmp(r->user->role, "customer") && t->customer_id == r->user->id)
-		return 0;
-	if (!strcmp(r->user->role, "agent") && t->agent_id == r->user->id)
-		return 0;
-	return 404;
+		return 1;
+	return !strcmp(r->user->role, "agent") && t->agent_id == r->user->id;
 }
 
 static int is_role(const struct request *r, const char *role)
@@ -448,7 +453,7 @@ int ticket_show(struct request *r)
 static const char Q_LOCK[] = "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
 static const char Q_AGENT_ACTIVE[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users "
-    "WHERE id = ? AND role = 'agent' AND state = 'active'";
+    "WHERE id = ? AND role = 'agent' AND state = 'active' LOCK IN SHARE MODE";
 static const char Q_ASSIGN[] =
     "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
 
@@ -467,13 +472,68 @@ int lock_ticket(struct request *r, long long id, const char **st, long long *age
 	return 0;
 }
 
+static const char Q_LOCK_ROW[] =
+    "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
+static const char Q_AGENT_NOW[] =
+    "SELECT CONCAT(first_name, ' ', last_name), email FROM users WHERE id = ?";
+
+/* ticket_lock: lock ticket t->id in the open transaction and refresh t's
+ * status and agent from the locked row, so that the access check and the
+ * choice of a mail recipient that follow see the ticket as it is now, not
+ * as it was before the lock.  0 / -1. */
+int ticket_lock(struct request *r, struct ticket *t)
+{
+	struct db_rows rows, ag;
+
+	if (db_query(r->a, &rows, Q_LOCK_ROW, "i", t->id) != 1)
+		return -1;
+	t->status = DB_CELL(&rows, 0, 0);
+	long long agent = atoll(DB_CELL(&rows, 0, 1));
+	if (agent != t->agent_id) {
+		t->agent_id = agent;
+		t->agent_name = t->agent_email = NULL;
+		if (agent) {
+			if (db_query(r->a, &ag, Q_AGENT_NOW, "i", agent) != 1)
+				return -1;
+			t->agent_name = DB_CELL(&ag, 0, 0);
+			t->agent_email = DB_CELL(&ag, 0, 1);
+		}
+	}
+	return 0;
+}
+
+static const char Q_MAIL_TO[] = "SELECT email FROM users WHERE id = ? AND state = 'active'";
+
+/* mail_queue_active: queue mail v (freed here) to account user_id at its
+ * current address, only while that account is active: a disabled,
+ * rejected or pending account is sent nothing about tickets.  0 (queued or
+ * skipped) / -1. */
+int mail_queue_active(struct request *r, struct view *v, const char *kind, long long user_id,
+                      long long ticket_id)
+{
+	struct db_rows rows;
+	int n;
+
+	if (v == NULL)
+		return -1;
+	n = user_id > 0 ? db_query(r->a, &rows, Q_MAIL_TO, "i", user_id) : 0;
+	if (n != 1) {
+		view_free(v);
+		return n < 0 ? -1 : 0;
+	}
+	return mail_queue(r, v, kind, DB_CELL(&rows, 0, 0), user_id, ticket_id, 0);
+}
+
 /* POST /tickets/{id}/assign (admin): an active agent; re-assigning is
- * allowed; the row lock makes parallel assignments serial. */
+ * allowed.  The agent's row is read under a shared lock and the ticket row
+ * under an exclusive one in the same transaction, so an agent disabled
+ * meanwhile is either refused here or unassigned by the disable, which
+ * waits for this commit; parallel assignments of one ticket are serial. */
 int ticket_assign(struct request *r)
 {
 	struct ticket t;
 	struct db_rows ag;
-	const char *aid = req_form(r, "agent_id"), *st;
+	const char *aid = req_form(r, "agent_id");
 	char *end = NULL;
 	long long agent_id = aid ? strtoll(aid, &end, 10) : 0;
 	int s = ticket_get(r, &t);
@@ -483,15 +543,19 @@ int ticket_assign(struct request *r)
 	if (aid == NULL || *end || agent_id <= 0) {
 		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
 	}
+	if (db_begin() == -1)
+		return db_fail();
 	int n = db_query(r->a, &ag, Q_AGENT_ACTIVE, "i", agent_id);
 	if (n < 0)
-		return db_status();
-	if (n == 0)
-		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
-	const char *agent_name = DB_CELL(&ag, 0, 0), *agent_email = DB_CELL(&ag, 0, 1);
-	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
 		return db_fail();
-	if (!strcmp(st, "closed")) {
+	if (n == 0) {
+		db_rollback();
+		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
+	}
+	const char *agent_name = DB_CELL(&ag, 0, 0);
+	if (ticket_lock(r, &t) == -1)
+		return db_fail();
+	if (!strcmp(t.status, "closed")) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
@@ -511,8 +575,8 @@ int ticket_assign(struct request *r)
 		vdict_set_int(view_body(ma), "TICKET", t.id);
 		vdict_set(view_body(ma), "SUBJECT", t.subject);
 	}
-	if (mail_queue(r, mc, "agent_assigned", t.customer_email, t.customer_id, t.id, 0) == -1 ||
-	    mail_queue(r, ma, "ticket_assigned", agent_email, agent_id, t.id, 0) == -1 ||
+	if (mail_queue_active(r, mc, "agent_assigned", t.customer_id, t.id) == -1 ||
+	    mail_queue_active(r, ma, "ticket_assigned", agent_id, t.id) == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_ASSIGNED);
@@ -525,17 +589,27 @@ static const char Q_SET_STATUS[] =
     "resolved_at = IF(? = 'resolved', NOW(), resolved_at), "
     "closed_at = IF(? = 'closed', NOW(), NULL) WHERE id = ?";
 
+enum mail_to { TO_NOBODY, TO_CUSTOMER, TO_AGENT };
+
 /* Move ticket t to `to` when its locked status is one of `from` (a
- * space-separated list); mail `mail_tpl` to (to_email, to_id) when given.
- * Returns the handler's status: 303 done, 409 refused with `refusal`. */
+ * space-separated list); mail `mail_tpl` to its customer or to the agent
+ * the locked row names.  Access is checked again on the locked row: a
+ * ticket reassigned away from the caller meanwhile is 404 like a missing
+ * one.  Returns the handler's status: 303 done, 409 refused with `refusal`. */
 static int transition(struct request *r, struct ticket *t, const char *from, const char *to,
-                      const char *refusal, const char *mail_tpl, const char *to_email,
-                      long long to_id, enum flash flash)
+                      const char *refusal, const char *mail_tpl, enum mail_to who,
+                      enum flash flash)
 {
 	const char *st;
 
-	if (db_begin() == -1 || lock_ticket(r, t->id, &st, NULL) == -1)
+	if (db_begin() == -1 || ticket_lock(r, t) == -1)
 		return db_fail();
+	if (!ticket_visible(r, t)) {
+		db_rollback();
+		return 404;
+	}
+	st = t->status;
+	long long to_id = who == TO_CUSTOMER ? t->customer_id : who == TO_AGENT ? t->agent_id : 0;
 	char *list = arena_printf(r->a, " %s ", from), *needle = arena_printf(r->a, " %s ", st);
 	if (strstr(list, needle) == NULL) {
 		db_rollback();
@@ -543,7 +617,7 @@ static int transition(struct request *r, struct ticket *t, const char *from, con
 	}
 	if (db_exec(Q_SET_STATUS, "sssi", to, to, to, t->id) < 0)
 		return db_fail();
-	if (mail_tpl && to_email) {
+	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
 		if (m) {
 			vdict_set_int(view_body(m), "TICKET", t->id);
@@ -551,7 +625,7 @@ static int transition(struct request *r, struct ticket *t, const char *from, con
 			vdict_set(view_body(m), "NAME", arena_printf(r->a, "%s %s", r->user->first_name,
 			    r->user->last_name));
 		}
-		if (mail_queue(r, m, mail_tpl, to_email, to_id, t->id, 0) == -1)
+		if (mail_queue_active(r, m, mail_tpl, to_id, t->id) == -1)
 			return db_fail();
 	}
 	if (db_commit() == -1)
@@ -569,7 +643,7 @@ int ticket_resolve(struct request *r)
 	if (s)
 		return s;
 	return transition(r, &t, "open", "resolved", "Only an open ticket can be resolved",
-	    "ticket_resolved", t.customer_email, t.customer_id, FLASH_TICKET_RESOLVED);
+	    "ticket_resolved", TO_CUSTOMER, FLASH_TICKET_RESOLVED);
 }
 
 /* POST /tickets/{id}/close: its customer or an admin; the agent is mailed
@@ -583,8 +657,7 @@ int ticket_close(struct request *r)
 		return s;
 	int by_customer = t.customer_id == r->user->id;
 	return transition(r, &t, "open resolved", "closed", "This ticket is closed",
-	    by_customer && t.agent_id ? "ticket_closed" : NULL, t.agent_email, t.agent_id,
-	    FLASH_TICKET_CLOSED);
+	    by_customer ? "ticket_closed" : NULL, TO_AGENT, FLASH_TICKET_CLOSED);
 }
 
 /* POST /tickets/{id}/reopen: its customer; resolved or closed → open. */
@@ -596,7 +669,7 @@ int ticket_reopen(struct request *r)
 	if (s)
 		return s;
 	return transition(r, &t, "resolved closed", "open", "This ticket is already open", NULL,
-	    NULL, 0, FLASH_TICKET_REOPENED);
+	    TO_NOBODY, FLASH_TICKET_REOPENED);
 }
 
 static const char Q_RATE[] =

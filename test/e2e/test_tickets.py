@@ -1426,9 +1426,9 @@ def test_agent_counts_rating_and_disable(ctx):
     for t in t_open:
         assert row(ctx, t)["agent_id"] == 0, "open ticket #%d still assigned after disable" % t
     for t in t_done:
-        assert row(ctx, t)["agent_id"] == g.id, "a closed ticket lost its agent"
-    ids, _ = walk(adm.s, "/tickets?assigned=none")
-    assert set(t_open) <= set(ids), "the unassigned queue lacks the disabled agent's tickets"
+        assert row(ctx, t)["agent_id"] == 0, "closed ticket #%d still assigned after disable" % t
+    ids, _ = walk(adm.s, "/tickets?assigned=none&status=all")
+    assert set(t_open + t_done) <= set(ids), "the unassigned queue lacks the disabled agent's tickets"
     tu.login(ctx, g.email, g.password, expect=401)
     r = adm.s.get("/admin/agents")
     assert g.email not in agent_rows(r.text), "a disabled agent is still listed as active"
@@ -1436,6 +1436,177 @@ def test_agent_counts_rating_and_disable(ctx):
         "a disabled agent is still offered for assignment"
     assert adm.s.post("/admin/agents/%d/disable" % g.id, {}).status == 404
 
+
+
+def test_disabled_agent_gets_no_mail_from_reopened_tickets(ctx):
+    adm = admin(ctx)
+    c = customer(ctx, "c1")
+    g = tu.make_agents(ctx, adm, [("Dora", "Goneagent")])[0]
+    t_open, t_res, t_closed = open_resolved_closed(ctx, c, g)
+    assign(ctx, t_open, g)
+    assert adm.s.post("/admin/agents/%d/disable" % g.id, {}).status == 303
+    for t in (t_open, t_res, t_closed):
+        assert row(ctx, t)["agent_id"] == 0, "ticket #%d (%s) still held by the disabled agent" % (
+            t, row(ctx, t)["status"])
+    first = int(ctx.sql_value("SELECT IFNULL(MAX(id), 0) FROM outbox"))
+    act(c, t_closed, "reopen")
+    assert post_msg(c, t_closed, "Back again after the reopen").status == 303
+    assert post_msg(c, t_res, "Still broken, reopening by writing").status == 303
+    assert post_msg(c, t_open, "Anyone there?").status == 303
+    for t in (t_open, t_res, t_closed):
+        assert row(ctx, t)["status"] == "open"
+        assert row(ctx, t)["agent_id"] == 0
+    sent = ctx.sql("SELECT id, kind, ticket_id FROM outbox WHERE id > %d AND (user_id = %d OR to_addr = %s)"
+                   % (first, g.id, tu.sql_str(g.email)))
+    assert not sent, "mail queued to a disabled agent: %s" % sent
+    ids, _ = walk(adm.s, "/tickets?assigned=none")
+    assert {t_open, t_res, t_closed} <= set(ids), "reopened tickets missing from assigned=none"
+
+
+def test_ticket_mail_never_queued_to_a_non_active_account(ctx):
+    # an agent whose row says disabled but who still holds a ticket (a row
+    # left by an older version): the customer's message mails nobody
+    adm = admin(ctx)
+    c = customer(ctx, "c1")
+    g = tu.make_agents(ctx, adm, [("Ezra", "Staleagent")])[0]
+    tid = raise_ticket(c)
+    assign(ctx, tid, g)
+    first = int(ctx.sql_value("SELECT IFNULL(MAX(id), 0) FROM outbox"))
+    ctx.sql("UPDATE users SET state = 'disabled' WHERE id = %d" % g.id)
+    assert post_msg(c, tid, "Hello, is this still handled?").status == 303
+    act(c, tid, "close")
+    sent = ctx.sql("SELECT id, kind FROM outbox WHERE id > %d AND user_id = %d" % (first, g.id))
+    assert not sent, "mail queued to a disabled account: %s" % sent
+
+
+def test_reassigned_agent_post_refused_and_not_mailed(ctx):
+    c = customer(ctx, "c1")
+    a1, _a2, a3 = agents(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    assert post_msg(a1, tid, "I am on it").status == 303
+    assign(ctx, tid, a3)
+    first = int(ctx.sql_value("SELECT IFNULL(MAX(id), 0) FROM outbox"))
+    before = msg_ids(ctx, tid)
+    assert post_msg(a1, tid, "late word from the old agent").status == 404
+    assert a1.s.post("/tickets/%d/resolve" % tid, {}).status == 404
+    assert msg_ids(ctx, tid) == before, "the old agent's message was stored"
+    assert row(ctx, tid)["status"] == "open"
+    assert post_msg(c, tid, "customer writes after reassignment").status == 303
+    assert act(c, tid, "close")
+    sent = ctx.sql("SELECT id, kind FROM outbox WHERE id > %d AND user_id = %d" % (first, a1.id))
+    assert not sent, "mail queued to the previous agent: %s" % sent
+
+
+RACE_LOG = "race_log_tickets"
+
+
+def _race_triggers(ctx, on):
+    for t in ("messages", "outbox"):
+        ctx.sql("DROP TRIGGER IF EXISTS %s_%s" % (RACE_LOG, t))
+    if not on:
+        ctx.sql("DROP TABLE IF EXISTS %s" % RACE_LOG)
+        return
+    ctx.sql("CREATE TABLE IF NOT EXISTS %s (id BIGINT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(16), "
+            "kind VARCHAR(40), ticket_id BIGINT, who BIGINT, agent BIGINT, customer BIGINT)" % RACE_LOG)
+    # each row records the ticket's assignee as the inserting transaction sees it
+    ctx.sql("CREATE TRIGGER %s_messages AFTER INSERT ON messages FOR EACH ROW "
+            "INSERT INTO %s (what, kind, ticket_id, who, agent, customer) "
+            "SELECT 'message', '', NEW.ticket_id, NEW.author_id, IFNULL(agent_id, 0), customer_id "
+            "FROM tickets WHERE id = NEW.ticket_id" % (RACE_LOG, RACE_LOG))
+    ctx.sql("CREATE TRIGGER %s_outbox AFTER INSERT ON outbox FOR EACH ROW "
+            "INSERT INTO %s (what, kind, ticket_id, who, agent, customer) "
+            "SELECT 'mail', NEW.kind, NEW.ticket_id, NEW.user_id, IFNULL(agent_id, 0), customer_id "
+            "FROM tickets WHERE id = NEW.ticket_id" % (RACE_LOG, RACE_LOG))
+
+
+def _raw_post(ctx, user, path, form):
+    body = urllib.parse.urlencode(dict(form, csrf_token=user.s.last_csrf)).encode()
+    r = tu.http_from(tu.source_ctx(ctx).addr, ctx.port, "POST", path, body,
+                     {"Cookie": user.s.cookie_header(),
+                      "Content-Type": "application/x-www-form-urlencoded"}, 30)
+    return r.status
+
+
+def test_parallel_reassign_and_old_agent_posts_stay_consistent(ctx):
+    c = customer(ctx, "c1")
+    a1, _a2, a3 = agents(ctx)
+    adm = admin(ctx)
+    tids = [raise_ticket(c) for _ in range(3)]
+    for t in tids:
+        assign(ctx, t, a1)
+    _race_triggers(ctx, True)
+    try:
+        rounds = 60
+        errors = []
+        statuses = []
+
+        def reassigner(tid):
+            for i in range(rounds):
+                s = _raw_post(ctx, adm, "/tickets/%d/assign" % tid, {"agent_id": str((a3, a1)[i % 2].id)})
+                statuses.append(("assign", s))
+
+        def poster(user, tid):
+            for i in range(rounds):
+                s = _raw_post(ctx, user, "/tickets/%d/messages" % tid, {"body": "race %d" % i})
+                statuses.append(("post", s))
+                if i % 10 == 9:
+                    statuses.append(("resolve", _raw_post(ctx, user, "/tickets/%d/resolve" % tid, {})))
+                    _raw_post(ctx, c, "/tickets/%d/messages" % tid, {"body": "customer %d" % i})
+
+        threads = []
+        for t in tids:
+            threads.append(threading.Thread(target=reassigner, args=(t,)))
+            threads += [threading.Thread(target=poster, args=(u, t)) for u in (a1, a3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        bad = [s for s in statuses if s[1] not in (303, 404, 409, 503)]
+        assert not bad, "unexpected statuses: %s" % bad[:10]
+        assert any(s == ("post", 303) for s in statuses), "no post got through"
+        where = "ticket_id IN (%s)" % ",".join(map(str, tids))
+        msgs = ctx.sql("SELECT id, ticket_id, who, agent, customer FROM %s WHERE what = 'message' AND %s"
+                       % (RACE_LOG, where))
+        wrong = [m for m in msgs if m[2] not in (m[3], m[4])]
+        assert not wrong, "%d messages by an agent not assigned at the time (of %d): %s" % (
+            len(wrong), len(msgs), wrong[:5])
+        mails = ctx.sql("SELECT id, kind, ticket_id, who, agent, customer FROM %s WHERE what = 'mail' "
+                        "AND kind IN ('new_message', 'ticket_resolved', 'ticket_closed') AND %s"
+                        % (RACE_LOG, where))
+        wrong = [m for m in mails if m[3] not in (m[4], m[5])]
+        assert not wrong, "mail to an agent not assigned at the time: %s" % wrong[:5]
+    finally:
+        _race_triggers(ctx, False)
+
+
+def test_parallel_disable_and_assign_leave_no_ticket_to_a_disabled_agent(ctx):
+    adm = admin(ctx)
+    c = customer(ctx, "c1")
+    g = tu.make_agents(ctx, adm, [("Fay", "Raceagent")], log_in=False)[0]
+    tids = [raise_ticket(c) for _ in range(4)]
+    statuses = []
+    for rnd in range(25):
+        ctx.sql("UPDATE users SET state = 'active' WHERE id = %d" % g.id)
+        ctx.sql("UPDATE tickets SET agent_id = NULL WHERE id IN (%s)" % ",".join(map(str, tids)))
+        barrier = threading.Barrier(len(tids) + 1)
+
+        def do(path, form):
+            barrier.wait(10)
+            statuses.append(_raw_post(ctx, adm, path, form))
+        threads = [threading.Thread(target=do, args=("/tickets/%d/assign" % t, {"agent_id": str(g.id)}))
+                   for t in tids]
+        threads.insert(rnd % len(threads), threading.Thread(
+            target=do, args=("/admin/agents/%d/disable" % g.id, {})))
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert ctx.sql_value("SELECT state FROM users WHERE id = %d" % g.id) == "disabled"
+        held = ctx.sql("SELECT id, status FROM tickets WHERE agent_id = %d" % g.id)
+        assert not held, "round %d: tickets assigned to a disabled agent: %s" % (rnd, held)
+    bad = [s for s in statuses if s not in (303, 422, 503)]
+    assert not bad, "unexpected statuses: %s" % bad
 
 # ------------------------------------------------------------------ hostile input
 
