@@ -182,13 +182,12 @@ def pgroup_members(pgid):
 
 
 def proc_name(pid):
-    """comm and cmdline of pid joined (for telling workers from the mailer)."""
+    """The process name ccrd gives each child with prctl(PR_SET_NAME):
+    "ccrd-worker" or "ccrd-mailer" ("" when pid is gone).  Only comm, never
+    the command line, so a checkout path holding "mailer" fools nothing."""
     try:
         with open("/proc/%d/comm" % pid) as f:
-            comm = f.read().strip()
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        return comm + " " + cmd
+            return f.read().strip()
     except OSError:
         return ""
 
