@@ -298,6 +298,17 @@ class Stack:
                 raise StackError("%s not found: build it first (make)" % b)
         self.write_conf()
 
+    def set_conf(self, section, key, value):
+        """Set (value None: drop) [section] key in extra_conf and rewrite ccr.conf."""
+        sec = self.extra_conf.setdefault(section, {})
+        if value is None:
+            sec.pop(key, None)
+            if not sec:
+                self.extra_conf.pop(section, None)
+        else:
+            sec[key] = str(value)
+        self.write_conf()
+
     def write_conf(self):
         """(Re)write $VAR/ccr.conf, keeping the database password already in it."""
         if self.db_password is None and os.path.exists(self.conf):

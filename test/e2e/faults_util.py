@@ -432,14 +432,7 @@ def reload_conf(ctx, section, key, value, timeout=15):
     ccr.conf (Stack.extra_conf, so a later write_conf keeps it), SIGHUP the
     master, and wait for its "reloaded" line and the new mailer."""
     st = ctx.stack
-    sec = st.extra_conf.setdefault(section, {})
-    if value is None:
-        sec.pop(key, None)
-        if not sec:
-            st.extra_conf.pop(section, None)
-    else:
-        sec[key] = str(value)
-    st.write_conf()
+    st.set_conf(section, key, value)
     mark = ctx.log_mark()
     st.ccrd_signal(signal.SIGHUP)
     ctx.wait_until(lambda: "reloaded " in ctx.log_since(mark) and

@@ -160,14 +160,7 @@ def _restart_ccrd_with(ctx, section, key, value):
     """Restart the stack's ccrd with [section] key = value (None: dropped)."""
     st = ctx.stack
     st.ccrd_stop()
-    sec = st.extra_conf.setdefault(section, {})
-    if value is None:
-        sec.pop(key, None)
-        if not sec:
-            st.extra_conf.pop(section, None)
-    else:
-        sec[key] = str(value)
-    st.write_conf()
+    st.set_conf(section, key, value)
     st.ccrd_start()
 
 
