@@ -499,7 +499,7 @@ def run(a):
     stamps = {s: gen.ensure(s, a.cache) for s in sizes}
     t_data = time.monotonic() - t_start
     tmp = tempfile.mkdtemp(prefix="ccr-bench-")
-    os.chmod(tmp, 0o755)    # nginx workers (nobody) reach the sockets and www/
+    os.chmod(tmp, 0o755)    # readable by others; nginx's workers run as the invoking user, need no more
     benches = {}
     used = set()
     res = {"machine": machine(), "args": vars(a), "load_start": loadavg(),

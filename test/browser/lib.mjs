@@ -16,7 +16,8 @@ export const VAR = resolve(REPO, process.env.CCR_VAR || 'var');
 export const SHOTS = join(VAR, 'screenshots');                    // every screenshot (git-ignored)
 export const REPO_SHOTS = join(REPO, 'test', 'browser', 'screenshots'); // the few shown in the README
 
-// STACK.md: Debian chromium, never `playwright install`.
+// Debian's chromium package; playwright-core drives it and never downloads a
+// browser of its own (no `playwright install`).
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -16,7 +16,7 @@ let context;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   profile = mkdtempSync(join(tmpdir(), 'ccr-chromium-'));
-  // A fresh profile (STACK.md: Debian chromium, never `playwright install`).
+  // A fresh profile for Debian's chromium (lib.mjs CHROMIUM).
   context = await launchPersistent(profile);
 });
 

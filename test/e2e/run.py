@@ -172,7 +172,10 @@ def main():
         os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=0"
     keep = os.environ.get("TEST_KEEP") == "1"
     tmp = tempfile.mkdtemp(prefix="ccr-e2e-")
-    os.chmod(tmp, 0o755)   # nginx workers run as nobody and must reach the socket
+    # 0755, not mkdtemp's 0700: test_package's installed ccrd runs as user ccr
+    # and keeps its socket and hash slots below this folder.  (The dev nginx
+    # needs nothing: its workers run as the invoking user, root included.)
+    os.chmod(tmp, 0o755)
     port = stack.pick_free_port()
     st = stack.Stack(os.path.join(tmp, "var"), port, REPO, ccrd_log="file")
     signal.signal(signal.SIGTERM, _on_term)   # make interrupted: still stop the stack

@@ -1,4 +1,5 @@
-"""Accounts (SPEC §2, §3 account routes, §5 mail, §6 security).
+"""Accounts: the form rules, the account routes, their mail and the
+security rules of README "Accounts and security".
 
 Every client comes from its own loopback address (accounts_util.Client), so
 the per-address login throttle (20 failures / 15 min) of one test never

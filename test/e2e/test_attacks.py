@@ -1,19 +1,20 @@
 """Attack suite (issue 6): what a hostile client tries, straight on the
 FastCGI socket (nginx bypassed) and over HTTP through nginx.
 
-Part 1, FastCGI (SPEC §7 ccrd, §6): malformed records, huge name/value
-lengths, broken parameter streams, lying CONTENT_LENGTHs, 10 000 params,
-unknown record types and roles, silent and stalled clients, and worker
-memory over 10 000 malformed tries.  Every malformed request is answered
-with an error or dropped; a worker never dies of one and serves the next
-request.
+Part 1, FastCGI (records as the FastCGI 1.0 specification defines them):
+malformed records, huge name/value lengths, broken parameter streams, lying
+CONTENT_LENGTHs, 10 000 params, unknown record types and roles, silent and
+stalled clients, and worker memory over 10 000 malformed tries.  Every
+malformed request is answered with an error or dropped; a worker never dies
+of one and serves the next request.
 
 Part 2, HTTP: CSRF on the ticket and admin forms, methods other than POST
 on state-changing routes, stored and reflected XSS, SQL injection strings
-and sqlmap, session fixation and forged session ids, cookie flags, the §6
-headers on every status, open redirects through `next`, oversized requests,
-slowloris, account enumeration (answers and timing), the reset-mail cap,
-Host-header poisoning and a login flood past max_concurrent_hashes.
+and sqlmap, session fixation and forged session ids, cookie flags, the
+security headers on every status, open redirects through `next`, oversized
+requests, slowloris, account enumeration (answers and timing), the
+reset-mail cap, Host-header poisoning and a login flood past
+max_concurrent_hashes.
 
 Every HTTP client here talks from a loopback address of its own
 (attacks_util.Client), sqlmap and the like go through a forwarder that
@@ -1557,9 +1558,10 @@ test_sqlmap_finds_nothing_injectable.timeout = 240
 
 
 def test_mail_the_smtp_server_refuses_fails_without_crashing_the_mailer(ctx):
-    # SPEC §5: a 5xx is `failed` at once.  An address SPEC §2 accepts (no
-    # space, one @, a dotted domain) that the SMTP server refuses — a UTF-8
-    # local part, which the sink's strict-ASCII mode answers with 500 — must
+    # A 5xx from the SMTP server makes the mail `failed` at once.  An
+    # address registration accepts (no space, one @, a dotted domain) that
+    # the SMTP server refuses — a UTF-8 local part, which the sink's
+    # strict-ASCII mode answers with 500 — must
     # not take the mailer down (nor keep it crashing every lease period on
     # the same row).  (Addresses with ';' or '<', used here first, are now
     # refused at registration: they cannot go into a To: header.)
@@ -1605,8 +1607,8 @@ def test_mail_the_smtp_server_refuses_fails_without_crashing_the_mailer(ctx):
 
 
 def test_database_outage_answers_503_with_headers_and_mail_flows_after(ctx):
-    # SPEC §6 headers on a 503, then the stack - mailer included - works
-    # again once MariaDB is back (SPEC §5: no notification is lost).
+    # The security headers on a 503, then the stack - mailer included - works
+    # again once MariaDB is back (no notification is lost: the outbox keeps it).
     w = world(ctx)
     st = ctx.stack
     problems = []

@@ -315,7 +315,8 @@ test_sigterm_waits_for_slow_request_then_all_exit_0.timeout = 90
 # ------------------------------------------------------------------ 3, 4. MariaDB
 
 def consistency(ctx, tickets_after):
-    """The invariants SPEC §5 implies, checked in SQL -> list of problems."""
+    """The invariants of the outbox (every notification written in the
+    transaction of its change), checked in SQL -> list of problems."""
     bad = []
     n = ctx.sql_value("SELECT COUNT(*) FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id "
                       "WHERE t.id IS NULL")

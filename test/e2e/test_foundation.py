@@ -256,7 +256,8 @@ def test_unknown_path_404_page_shows_request_id(ctx):
         return None
     request_id = ctx.wait_until(rid, 3, "the access log line of %s" % path)
     assert request_id in r.text, "404 page does not show the request id %s" % request_id
-    # ... and in ccrd's access line for the request (SPEC §6, §7)
+    # ... and in ccrd's access line for the request (every request has an id
+    # in its log line and on its error page)
     line = ctx.wait_until(lambda: next((l for l in ctx.log_since(0).splitlines() if path in l), None),
                           3, "ccrd's log line for %s" % path)
     assert request_id in line, "ccrd's log line lacks the request id %s: %r" % (request_id, line)

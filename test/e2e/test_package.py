@@ -462,7 +462,7 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
 
     backup_dir_before = os.path.lexists(BACKUP_DIR)
     tmp = tempfile.mkdtemp(prefix="ccr-pkg-", dir=ctx.tmp)
-    os.chmod(tmp, 0o755)      # nginx workers (nobody) reach the socket in it
+    os.chmod(tmp, 0o755)      # the installed ccrd runs as ccr: its socket and slots are in here
     st = ctx.stack
     dbname = "ccr_pkg_" + os.urandom(4).hex()
     ccrd = nginx = None

@@ -1,5 +1,5 @@
 """Tickets: raise, lists, detail, conversation, assignment, life cycle,
-auto-close, the agents admin page, and hostile input (SPEC §3, §4, §5).
+auto-close, the agents admin page, their mail, and hostile input.
 
 Users are made once per run (module cache W, rebuilt when the Context
 changes) and their sessions reused; every test makes the tickets it needs, so

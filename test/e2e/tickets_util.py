@@ -7,10 +7,10 @@
     s = login(ctx, email, password)       # Session with its csrf token known
     m = wait_mails(ctx, [pred, ...], since=ctx.mail_mark())
 
-Every Session made here talks to nginx from its own loopback source address
-(127.x.y.z, one per Context), so the per-address login throttle of SPEC §6
-is not shared with other test modules that make failed logins from
-127.0.0.1.
+Every Client made here talks to nginx from one loopback source address of
+this module (addr(ctx), one per Context), so the per-address login throttle
+(20 failures in 15 minutes) is not shared with other test modules that make
+failed logins from 127.0.0.1.
 """
 import html
 import http.client
@@ -277,8 +277,8 @@ def mail_about(ticket_id, to):
 
 
 def check_ticket_mail(ctx, m, ticket_id, to):
-    """SPEC §5: Date, Message-ID, From, To, Subject headers and the ticket
-    link built from the configured base URL."""
+    """Every mail has Date, Message-ID, From, To, Subject headers and the
+    ticket link built from the configured base URL (README "Mail")."""
     import email.utils
     for h in ("Date", "Message-ID", "From", "To", "Subject"):
         assert m.msg.get(h), "mail %r lacks a %s header" % (m.subject, h)

@@ -1,11 +1,11 @@
 /*
- * fuzz_email.c — email_valid (SPEC §2), str_trim, str_lower_ascii and
+ * fuzz_email.c — email_valid, str_trim, str_lower_ascii and
  * header_safe on a NUL-terminated input, each against a reference.
  */
 #include "extern.h"
 #include "fuzz_util.h"
 
-/* SPEC §2 as text.c states it: one '@', a non-empty local part, a domain
+/* The email rule as text.c states it: one '@', a non-empty local part, a domain
  * with a dot, not starting or (the address) ending with '.', no "..", no
  * space or control character, none of RFC 5322's specials ()<>[]:;,\"
  * (they cannot go into a To: header unquoted), at most 254 bytes, valid

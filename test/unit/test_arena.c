@@ -175,7 +175,7 @@ static void test_reset_keeps_working(void **state)
 	assert_non_null(a);
 	assert_string_equal(arena_strdup(a, "default"), "default");
 	arena_free(a);
-	arena_free(NULL);           /* DESIGN §3.5: x_free accepts NULL */
+	arena_free(NULL);           /* like free(), accepts NULL */
 }
 
 static void test_strndup_strdup(void **state)

@@ -64,23 +64,23 @@ static void test_defaults(void **state)
 	assert_string_equal(d.listen, "/run/ccr/ccrd.sock");
 	assert_int_equal(d.socket_mode, 0660);
 	assert_int_equal(d.workers, 0);
-	assert_int_equal(d.max_body, 64 * 1024);            /* SPEC §6: 64 KiB */
+	assert_int_equal(d.max_body, 64 * 1024);            /* bodies over 64 KiB: 413 */
 	assert_true(d.views_dir[0] == '/');
 	assert_true(d.schema_dir[0] == '/');
 	assert_int_equal(d.log_json, 0);
 	assert_string_equal(d.db_name, "ccr");
 	assert_int_equal(d.db_port, 3306);
 	assert_int_equal(d.smtp_starttls, STARTTLS_REQUIRED);
-	assert_int_equal(d.secure_cookies, 1);              /* SPEC §6: on by default */
-	assert_int_equal(d.argon2_memory, 19456);           /* SPEC §6 minimums */
+	assert_int_equal(d.secure_cookies, 1);              /* Secure cookies by default */
+	assert_int_equal(d.argon2_memory, 19456);           /* Argon2id minimums */
 	assert_int_equal(d.argon2_time, 2);
 	assert_int_equal(d.argon2_parallelism, 1);
 	assert_true(d.max_concurrent_hashes >= 1);
-	assert_int_equal(d.session_idle, 2 * 3600);         /* SPEC §6 */
+	assert_int_equal(d.session_idle, 2 * 3600);         /* idle 2 h, absolute 7 days */
 	assert_int_equal(d.session_absolute, 7 * 86400);
-	assert_int_equal(d.smtp_give_up_after, 3 * 86400);  /* SPEC §5: 3 days */
-	assert_int_equal(d.auto_close_days, 7);             /* SPEC §4 */
-	assert_int_equal(d.page_size, 25);                  /* SPEC §3 */
+	assert_int_equal(d.smtp_give_up_after, 3 * 86400);  /* a mail is retried for 3 days */
+	assert_int_equal(d.auto_close_days, 7);             /* auto-close after 7 quiet days */
+	assert_int_equal(d.page_size, 25);                  /* tickets a page */
 	assert_string_equal(d.base_url, "http://localhost");
 	assert_string_equal(d.db_password, "");
 
@@ -276,7 +276,7 @@ static void test_bad_int(void **state)
 static void test_int_ranges(void **state)
 {
 	(void)state;
-	/* SPEC §6: at least m = 19456 KiB, t = 2, p = 1 */
+	/* Argon2id: at least m = 19456 KiB, t = 2, p = 1 */
 	refused_at("[security]\nargon2_memory = 19455\n", 2, "argon2_memory");
 	assert_non_null(strstr(err, "19456"));
 	accepted("[security]\nargon2_memory = 19456\n");

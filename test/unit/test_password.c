@@ -1,5 +1,5 @@
 /*
- * test_password.c — the SPEC §2 field rules and messages (form.c) and
+ * test_password.c — the account form fields' rules and messages (form.c) and
  * Argon2id hashing with its bound on concurrent hashes (password.c).
  */
 #include <stdarg.h>

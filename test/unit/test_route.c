@@ -13,9 +13,10 @@
 
 #include "extern.h"
 
-/* Every route of SPEC §3 (and §7's /metrics), as the table must hold it:
+/* Every route of the product (and /metrics), as the table must hold it:
  * a concrete path, the pattern it must match, the {id} it yields, and the
- * flags that must be set / must not be set ("who" column of SPEC §3). */
+ * flags that must be set / must not be set (who may use the route: anyone,
+ * logged in, or one role; CSRF on every state-changing POST). */
 #define ROLES (RF_CUSTOMER | RF_AGENT | RF_ADMIN)
 static const struct {
 	const char *method, *path, *pattern;

@@ -1,6 +1,7 @@
 /*
  * test_text.c — the byte-level parsers of text.c: percent-decoding, strict
- * UTF-8, the SPEC §2 text rules, urlencoded and Cookie parsing, header and
+ * UTF-8, the text rules of form input (valid UTF-8, no control characters
+ * but newline and tab), urlencoded and Cookie parsing, header and
  * email checks, and the small string helpers.
  */
 #include <stdarg.h>
