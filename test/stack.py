@@ -20,7 +20,7 @@ As a module (what test/e2e/run.py uses):
     ... st.smtp_stop(); st.smtp_start(); st.ccrd_pid(); st.worker_pids() ...
     st.stop()             # reverse order; no process left behind
 
-Layout of $VAR (see CONVENTIONS.md): ccr.conf, db/, run/{mysql.sock,
+Layout of $VAR: ccr.conf, db/, run/{mysql.sock,
 mysql.pid,ccrd.sock}, mail/{cur,new,tmp}, log/, nginx/ (prefix).
 Ports: HTTP = port, SMTP sink = port + 1000.
 
@@ -105,6 +105,54 @@ def wait_until(pred, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             raise StackError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def wait_port(port, proc, what, log=None, timeout=15):
+    """Wait until 127.0.0.1:port accepts a connection; StackError (with the
+    tail of log) as soon as proc exits instead."""
+    def up():
+        if proc.poll() is not None:
+            raise StackError("%s exited with %s:\n%s" % (what, proc.returncode,
+                                                         tail(log) if log else ""))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, timeout, "%s on port %d" % (what, port))
+
+
+def reap(p, timeout, sig, send=False):
+    """Send sig to the child p (if send) and wait up to timeout; then SIGKILL
+    its process group.  Returns the exit status (None for p None)."""
+    if p is None:
+        return None
+    if p.poll() is None and send:
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(10)
+        # a killed process group may leave no one behind; report via return code
+    return p.returncode
+
+
+def kill_group(pgid):
+    """SIGKILL every process still in process group pgid; returns their pids."""
+    left = pgroup_members(pgid)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 def port_free(port):
@@ -443,7 +491,7 @@ class Stack:
                                timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
-            self._reap(self.db, timeout, signal.SIGTERM)
+            reap(self.db, timeout, signal.SIGTERM)
         self.db = None
 
     def db_freeze(self):
@@ -495,20 +543,11 @@ class Stack:
                                "127.0.0.1:%d" % self.smtp_port,
                                "-c", "aiosmtpd.handlers.Mailbox", self.mail_dir],
                               stdout=out, stderr=subprocess.STDOUT)
-
-        def up():
-            if self.smtp.poll() is not None:
-                raise StackError("SMTP sink exited with %s:\n%s" % (self.smtp.returncode, tail(log)))
-            try:
-                socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, timeout, "the SMTP sink on port %d" % self.smtp_port)
+        wait_port(self.smtp_port, self.smtp, "the SMTP sink", log, timeout)
 
     def smtp_stop(self, timeout=10):
         if self.smtp:
-            self._reap(self.smtp, timeout, signal.SIGTERM, send=True)
+            reap(self.smtp, timeout, signal.SIGTERM, send=True)
         self.smtp = None
 
     # ---------------------------------------------------------------- ccrd
@@ -579,13 +618,8 @@ class Stack:
         if not self.ccrd:
             return None
         p, self.ccrd = self.ccrd, None
-        rc = self._reap(p, timeout, signal.SIGTERM, send=True)
-        left = pgroup_members(p.pid)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        rc = reap(p, timeout, signal.SIGTERM, send=True)
+        left = kill_group(p.pid)
         if left:
             raise StackError("ccrd left processes behind after exit: %s" % left)
         return rc
@@ -600,20 +634,11 @@ class Stack:
         with open(err, "ab") as out:
             self.nginx = spawn([NGINX, "-p", self.nginx_prefix, "-e", err,
                                 "-c", "conf/nginx.conf"], stdout=out, stderr=out)
-
-        def up():
-            if self.nginx.poll() is not None:
-                raise StackError("nginx exited with %s:\n%s" % (self.nginx.returncode, tail(err)))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, timeout, "nginx on port %d" % self.port)
+        wait_port(self.port, self.nginx, "nginx", err, timeout)
 
     def nginx_stop(self, timeout=10):
         if self.nginx:
-            self._reap(self.nginx, timeout, signal.SIGQUIT, send=True)
+            reap(self.nginx, timeout, signal.SIGQUIT, send=True)
         self.nginx = None
 
     # ---------------------------------------------------------------- health
@@ -714,25 +739,6 @@ class Stack:
         if errors:
             raise StackError("; ".join(errors))
         return rc
-
-    @staticmethod
-    def _reap(p, timeout, sig, send=False):
-        """Send sig (if send) and wait up to timeout; then SIGKILL the process group."""
-        if p.poll() is None and send:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(10)
-            # a killed process group may leave no one behind; report via return code
-        return p.returncode
 
 
 # -------------------------------------------------------------------- CLI

@@ -47,7 +47,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen  # noqa: E402
-from benchstack import BenchStack, StackError, REPO, stack, http, login  # noqa: E402
+from benchstack import BenchStack, StackError, REPO, stack, anon_csrf, http, session_of  # noqa: E402
 
 CEILING = os.path.join(REPO, "build", "bench", "fcgi-ceiling")
 HASHBENCH = os.path.join(REPO, "build", "bench", "hashbench")
@@ -204,14 +204,8 @@ class SizeBench:
                     key, stack.tail(os.path.join(st.log_dir, "ceiling-%s.log" % key))))
 
     def stop(self):
-        for key, p in self.ceilings.items():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(5)
+        for p in self.ceilings.values():
+            stack.reap(p, 10, signal.SIGTERM, send=True)
         self.ceilings = {}
         if self.st:
             try:
@@ -225,13 +219,10 @@ class SizeBench:
     def sessions(self):
         s, port = self.stamp, self.st.port
         pw = s["password"]
-        cust, cust_csrf = login(port, s["customer"], pw)
-        agent, _ = login(port, s["agent"], pw)
-        admin, _ = login(port, s["admin"], pw)
-        r = http(port, "GET", "/login")
-        anon = r.cookies().get("ccr_csrf")
-        if not anon:
-            raise StackError("GET /login set no ccr_csrf cookie")
+        cust, cust_csrf = session_of(port, s["customer"], pw)
+        agent, _ = session_of(port, s["agent"], pw)
+        admin, _ = session_of(port, s["admin"], pw)
+        anon = anon_csrf(port)
         tv, tp = s["ticket_view"], s["ticket_post"]
         word = s["search_word"]
         full = lambda t: rows_in(t) == 25

@@ -11,18 +11,18 @@ test/stack.py is used unchanged; BenchStack only overrides methods:
   after_migrate  a function(stack) run after `ccr-admin migrate`, before the
               SMTP sink, ccrd and nginx start (Stack.start calls migrate()).
 
-Plus a tiny HTTP client (no redirects, cookies by hand) for the set-up
-requests of the benchmark.
+Plus the set-up requests of the benchmark (the real login, one checked
+request an endpoint), made with test/e2e/helpers.py's Client.
 """
-import http.client as httpclient
 import os
-import re
 import sys
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))      # test/: stack.py
+sys.path.insert(0, os.path.dirname(HERE))                        # test/: stack.py
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))   # test/e2e: helpers.py
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 import stack  # noqa: E402
+import helpers  # noqa: E402
 
 REPO = stack.REPO
 StackError = stack.StackError
@@ -80,66 +80,35 @@ class BenchStack(stack.Stack):
 
 # ------------------------------------------------------------------ HTTP
 
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def header(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-    def cookies(self):
-        out = {}
-        for v in self.header("Set-Cookie"):
-            kv = v.split(";", 1)[0]
-            if "=" in kv:
-                k, val = kv.split("=", 1)
-                out[k.strip()] = val.strip()
-        return out
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-
 def http(port, method, path, cookies=None, form=None, timeout=30):
-    """One request through nginx on 127.0.0.1:port; no redirects followed."""
-    headers = {}
-    body = None
-    if cookies:
-        headers["Cookie"] = "; ".join("%s=%s" % kv for kv in cookies.items())
-    if form is not None:
-        body = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    c = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        return Resp(r.status, r.getheaders(), r.read())
-    finally:
-        c.close()
+    """One request through nginx on 127.0.0.1:port with these cookies (no
+    csrf token added, no redirects followed) -> helpers.Response."""
+    c = helpers.Client(port, "127.0.0.1")
+    c.cookies.update(cookies or {})
+    return c.request(method, path, form=form, csrf=None, timeout=timeout)
 
 
-CSRF_RE = re.compile(r'name="csrf_token"\s+value="([0-9a-f]{64})"')
+def anon_csrf(port):
+    """The ccr_csrf cookie GET /login sets (the anonymous double-submit token)."""
+    c = helpers.Client(port, "127.0.0.1")
+    r = c.get("/login", timeout=30)
+    tok = c.cookies.get("ccr_csrf")
+    if r.status != 200 or not tok:
+        raise StackError("GET /login: %d, no ccr_csrf cookie" % r.status)
+    return tok
 
 
-def csrf_of(text):
-    m = CSRF_RE.search(text)
-    return m.group(1) if m else None
-
-
-def login(port, email, password):
+def session_of(port, email, password):
     """Log in through the real form; returns (session cookie, session csrf token)."""
-    r = http(port, "GET", "/login")
-    anon = r.cookies().get("ccr_csrf") or csrf_of(r.text)
-    if r.status != 200 or not anon:
+    c = helpers.Client(port, "127.0.0.1")
+    r = c.get("/login", timeout=30)
+    if r.status != 200 or not c.last_csrf:
         raise StackError("GET /login: %d, no csrf token" % r.status)
-    r = http(port, "POST", "/login", cookies={"ccr_csrf": anon},
-             form={"csrf_token": anon, "email": email, "password": password})
-    sess = r.cookies().get("ccr_session")
-    if r.status != 303 or not sess:
+    r = helpers.login(c, email, password)
+    if r.status != 303 or not c.session_cookie:
         raise StackError("POST /login as %s: %d %s" % (email, r.status, r.text[:300]))
-    r = http(port, "GET", "/account", cookies={"ccr_session": sess})
-    tok = csrf_of(r.text)
+    r = c.get("/account", timeout=30)
+    tok = r.csrf()
     if r.status != 200 or not tok:
         raise StackError("GET /account as %s: %d, no csrf token" % (email, r.status))
-    return sess, tok
+    return c.session_cookie, tok

@@ -1,211 +1,26 @@
-"""Helpers for test_attacks.py (stdlib only): raw FastCGI, worker memory,
-attack clients and payloads.
-
-Raw FastCGI (nginx bypassed):
-
-    rec(type, content, rid=1)            one record (content may be any length
-                                         up to 65535; padding to 8 bytes)
-    nv(name, value, nlen=None, vlen=None)  a name/value pair; nlen/vlen lie
-                                         about the lengths when given
-    begin(role=RESPONDER)                a BEGIN_REQUEST record
-    params_for(ctx, method, path, ...)   the params ctx.fcgi() would send
-    raw_exchange(sock, data, ...)        send bytes, read until EOF or a
-                                         deadline -> Exchange (records, stdout,
-                                         closed, timed_out, status)
+"""Helpers of test_attacks.py only (stdlib only): worker memory, the
+world's accounts and tickets, payloads, a source-rotating forwarder.  The
+raw FastCGI records, the Client and the account helpers are helpers.py's.
 
 Workers:
 
     worker_rss_kib(ctx)                  {pid: VmRSS KiB} of every worker
 
-Clients:
+Accounts (helpers.register/logged_in with this module's password; every
+Client leaves from a loopback address of its own, so the per-address login
+throttle of this module never reaches other modules):
 
-    Client(ctx)                          a helpers.Session whose connections
-                                         leave from a loopback address of its
-                                         own (127.x.y.z), so the per-address
-                                         login throttle of this module never
-                                         reaches other modules
+    new_customer(ctx, first, last), new_admin(ctx), new_agent(ctx, admin_client)
+                                         -> (Client, email, id)
 """
 import html.parser
-import http.client
-import itertools
-import os
-import random
 import re
 import socket
-import struct
-import time
 
 import helpers
+from helpers import fresh_addr, page_errors, sql_str
 
 PASSWORD = "Attack-surface-9"
-
-FCGI_BEGIN_REQUEST = 1
-FCGI_ABORT_REQUEST = 2
-FCGI_END_REQUEST = 3
-FCGI_PARAMS = 4
-FCGI_STDIN = 5
-FCGI_STDOUT = 6
-FCGI_STDERR = 7
-FCGI_DATA = 8
-FCGI_GET_VALUES = 9
-FCGI_GET_VALUES_RESULT = 10
-FCGI_UNKNOWN_TYPE = 11
-
-RESPONDER, AUTHORIZER, FILTER = 1, 2, 3
-
-
-# ------------------------------------------------------------------ raw FastCGI
-
-def rec(rtype, content=b"", rid=1, version=1, pad=None, clen=None):
-    """One record.  clen lies about the content length when given."""
-    n = len(content) if clen is None else clen
-    p = (8 - len(content) % 8) % 8 if pad is None else pad
-    return struct.pack("!BBHHBx", version, rtype, rid, n, p) + content + b"\0" * p
-
-
-def records(rtype, content, rid=1):
-    """content split into as many records as needed (65535 bytes each)."""
-    out = b""
-    for i in range(0, len(content), 65535):
-        out += rec(rtype, content[i:i + 65535], rid)
-    return out
-
-
-def nvlen(n):
-    return struct.pack("!B", n) if n < 128 else struct.pack("!I", (n & 0x7fffffff) | 0x80000000)
-
-
-def nv(name, value, nlen=None, vlen=None):
-    if isinstance(name, str):
-        name = name.encode()
-    if isinstance(value, str):
-        value = value.encode()
-    return (nvlen(len(name) if nlen is None else nlen) +
-            nvlen(len(value) if vlen is None else vlen) + name + value)
-
-
-def begin(role=RESPONDER, flags=0, rid=1):
-    return rec(FCGI_BEGIN_REQUEST, struct.pack("!HB5x", role, flags), rid)
-
-
-def params_for(ctx, method="GET", path="/healthz", query="", extra=None, drop=()):
-    p = {
-        "REQUEST_METHOD": method, "QUERY_STRING": query,
-        "REQUEST_URI": path + ("?" + query if query else ""), "DOCUMENT_URI": path,
-        "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000", "SERVER_ADDR": "127.0.0.1",
-        "SERVER_PORT": str(ctx.port), "SERVER_NAME": "127.0.0.1", "REQUEST_SCHEME": "http",
-        "HTTP_HOST": "127.0.0.1", "CONTENT_LENGTH": "", "CONTENT_TYPE": "",
-    }
-    p.update(extra or {})
-    for k in drop:
-        p.pop(k, None)
-    return b"".join(nv(k, str(v)) for k, v in p.items())
-
-
-def request_bytes(ctx, method="GET", path="/healthz", query="", extra=None, stdin=b"",
-                  role=RESPONDER, drop=()):
-    """A complete, well-formed request (params and stdin terminated)."""
-    pb = params_for(ctx, method, path, query, extra, drop)
-    return (begin(role) + records(FCGI_PARAMS, pb) + rec(FCGI_PARAMS) +
-            records(FCGI_STDIN, stdin) + rec(FCGI_STDIN))
-
-
-class Exchange:
-    """What came back on one raw connection."""
-
-    def __init__(self):
-        self.records = []          # (type, request id, content)
-        self.closed = False        # the peer closed (EOF or reset)
-        self.timed_out = False     # the deadline passed with the connection open
-        self.send_error = None
-        self.trailing = b""        # bytes that do not make a whole record
-
-    @property
-    def stdout(self):
-        return b"".join(c for t, _r, c in self.records if t == FCGI_STDOUT)
-
-    @property
-    def ended(self):
-        return any(t == FCGI_END_REQUEST for t, _r, _c in self.records)
-
-    @property
-    def status(self):
-        """The CGI Status of the answer, 200 when a header block lacks one,
-        None when ccrd wrote no answer."""
-        out = self.stdout
-        if not out:
-            return None
-        m = re.match(rb"Status: (\d{3})", out)
-        return int(m.group(1)) if m else 200
-
-    def types(self):
-        return [t for t, _r, _c in self.records]
-
-    def __repr__(self):
-        return "<Exchange status=%s types=%s closed=%s timed_out=%s %r>" % (
-            self.status, self.types(), self.closed, self.timed_out, self.stdout[:80])
-
-
-def raw_exchange(sock_path, data, timeout=5.0, shut_wr=True, chunks=None):
-    """Send data (or the list `chunks`, one send each) on a new connection to
-    ccrd's socket, half-close (shut_wr), and read records until the peer
-    closes or `timeout` seconds pass."""
-    ex = Exchange()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    deadline = time.monotonic() + timeout
-    sender = None
-    try:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-
-        def send():
-            try:
-                for part in (chunks if chunks is not None else [data]):
-                    s.sendall(part)
-                if shut_wr:
-                    s.shutdown(socket.SHUT_WR)
-            except OSError as e:       # ccrd closed early: fine, read what it said
-                ex.send_error = e
-        if sum(map(len, chunks if chunks is not None else [data])) > 65536:
-            # a big input whose answers fill the socket buffer: send and
-            # read at once, or both sides wait for each other
-            import threading
-            sender = threading.Thread(target=send, daemon=True)
-            sender.start()
-        else:
-            send()
-        buf = b""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                ex.timed_out = True
-                break
-            s.settimeout(left)
-            try:
-                d = s.recv(65536)
-            except socket.timeout:
-                ex.timed_out = True
-                break
-            except OSError:
-                ex.closed = True
-                break
-            if not d:
-                ex.closed = True
-                break
-            buf += d
-            while len(buf) >= 8:
-                _v, t, rid, clen, plen = struct.unpack("!BBHHBx", buf[:8])
-                if len(buf) < 8 + clen + plen:
-                    break
-                ex.records.append((t, rid, buf[8:8 + clen]))
-                buf = buf[8 + clen + plen:]
-        ex.trailing = buf
-    finally:
-        s.close()
-        if sender is not None:
-            sender.join(5)
-    return ex
 
 
 # ------------------------------------------------------------------ workers
@@ -230,116 +45,36 @@ def worker_rss_kib(ctx):
     return out
 
 
-# ------------------------------------------------------------------ clients
+# ------------------------------------------------------------------ accounts
 
-_addr_seq = itertools.count(1)
-_addr_b = random.randint(1, 254)
-
-
-def fresh_addr():
-    """127.<b>.x.y, unique within this run (b random per run)."""
-    n = next(_addr_seq)
-    return "127.%d.%d.%d" % (_addr_b, 200 + n // 250, n % 250 + 2)
+def new_customer(ctx, first="Ann", last="Attacker"):
+    """A logged-in customer (helpers.register): (Client, email, id)."""
+    u = helpers.register(ctx, password=PASSWORD, first=first, last=last, prefix="atk",
+                         then="/tickets")
+    return u.s, u.email, u.id
 
 
-class Client(helpers.Session):
-    def __init__(self, ctx, addr=None):
-        self.addr = addr or fresh_addr()
-        super().__init__(helpers.Via(ctx, self.addr))
-        self.test_ctx = ctx
-
-    def prime(self, path="/login"):
-        r = self.get(path)
-        assert r.status == 200 and self.last_csrf, "GET %s: %d (csrf %r)" % (
-            path, r.status, self.last_csrf)
-        return r
-
-    def raw(self, method, path, body=None, headers=None, timeout=15):
-        """One request with these exact headers (cookies added), no csrf magic."""
-        hdrs = dict(headers or {})
-        if self.cookies and "Cookie" not in hdrs:
-            hdrs["Cookie"] = self.cookie_header()
-        return self.ctx.http(method, path, body=body, headers=hdrs, timeout=timeout)
+def new_admin(ctx, first="Ada", last="Admin"):
+    """A logged-in admin (helpers.create_admin): (Client, email, id)."""
+    u = helpers.create_admin(ctx, password=PASSWORD, first=first, last=last, prefix="atkadmin")
+    return helpers.logged_in(ctx, u.email, PASSWORD, then="/tickets"), u.email, u.id
 
 
-def sql_str(s):
-    return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def user_id(ctx, email):
-    v = ctx.sql_value("SELECT id FROM users WHERE email = %s" % sql_str(email))
-    assert v, "no users row for %s" % email
-    return int(v)
-
-
-def register(ctx, first="Ann", last="Attacker", email=None, password=PASSWORD, client=None):
-    """A logged-in customer: (Client, email, id)."""
-    c = client or Client(ctx)
-    email = email or ctx.unique_email("atk")
-    c.prime("/register")
-    r = c.post("/register", {"first_name": first, "last_name": last, "email": email,
-                             "password": password, "confirm_password": password})
-    assert r.status == 303, "POST /register %s: %d %s" % (email, r.status, error_text(r))
-    r = c.get("/tickets")
-    assert r.status == 200, "GET /tickets after registering: %d" % r.status
-    return c, email, user_id(ctx, email.strip().lower())
-
-
-def login(ctx, email, password=PASSWORD, client=None):
-    c = client or Client(ctx)
-    c.prime("/login")
-    r = c.post("/login", {"email": email, "password": password})
-    assert r.status == 303, "POST /login %s: %d %s" % (email, r.status, error_text(r))
-    r = c.get("/tickets")
-    assert r.status == 200, "GET /tickets after login: %d" % r.status
-    return c
-
-
-def make_admin(ctx, first="Ada", last="Admin"):
-    email = ctx.unique_email("atkadmin")
-    ctx.admin("create-admin", "--email", email, "--first-name", first, "--last-name", last,
-              input=PASSWORD + "\n")
-    return login(ctx, email), email, user_id(ctx, email)
-
-
-def make_agent(ctx, admin, first="Gus", last="Agent"):
-    """An active agent created through POST /admin/agents, password set with
-    the mailed code, logged in: (Client, email, id)."""
-    email = ctx.unique_email("atkagent")
-    mark = ctx.mail_mark()
-    admin.get("/admin/agents")
-    r = admin.post("/admin/agents", {"first_name": first, "last_name": last, "email": email})
-    assert r.status == 303, "POST /admin/agents: %d %s" % (r.status, error_text(r))
-    m = ctx.wait_mail(lambda m: email in m.to, since=mark, timeout=15)
-    code = re.search(r"(?<!\d)(\d{8})(?!\d)", m.body).group(1)
-    c = Client(ctx)
-    c.prime("/password/reset?email=" + email)
-    r = c.post("/password/reset", {"email": email, "code": code, "password": PASSWORD,
-                                   "confirm_password": PASSWORD})
-    assert r.status == 303, "POST /password/reset (agent invite): %d %s" % (r.status, error_text(r))
-    return login(ctx, email), email, user_id(ctx, email)
+def new_agent(ctx, admin, first="Gus", last="Agent"):
+    """An active agent made through POST /admin/agents by the Client admin
+    (helpers.make_agents), logged in: (Client, email, id)."""
+    [g] = helpers.make_agents(ctx, admin, [(first, last)], PASSWORD, prefix="atkagent")
+    return g.s, g.email, g.id
 
 
 def new_ticket(c, subject="Printer on fire", description="It is on fire.", priority="normal"):
     c.get("/tickets/new")
     r = c.post("/tickets", {"subject": subject, "description": description,
                             "priority": priority})
-    assert r.status == 303, "POST /tickets: %d %s" % (r.status, error_text(r))
+    assert r.status == 303, "POST /tickets: %d %s" % (r.status, page_errors(r))
     m = re.match(r"/tickets/(\d+)$", r.location or "")
     assert m, "POST /tickets: Location %r" % r.location
     return int(m.group(1))
-
-
-def error_text(r):
-    out = re.findall(r'class="(?:flash[^"]*|form-error|field-error|error-message)"[^>]*>'
-                     r'(?:<p>)?([^<]*)', r.text)
-    return "; ".join(x.strip() for x in out if x.strip())[:300] or "(Location %s)" % r.location
-
-
-def unthrottle(ctx, *subjects):
-    if subjects:
-        ctx.sql("UPDATE login_failures SET at = at - INTERVAL 16 MINUTE WHERE subject IN (%s)"
-                % ", ".join(sql_str(s) for s in subjects))
 
 
 # ------------------------------------------------------------------ XSS
@@ -529,37 +264,7 @@ class Unthrottler:
         self.sweep()
 
 
-# ------------------------------------------------------------------ hash slots, outbox hygiene
-
-class AllHashSlots:
-    """Hold every Argon2 slot (hash-slot.N under hash_slot_dir, which
-    test/stack.py sets to $VAR/run): a request that needs a hash waits 2 s
-    and answers 503 - a 503 without touching the database."""
-
-    def __init__(self, ctx, n=2):
-        import configparser
-        cp = configparser.ConfigParser(interpolation=None)
-        cp.read(ctx.stack.conf)
-        n = cp.getint("security", "max_concurrent_hashes", fallback=n)
-        d = cp.get("security", "hash_slot_dir", fallback=ctx.stack.run_dir)
-        self.paths = [os.path.join(d, "hash-slot.%d" % i) for i in range(n)]
-        self.fds = []
-
-    def __enter__(self):
-        import fcntl
-        for p in self.paths:
-            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.fds.append(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-        for fd in self.fds:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        self.fds = []
-
+# ------------------------------------------------------------------ outbox hygiene
 
 def settle_outbox(ctx, where):
     """Test hygiene after a test that queued mail to addresses the SMTP sink

@@ -4,11 +4,12 @@
     scaled(short, long)         short normally, long with FAULTS_LONG=1
     measure(fmt, *args)         print "MEASURE ..." (the run log keeps it)
 
-    c = Client(port, addr)      keep-alive HTTP client with cookies and the last
-                                csrf_token seen; c.request(method, path, form)
-                                -> Result (t0, t1, status, err, headers, body)
-    Load(steps, pause)          one thread per step function step(i) -> Result,
-                                every result kept as a Rec (slim Result)
+    client(port, addr=None)     helpers.Client keeping its connection alive and
+                                answering a failed request with status None and
+                                err (never raising); every Response has t0, t1
+    customer(ctx, tag)          a new logged-in customer: helpers.User, u.s its client
+    Load(steps, pause)          one thread per step function step(i) -> Response,
+                                every result kept as a Rec (slim Response)
     World(ctx)                  customers with tickets, an agent assigned to them
 
     access_lines(text)          ccrd access log lines -> [Access]
@@ -26,15 +27,10 @@ import datetime
 import email.parser
 import email.policy
 import errno
-import http.client
-import http.cookies
-import itertools
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -46,7 +42,6 @@ import stack
 LONG = os.environ.get("FAULTS_LONG") == "1"
 PASSWORD = "fault-suite password 1"
 SMTP_TOOL = os.path.join(stack.REPO, "test", "faults", "smtp_server.py")
-OK = (200, 303)
 
 
 def scaled(short, long):
@@ -68,152 +63,15 @@ def pct(values, p):
 
 # ------------------------------------------------------------------ HTTP client
 
-_addr_seq = itertools.count(1)
-_addr_b = random.randint(100, 199)
+def client(port, addr=None):
+    return helpers.Client(port, addr, keepalive=True, catch=True)
 
 
-def fresh_addr():
-    """A loopback source address of its own (127.b.x.y), so the per-address
-    login throttle of other modules never meets this one."""
-    n = next(_addr_seq)
-    return "127.%d.%d.%d" % (_addr_b, n // 250, n % 250 + 1)
-
-
-class Result:
-    __slots__ = ("t0", "t1", "method", "path", "status", "err", "headers", "body")
-
-    def __init__(self, t0, t1, method, path, status, err, headers, body):
-        self.t0, self.t1, self.method, self.path = t0, t1, method, path
-        self.status, self.err, self.headers, self.body = status, err, headers, body
-
-    @property
-    def secs(self):
-        return self.t1 - self.t0
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    @property
-    def location(self):
-        return self.header("Location")
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    @property
-    def ok(self):
-        return self.status in OK
-
-    def what(self):
-        return "%s %s -> %s (%.2fs)" % (self.method, self.path, self.status or self.err, self.secs)
-
-    def __repr__(self):
-        return "<%s>" % self.what()
-
-
-class Client:
-    """Keep-alive HTTP/1.1 to nginx from its own loopback address, with a
-    cookie jar and the last csrf_token seen (added to POST forms)."""
-
-    def __init__(self, port, addr=None, keepalive=True):
-        self.port = port
-        self.addr = addr if addr is not None else fresh_addr()
-        self.keepalive = keepalive
-        self.cookies = {}
-        self.csrf = None
-        self.conn = None
-        self.last_used = 0.0
-        self.email = None
-        self.uid = None
-
-    def close(self):
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except OSError:
-                pass
-        self.conn = None
-
-    def request(self, method, path, form=None, timeout=15.0):
-        hdrs = {}
-        body = None
-        if form is not None:
-            form = list(form.items()) if isinstance(form, dict) else list(form)
-            if method == "POST" and self.csrf and not any(k == "csrf_token" for k, _ in form):
-                form.append(("csrf_token", self.csrf))
-            body = urllib.parse.urlencode(form).encode()
-            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-        if self.cookies:
-            hdrs["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
-        if not self.keepalive:
-            hdrs["Connection"] = "close"
-        t0 = time.time()
-        status, err, headers, data = None, None, {}, b""
-        if self.conn is not None and t0 - self.last_used > 20.0:
-            self.close()   # nginx drops idle keep-alive connections after 30 s
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.port, timeout=timeout,
-                    source_address=(self.addr, 0) if self.addr else None)
-            elif self.conn.sock is not None:
-                self.conn.sock.settimeout(timeout)
-            self.conn.timeout = timeout
-            self.conn.request(method, path, body=body, headers=hdrs)
-            r = self.conn.getresponse()
-            data = r.read()
-            status = r.status
-            for k, v in r.getheaders():
-                if k.lower() == "set-cookie":
-                    helpers.store_cookie(self.cookies, v)
-                headers.setdefault(k.lower(), v)
-            if r.will_close or not self.keepalive:
-                self.close()
-        except (OSError, http.client.HTTPException) as e:
-            err = "%s: %s" % (type(e).__name__, e)
-            self.close()
-        t1 = time.time()
-        self.last_used = t1
-        if status and "html" in headers.get("content-type", ""):
-            tok = helpers.csrf_from(data.decode("utf-8", "replace"))
-            if tok:
-                self.csrf = tok
-        return Result(t0, t1, method, path, status, err, headers, data)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, form=None, **kw):
-        return self.request("POST", path, form=form if form is not None else [], **kw)
-
-    def clone(self, port=None):
-        """The same login (cookies, csrf token) on a connection of its own."""
-        c = Client(port or self.port, self.addr, self.keepalive)
-        c.cookies = dict(self.cookies)
-        c.csrf, c.email, c.uid = self.csrf, self.email, self.uid
-        return c
-
-
-def unique_email(tag):
-    return "fault-%s-%s@example.com" % (tag, os.urandom(5).hex())
-
-
-def register(ctx, tag="cust", port=None):
-    """A new customer, logged in (its Client, with .email and .uid)."""
-    c = Client(port or ctx.port)
-    r = c.get("/register")
-    assert r.status == 200, "GET /register: %s" % r.what()
-    email = unique_email(tag)
-    r = c.post("/register", {"first_name": "Fault", "last_name": tag.capitalize(),
-                             "email": email, "password": PASSWORD,
-                             "confirm_password": PASSWORD})
-    assert r.status == 303, "POST /register: %s %s" % (r.what(), r.text[:300])
-    r = c.get("/tickets")
-    assert r.status == 200, "GET /tickets after registering: %s" % r.what()
-    c.email = email
-    c.uid = int(ctx.sql_value("SELECT id FROM users WHERE email = '%s'" % email))
-    return c
+def customer(ctx, tag="cust", port=None):
+    """A new customer, logged in (helpers.User; u.s its client())."""
+    return helpers.register(ctx, password=PASSWORD, first="Fault", last=tag.capitalize(),
+                            client=client(port or ctx.port), prefix="fault-%s-" % tag,
+                            then="/tickets")
 
 
 TICKET_LOC = re.compile(r"/tickets/(\d+)$")
@@ -221,7 +79,7 @@ MESSAGE_LOC = re.compile(r"/tickets/(\d+)#m(\d+)$")
 
 
 def create_ticket(c, subject="Fault suite ticket", description="Something broke."):
-    """POST /tickets -> (ticket id or None, Result)."""
+    """POST /tickets -> (ticket id or None, helpers.Response)."""
     r = c.post("/tickets", {"subject": subject, "description": description,
                             "priority": "normal"})
     m = TICKET_LOC.search(urllib.parse.urlsplit(r.location or "").path) if r.status == 303 else None
@@ -242,40 +100,42 @@ class World:
         self.customers = []
         self.tickets = []
         for i in range(customers):
-            c = register(ctx, "cust%d" % i)
-            tid, r = create_ticket(c, "Fault suite ticket %d" % i)
+            u = customer(ctx, "cust%d" % i)
+            tid, r = create_ticket(u.s, "Fault suite ticket %d" % i)
             assert tid, "POST /tickets: %s" % r.what()
-            c.get("/tickets/%d" % tid)     # the page's csrf token (same per session)
-            self.customers.append(c)
+            u.s.get("/tickets/%d" % tid)     # the page's csrf token (same per session)
+            self.customers.append(u)
             self.tickets.append(tid)
-        self.agent = register(ctx, "agent")
-        ctx.sql("UPDATE users SET role = 'agent' WHERE id = %d" % self.agent.uid)
+        self.agent = customer(ctx, "agent")
+        ctx.sql("UPDATE users SET role = 'agent' WHERE id = %d" % self.agent.id)
         ctx.sql("UPDATE tickets SET agent_id = %d WHERE id IN (%s)"
-                % (self.agent.uid, ",".join(map(str, self.tickets))))
-        r = self.agent.get("/tickets/%d" % self.tickets[0])
+                % (self.agent.id, ",".join(map(str, self.tickets))))
+        r = self.agent.s.get("/tickets/%d" % self.tickets[0])
         assert r.status == 200, "agent GET /tickets/%d: %s" % (self.tickets[0], r.what())
 
     def reader(self, i, port=None):
         """Step: a customer reading its ticket page and its list."""
-        c, tid = self.customers[i % len(self.customers)].clone(port), self.tickets[i % len(self.tickets)]
+        u, tid = self.customers[i % len(self.customers)], self.tickets[i % len(self.tickets)]
+        c = u.s.clone(port)
         paths = ("/tickets/%d" % tid, "/tickets")
         return lambda n: c.get(paths[n % 2])
 
     def writer(self, i, new_ticket_every=0, port=None):
         """Step: a customer reading and writing on its ticket (and, every
         new_ticket_every steps, raising a new ticket)."""
-        c, tid = self.customers[i % len(self.customers)].clone(port), self.tickets[i % len(self.tickets)]
+        u, tid = self.customers[i % len(self.customers)], self.tickets[i % len(self.tickets)]
+        c = u.s.clone(port)
 
         def step(n):
             if new_ticket_every and n % new_ticket_every == new_ticket_every - 1:
                 return create_ticket(c, "Fault load ticket %d" % n)[1]
             if n % 2 == 0:
                 return c.get("/tickets/%d" % tid)
-            return post_message(c, tid, "fault load message %d from %s" % (n, c.email))
+            return post_message(c, tid, "fault load message %d from %s" % (n, u.email))
         return step
 
     def agent_writer(self, port=None):
-        c = self.agent.clone(port)
+        c = self.agent.s.clone(port)
 
         def step(n):
             tid = self.tickets[(n // 2) % len(self.tickets)]
@@ -286,14 +146,15 @@ class World:
 
 
 def anon_step(port):
-    c = Client(port)
+    c = client(port)
     paths = ("/healthz", "/login")
     return lambda n: c.get(paths[n % 2])
 
 
 # ------------------------------------------------------------------ load
 
-class Rec:
+class Rec(helpers.Timed):
+    """A Response without headers and body (a load keeps thousands)."""
     __slots__ = ("t0", "t1", "method", "path", "status", "err", "retry_after", "location", "thread")
 
     def __init__(self, r, thread):
@@ -303,20 +164,9 @@ class Rec:
         self.location = r.location
         self.thread = thread
 
-    @property
-    def secs(self):
-        return self.t1 - self.t0
-
-    @property
-    def ok(self):
-        return self.status in OK
-
-    def what(self):
-        return "%s %s -> %s (%.2fs)" % (self.method, self.path, self.status or self.err, self.secs)
-
 
 class Load:
-    """Run each step function in its own thread until stopped: step(n) -> Result."""
+    """Run each step function in its own thread until stopped: step(n) -> helpers.Response."""
 
     def __init__(self, steps, pause=0.002):
         self.steps = steps
@@ -335,7 +185,8 @@ class Load:
                 r = step(n)
             except Exception as e:   # a bug in a step: keep it visible
                 now = time.time()
-                r = Result(now, now, "?", "?", None, "step raised %r" % e, {}, b"")
+                r = helpers.Response(None, "", [], b"", "?", "?", now, now,
+                                     "step raised %r" % e)
             with self.lock:
                 self.recs.append(Rec(r, i))
             n += 1
@@ -542,21 +393,11 @@ class FaultSmtp:
             self.proc = stack.spawn([stack.PYTHON, SMTP_TOOL, "--port", str(self.st.smtp_port),
                                      "--maildir", self.st.mail_dir, "--mode-file", self.mode_file,
                                      "--events", self.events_file], stdout=out, stderr=out)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("fault SMTP server exited %s: %s"
-                                     % (self.proc.returncode, read_from(self.log)[-500:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.st.smtp_port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        stack.wait_until(up, timeout, "the fault SMTP server on port %d" % self.st.smtp_port)
+        stack.wait_port(self.st.smtp_port, self.proc, "the fault SMTP server", self.log, timeout)
 
     def stop(self):
         if self.proc:
-            stack.Stack._reap(self.proc, 10, signal.SIGTERM, send=True)
+            stack.reap(self.proc, 10, signal.SIGTERM, send=True)
         self.proc = None
 
     def events(self, since=0.0):
@@ -586,18 +427,6 @@ class FaultSmtp:
 
 
 # ------------------------------------------------------------------ more processes
-
-def fcgi_get(sock, path, port=80, timeout=10):
-    """GET path straight to a ccrd socket -> helpers.Response."""
-    p = {"REQUEST_METHOD": "GET", "QUERY_STRING": "", "REQUEST_URI": path,
-         "DOCUMENT_URI": path, "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1",
-         "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000",
-         "SERVER_ADDR": "127.0.0.1", "SERVER_PORT": str(port), "SERVER_NAME": "127.0.0.1",
-         "REQUEST_SCHEME": "http", "HTTP_HOST": "127.0.0.1",
-         "REQUEST_ID": os.urandom(16).hex(), "CONTENT_LENGTH": "", "CONTENT_TYPE": ""}
-    out, _err = helpers.fcgi_request(sock, p, b"", timeout)
-    return helpers.parse_cgi_response(out)
-
 
 class ExtraCcrd:
     """Another ccrd master on the stack's database: a copy of the stack's
@@ -648,7 +477,8 @@ class ExtraCcrd:
             if not os.path.exists(self.sock):
                 return False
             try:
-                return fcgi_get(self.sock, "/healthz", timeout=3).status == 200
+                r = helpers.fcgi(self.sock, self.st.port, "GET", "/healthz", timeout=3)
+                return r.status == 200
             except OSError:
                 return False
         stack.wait_until(up, timeout, "ccrd %s to answer /healthz on %s" % (self.name, self.sock), 0.1)
@@ -677,12 +507,8 @@ class ExtraCcrd:
         """SIGTERM, wait; returns the exit status.  Leaves nothing behind."""
         if not self.proc:
             return None
-        rc = stack.Stack._reap(self.proc, timeout, signal.SIGTERM, send=True)
-        for pid in stack.pgroup_members(self.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        rc = stack.reap(self.proc, timeout, signal.SIGTERM, send=True)
+        stack.kill_group(self.proc.pid)
         return rc
 
 
@@ -715,27 +541,13 @@ class ExtraNginx:
         with open(self.err, "ab") as out:
             self.proc = stack.spawn([stack.NGINX, "-p", self.prefix, "-e", self.err,
                                      "-c", "conf/nginx.conf"], stdout=out, stderr=out)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("nginx exited %s: %s" % (self.proc.returncode,
-                                                              read_from(self.err)[-800:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        stack.wait_until(up, timeout, "the second nginx on port %d" % self.port)
+        stack.wait_port(self.port, self.proc, "the second nginx", self.err, timeout)
         return self
 
     def stop(self):
         if self.proc:
-            stack.Stack._reap(self.proc, 10, signal.SIGQUIT, send=True)
-            for pid in stack.pgroup_members(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stack.reap(self.proc, 10, signal.SIGQUIT, send=True)
+            stack.kill_group(self.proc.pid)
         self.proc = None
 
 

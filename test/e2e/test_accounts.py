@@ -1,7 +1,7 @@
 """Accounts: the form rules, the account routes, their mail and the
 security rules of README "Accounts and security".
 
-Every client comes from its own loopback address (accounts_util.Client), so
+Every client comes from its own loopback address (helpers.Client), so
 the per-address login throttle (20 failures / 15 min) of one test never
 reaches another test or the 127.0.0.1 the other modules use; the throttle
 tests move their own login_failures rows out of the window when done.
@@ -11,21 +11,19 @@ flock files under hash_slot_dir) from the test: a request that hashes then
 waits 2 s and answers 503, one that refuses early answers at once.  A
 timing comparison (129 vs 20 characters) backs it up.
 """
-import fcntl
 import os
 import re
 import signal
 import statistics
-import subprocess
 import threading
 import time
 import urllib.parse
 
 import stack
-from accounts_util import (PASSWORD, Client, audit_events, create_admin, customer, flash_of,
-                           logged_in, login, mails_to, max_id, messages, register,
-                           register_form, request_code, reset_code, reset_form, set_cookie,
-                           sha256_hex, sql_str, unique_email, wait_mail_to)
+from accounts_util import (audit_events, flash_of, mails_to, max_id, messages, request_code,
+                           set_cookie, sha256_hex, wait_mail_to)
+from helpers import (PASSWORD, AllHashSlots, Client, create_admin, logged_in, login, register,
+                     register_form, reset_code, reset_form, sql_str, unthrottle)
 
 REQUIRED_FIRST = "First name is required"
 LONG_FIRST = "First name is too long"
@@ -68,7 +66,7 @@ def is_logged_in(c):
 
 
 def post_register(ctx, form, client=None):
-    c = client or Client(ctx)
+    c = client or Client(ctx.port)
     if c.last_csrf is None:
         c.prime("/register")
     return c, c.post("/register", form)
@@ -104,7 +102,7 @@ def test_register_field_validation_messages(ctx):
         "a password input has a value"
 
     # names: 1..64 characters after trimming, counted in characters (not bytes)
-    email = unique_email(ctx)
+    email = ctx.unique_email("acct")
     for first, last, want, absent in (
             ("", "x", [REQUIRED_FIRST], [LONG_FIRST]),
             (" \t ", "x", [REQUIRED_FIRST], []),
@@ -146,23 +144,23 @@ def test_register_field_validation_messages(ctx):
         expect_422(r, [SHORT_PW], "email %r" % e[:40], [BAD_EMAIL])
 
     # the boundaries that pass really register (and the database takes them)
-    c, u = register(ctx, email="  " + e254.upper() + " ", first="é" * 64, last="ß" * 64,
-                    password="é" * 8)
+    u = register(ctx, email="  " + e254.upper() + " ", first="é" * 64, last="ß" * 64,
+                 password="é" * 8)
     row = user_row(ctx, u.id)
     assert row[0] == e254, "stored email %r, want trimmed and lower-cased %r" % (row[0], e254)
     assert row[1] == "é" * 64 and row[2] == "ß" * 64, "64-character names stored as %r %r" % row[1:3]
-    _c, u2 = register(ctx, password="x" * 128, first="  Trim  ", last="\tMe\t")
+    u2 = register(ctx, password="x" * 128, first="  Trim  ", last="\tMe\t")
     row = user_row(ctx, u2.id)
     assert row[1:3] == ["Trim", "Me"], "names not stored trimmed: %r" % row[1:3]
-    c2 = Client(ctx)
+    c2 = Client(ctx.port)
     assert login(c2, u2.email, "x" * 128).status == 303, "128-character password cannot log in"
 
 
 def test_register_duplicate_email_across_roles_and_case(ctx):
     admin = create_admin(ctx)
-    _c, cust = register(ctx, email="Dup.%s@Example.ORG" % os.urandom(3).hex())
+    cust = register(ctx, email="Dup.%s@Example.ORG" % os.urandom(3).hex())
     assert cust.email == cust.email.lower()
-    _c, agent = register(ctx, role="agent")
+    agent = register(ctx, role="agent")
     cases = [(cust.email, None), (cust.email.upper(), None), ("  %s  " % cust.email, "agent"),
              (admin.email, None), (admin.email.upper(), "agent"),
              (agent.email, None), (agent.email.title(), "agent")]
@@ -177,10 +175,10 @@ def test_register_duplicate_email_across_roles_and_case(ctx):
 
 
 def test_register_same_email_in_parallel_one_wins(ctx):
-    email = unique_email(ctx, "race")
+    email = ctx.unique_email("race")
     clients = []
     for i in range(8):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/register")
         clients.append(c)
     results = [None] * len(clients)
@@ -205,7 +203,7 @@ def test_register_same_email_in_parallel_one_wins(ctx):
 
 
 def test_register_control_characters_and_bad_utf8_422(ctx):
-    email = unique_email(ctx)
+    email = ctx.unique_email("acct")
     base = dict(register_form(email, PASSWORD, first="Ctl", last="Char"))
     for field, value in (("first_name", "Bob\x01"), ("last_name", "x\x1by"),
                          ("first_name", "del\x7f"), ("email", "a\x00b@example.com"),
@@ -218,7 +216,7 @@ def test_register_control_characters_and_bad_utf8_422(ctx):
         assert count(ctx, "SELECT COUNT(*) FROM users WHERE email = '%s'" % email) == 0
     # invalid UTF-8, percent-encoded by hand
     for raw in ("%C3%28", "%FF", "%C0%AF", "%ED%A0%80", "%F4%90%80%80", "%E2%82"):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/register")
         body = ("first_name=Bad%sName&last_name=Utf&email=%s&password=%s&confirm_password=%s"
                 "&csrf_token=%s" % (raw, urllib.parse.quote(email), PASSWORD, PASSWORD,
@@ -229,12 +227,13 @@ def test_register_control_characters_and_bad_utf8_422(ctx):
         assert "Invalid characters" in r.text, "first_name with %s: no 'Invalid characters'" % raw
     assert count(ctx, "SELECT COUNT(*) FROM users WHERE email = '%s'" % email) == 0
     # tab is allowed (and trimmed at the ends of a name)
-    c, u = register(ctx, email=email, first="\tTab", last="Ok")
+    u = register(ctx, email=email, first="\tTab", last="Ok")
+    c = u.s
     assert user_row(ctx, u.id)[1] == "Tab"
 
 
 def test_register_role_admin_is_not_honoured(ctx):
-    email = unique_email(ctx)
+    email = ctx.unique_email("acct")
     c, r = post_register(ctx, register_form(email, role="admin"))
     role = ctx.sql_value("SELECT role FROM users WHERE email = '%s'" % email)
     assert role in (None, "customer"), "role=admin on /register made a %s account" % role
@@ -243,9 +242,9 @@ def test_register_role_admin_is_not_honoured(ctx):
 
 def test_register_customer_logs_in_and_mails_welcome(ctx):
     mark = ctx.mail_mark()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
-    email = unique_email(ctx, "Welcome")
+    email = ctx.unique_email("Welcome")
     r = c.post("/register", register_form("  " + email.upper() + "  ", first="Grace",
                                           last="Hopper"))
     assert r.status == 303 and r.location == "/tickets", \
@@ -287,9 +286,9 @@ def test_register_agent_request_mails_every_admin(ctx):
         "SELECT email FROM users WHERE role = 'admin' AND state = 'active'")]
     assert all(a.email in all_admins for a in admins)
     mark = ctx.mail_mark()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
-    email = unique_email(ctx, "agentreq")
+    email = ctx.unique_email("agentreq")
     r = c.post("/register", register_form(email, first="Alan", last="Turing", role="agent"))
     assert r.status == 303 and r.location == "/login", "agent request: %d %r" % (r.status, r.location)
     assert set_cookie(r, "ccr_session") is None or set_cookie(r, "ccr_session")["value"] == "", \
@@ -304,13 +303,13 @@ def test_register_agent_request_mails_every_admin(ctx):
         assert email in m.body, "agent-request mail to %s lacks the email" % a
     assert not mails_to(ctx, email, mark), "the pending agent got mail"
     # logging in with the right password: the waiting message, no session
-    c2 = Client(ctx)
+    c2 = Client(ctx.port)
     r = login(c2, email, PASSWORD)
     assert r.status != 303, "a pending agent logged in: %d %r" % (r.status, r.location)
     assert PENDING in messages(r), "pending login shows %r" % messages(r)
     assert sessions_of(ctx, int(uid)) == 0 and not c2.session_cookie
     # ... but a wrong password is just the usual failure (nothing revealed)
-    r = login(Client(ctx), email, "wrong-password-1")
+    r = login(Client(ctx.port), email, "wrong-password-1")
     assert r.status == 401 and BAD_LOGIN in messages(r) and PENDING not in r.text, \
         "pending agent, wrong password: %d %r" % (r.status, messages(r))
 
@@ -325,9 +324,9 @@ def _normalise(text, *values):
 
 
 def test_login_wrong_password_and_unknown_email_same_answer(ctx):
-    _c, u = register(ctx)
-    unknown = unique_email(ctx, "nobody")
-    c1, c2 = Client(ctx), Client(ctx)
+    u = register(ctx)
+    unknown = ctx.unique_email("nobody")
+    c1, c2 = Client(ctx.port), Client(ctx.port)
     r1 = login(c1, u.email, "not-the-password")
     r2 = login(c2, unknown, "not-the-password")
     assert r1.status == 401 and r2.status == 401, "statuses %d / %d, want 401" % (r1.status, r2.status)
@@ -342,33 +341,33 @@ def test_login_wrong_password_and_unknown_email_same_answer(ctx):
     assert "not-the-password" not in r1.text + r2.text, "the password is echoed"
     assert "login_failed" in audit_events(ctx, u.id)
     # the email in another case, with spaces around, is the same account
-    r = login(Client(ctx), "  " + u.email.upper() + " ", u.password)
+    r = login(Client(ctx.port), "  " + u.email.upper() + " ", u.password)
     assert r.status == 303, "login with upper-case, padded email: %d" % r.status
 
 
 def test_login_next_same_site_only(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     for nxt, want in (("/tickets?x=1", "/tickets?x=1"), ("/account", "/account"),
                       ("//evil.example", "/tickets"), ("https://evil.example", "/tickets"),
                       ("/\\evil", "/tickets"), ("\\\\evil.example", "/tickets"),
                       ("javascript:alert(1)", "/tickets"), ("evil.example", "/tickets")):
-        c = Client(ctx)
+        c = Client(ctx.port)
         r = login(c, u.email, u.password, next=nxt)
         assert r.status == 303, "login next=%r: %d" % (nxt, r.status)
         assert r.location == want, "login next=%r: Location %r, want %r" % (nxt, r.location, want)
     # the login form carries a safe next through, and drops an unsafe one
-    r = Client(ctx).get("/login?next=" + urllib.parse.quote("/tickets?x=1", safe=""))
+    r = Client(ctx.port).get("/login?next=" + urllib.parse.quote("/tickets?x=1", safe=""))
     assert 'name="next" value="/tickets?x=1"' in r.text, "GET /login?next=/tickets?x=1 drops it"
-    r = Client(ctx).get("/login?next=" + urllib.parse.quote("//evil.example", safe=""))
+    r = Client(ctx.port).get("/login?next=" + urllib.parse.quote("//evil.example", safe=""))
     assert "evil.example" not in r.text, "GET /login?next=//evil.example keeps it"
 
 
 def test_login_next_with_tab_is_not_an_open_redirect(ctx):
     # Browsers strip TAB/CR/LF from URLs (WHATWG URL parser), so a Location
     # of "/<TAB>/evil.example" is "//evil.example": another site.
-    _c, u = register(ctx)
+    u = register(ctx)
     for nxt in ("/\t/evil.example", "\t//evil.example", "/\t\\evil.example"):
-        r = login(Client(ctx), u.email, u.password, next=nxt)
+        r = login(Client(ctx.port), u.email, u.password, next=nxt)
         assert r.status == 303, "login next=%r: %d" % (nxt, r.status)
         loc = re.sub(r"[\t\r\n]", "", r.location or "")
         target = urllib.parse.urljoin(ctx.base_url + "/login", loc.replace("\\", "/"))
@@ -377,8 +376,8 @@ def test_login_next_with_tab_is_not_an_open_redirect(ctx):
 
 
 def test_session_cookie_attributes_rotation_and_hash_only(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     c.prime("/login")
     anon = set_cookie(c.last, "ccr_csrf")
     # session fixation: a ccr_session chosen before login is not the one after
@@ -412,7 +411,7 @@ def test_session_cookie_attributes_rotation_and_hash_only(ctx):
     assert tok2 and tok2 != tok, "session id not renewed at the second login"
     assert count(ctx, "SELECT COUNT(*) FROM sessions WHERE id_hash = '%s'" % sha256_hex(tok)) == 0, \
         "the session replaced at login still exists"
-    old = Client(ctx)
+    old = Client(ctx.port)
     old.cookies["ccr_session"] = tok
     assert not is_logged_in(old), "the pre-login session id still works"
     # logout: the row goes, the cookie is cleared and stops working
@@ -424,7 +423,7 @@ def test_session_cookie_attributes_rotation_and_hash_only(ctx):
         "logout does not clear the cookie: %r" % cleared
     assert count(ctx, "SELECT COUNT(*) FROM sessions WHERE id_hash = '%s'" % sha256_hex(tok2)) == 0, \
         "the sessions row survives logout"
-    replay = Client(ctx)
+    replay = Client(ctx.port)
     replay.cookies["ccr_session"] = tok2
     r = replay.get("/tickets")
     assert r.status == 303 and r.location.startswith("/login?next="), \
@@ -434,7 +433,7 @@ def test_session_cookie_attributes_rotation_and_hash_only(ctx):
 
 
 def test_session_idle_absolute_and_disabled_account(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     c = logged_in(ctx, u.email, u.password)
     h = sha256_hex(c.session_cookie)
     ctx.sql("UPDATE sessions SET last_seen = NOW() - INTERVAL 119 MINUTE WHERE id_hash = '%s'" % h)
@@ -459,12 +458,12 @@ def test_session_idle_absolute_and_disabled_account(ctx):
 def _csrf_variants(ctx, c, path, form):
     """POST form to path without a token, with a wrong one, with another
     session's; every answer must be 403."""
-    other = Client(ctx)
+    other = Client(ctx.port)
     other.prime("/login")
     tokens = {"missing": None, "wrong": "0" * 64, "garbage": "x",
               "another session's": other.last_csrf}
     if c.session_cookie:
-        other_user = customer(ctx)[0]
+        other_user = register(ctx, then="/account").s
         tokens["another user's session"] = other_user.last_csrf
     for what, tok in tokens.items():
         r = c.post(path, list(form), csrf=tok)
@@ -472,9 +471,9 @@ def _csrf_variants(ctx, c, path, form):
 
 
 def test_csrf_login_register_logout_change(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     # /login
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/login")
     fails = count(ctx, "SELECT COUNT(*) FROM login_failures")
     _csrf_variants(ctx, c, "/login", [("email", u.email), ("password", u.password)])
@@ -482,8 +481,8 @@ def test_csrf_login_register_logout_change(ctx):
     assert not c.session_cookie
     assert count(ctx, "SELECT COUNT(*) FROM login_failures") == fails, "login_failures changed"
     # /register
-    e = unique_email(ctx)
-    c = Client(ctx)
+    e = ctx.unique_email("acct")
+    c = Client(ctx.port)
     c.prime("/register")
     _csrf_variants(ctx, c, "/register", register_form(e))
     assert count(ctx, "SELECT COUNT(*) FROM users WHERE email = '%s'" % e) == 0, \
@@ -517,29 +516,24 @@ def test_csrf_login_register_logout_change(ctx):
 
 # ------------------------------------------------------------------ throttling
 
-def _unthrottle(ctx, *subjects):
-    ctx.sql("UPDATE login_failures SET at = at - INTERVAL 16 MINUTE WHERE subject IN (%s)"
-            % ", ".join("'%s'" % sql_str(s) for s in subjects))
-
-
 def test_throttle_five_failures_per_email(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     addrs = []
     try:
         for i in range(4):
-            c = Client(ctx)   # a new address each time: only the email counts
+            c = Client(ctx.port)   # a new address each time: only the email counts
             addrs.append(c.addr)
             r = login(c, u.email, "wrong-password-%d" % i)
             assert r.status == 401, "failure %d: %d" % (i + 1, r.status)
-        c = Client(ctx)
+        c = Client(ctx.port)
         addrs.append(c.addr)
         assert login(c, u.email, u.password).status == 303, "right password after 4 failures"
-        c = Client(ctx)
+        c = Client(ctx.port)
         addrs.append(c.addr)
         assert login(c, u.email, "wrong-password-5").status == 401
         audit0 = max_id(ctx, "audit_log")
         for pw in (u.password, "wrong-again"):
-            c = Client(ctx)
+            c = Client(ctx.port)
             addrs.append(c.addr)
             r = login(c, u.email, pw)
             assert r.status == 429, "after 5 failures, %s: %d, want 429" % (
@@ -550,91 +544,61 @@ def test_throttle_five_failures_per_email(ctx):
                      "'login_throttled' AND detail = '%s'" % (audit0, u.email)) == 1, \
             "want one login_throttled audit row for the window"
         # another account from the same addresses is not affected
-        _c2, v = register(ctx)
-        assert login(Client(ctx, addrs[-1]), v.email, v.password).status == 303
+        v = register(ctx)
+        assert login(Client(ctx.port, addrs[-1]), v.email, v.password).status == 303
         # the window passes
-        _unthrottle(ctx, u.email, *addrs)
-        c = Client(ctx)
+        unthrottle(ctx, u.email, *addrs)
+        c = Client(ctx.port)
         r = login(c, u.email, u.password)
         assert r.status == 303, "after the window: %d" % r.status
     finally:
-        _unthrottle(ctx, u.email, *addrs)
+        unthrottle(ctx, u.email, *addrs)
 
 
 def test_throttle_twenty_failures_per_address(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     emails = []
     try:
         for i in range(19):
-            e = unique_email(ctx, "ghost")
+            e = ctx.unique_email("ghost")
             emails.append(e)
             r = login(c, e, "wrong-password")
             assert r.status == 401, "failure %d: %d" % (i + 1, r.status)
         assert login(c, u.email, u.password).status == 303, "right password after 19 failures"
-        c = Client(ctx, c.addr)   # same address, fresh cookies
-        e = unique_email(ctx, "ghost")
+        c = Client(ctx.port, c.addr)   # same address, fresh cookies
+        e = ctx.unique_email("ghost")
         emails.append(e)
         assert login(c, e, "wrong-password").status == 401, "20th failure"
         audit0 = max_id(ctx, "audit_log")
         r = login(c, u.email, u.password)
         assert r.status == 429, "after 20 failures from one address, right password: %d" % r.status
-        r = login(c, unique_email(ctx, "ghost"), "whatever-pw")
+        r = login(c, ctx.unique_email("ghost"), "whatever-pw")
         assert r.status == 429, "after 20 failures from one address, another email: %d" % r.status
         n = count(ctx, "SELECT COUNT(*) FROM audit_log WHERE id > %d AND event = 'login_throttled' "
                   "AND addr = '%s'" % (audit0, c.addr))
         assert n == 1, "login_throttled audit rows for %s: %d, want 1" % (c.addr, n)
         # another address is not affected
-        assert login(Client(ctx), u.email, u.password).status == 303
-        _unthrottle(ctx, c.addr, *emails)
-        r = login(Client(ctx, c.addr), u.email, u.password)
+        assert login(Client(ctx.port), u.email, u.password).status == 303
+        unthrottle(ctx, c.addr, *emails)
+        r = login(Client(ctx.port, c.addr), u.email, u.password)
         assert r.status == 303, "after the window: %d" % r.status
     finally:
-        _unthrottle(ctx, c.addr, *emails)
+        unthrottle(ctx, c.addr, *emails)
 
 
 # ------------------------------------------------------------------ 129-character passwords
-
-def _hash_slots(ctx):
-    n = 2
-    with open(ctx.stack.conf) as f:
-        m = re.search(r"^\s*max_concurrent_hashes\s*=\s*(\d+)", f.read(), re.M)
-        if m:
-            n = int(m.group(1))
-    return [os.path.join(ctx.stack.run_dir, "hash-slot.%d" % i) for i in range(n)]
-
-
-class AllHashSlots:
-    """Hold every Argon2 slot (the flock(2) files under hash_slot_dir): any
-    request that computes a hash now waits 2 s and answers 503."""
-
-    def __init__(self, ctx):
-        self.paths = _hash_slots(ctx)
-        self.fds = []
-
-    def __enter__(self):
-        for p in self.paths:
-            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.fds.append(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)   # blocks while a worker hashes
-        return self
-
-    def __exit__(self, *exc):
-        for fd in self.fds:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
 
 def test_long_password_refused_before_hashing(ctx):
     # With every hash slot held by the test, a request that computes a hash
     # cannot answer before the 2 s slot wait (then 503); one that refuses a
     # 129-character password before hashing answers at once.
-    _c, u = register(ctx)
+    u = register(ctx)
     cust = logged_in(ctx, u.email, u.password)
     long_pw = "x" * 129
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/login")
-    c2 = Client(ctx)
+    c2 = Client(ctx.port)
     c2.prime("/register")
     with AllHashSlots(ctx):
         t0 = time.monotonic()
@@ -646,7 +610,7 @@ def test_long_password_refused_before_hashing(ctx):
         r = login(c, u.email, "é" * 129)
         assert r.status == 401, "login with 129 two-byte characters: %d" % r.status
         t0 = time.monotonic()
-        r = c2.post("/register", register_form(unique_email(ctx), long_pw))
+        r = c2.post("/register", register_form(ctx.unique_email("acct"), long_pw))
         assert r.status == 422 and LONG_PW in messages(r), "register 129: %d" % r.status
         assert time.monotonic() - t0 < 1.5, "registration with 129 characters waited for a hash"
         t0 = time.monotonic()
@@ -665,34 +629,34 @@ def test_long_password_refused_before_hashing(ctx):
         assert r.status == 503, "login needing a hash with all slots held: %d, want 503" % r.status
         assert r.header("Retry-After"), "503 without Retry-After"
         assert took >= 1.8, "503 after %.2fs, want the 2 s slot wait" % took
-    c = Client(ctx)
+    c = Client(ctx.port)
     assert login(c, u.email, u.password).status == 303, "login after the slots are free"
-    _unthrottle(ctx, u.email)
+    unthrottle(ctx, u.email)
 
 
 def test_long_password_login_is_fast_by_timing(ctx):
     # The statistical variant: 129 characters is answered without Argon2
     # (~1 ms); a wrong 20-character password costs one verification, and so
     # does an unknown email (a dummy one), so its timing reveals nothing.
-    _c, u = register(ctx)
+    u = register(ctx)
     addrs = []
 
     def timed(email, pw):
-        c = Client(ctx)
+        c = Client(ctx.port)
         addrs.append(c.addr)
         c.prime("/login")
         t0 = time.monotonic()
         r = login(c, email, pw)
         dt = time.monotonic() - t0
         assert r.status == 401, "login: %d" % r.status
-        _unthrottle(ctx, email)   # keep the per-email throttle out of the way
+        unthrottle(ctx, email)   # keep the per-email throttle out of the way
         return dt
     try:
         longs, shorts, unknown = [], [], []
         for _ in range(12):
             longs.append(timed(u.email, "z" * 129))
             shorts.append(timed(u.email, "w" * 20))
-            unknown.append(timed(unique_email(ctx, "nobody"), "w" * 20))
+            unknown.append(timed(ctx.unique_email("nobody"), "w" * 20))
         ml, ms, mu = (statistics.median(x) for x in (longs, shorts, unknown))
         assert ml * 3 <= ms, "129-char logins median %.1f ms vs 20-char %.1f ms: not 3x faster" % (
             ml * 1e3, ms * 1e3)
@@ -700,18 +664,18 @@ def test_long_password_login_is_fast_by_timing(ctx):
             "unknown email median %.1f ms vs wrong password %.1f ms: timing tells them apart" % (
                 mu * 1e3, ms * 1e3)
     finally:
-        _unthrottle(ctx, u.email, *addrs)
+        unthrottle(ctx, u.email, *addrs)
 
 
 # ------------------------------------------------------------------ forgot / reset
 
 def test_forgot_answer_identical_for_known_and_unknown(ctx):
-    _c, u = register(ctx)
-    unknown = unique_email(ctx, "nobody")
+    u = register(ctx)
+    unknown = ctx.unique_email("nobody")
     answers = []
     mark = ctx.mail_mark()
     for e in (u.email, unknown):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/password/forgot")
         r = c.post("/password/forgot", [("email", e)])
         answers.append((e, r))
@@ -728,7 +692,7 @@ def test_forgot_answer_identical_for_known_and_unknown(ctx):
         [(k, v) for k, v in r2.headers if k.lower() not in skip], "headers differ"
     flash = set_cookie(r1, "ccr_flash")
     assert flash, "no flash cookie"
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/password/forgot")
     text, page = flash_of(c, c.post("/password/forgot", [("email", unknown)]))
     assert text == "If an account exists for that email, a code has been sent", "flash %r" % text
@@ -746,9 +710,9 @@ def test_forgot_answer_identical_for_known_and_unknown(ctx):
 
 
 def test_reset_wrong_code_then_right_code(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     other = logged_in(ctx, u.email, u.password)   # a second session, ended by the reset
-    c = Client(ctx)
+    c = Client(ctx.port)
     code = request_code(ctx, c, u.email)
     wrong = "%08d" % ((int(code) + 1) % 10 ** 8)
     c.prime("/password/reset?email=" + urllib.parse.quote(u.email))
@@ -766,7 +730,7 @@ def test_reset_wrong_code_then_right_code(ctx):
                                    ("confirm_password", "N3w-password-2")])
     expect_422(r, [MISMATCH], "reset with mismatched confirm")
     # the code of another account does not work for this one
-    _c2, v = register(ctx)
+    v = register(ctx)
     r = c.post("/password/reset", reset_form(v.email, code, "N3w-password-1"))
     expect_422(r, [BAD_CODE], "this code for another account")
     audit0 = max_id(ctx, "audit_log")
@@ -781,17 +745,17 @@ def test_reset_wrong_code_then_right_code(ctx):
     m = wait_mail_to(ctx, u.email, mark, "password was changed")
     assert m
     assert "password_reset" in audit_events(ctx, u.id, audit0)
-    assert login(Client(ctx), u.email, u.password).status == 401, "old password still works"
-    assert login(Client(ctx), u.email, "N3w-password-1").status == 303, "new password does not work"
+    assert login(Client(ctx.port), u.email, u.password).status == 401, "old password still works"
+    assert login(Client(ctx.port), u.email, "N3w-password-1").status == 303, "new password does not work"
     # single use
     r = c.post("/password/reset", reset_form(u.email, code, "N3w-password-2"))
     expect_422(r, [BAD_CODE], "reusing a used code")
-    _unthrottle(ctx, u.email)
+    unthrottle(ctx, u.email)
 
 
 def test_reset_code_dies_after_five_wrong_tries(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     code = request_code(ctx, c, u.email)
     c.prime("/password/reset")
     for i in range(5):
@@ -800,24 +764,24 @@ def test_reset_code_dies_after_five_wrong_tries(ctx):
         expect_422(r, [BAD_CODE], "wrong try %d" % (i + 1))
     r = c.post("/password/reset", reset_form(u.email, code, "N3w-password-1"))
     expect_422(r, [BAD_CODE], "the right code after 5 wrong tries")
-    assert login(Client(ctx), u.email, u.password).status == 303, "password changed anyway"
+    assert login(Client(ctx.port), u.email, u.password).status == 303, "password changed anyway"
 
 
 def test_reset_code_expired(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     code = request_code(ctx, c, u.email)
     ctx.sql("UPDATE password_codes SET expires_at = NOW() - INTERVAL 1 MINUTE WHERE user_id = %d"
             % u.id)
     c.prime("/password/reset")
     r = c.post("/password/reset", reset_form(u.email, code, "N3w-password-1"))
     expect_422(r, [BAD_CODE], "expired code")
-    assert login(Client(ctx), u.email, u.password).status == 303
+    assert login(Client(ctx.port), u.email, u.password).status == 303
 
 
 def test_reset_new_code_voids_old(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     first = request_code(ctx, c, u.email)
     second = request_code(ctx, c, u.email)
     c.prime("/password/reset")
@@ -829,11 +793,11 @@ def test_reset_new_code_voids_old(ctx):
 
 
 def test_reset_twenty_parallel_submissions_one_wins(ctx):
-    _c, u = register(ctx)
-    code = request_code(ctx, Client(ctx), u.email)
+    u = register(ctx)
+    code = request_code(ctx, Client(ctx.port), u.email)
     clients = []
     for _ in range(20):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/password/reset")
         clients.append(c)
     results = [None] * 20
@@ -855,16 +819,16 @@ def test_reset_twenty_parallel_submissions_one_wins(ctx):
     assert len(wins) == 1, "of 20 parallel submissions %d won: %r" % (len(wins), results)
     others = sorted(set(s for s in results if s != 303), key=str)
     assert others == [422], "the losers answered %r, want only 422" % results
-    assert login(Client(ctx), u.email, "Para11el-pw-%02d" % wins[0]).status == 303, \
+    assert login(Client(ctx.port), u.email, "Para11el-pw-%02d" % wins[0]).status == 303, \
         "the winner's password is not the one set"
     assert count(ctx, "SELECT COUNT(*) FROM outbox WHERE to_addr = '%s' AND kind = "
                  "'password_changed'" % u.email) == 1, "not exactly one password-changed mail"
 
 
 def test_reset_mails_at_most_three_per_hour(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     mark = ctx.mail_mark()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/password/forgot")
     locs = set()
     for _ in range(5):
@@ -891,7 +855,7 @@ def test_reset_mails_at_most_three_per_hour(ctx):
 # ------------------------------------------------------------------ change password
 
 def test_change_password(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     c = logged_in(ctx, u.email, u.password)
     other = logged_in(ctx, u.email, u.password)
     r = c.get("/password/change")
@@ -930,18 +894,19 @@ def test_change_password(ctx):
     for h in ("Date", "Message-ID", "From", "To"):
         assert m.msg.get(h)
     assert "password_changed" in audit_events(ctx, u.id, audit0)
-    assert login(Client(ctx), u.email, u.password).status == 401
-    assert login(Client(ctx), u.email, new).status == 303
-    _unthrottle(ctx, u.email)
+    assert login(Client(ctx.port), u.email, u.password).status == 401
+    assert login(Client(ctx.port), u.email, new).status == 303
+    unthrottle(ctx, u.email)
 
 
 # ------------------------------------------------------------------ account page, deletion
 
 def test_account_page_shows_profile(ctx):
-    r = Client(ctx).get("/account")
+    r = Client(ctx.port).get("/account")
     assert r.status == 303 and r.location == "/login?next=/account", \
         "anonymous GET /account: %d %r" % (r.status, r.location)
-    c, u = customer(ctx, first="Marie <b>", last="Curie & Co")
+    u = register(ctx, first="Marie <b>", last="Curie & Co", then="/account")
+    c = u.s
     r = c.get("/account")
     assert r.status == 200
     for want in ("Marie &lt;b&gt;", "Curie &amp; Co", u.email, "customer",
@@ -959,7 +924,8 @@ def test_account_page_shows_profile(ctx):
 
 
 def test_account_delete(ctx):
-    c, u = customer(ctx, first="Erase", last="Me")
+    u = register(ctx, first="Erase", last="Me", then="/account")
+    c = u.s
     other = logged_in(ctx, u.email, u.password)
     c.get("/tickets/new")
     r = c.post("/tickets", [("subject", "Keep this ticket"), ("description", "please"),
@@ -985,22 +951,22 @@ def test_account_delete(ctx):
         "tickets removed"
     assert sessions_of(ctx, u.id) == 0, "sessions survive deletion"
     assert not is_logged_in(other) and not is_logged_in(c)
-    r = login(Client(ctx), u.email, u.password)
+    r = login(Client(ctx.port), u.email, u.password)
     assert r.status == 401, "login after deletion: %d" % r.status
     assert "account_deleted" in audit_events(ctx, u.id, audit0)
     # nothing still queued for the deleted account
     assert count(ctx, "SELECT COUNT(*) FROM outbox WHERE user_id = %d AND status = 'pending'" % u.id) == 0
     # the address is free again
     register(ctx, email=u.email)
-    _unthrottle(ctx, u.email)
+    unthrottle(ctx, u.email)
 
 
 # ------------------------------------------------------------------ audit log
 
 def test_audit_log_account_events(ctx):
-    _c, u = register(ctx)
+    u = register(ctx)
     a0 = max_id(ctx, "audit_log")
-    c = Client(ctx)
+    c = Client(ctx.port)
     assert login(c, u.email, "wrong-password").status == 401
     assert login(c, u.email, u.password).status == 303
     c.refresh_csrf()
@@ -1009,8 +975,8 @@ def test_audit_log_account_events(ctx):
     new = "Chang3d-password"
     assert c.post("/password/change", [("current_password", u.password), ("password", new),
                                        ("confirm_password", new)]).status == 303
-    code = request_code(ctx, Client(ctx), u.email)
-    c = Client(ctx)
+    code = request_code(ctx, Client(ctx.port), u.email)
+    c = Client(ctx.port)
     c.prime("/password/reset")
     newer = "Res3t-password-x"
     assert c.post("/password/reset", reset_form(u.email, code, newer)).status == 303
@@ -1027,7 +993,7 @@ def test_audit_log_account_events(ctx):
         assert addr.startswith("127."), "%s: addr %r" % (ev, addr)
         assert re.fullmatch(r"[0-9a-f]{8,40}", rid), "%s: request_id %r" % (ev, rid)
         assert 0 <= int(age) < 300, "%s: at is %s s ago" % (ev, age)
-    _unthrottle(ctx, u.email)
+    unthrottle(ctx, u.email)
 
 
 # ------------------------------------------------------------------ mail durability
@@ -1050,7 +1016,7 @@ def test_mail_survives_smtp_outage_exactly_once(ctx):
     o0 = max_id(ctx, "outbox")
     st.smtp_stop()
     try:
-        users = [register(ctx)[1] for _ in range(3)]
+        users = [register(ctx) for _ in range(3)]
         rows = ctx.sql("SELECT id FROM outbox WHERE id > %d AND to_addr IN (%s)" % (
             o0, ",".join("'%s'" % u.email for u in users)))
         ids = [int(r[0]) for r in rows]
@@ -1098,9 +1064,9 @@ def test_two_mailers_one_outbox(ctx):
         assert st.mailer_pids(), "the first ccrd has no mailer"
         o0 = max_id(ctx, "outbox")
         # ~30 mails: 6 registrations (welcome) + 2 reset codes each, from the app ...
-        users = [register(ctx)[1] for _ in range(6)]
+        users = [register(ctx) for _ in range(6)]
         for u in users:
-            c = Client(ctx)
+            c = Client(ctx.port)
             c.prime("/password/forgot")
             for _ in range(2):
                 assert c.post("/password/forgot", [("email", u.email)]).status == 303
@@ -1129,20 +1095,8 @@ def test_two_mailers_one_outbox(ctx):
         assert all(r[0] != "NULL" for r in claimers), "sent rows without a claim: %r" % claimers
         assert stack.alive(p.pid), "the second ccrd died"
     finally:
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in stack.pgroup_members(p.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(10)
+        stack.reap(p, 30, signal.SIGTERM, send=True)
+        stack.kill_group(p.pid)
         for f in (conf2, sock2):
             try:
                 os.unlink(f)
@@ -1186,7 +1140,7 @@ def _outbox_to(ctx, addr, since_id=0):
     """Outbox rows addressed to exactly addr (byte for byte): (kind, user_id)."""
     return [tuple(r) for r in ctx.sql(
         "SELECT kind, COALESCE(user_id, 0) FROM outbox WHERE id > %d AND "
-        "to_addr COLLATE utf8mb4_bin = '%s'" % (since_id, sql_str(addr)))]
+        "to_addr COLLATE utf8mb4_bin = %s" % (since_id, sql_str(addr)))]
 
 
 def _hash_of(ctx, uid):
@@ -1195,12 +1149,12 @@ def _hash_of(ctx, uid):
 
 def test_forgot_and_reset_lookalike_email_never_reach_real_account(ctx):
     real, variants = _lookalikes(ctx)
-    _c, u = register(ctx, email=real)
+    u = register(ctx, email=real)
     hash0 = _hash_of(ctx, u.id)
     for v in variants:
-        c = Client(ctx)
+        c = Client(ctx.port)
         # a live code of the real account, submitted with the variant, does nothing
-        code = request_code(ctx, Client(ctx), real)
+        code = request_code(ctx, Client(ctx.port), real)
         out0 = max_id(ctx, "outbox")
         c.prime("/password/reset")
         r = c.post("/password/reset", reset_form(v, code, "Hijack3d-password"))
@@ -1215,50 +1169,50 @@ def test_forgot_and_reset_lookalike_email_never_reach_real_account(ctx):
         assert not _outbox_to(ctx, v, out0), "forgot %r queued mail to the variant" % v
         n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND user_id = %d" % (out0, u.id))
         assert n == 0, "forgot %r queued %d mail(s) about the real account" % (v, n)
-    assert login(Client(ctx), real, u.password).status == 303
+    assert login(Client(ctx.port), real, u.password).status == 303
 
 
 def test_register_and_login_lookalike_email_are_separate_accounts(ctx):
     real, variants = _lookalikes(ctx)
-    _c, u = register(ctx, email=real)
+    u = register(ctx, email=real)
     hash0 = _hash_of(ctx, u.id)
     for i, v in enumerate(variants):
         # the real password with a variant: no way in
-        r = login(Client(ctx), v, u.password)
+        r = login(Client(ctx.port), v, u.password)
         assert r.status == 401, "login as %r with the real password: %d" % (v, r.status)
         # registering a variant makes its own account, not "already exists"
         c, r = post_register(ctx, register_form(v, password="Other-passw0rd-%d" % i))
         assert r.status == 303, "register %r: %d %r" % (v, r.status, messages(r))
-        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = '%s'"
+        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = %s"
                             % sql_str(v))
         assert vid and int(vid) != u.id, "register %r made no separate account" % v
-        assert login(Client(ctx), v, u.password).status == 401
-        assert login(Client(ctx), v, "Other-passw0rd-%d" % i).status == 303
+        assert login(Client(ctx.port), v, u.password).status == 401
+        assert login(Client(ctx.port), v, "Other-passw0rd-%d" % i).status == 303
     assert _hash_of(ctx, u.id) == hash0
-    assert login(Client(ctx), real, u.password).status == 303
+    assert login(Client(ctx.port), real, u.password).status == 303
 
 
 def test_throttled_lookalike_email_does_not_lock_real_account(ctx):
     real, variants = _lookalikes(ctx)
-    _c, u = register(ctx, email=real)
+    u = register(ctx, email=real)
     addrs = []
     try:
         for v in variants:
             for i in range(6):
-                c = Client(ctx)
+                c = Client(ctx.port)
                 addrs.append(c.addr)
                 login(c, v, "wrong-password-%d" % i)
-            c = Client(ctx)
+            c = Client(ctx.port)
             addrs.append(c.addr)
             r = login(c, real, u.password)
             assert r.status == 303, "after 6 failures as %r, the real login: %d" % (v, r.status)
     finally:
-        _unthrottle(ctx, *variants, *addrs)
+        unthrottle(ctx, *variants, *addrs)
 
 
 def test_create_agent_lookalike_email_never_reaches_real_account(ctx):
     real, variants = _lookalikes(ctx)
-    _c, u = register(ctx, email=real)
+    u = register(ctx, email=real)
     admin = create_admin(ctx)
     ac = logged_in(ctx, admin.email, admin.password)
     ac.get("/admin/agents")
@@ -1272,7 +1226,7 @@ def test_create_agent_lookalike_email_never_reaches_real_account(ctx):
             p = ctx.admin("create-agent", "--email", v, "--first-name", "Look",
                           "--last-name", "Alike", check=False)
             assert p.returncode == 0, "ccr-admin create-agent %r: %r" % (v, p.stderr)
-        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = '%s'"
+        vid = ctx.sql_value("SELECT id FROM users WHERE email COLLATE utf8mb4_bin = %s"
                             % sql_str(v))
         assert vid and int(vid) != u.id, "create-agent %r made no separate account" % v
         assert _outbox_to(ctx, v, out0) == [("agent_created", vid)], \
@@ -1281,14 +1235,14 @@ def test_create_agent_lookalike_email_never_reaches_real_account(ctx):
                        % (out0, u.id))
         assert n_real == 0, "create-agent %r queued mail about the real account" % v
     assert user_row(ctx, u.id)[3:5] == ["customer", "active"]
-    assert login(Client(ctx), real, u.password).status == 303
+    assert login(Client(ctx.port), real, u.password).status == 303
 
 
 # ------------------------------------------------------------------ floods
 
 def test_throttled_login_flood_writes_bounded_audit_rows(ctx):
-    _c, u = register(ctx)
-    c = Client(ctx)
+    u = register(ctx)
+    c = Client(ctx.port)
     try:
         for i in range(5):
             assert login(c, u.email, "wrong-password-%d" % i).status == 401
@@ -1298,24 +1252,24 @@ def test_throttled_login_flood_writes_bounded_audit_rows(ctx):
         n = count(ctx, "SELECT COUNT(*) FROM audit_log WHERE id > %d" % audit0)
         assert n <= 1, "40 throttled logins wrote %d audit rows" % n
     finally:
-        _unthrottle(ctx, u.email, c.addr)
+        unthrottle(ctx, u.email, c.addr)
 
 
 def test_agent_registration_flood_mails_admins_a_bounded_number(ctx):
     admin = create_admin(ctx)
     out0 = max_id(ctx, "outbox")
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
     for i in range(30):
-        r = c.post("/register", register_form(unique_email(ctx, "flood"), role="agent"))
+        r = c.post("/register", register_form(ctx.unique_email("flood"), role="agent"))
         assert r.status == 303, "agent request %d: %d %r" % (i, r.status, messages(r))
     n = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND kind = 'agent_request' "
               "AND user_id = %d" % (out0, admin.id))
     assert n == 10, "30 agent requests from one address mailed one admin %d times, want 10" % n
     # another address still reaches the admins
-    c2 = Client(ctx)
+    c2 = Client(ctx.port)
     c2.prime("/register")
-    assert c2.post("/register", register_form(unique_email(ctx, "flood"), role="agent")).status == 303
+    assert c2.post("/register", register_form(ctx.unique_email("flood"), role="agent")).status == 303
     n2 = count(ctx, "SELECT COUNT(*) FROM outbox WHERE id > %d AND kind = 'agent_request' "
                "AND user_id = %d" % (out0, admin.id))
     assert n2 == 11, "a request from another address was not mailed (%d)" % n2
@@ -1340,7 +1294,8 @@ def test_purge_removes_old_audit_and_login_failure_rows_keeps_recent(ctx):
 
 def test_new_ticket_flood_mails_admins_a_bounded_number(ctx):
     admin = create_admin(ctx)
-    c, u = customer(ctx)
+    u = register(ctx, then="/account")
+    c = u.s
     out0 = max_id(ctx, "outbox")
     for i in range(14):
         r = c.post("/tickets", [("subject", "Flood %d" % i), ("description", "Flood body"),
@@ -1358,12 +1313,12 @@ def test_login_with_broken_stored_hash_is_invalid_credentials_and_logged(ctx):
     # A users row whose password_hash is not a usable Argon2id string (a
     # bad import, a hand edit) answers the normal "invalid credentials"
     # page -- never 500 or 503 -- and the broken hash is logged.
-    _c, u = register(ctx)
+    u = register(ctx)
     for broken in ("garbage", "$argon2id$v=19$m=19456,t=2,p=1$$",
                    "$2y$10$abcdefghijklmnopqrstuuG7e2uEYB8h5B5a5RHOtHqV0Kqhcr5Wq"):
-        ctx.sql("UPDATE users SET password_hash = '%s' WHERE id = %d" % (sql_str(broken), u.id))
+        ctx.sql("UPDATE users SET password_hash = %s WHERE id = %d" % (sql_str(broken), u.id))
         mark = ctx.log_mark()
-        c = Client(ctx)
+        c = Client(ctx.port)
         r = login(c, u.email, u.password)
         assert r.status == 401, "login with stored hash %r: %d, want 401" % (broken, r.status)
         assert messages(r) == [BAD_LOGIN], "messages %r" % messages(r)
@@ -1376,7 +1331,7 @@ def test_ticket_poll_does_not_keep_an_idle_session_alive(ctx):
     # The open ticket page polls /tickets/N/messages?after= every 5 s; each
     # poll once moved last_seen, so the 2-hour idle timeout never fired
     # while a ticket tab was open.  A poll is not activity.
-    _c, u = register(ctx)
+    u = register(ctx)
     c = logged_in(ctx, u.email, u.password)
     c.prime("/tickets/new")
     r = c.post("/tickets", [("subject", "idle poll"), ("description", "poll me")])

@@ -17,7 +17,7 @@ reset-mail cap, Host-header poisoning and a login flood past
 max_concurrent_hashes.
 
 Every HTTP client here talks from a loopback address of its own
-(attacks_util.Client), sqlmap and the like go through a forwarder that
+(helpers.Client), sqlmap and the like go through a forwarder that
 gives each connection a fresh address, and the failed logins this module
 causes are moved out of the 15-minute window when it is done with them, so
 no throttle of this module reaches another.  Bounded: sqlmap 60 s a target,
@@ -37,16 +37,11 @@ import urllib.parse
 
 import attacks_util as A
 import helpers
-from attacks_util import (FCGI_END_REQUEST, FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT,
-                          FCGI_PARAMS, FCGI_STDIN, FCGI_UNKNOWN_TYPE, PASSWORD, XSS, Client,
-                          begin, nv, raw_exchange, rec, records, xss_findings)
+from attacks_util import PASSWORD, XSS, xss_findings
+from helpers import (FCGI_END_REQUEST, FCGI_GET_VALUES, FCGI_PARAMS, FCGI_STDIN,
+                     FCGI_UNKNOWN_TYPE, Client, begin, nv, raw_exchange, rec, records,
+                     sec_header_problems)
 
-CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-SEC_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 CRASH = re.compile(r"killed by signal|exited with status|Assertion|AddressSanitizer|"
                    r"runtime error:|CRASH STORM")
 
@@ -58,15 +53,6 @@ def asan():
 def slow(x):
     """A time bound, doubled for the sanitizer build."""
     return x * 2 if asan() else x
-
-
-def sec_header_problems(r, what):
-    out = []
-    for name, want in SEC_HEADERS.items():
-        got = r.header_all(name)
-        if got != [want]:
-            out.append("%s: %s is %r, want exactly once %r" % (what, name, got, want))
-    return out
 
 
 def crashes_since(ctx, mark):
@@ -83,7 +69,7 @@ def fail_if(problems, head):
 
 
 def unthrottle_addrs(ctx, clients):
-    A.unthrottle(ctx, *[c.addr for c in clients])
+    helpers.unthrottle(ctx, *[c.addr for c in clients])
 
 
 # ====================================================================== world
@@ -100,31 +86,26 @@ def world(ctx):
     if w is not None:
         return w
     w = World()
-    w.admin, w.admin_email, w.admin_id = A.make_admin(ctx)
-    w.agent, w.agent_email, w.agent_id = A.make_agent(ctx, w.admin)
-    w.cust, w.cust_email, w.cust_id = A.register(ctx, "Cora", "Customer")
-    w.other, w.other_email, w.other_id = A.register(ctx, "Otto", "Other")
+    w.admin, w.admin_email, w.admin_id = A.new_admin(ctx)
+    w.agent, w.agent_email, w.agent_id = A.new_agent(ctx, w.admin)
+    w.cust, w.cust_email, w.cust_id = A.new_customer(ctx, "Cora", "Customer")
+    w.other, w.other_email, w.other_id = A.new_customer(ctx, "Otto", "Other")
     w.open_id = A.new_ticket(w.cust, "Router blinks", "The router blinks red.")
     w.admin.get("/tickets/%d" % w.open_id)
     r = w.admin.post("/tickets/%d/assign" % w.open_id, {"agent_id": str(w.agent_id)})
-    assert r.status == 303, "assign: %d %s" % (r.status, A.error_text(r))
+    assert r.status == 303, "assign: %d %s" % (r.status, helpers.page_errors(r))
     w.closed_id = A.new_ticket(w.cust, "Old question", "Answered already.")
     w.cust.get("/tickets/%d" % w.closed_id)
     r = w.cust.post("/tickets/%d/close" % w.closed_id)
-    assert r.status == 303, "close: %d %s" % (r.status, A.error_text(r))
+    assert r.status == 303, "close: %d %s" % (r.status, helpers.page_errors(r))
     # a pending agent request and a spare active agent (SQL: no mail needed)
-    pend = ctx.unique_email("atkpending")
-    c = Client(ctx)
-    c.prime("/register")
-    r = c.post("/register", {"first_name": "Penny", "last_name": "Pending", "email": pend,
-                             "password": PASSWORD, "confirm_password": PASSWORD, "role": "agent"})
-    assert r.status == 303, "agent request: %d %s" % (r.status, A.error_text(r))
-    w.pending_id = A.user_id(ctx, pend)
+    w.pending_id = helpers.register(ctx, password=PASSWORD, first="Penny", last="Pending",
+                                    role="agent", prefix="atkpending").id
     spare = ctx.unique_email("atkspare")
     ctx.sql("INSERT INTO users (email, first_name, last_name, role, state, password_hash, "
             "created_at, updated_at) VALUES (%s, 'Spare', 'Agent', 'agent', 'active', NULL, "
-            "NOW(), NOW())" % A.sql_str(spare))
-    w.spare_id = A.user_id(ctx, spare)
+            "NOW(), NOW())" % helpers.sql_str(spare))
+    w.spare_id = helpers.user_id(ctx, spare)
     for cl in (w.admin, w.agent, w.cust, w.other):
         cl.get("/account")     # every client holds its session's csrf token
     ctx._attacks_world = w
@@ -210,7 +191,7 @@ def test_fcgi_broken_params_stream_is_never_served(ctx):
     # a record of another type or request, an ABORT) is not a request:
     # libfcgi ends ReadParams at the error like at the terminator, so ccrd
     # itself must refuse (FCGX_GetError(in) after FCGX_Accept_r).
-    good = A.params_for(ctx, "GET", "/login")
+    good = helpers.params_for(ctx, "GET", "/login")
     cases = [
         ("PARAMS never terminated, then EOF", begin() + rec(FCGI_PARAMS, good)),
         ("PARAMS record cut short (header says 400 bytes, 40 sent)",
@@ -221,12 +202,12 @@ def test_fcgi_broken_params_stream_is_never_served(ctx):
         ("record of unknown type 42 inside the PARAMS stream",
          begin() + rec(42, b"zzzz") + rec(FCGI_PARAMS, good) + rec(FCGI_PARAMS) + rec(FCGI_STDIN)),
         ("FCGI_ABORT_REQUEST inside the PARAMS stream",
-         begin() + rec(FCGI_PARAMS, good) + rec(A.FCGI_ABORT_REQUEST) + rec(FCGI_PARAMS)
+         begin() + rec(FCGI_PARAMS, good) + rec(helpers.FCGI_ABORT_REQUEST) + rec(FCGI_PARAMS)
          + rec(FCGI_STDIN)),
         ("STDIN before the PARAMS terminator",
          begin() + rec(FCGI_PARAMS, good) + rec(FCGI_STDIN, b"x") + rec(FCGI_STDIN)),
         ("BEGIN_REQUEST only, then EOF", begin()),
-        ("BEGIN_REQUEST with a 2-byte body", rec(A.FCGI_BEGIN_REQUEST, b"\x00\x01")),
+        ("BEGIN_REQUEST with a 2-byte body", rec(helpers.FCGI_BEGIN_REQUEST, b"\x00\x01")),
     ]
     mark = ctx.log_mark()
     problems = _try_cases(ctx, cases)
@@ -242,7 +223,7 @@ def test_fcgi_lying_content_length_answers_400_or_413(ctx):
                            ("9223372036854775807", b"", 413), ("65537", b"", 413),
                            ("1000", b"email=a%40b.example", 400), ("12abc", b"", 400),
                            ("0x10", b"", 400), (" 5", b"", 400), ("2147483648", b"", 413)):
-        data = A.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": cl,
+        data = helpers.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": cl,
                                                             "CONTENT_TYPE": form}, stdin=body)
         ex = raw_exchange(sock, data, timeout=5)
         if ex.status != want:
@@ -268,7 +249,7 @@ def test_fcgi_management_records_unknown_types_and_bad_headers(ctx):
                        ("empty unknown management record", rec(200, b"", rid=0)),
                        ("FCGI_GET_VALUES", rec(FCGI_GET_VALUES, nv("FCGI_MAX_CONNS", "") +
                                                nv("FCGI_MPXS_CONNS", ""), rid=0))):
-        ex = raw_exchange(sock, data + A.request_bytes(ctx), timeout=5)
+        ex = raw_exchange(sock, data + helpers.request_bytes(ctx), timeout=5)
         if ex.status is not None or ex.timed_out:
             problems.append("%s, then a request: served %s%s" % (
                 what, ex.status, " (held the connection)" if ex.timed_out else ""))
@@ -280,13 +261,13 @@ def test_fcgi_management_records_unknown_types_and_bad_headers(ctx):
         problems.append("FCGI_GET_VALUES with a huge name length held the connection")
     import struct
     cases = [
-        ("version 2 BEGIN_REQUEST", rec(A.FCGI_BEGIN_REQUEST, struct.pack("!HB5x", 1, 0),
-                                        version=2) + rec(FCGI_PARAMS, A.params_for(ctx))),
-        ("version 0 records", A.request_bytes(ctx).replace(b"\x01", b"\x00", 1)),
-        ("BEGIN_REQUEST with request id 0", rec(A.FCGI_BEGIN_REQUEST,
+        ("version 2 BEGIN_REQUEST", rec(helpers.FCGI_BEGIN_REQUEST, struct.pack("!HB5x", 1, 0),
+                                        version=2) + rec(FCGI_PARAMS, helpers.params_for(ctx))),
+        ("version 0 records", helpers.request_bytes(ctx).replace(b"\x01", b"\x00", 1)),
+        ("BEGIN_REQUEST with request id 0", rec(helpers.FCGI_BEGIN_REQUEST,
                                                  struct.pack("!HB5x", 1, 0), rid=0)),
         ("record types 0 and 255 before BEGIN_REQUEST", rec(0, b"x") + rec(255, b"y")),
-        ("unknown role 99", A.request_bytes(ctx, role=99)),
+        ("unknown role 99", helpers.request_bytes(ctx, role=99)),
         ("END_REQUEST sent to the application", rec(FCGI_END_REQUEST, b"\0" * 8)),
         ("bytes that are no FastCGI at all", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("64 KiB of zero bytes", b"\0" * 65536),
@@ -304,7 +285,7 @@ def test_fcgi_unknown_management_records_do_not_leak(ctx):
     # and a connection may carry any number of them before its request.
     n = 100000
     before = A.worker_rss_kib(ctx)
-    data = rec(200, b"", rid=0) * n + A.request_bytes(ctx)
+    data = rec(200, b"", rid=0) * n + helpers.request_bytes(ctx)
     ex = raw_exchange(ctx.stack.ccrd_sock, data, timeout=slow(20))
     after = A.worker_rss_kib(ctx)
     # ccrd drops such a connection before libfcgi reads it: no answers, no request
@@ -323,9 +304,9 @@ def test_fcgi_filter_and_authorizer_roles_are_refused(ctx):
     # ccrd is a RESPONDER.  A 200 to an AUTHORIZER request means "access
     # granted" to whatever web server asked; a FILTER gets no FCGI_DATA.
     problems = _try_cases(ctx, [
-        ("role AUTHORIZER, GET /login", A.request_bytes(ctx, "GET", "/login", role=A.AUTHORIZER)),
-        ("role AUTHORIZER, GET /healthz", A.request_bytes(ctx, role=A.AUTHORIZER)),
-        ("role FILTER, GET /login", A.request_bytes(ctx, "GET", "/login", role=A.FILTER)),
+        ("role AUTHORIZER, GET /login", helpers.request_bytes(ctx, "GET", "/login", role=helpers.AUTHORIZER)),
+        ("role AUTHORIZER, GET /healthz", helpers.request_bytes(ctx, role=helpers.AUTHORIZER)),
+        ("role FILTER, GET /login", helpers.request_bytes(ctx, "GET", "/login", role=helpers.FILTER)),
     ])
     fail_if(problems, "non-RESPONDER roles")
 
@@ -338,7 +319,7 @@ def test_fcgi_ten_thousand_params_answered_quickly(ctx):
             ("10 000 distinct params", [("HTTP_X_%d" % i, "v" * 20) for i in range(10000)]),
             ("10 000 copies of one param", [("HTTP_X_SAME", "v" * 20)] * 10000),
             ("10 000 empty names", [("", "")] * 10000)):
-        pb = A.params_for(ctx) + b"".join(nv(k, v) for k, v in extra)
+        pb = helpers.params_for(ctx) + b"".join(nv(k, v) for k, v in extra)
         data = begin() + records(FCGI_PARAMS, pb) + rec(FCGI_PARAMS) + rec(FCGI_STDIN)
         t0 = time.monotonic()
         ex = raw_exchange(sock, data, timeout=10)
@@ -362,7 +343,7 @@ class _Stalled:
         self.socks = []
         self.rids = []
         kinds = [b"",
-                 begin() + rec(FCGI_PARAMS, A.params_for(ctx))[:60],
+                 begin() + rec(FCGI_PARAMS, helpers.params_for(ctx))[:60],
                  None]
         for i in range(n):
             data = kinds[i % 3]
@@ -370,7 +351,7 @@ class _Stalled:
                 # a POST announcing 100 body bytes that sends 10 and waits
                 rid = os.urandom(16).hex()
                 self.rids.append(rid)
-                data = (begin() + records(FCGI_PARAMS, A.params_for(ctx, "POST", "/login", extra={
+                data = (begin() + records(FCGI_PARAMS, helpers.params_for(ctx, "POST", "/login", extra={
                     "CONTENT_LENGTH": "100", "REQUEST_ID": rid,
                     "CONTENT_TYPE": "application/x-www-form-urlencoded"})) + rec(FCGI_PARAMS) +
                     rec(FCGI_STDIN, b"email=a%40"))
@@ -408,15 +389,21 @@ def _served_meanwhile(ctx, seconds, bound):
     return problems, n
 
 
-def test_fcgi_silent_and_stalled_clients_do_not_stop_service(ctx):
-    n = max(1, ctx.stack.workers - 1)
-    mark = ctx.log_mark()
+def _served_while_stalled(ctx, n, seconds):
+    """n stalled connections held while _served_meanwhile runs for seconds
+    -> (the _Stalled, closed again, and what _served_meanwhile found)."""
     stalled = _Stalled(ctx, n)
     try:
         time.sleep(0.3)
-        problems, tries = _served_meanwhile(ctx, 3.0, slow(1.0))
+        return stalled, _served_meanwhile(ctx, seconds, slow(1.0))
     finally:
         stalled.close()
+
+
+def test_fcgi_silent_and_stalled_clients_do_not_stop_service(ctx):
+    n = max(1, ctx.stack.workers - 1)
+    mark = ctx.log_mark()
+    stalled, (problems, tries) = _served_while_stalled(ctx, n, 3.0)
     fail_if(problems, "while %d connections stalled (%d requests)" % (n, tries))
     # the held workers come back as soon as their peers go: the stalled POST
     # is answered (400, incomplete body) or dropped, nothing is served
@@ -426,12 +413,7 @@ def test_fcgi_silent_and_stalled_clients_do_not_stop_service(ctx):
                               "ccrd's log line for the stalled POST %s" % rid)
         assert '" 400 ' in line, "the stalled POST was logged as %r, want 400" % line
     # ... and can be held again while the rest still serves (so they were freed)
-    stalled = _Stalled(ctx, n)
-    try:
-        time.sleep(0.3)
-        problems, _ = _served_meanwhile(ctx, 1.0, slow(1.0))
-    finally:
-        stalled.close()
+    _stalled, (problems, _) = _served_while_stalled(ctx, n, 1.0)
     fail_if(problems, "after the first stalled clients left")
     assert not crashes_since(ctx, mark), crashes_since(ctx, mark)
 
@@ -456,7 +438,7 @@ test_fcgi_silent_client_released_by_the_30s_timeout.timeout = 60
 
 def test_fcgi_worker_memory_flat_over_10000_malformed_requests(ctx):
     sock = ctx.stack.ccrd_sock
-    good = A.params_for(ctx)
+    good = helpers.params_for(ctx)
     form = "application/x-www-form-urlencoded"
     # libfcgi mallocs nameLen + valueLen + 2 before reading: 2 GiB and 16 MiB
     huge = [begin() + rec(FCGI_PARAMS, nv(b"A", b"B", 0x7ffffff0, 1) + b"x" * 200),
@@ -466,15 +448,15 @@ def test_fcgi_worker_memory_flat_over_10000_malformed_requests(ctx):
         begin() + rec(FCGI_PARAMS, b"\x80\x00"),
         begin() + rec(FCGI_PARAMS, good)[:40],
         begin() + rec(FCGI_PARAMS, good),
-        A.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "-1", "CONTENT_TYPE": form}),
-        A.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "1000", "CONTENT_TYPE": form},
+        helpers.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "-1", "CONTENT_TYPE": form}),
+        helpers.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "1000", "CONTENT_TYPE": form},
                         stdin=b"email=a"),
-        A.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "99999", "CONTENT_TYPE": form}),
+        helpers.request_bytes(ctx, "POST", "/login", extra={"CONTENT_LENGTH": "99999", "CONTENT_TYPE": form}),
         rec(42, b"zz", rid=0) + begin() + rec(43, b"zzzz"),
-        rec(A.FCGI_BEGIN_REQUEST, b"\x00\x01"),
+        rec(helpers.FCGI_BEGIN_REQUEST, b"\x00\x01"),
         b"\0" * 512,
-        A.request_bytes(ctx, "GET", "/login", query="q=%ff%fe"),
-        A.request_bytes(ctx, "GET", "/" + "a" * 3000),
+        helpers.request_bytes(ctx, "GET", "/login", query="q=%ff%fe"),
+        helpers.request_bytes(ctx, "GET", "/" + "a" * 3000),
     ]
     if not asan():
         cases += huge      # (ASan poisons the shadow of each: ~60 ms a try)
@@ -580,7 +562,7 @@ def test_other_methods_on_state_changing_routes_are_405(ctx):
              "/admin/agents/%d/disable" % w.spare_id]
     before = snapshot(ctx)
     problems = []
-    for who, cl in (("admin", w.admin), ("customer", w.cust), ("anonymous", Client(ctx))):
+    for who, cl in (("admin", w.admin), ("customer", w.cust), ("anonymous", Client(ctx.port))):
         for p in paths:
             for m in ("GET", "HEAD", "PUT", "DELETE", "PATCH"):
                 r = cl.request(m, p, csrf=None)
@@ -616,17 +598,17 @@ def test_xss_payloads_are_escaped_on_every_page(ctx):
             problems.append("%s: %s" % (what, bad[:3]))
 
     # stored: names, emails, subject, description, messages, rating comment
-    x, x_email, x_id = A.register(ctx, name1, name2)
+    x, x_email, x_id = A.new_customer(ctx, name1, name2)
     y_email = '"><img/src=x/onerror=alert(1)>%s@xss.example.com' % os.urandom(3).hex()
-    y = Client(ctx)
+    y = Client(ctx.port)
     y.prime("/register")
     r = y.post("/register", {"first_name": P[3], "last_name": P[1], "email": y_email,
                              "password": PASSWORD, "confirm_password": PASSWORD})
     check("POST /register with a payload email", r, (303, 422))
     y_ok = r.status == 303
-    agent, _ae, agent_id = A.make_agent(ctx, w.admin, name2, name1)
+    agent, _ae, agent_id = A.new_agent(ctx, w.admin, name2, name1)
     pend_email = "<script>alert(1)</script>%s@xss.example.com" % os.urandom(3).hex()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
     r = c.post("/register", {"first_name": name1, "last_name": name2, "email": pend_email,
                              "password": PASSWORD, "confirm_password": PASSWORD, "role": "agent"})
@@ -638,7 +620,7 @@ def test_xss_payloads_are_escaped_on_every_page(ctx):
     check("admin GET /tickets?assigned=none", w.admin.get("/tickets?assigned=none"))
     w.admin.get("/tickets/%d" % tid)
     r = w.admin.post("/tickets/%d/assign" % tid, {"agent_id": str(agent_id)})
-    assert r.status == 303, "assign: %d %s" % (r.status, A.error_text(r))
+    assert r.status == 303, "assign: %d %s" % (r.status, helpers.page_errors(r))
     x.get("/tickets/%d" % tid)
     assert x.post("/tickets/%d/messages" % tid, {"body": blob}).status == 303
     agent.get("/tickets/%d" % tid)
@@ -688,21 +670,21 @@ def test_xss_payloads_are_escaped_on_every_page(ctx):
               (422,))
         for nxt in (p, "/" + p):
             check("GET /login?next=%r" % nxt,
-                  Client(ctx).get("/login?next=" + urllib.parse.quote(nxt, safe="")))
-        check("GET /password/forgot?email=", Client(ctx).get("/password/forgot?email=" + q))
-        check("GET /password/reset?email=", Client(ctx).get("/password/reset?email=" + q))
-        check("GET /register?email=", Client(ctx).get("/register?first_name=%s&email=%s" % (q, q)))
-        check("404 /%r" % p, Client(ctx).get("/" + q), (404,))
-        c = Client(ctx)
+                  Client(ctx.port).get("/login?next=" + urllib.parse.quote(nxt, safe="")))
+        check("GET /password/forgot?email=", Client(ctx.port).get("/password/forgot?email=" + q))
+        check("GET /password/reset?email=", Client(ctx.port).get("/password/reset?email=" + q))
+        check("GET /register?email=", Client(ctx.port).get("/register?first_name=%s&email=%s" % (q, q)))
+        check("404 /%r" % p, Client(ctx.port).get("/" + q), (404,))
+        c = Client(ctx.port)
         c.prime("/login")
         check("401 POST /login email, next", c.post("/login", {"email": p, "password": "x" * 9,
                                                               "next": "/" + p}), (401, 429))
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/password/forgot")
         r = c.post("/password/forgot", {"email": p})
         check("POST /password/forgot", r, (303,))
         check("the page POST /password/forgot leads to", c.follow(r))
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/register")
         check("422 POST /register", c.post("/register", {
             "first_name": p, "last_name": p, "email": p, "password": PASSWORD,
@@ -714,7 +696,7 @@ def test_xss_payloads_are_escaped_on_every_page(ctx):
         w.admin.get("/admin/agents")
         check("422 POST /admin/agents", w.admin.post("/admin/agents", {
             "first_name": p, "last_name": p, "email": p}), (422,))
-    A.unthrottle(ctx, *P)
+    helpers.unthrottle(ctx, *P)
     fail_if(problems, "XSS")
 test_xss_payloads_are_escaped_on_every_page.timeout = 180
 
@@ -731,7 +713,7 @@ def test_session_fixation_and_made_up_session_ids(ctx):
     # fixation: a session id planted before login/registration is not the one after
     planted = "ab" * 32
     for how in ("login", "register"):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/login" if how == "login" else "/register")
         c.cookies["ccr_session"] = planted
         if how == "login":
@@ -746,7 +728,7 @@ def test_session_fixation_and_made_up_session_ids(ctx):
         got = c.cookies.get("ccr_session")
         if not got or got == planted:
             problems.append("%s kept the planted session id (cookie %r)" % (how, got))
-        victim = Client(ctx)
+        victim = Client(ctx.port)
         victim.cookies["ccr_session"] = planted
         if not _anon(victim.get("/tickets")):
             problems.append("the planted id works after %s" % how)
@@ -759,7 +741,7 @@ def test_session_fixation_and_made_up_session_ids(ctx):
               "SQL": "' OR '1'='1", "SQL in hex length": ("' OR 1=1-- " * 6)[:64],
               "empty": "", "a live id with a NUL": real[:32] + "%00" + real[32:]}
     for what, val in forged.items():
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.cookies["ccr_session"] = val
         for path in ("/tickets", "/account", "/admin/agents"):
             r = c.raw("GET", path, headers={"Cookie": "ccr_session=" + val})
@@ -783,12 +765,12 @@ def test_every_set_cookie_has_the_safe_flags(ctx):
         for sc in r.header_all("Set-Cookie"):
             seen.append((what, sc))
         return r
-    c = Client(ctx)
+    c = Client(ctx.port)
     grab(c.get("/login"), "GET /login")
     grab(c.post("/login", {"email": "nobody@example.com", "password": "Wrong-pass-1"}),
          "401 login")
-    _c, email, _uid = A.register(ctx, "Flag", "Check")
-    c = Client(ctx)
+    _c, email, _uid = A.new_customer(ctx, "Flag", "Check")
+    c = Client(ctx.port)
     c.get("/register")
     grab(c.post("/register", {"first_name": "Flag", "last_name": "Two",
                               "email": ctx.unique_email("flag"), "password": PASSWORD,
@@ -796,15 +778,15 @@ def test_every_set_cookie_has_the_safe_flags(ctx):
     grab(c.get("/tickets"), "flash shown")
     c.get("/account")
     grab(c.post("/logout"), "logout")
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.get("/login")
     grab(c.post("/login", {"email": email, "password": PASSWORD}), "login")
     c.cookies["ccr_session"] = "cd" * 32
     grab(c.get("/account"), "unknown session cleared")
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.get("/password/forgot")
     grab(c.post("/password/forgot", {"email": email}), "forgot")
-    A.unthrottle(ctx, "nobody@example.com")
+    helpers.unthrottle(ctx, "nobody@example.com")
     names = {sc.split("=", 1)[0] for _w, sc in seen}
     assert {"ccr_csrf", "ccr_session", "ccr_flash"} <= names, "cookies seen: %s" % names
     problems = []
@@ -838,7 +820,7 @@ def test_security_headers_on_every_status(ctx):
     want("GET /login", ctx.get("/login"), 200)
     want("GET /", ctx.get("/"), 303)
     want("GET /login?%zz", ctx.get("/login?a=%zz"), 400)
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime()
     want("bad login", c.post("/login", {"email": "nobody@example.com", "password": "x" * 9}), 401)
     want("customer GET /admin/agents", w.cust.get("/admin/agents"), 403)
@@ -859,25 +841,25 @@ def test_security_headers_on_every_status(ctx):
     email = ctx.unique_email("throttled")
     clients = []
     for _ in range(5):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime()
         clients.append(c)
         c.post("/login", {"email": email, "password": "Wrong-pass-1"})
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime()
     r = want("429", c.post("/login", {"email": email, "password": "Wrong-pass-1"}), 429)
     if not r.header("Retry-After"):
         problems.append("429 without Retry-After")
-    A.unthrottle(ctx, email, "nobody@example.com", *[x.addr for x in clients + [c]])
+    helpers.unthrottle(ctx, email, "nobody@example.com", *[x.addr for x in clients + [c]])
     # 503: every hash slot busy (the database outage is the last test)
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime()
-    with A.AllHashSlots(ctx):
+    with helpers.AllHashSlots(ctx):
         r = want("503 (no hash slot)", c.post("/login", {"email": w.other_email,
                                                          "password": "Wrong-pass-1"}), 503)
     if not r.header("Retry-After"):
         problems.append("503 without Retry-After")
-    A.unthrottle(ctx, c.addr)
+    helpers.unthrottle(ctx, c.addr)
     # straight from ccrd as well (nginx only fills in what is missing)
     for path, status in (("/nowhere", 404), ("/logout", 405), ("/login?x=%ff", 422)):
         r = ctx.fcgi("GET", path.split("?")[0], query=path.partition("?")[2])
@@ -909,7 +891,7 @@ def test_next_never_redirects_off_site(ctx):
     w = world(ctx)
     problems = []
     for i, nxt in enumerate(EVIL):
-        c = Client(ctx)
+        c = Client(ctx.port)
         r = c.get("/login?next=" + urllib.parse.quote(nxt, safe=""))
         m = re.search(r'name="next" value="([^"]*)"', r.text)
         hidden = html.unescape(m.group(1)) if m else ""
@@ -1046,14 +1028,14 @@ test_slowloris_and_slow_body_do_not_stop_service.timeout = 90
 
 def _known_accounts(ctx, n, prefix):
     """n active customers sharing one real password hash (made by SQL: cheap)."""
-    c, email, uid = A.register(ctx, "Known", "Person")
+    c, email, uid = A.new_customer(ctx, "Known", "Person")
     h = ctx.sql_value("SELECT password_hash FROM users WHERE id = %d" % uid)
     out = []
     for _ in range(n):
         e = ctx.unique_email(prefix)
         ctx.sql("INSERT INTO users (email, first_name, last_name, role, state, password_hash, "
                 "created_at, updated_at) VALUES (%s, 'Known', 'Person', 'customer', 'active', "
-                "%s, NOW(), NOW())" % (A.sql_str(e), A.sql_str(h)))
+                "%s, NOW(), NOW())" % (helpers.sql_str(e), helpers.sql_str(h)))
         out.append(e)
     return out
 
@@ -1083,7 +1065,7 @@ def test_login_answers_and_timing_identical_for_unknown_and_known_emails(ctx):
     for i in range(n):
         pair = []
         for kind, email in (("known", known[i]), ("unknown", ctx.unique_email("nobody"))):
-            c = Client(ctx)
+            c = Client(ctx.port)
             c.prime("/login")
             used.append(c)
             t0 = time.monotonic()
@@ -1098,7 +1080,7 @@ def test_login_answers_and_timing_identical_for_unknown_and_known_emails(ctx):
             problems.append("try %d: Set-Cookie %s vs %s" % (i, _cookie_shape(rk), _cookie_shape(ru)))
         if _normal_body(rk.text, ek) != _normal_body(ru.text, eu):
             problems.append("try %d: the 401 pages differ" % i)
-    A.unthrottle(ctx, *known)
+    helpers.unthrottle(ctx, *known)
     unthrottle_addrs(ctx, used)
     ok, msg = _timing_verdict(tk, tu, "POST /login")
     if not ok:
@@ -1114,7 +1096,7 @@ def test_forgot_answers_and_timing_identical_for_unknown_and_known_emails(ctx):
     for i in range(n):
         pair = []
         for kind, email in (("known", known[i]), ("unknown", ctx.unique_email("nobody"))):
-            c = Client(ctx)
+            c = Client(ctx.port)
             c.prime("/password/forgot")
             t0 = time.monotonic()
             r = c.post("/password/forgot", {"email": email})
@@ -1139,12 +1121,12 @@ test_forgot_answers_and_timing_identical_for_unknown_and_known_emails.timeout = 
 
 
 def test_reset_mail_flood_is_capped_at_three_per_hour(ctx):
-    _c, email, uid = A.register(ctx, "Flood", "Target")
-    _c2, bystander, bid = A.register(ctx, "By", "Stander")
+    _c, email, uid = A.new_customer(ctx, "Flood", "Target")
+    _c2, bystander, bid = A.new_customer(ctx, "By", "Stander")
     variants = [email, email.upper(), "  %s  " % email, email.capitalize()]
     clients = []
     for i in range(16):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/password/forgot")
         clients.append((c, variants[i % len(variants)]))
     answers = []
@@ -1165,7 +1147,7 @@ def test_reset_mail_flood_is_capped_at_three_per_hour(ctx):
     for c, e in clients[:4]:                  # and a few more, one after another
         r = c.post("/password/forgot", {"email": e})
         answers.append((r.status, r.location, tuple(_cookie_shape(r))))
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/password/forgot")
     c.post("/password/forgot", {"email": bystander})
     problems = []
@@ -1207,7 +1189,7 @@ def test_host_header_poisoning_never_reaches_mail(ctx):
     log_mark = ctx.log_mark()
     problems = []
     for email, extra in zip(known, headers):
-        c = Client(ctx)
+        c = Client(ctx.port)
         r = c.raw("GET", "/password/forgot", headers=extra)
         c.cookies.update({k: v for k, v in (sc.split(";")[0].split("=", 1)
                                             for sc in r.header_all("Set-Cookie"))})
@@ -1221,7 +1203,7 @@ def test_host_header_poisoning_never_reaches_mail(ctx):
             problems.append("forgot with %s: Location %r" % (extra, r.location))
     # registration (welcome) and agent creation (invitation) with a poisoned Host
     reg = ctx.unique_email("hostreg")
-    c = Client(ctx)
+    c = Client(ctx.port)
     r = c.raw("GET", "/register", headers={"Host": "evil.example"})
     c.cookies.update({k: v for k, v in (sc.split(";")[0].split("=", 1)
                                         for sc in r.header_all("Set-Cookie"))})
@@ -1272,12 +1254,12 @@ def test_host_header_poisoning_never_reaches_mail(ctx):
 
 
 def test_login_flood_beyond_max_concurrent_hashes(ctx):
-    _c, right, _uid = A.register(ctx, "Flood", "Right")
-    _c2, wrong, _uid2 = A.register(ctx, "Flood", "Wrong")
+    _c, right, _uid = A.new_customer(ctx, "Flood", "Right")
+    _c2, wrong, _uid2 = A.new_customer(ctx, "Flood", "Wrong")
     n = 30
     clients = []
     for _ in range(n):
-        c = Client(ctx)
+        c = Client(ctx.port)
         c.prime("/login")
         clients.append(c)
     base = max(A.worker_rss_kib(ctx).values())
@@ -1285,7 +1267,7 @@ def test_login_flood_beyond_max_concurrent_hashes(ctx):
     stop = threading.Event()
     gate = threading.Barrier(n)
 
-    def login(i):
+    def attempt(i):
         c = clients[i]
         form = ({"email": right, "password": PASSWORD} if i % 3 == 0 else
                 {"email": wrong, "password": "Wrong-pass-%d" % i} if i % 3 == 1 else
@@ -1316,7 +1298,7 @@ def test_login_flood_beyond_max_concurrent_hashes(ctx):
     aux = [threading.Thread(target=probe), threading.Thread(target=sample)]
     for t in aux:
         t.start()
-    ths = [threading.Thread(target=login, args=(i,)) for i in range(n)]
+    ths = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
     t0 = time.monotonic()
     for t in ths:
         t.start()
@@ -1327,7 +1309,7 @@ def test_login_flood_beyond_max_concurrent_hashes(ctx):
     stop.set()
     for t in aux:
         t.join(10)
-    A.unthrottle(ctx, wrong, *[c.addr for c in clients])
+    helpers.unthrottle(ctx, wrong, *[c.addr for c in clients])
     problems = []
     bad = [(s, round(d, 2)) for s, d in results if s not in (200, 303, 401, 429, 503)]
     if bad:
@@ -1383,7 +1365,7 @@ def test_sql_injection_strings_change_nothing_and_never_500(ctx):
     def note(what, r, ok, t0):
         took = time.monotonic() - t0
         if r.status >= 500 or r.status not in ok:
-            problems.append("%s: %d (want %s) %s" % (what, r.status, ok, A.error_text(r)[:100]))
+            problems.append("%s: %d (want %s) %s" % (what, r.status, ok, helpers.page_errors(r)[:100]))
         if took > slow(2.5):
             problems.append("%s: took %.1f s (a SLEEP ran?)" % (what, took))
         return r
@@ -1394,7 +1376,7 @@ def test_sql_injection_strings_change_nothing_and_never_500(ctx):
 
     with A.Unthrottler(ctx):
         for p in SQLI + SQLI_EMAILS:
-            c = Client(ctx)
+            c = Client(ctx.port)
             c.prime("/login")
             r = go("POST /login email=%r" % p, lambda: c.post("/login", {"email": p,
                                                                            "password": p}),
@@ -1418,7 +1400,7 @@ def test_sql_injection_strings_change_nothing_and_never_500(ctx):
         for i, p in enumerate(SQLI + SQLI_EMAILS):
             email = p if "@" in p else ctx.unique_email("sqli")
             first = p[:64]
-            c = Client(ctx)
+            c = Client(ctx.port)
             c.prime("/register")
             r = go("POST /register first=%r email=%r" % (first, email), lambda: c.post(
                 "/register", {"first_name": first, "last_name": p[:64], "email": email,
@@ -1427,7 +1409,7 @@ def test_sql_injection_strings_change_nothing_and_never_500(ctx):
                 (303, 422))
             if r.status == 303:
                 row = ctx.sql("SELECT first_name, last_name FROM users WHERE email = %s"
-                              % A.sql_str(email.strip().lower()))
+                              % helpers.sql_str(email.strip().lower()))
                 if row != [[esc(first.strip()), esc(p[:64].strip())]]:
                     problems.append("registered %r: stored %r" % (email, row))
                 legit["users"].append(email)
@@ -1550,7 +1532,7 @@ def test_sqlmap_finds_nothing_injectable(ctx):
                         if "error" in l or '" 500 ' in l]
                 problems.append("%s: sqlmap provoked %s HTTP 500 answer(s); ccrd logged: %s" % (
                     label, m.group(1), " / ".join(errs[:4])))
-    A.settle_outbox(ctx, "to_addr LIKE %s" % A.sql_str(probe.split("@")[0] + "%"))
+    A.settle_outbox(ctx, "to_addr LIKE %s" % helpers.sql_str(probe.split("@")[0] + "%"))
     assert w.cust.get("/tickets/%d" % tid).status == 200
     assert ctx.sql_value("SELECT COUNT(*) FROM users") not in (None, "0"), "users table emptied"
     fail_if(problems, "sqlmap")
@@ -1568,12 +1550,12 @@ def test_mail_the_smtp_server_refuses_fails_without_crashing_the_mailer(ctx):
     mark = ctx.log_mark()
     before = ctx.stack.mailer_pids()
     bad = "j\u00f6rg-%s@example.com" % os.urandom(3).hex()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
     r = c.post("/register", {"first_name": "Semi", "last_name": "Colon", "email": bad,
                              "password": PASSWORD, "confirm_password": PASSWORD})
-    assert r.status == 303, "POST /register %r: %d %s" % (bad, r.status, A.error_text(r))
-    uid = A.user_id(ctx, bad)
+    assert r.status == 303, "POST /register %r: %d %s" % (bad, r.status, helpers.page_errors(r))
+    uid = helpers.user_id(ctx, bad)
 
     def settled():
         row = ctx.sql("SELECT status, IFNULL(last_error, '') FROM outbox WHERE user_id = %d "
@@ -1597,7 +1579,7 @@ def test_mail_the_smtp_server_refuses_fails_without_crashing_the_mailer(ctx):
     # and the mailer still delivers
     good = ctx.unique_email("aftermath")
     m2 = ctx.mail_mark()
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime("/register")
     assert c.post("/register", {"first_name": "After", "last_name": "Math", "email": good,
                                 "password": PASSWORD, "confirm_password": PASSWORD}).status == 303
@@ -1612,7 +1594,7 @@ def test_database_outage_answers_503_with_headers_and_mail_flows_after(ctx):
     w = world(ctx)
     st = ctx.stack
     problems = []
-    c = Client(ctx)
+    c = Client(ctx.port)
     c.prime()
     mark = ctx.log_mark()
     st.db_stop()
@@ -1631,10 +1613,10 @@ def test_database_outage_answers_503_with_headers_and_mail_flows_after(ctx):
     finally:
         st.db_start()
         ctx.wait_until(lambda: ctx.get("/healthz").status == 200, 15, "/healthz 200 again")
-    A.unthrottle(ctx, c.addr)
+    helpers.unthrottle(ctx, c.addr)
     email = ctx.unique_email("afteroutage")
     m = ctx.mail_mark()
-    reg = Client(ctx)
+    reg = Client(ctx.port)
     reg.prime("/register")
     r = reg.post("/register", {"first_name": "After", "last_name": "Outage", "email": email,
                                "password": PASSWORD, "confirm_password": PASSWORD})

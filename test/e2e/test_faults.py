@@ -243,7 +243,7 @@ def test_sigterm_waits_for_slow_request_then_all_exit_0(ctx):
     with 200, the master exits 0 and no child crashed or was killed."""
     st = ctx.stack
     w = world(ctx)
-    c = w.customers[0].clone()
+    c = w.customers[0].s.clone()
     c.keepalive = False
     path = "/tickets/%d" % w.tickets[0]
     r = c.get(path)
@@ -360,7 +360,7 @@ def after_outage_mail(ctx, w):
     """Does the mailer send again once MariaDB is back?  When it does not,
     replace it (SIGHUP) so the tests that follow have a working mailer.
     -> (seconds or None, rows)."""
-    took, rows = fu.mail_flows(ctx, w.customers[2].clone(), timeout=15.0)
+    took, rows = fu.mail_flows(ctx, w.customers[2].s.clone(), timeout=15.0)
     if took is None:
         fu.replace_mailer(ctx)
         ctx.sql("UPDATE outbox SET next_attempt_at = NOW() WHERE status = 'pending'")
@@ -640,8 +640,8 @@ def test_smtp_down_4xx_5xx_stall_pages_unaffected_mail_exactly_once(ctx):
     5xx rows end 'failed'."""
     st = ctx.stack
     w = world(ctx)
-    reader = w.customers[0].clone()
-    creator = w.customers[1].clone()
+    reader = w.customers[0].s.clone()
+    creator = w.customers[1].s.clone()
     page = "/tickets/%d" % w.tickets[0]
     samples = fu.scaled(30, 100)
     per_phase = {"down": 5, "tempfail": 5, "permfail": 5, "stall": 3}
@@ -673,7 +673,7 @@ def test_smtp_slow_answer_within_timeout_is_delivered_once(ctx):
     so each mail is delivered once and never retried."""
     st = ctx.stack
     w = world(ctx)
-    creator = w.customers[2].clone()
+    creator = w.customers[2].s.clone()
     delay = 3
     timeout = fu.conf_int(st, "smtp", "timeout", 30)
     assert timeout >= 2 * delay, "this test needs [smtp] timeout >= %d (it is %d)" % (2 * delay, timeout)
@@ -720,7 +720,7 @@ test_smtp_slow_answer_within_timeout_is_delivered_once.timeout = 90
 
 def forgot(ctx, email):
     """POST /password/forgot for email from a fresh client."""
-    c = fu.Client(ctx.port)
+    c = fu.client(ctx.port)
     r = c.get("/password/forgot")
     assert r.status == 200, "GET /password/forgot: %s" % r.what()
     r = c.post("/password/forgot", {"email": email})
@@ -736,7 +736,7 @@ def test_reset_code_not_readable_in_outbox_once_sent_or_dropped(ctx):
     """A reset code is erased from outbox.body once its mail is sent (the
     sink has it, the row no longer) and once an expired one is dropped."""
     st = ctx.stack
-    email = fu.register(ctx, "erase").email
+    email = fu.customer(ctx, "erase").email
     # 1. sent
     lo = fu.outbox_max_id(ctx)
     mark = ctx.mail_mark()
@@ -783,7 +783,7 @@ def test_stop_and_reload_during_slow_smtp_each_mail_delivered_once(ctx):
     leases run out every Message-ID is in the sink exactly once."""
     st = ctx.stack
     w = world(ctx)
-    creator = w.customers[2].clone()
+    creator = w.customers[2].s.clone()
     delay = 15
     timeout = fu.conf_int(st, "smtp", "timeout", 30)
     assert timeout > delay, "this test needs [smtp] timeout > %d (it is %d)" % (delay, timeout)
@@ -868,7 +868,7 @@ def test_two_masters_share_load_one_killed_no_double_mail(ctx):
         b.start()
         ng.start()
         mark_b = 0
-        creator = w.customers[2].clone(port2)
+        creator = w.customers[2].s.clone(port2)
         b_mailer = [p for p in b.children() if "mailer" in stack.proc_name(p)]
         # 1. queue mail while SMTP is down: both mailers try, fail, back off
         st.smtp_stop()
@@ -966,7 +966,7 @@ def test_log_disk_full_requests_still_served_no_crash_loop(ctx):
                          overrides={"server": {"log_file": logf}})
         c.start()
         for _ in range(5):
-            assert fu.fcgi_get(c.sock, "/healthz").status == 200
+            assert ctx.fcgi("GET", "/healthz", timeout=10, sock=c.sock).status == 200
         ctx.wait_until(lambda: "/healthz" in fu.read_from(logf), 3, "access lines in %s" % logf)
         master = c.pid
         kids0 = sorted(c.children())
@@ -977,7 +977,7 @@ def test_log_disk_full_requests_still_served_no_crash_loop(ctx):
         for i in range(n):
             path = ("/healthz", "/login", "/no-such-page-%d" % i)[i % 3]
             try:
-                s = fu.fcgi_get(c.sock, path).status
+                s = ctx.fcgi("GET", path, timeout=10, sock=c.sock).status
                 statuses[s] = statuses.get(s, 0) + 1
             except (OSError, ValueError) as e:
                 broken.append("%s: %s" % (path, e))
@@ -988,7 +988,7 @@ def test_log_disk_full_requests_still_served_no_crash_loop(ctx):
         size_full = fu.file_size(logf)
         os.unlink(filler)
         marker = "/recovered-%s" % os.urandom(4).hex()
-        assert fu.fcgi_get(c.sock, marker).status == 404
+        assert ctx.fcgi("GET", marker, timeout=10, sock=c.sock).status == 404
         try:
             ctx.wait_until(lambda: marker in fu.read_from(logf), 5, "logging to resume")
             resumed = True
@@ -1054,8 +1054,8 @@ def test_nginx_temp_full_big_page_clear_answer(ctx):
     is whole again when space returns."""
     st = ctx.stack
     w = world(ctx)
-    c = w.customers[0]
-    tid, r = fu.create_ticket(c.clone(), "Big conversation")
+    u = w.customers[0]
+    tid, r = fu.create_ticket(u.s.clone(), "Big conversation")
     assert tid, "POST /tickets: %s" % r.what()
     path = "/tickets/%d" % tid
     nginx_err = os.path.join(st.log_dir, "nginx-error.log")
@@ -1066,11 +1066,11 @@ def test_nginx_temp_full_big_page_clear_answer(ctx):
     buffered, n_msgs = False, 0
     while not buffered and n_msgs < 1000:
         values = ",".join("(%d, %d, REPEAT('fault suite conversation filler %d ', 260), NOW())"
-                          % (tid, c.uid, i) for i in range(n_msgs, n_msgs + 200))
+                          % (tid, u.id, i) for i in range(n_msgs, n_msgs + 200))
         ctx.sql("INSERT INTO messages (ticket_id, author_id, body, created_at) VALUES " + values)
         n_msgs += 200
         err_mark = fu.file_size(nginx_err)
-        s0, body0, e0 = slow_get(ctx.port, path, c.cookies)
+        s0, body0, e0 = slow_get(ctx.port, path, u.s.cookies)
         assert s0 == 200 and not e0 and body0.rstrip().endswith(b"</html>"), \
             "baseline slow GET %s: %s %s, %d bytes" % (path, s0, e0, len(body0))
         buffered = "buffered to a temporary file" in fu.read_from(nginx_err, err_mark)
@@ -1085,11 +1085,11 @@ def test_nginx_temp_full_big_page_clear_answer(ctx):
         filler = fu.fill(temp)
         err_mark = fu.file_size(nginx_err)
         for _ in range(3):
-            results.append(slow_get(ctx.port, path, c.cookies))
+            results.append(slow_get(ctx.port, path, u.s.cookies))
         full_errors = [l for l in fu.read_from(nginx_err, err_mark).splitlines()
                        if "No space left" in l or "28:" in l][:2]
         os.unlink(filler)
-        after = slow_get(ctx.port, path, c.cookies)
+        after = slow_get(ctx.port, path, u.s.cookies)
     finally:
         mount.__exit__(None, None, None)
     kids1 = sorted(st.ccrd_children())

@@ -3,7 +3,6 @@
 Fault tests restore what they break; the SIGTERM test is last and starts a new
 ccrd afterwards, so modules that run after this one get a working stack.
 """
-import http.client
 import os
 import re
 import shutil
@@ -16,21 +15,14 @@ import time
 import nginx_check
 import stack
 import systemd_check
-from helpers import http_request
+from helpers import Client, http_request, sec_header_problems
 
-CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-SEC_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 MAX_BODY = 64 * 1024
 
 
 def assert_security_headers(r, what):
-    for name, want in SEC_HEADERS.items():
-        got = r.header_all(name)
-        assert got == [want], "%s: %s is %r, want exactly once %r" % (what, name, got, want)
+    problems = sec_header_problems(r, what)
+    assert not problems, "; ".join(problems)
 
 
 def static_file(ctx):
@@ -386,35 +378,20 @@ class Load:
         self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
 
     def run(self):
-        conn = None
+        c = Client(self.ctx.port, "127.0.0.1", keepalive=True, catch=True)
         paths = ("/healthz", "/login")
         i = 0
         while not self.stop.is_set():
             path = paths[i % 2]
             i += 1
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.ctx.port, timeout=10)
-                conn.request("GET", path)
-                r = conn.getresponse()
-                r.read()
-                if r.will_close:
-                    conn.close()
-                    conn = None
-                res = r.status
-            except (OSError, http.client.HTTPException) as e:
-                res = "%s: %s" % (type(e).__name__, e)
-                if conn:
-                    conn.close()
-                conn = None
+            r = c.get(path, timeout=10)
             with self.lock:
-                if res == 200:
+                if r.status == 200:
                     self.ok += 1
                 else:
-                    self.failures.append("%s %s" % (path, res))
+                    self.failures.append("%s %s" % (path, r.status or r.err))
             time.sleep(self.pause)
-        if conn:
-            conn.close()
+        c.close()
 
     def __enter__(self):
         for t in self.threads:

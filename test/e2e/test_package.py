@@ -18,7 +18,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -201,39 +200,6 @@ def _uid_of(pid):
             if line.startswith("Uid:"):
                 return int(line.split()[2])
     return None
-
-
-def _wait_port(port, proc, what, timeout=15):
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError("%s exited with %s" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-    stack.wait_until(up, timeout, "%s on port %d" % (what, port))
-
-
-def _stop(proc, sig, timeout=40):
-    """Signal our child proc, wait; SIGKILL its process group if it lingers.
-    Returns the exit status."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
-    return proc.returncode
 
 
 # ------------------------------------------------------------------ make install
@@ -568,7 +534,7 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
         with open(nerr, "ab") as out:
             nginx = stack.spawn([stack.NGINX, "-p", prefix, "-e", nerr, "-c", "conf/nginx.conf"],
                                 stdout=out, stderr=out)
-        _wait_port(port, nginx, "nginx")
+        stack.wait_port(port, nginx, "nginx", nerr)
 
         def healthy():
             try:
@@ -592,9 +558,9 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
             assert _uid_of(k) == pw.pw_uid, "ccrd process %d does not run as ccr" % k
 
         # ---- stop: nginx, then ccrd with SIGTERM -> exit 0, nothing left
-        _stop(nginx, signal.SIGQUIT, 15)
+        stack.reap(nginx, 15, signal.SIGQUIT, send=True)
         nginx = None
-        rc = _stop(ccrd, signal.SIGTERM, 40)
+        rc = stack.reap(ccrd, 40, signal.SIGTERM, send=True)
         left = stack.pgroup_members(ccrd.pid)
         ccrd = None
         assert rc == 0, "installed ccrd exited %s after SIGTERM:\n%s" % (rc, stack.tail(log))
@@ -620,14 +586,10 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
             "dpkg --purge left the empty %s" % BACKUP_DIR
     finally:
         if nginx is not None:
-            _stop(nginx, signal.SIGQUIT, 15)
+            stack.reap(nginx, 15, signal.SIGQUIT, send=True)
         if ccrd is not None:
-            _stop(ccrd, signal.SIGTERM, 40)
-            for pid in stack.pgroup_members(ccrd.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stack.reap(ccrd, 40, signal.SIGTERM, send=True)
+            stack.kill_group(ccrd.pid)
         cleanup_notes = _purge_leftovers()
         if not backup_dir_before and os.path.isdir(BACKUP_DIR):
             try:

@@ -12,6 +12,7 @@ import re
 import threading
 import urllib.parse
 
+import helpers
 import tickets_util as tu
 
 W = {}
@@ -48,7 +49,7 @@ def agents(ctx):
     (the IDOR intruder); a3: a second agent for re-assignment."""
     w = world(ctx)
     if "a1" not in w:
-        made = tu.make_agents(ctx, admin(ctx), [("Alma", "Agentone"), ("Bruno", "Agenttwo"),
+        made = tu.new_agents(ctx, admin(ctx), [("Alma", "Agentone"), ("Bruno", "Agenttwo"),
                                                 ("Cleo", "Agentthree")])
         w["a1"], w["a2"], w["a3"] = made
     return w["a1"], w["a2"], w["a3"]
@@ -67,7 +68,7 @@ def raise_ticket(user, subject=None, description=None, priority=None, extra=()):
         form.append(("priority", priority))
     form += list(extra)
     r = user.s.post("/tickets", form)
-    assert r.status == 303, "POST /tickets as %s: %d %s" % (user, r.status, tu.flash_or_error(r))
+    assert r.status == 303, "POST /tickets as %s: %d %s" % (user, r.status, helpers.page_errors(r))
     p, _q, _f = path_of(r.location)
     m = re.fullmatch(r"/tickets/(\d+)", p)
     assert m, "POST /tickets redirected to %r, want /tickets/{id}" % r.location
@@ -90,7 +91,7 @@ def post_raw(user, path, pairs):
 def assign(ctx, tid, agent, expect=303):
     r = admin(ctx).s.post("/tickets/%d/assign" % tid, {"agent_id": str(agent.id)})
     assert r.status == expect, "assign #%d to %s: %d (want %d) %s" % (
-        tid, agent, r.status, expect, tu.flash_or_error(r))
+        tid, agent, r.status, expect, helpers.page_errors(r))
     return r
 
 
@@ -101,7 +102,7 @@ def post_msg(user, tid, body):
 def act(user, tid, action, form=None, expect=303):
     r = user.s.post("/tickets/%d/%s" % (tid, action), form or {})
     assert r.status == expect, "POST /tickets/%d/%s as %s: %d (want %d) %s" % (
-        tid, action, user, r.status, expect, tu.flash_or_error(r))
+        tid, action, user, r.status, expect, helpers.page_errors(r))
     return r
 
 
@@ -205,7 +206,7 @@ def flash_after(sess, r, want):
     page = sess.follow(r)
     assert page.status == 200, "GET %s after the redirect: %d" % (r.location, page.status)
     assert want in page_text(page), "flash %r not shown on %s (flash/errors: %s)" % (
-        want, r.location, tu.flash_or_error(page))
+        want, r.location, helpers.page_errors(page))
     return page
 
 
@@ -243,7 +244,7 @@ def test_raise_ticket_flash_default_priority_and_mails(ctx):
     mark = ctx.mail_mark()
     subject = "Cannot log in %s" % tu.unique_word("")
     r = c.s.post("/tickets", {"subject": subject, "description": "The login page spins forever."})
-    assert r.status == 303, "POST /tickets: %d %s" % (r.status, tu.flash_or_error(r))
+    assert r.status == 303, "POST /tickets: %d %s" % (r.status, helpers.page_errors(r))
     p, _q, _f = path_of(r.location)
     m = re.fullmatch(r"/tickets/(\d+)", p)
     assert m, "redirect to %r, want /tickets/{id}" % r.location
@@ -257,7 +258,7 @@ def test_raise_ticket_flash_default_priority_and_mails(ctx):
                                       "AND state = 'active' ORDER BY id")]
     assert adm.email in admins
     preds = [tu.mail_about(tid, c.email)] + [tu.mail_about(tid, a) for a in admins]
-    got = tu.wait_mails(ctx, preds, mark, what="ticket #%d created: customer + %d admins" % (tid, len(admins)))
+    got = helpers.wait_mails(ctx, preds, mark, what="ticket #%d created: customer + %d admins" % (tid, len(admins)))
     assert "#%d" % tid in got[0].subject + got[0].body
     for m, to in zip(got, [c.email] + admins):
         tu.check_ticket_mail(ctx, m, tid, to)
@@ -283,7 +284,7 @@ def test_raise_ticket_validation(ctx):
         assert r.status == 422, "POST /tickets %s: %d, want 422" % (shown, r.status)
         if msg:
             assert msg in page_text(r), "POST /tickets %s: no %r in the page (%s)" % (
-                shown, msg, tu.flash_or_error(r))
+                shown, msg, helpers.page_errors(r))
     assert count() == before, "a refused ticket was stored"
     # the form keeps what was typed
     r = c.s.post("/tickets", {"subject": "Kept subject zqkept", "description": ""})
@@ -298,7 +299,7 @@ def test_raise_ticket_validation(ctx):
         if len(desc) > 10000:
             r = post_raw(c, "/tickets", [("subject", subject), ("description", desc)])
             assert r.status == 303, "a %d-character description: %d %s" % (
-                len(desc), r.status, tu.flash_or_error(r))
+                len(desc), r.status, helpers.page_errors(r))
             tid = int(path_of(r.location)[0].rsplit("/", 1)[1])
         else:
             tid = raise_ticket(c, subject, desc)
@@ -320,7 +321,7 @@ def test_raise_ticket_subject_newline_does_not_break_mail(ctx):
         return   # refusing a multi-line subject is fine
     assert r.status == 303, "POST /tickets with a newline in the subject: %d" % r.status
     tid = int(path_of(r.location)[0].rsplit("/", 1)[1])
-    m, = tu.wait_mails(ctx, [tu.mail_about(tid, c.email)], mark, what="ticket created mail")
+    m, = helpers.wait_mails(ctx, [tu.mail_about(tid, c.email)], mark, what="ticket created mail")
     assert not mails_to(ctx, mark, evil), "mail went to an address typed in the subject"
     first = m.body.lstrip().split("\n", 1)[0]
     assert "Bcc" in m.subject and not first.startswith("Bcc"), \
@@ -608,7 +609,7 @@ def fill(sql, names, vals):
     out = parts[0]
     for name, rest in zip(seq, parts[1:]):
         v = vals[name]
-        out += (str(v) if isinstance(v, int) else tu.sql_str(v)) + rest
+        out += (str(v) if isinstance(v, int) else helpers.sql_str(v)) + rest
     return out
 
 
@@ -735,7 +736,7 @@ def test_detail_visible_to_customer_agent_and_admin(ctx):
     bodies = ["first from the customer", "reply from the agent", "second from the customer"]
     for u, b in zip((c, a1, c), bodies):
         r = post_msg(u, tid, b)
-        assert r.status == 303, "POST message as %s: %d %s" % (u.role, r.status, tu.flash_or_error(r))
+        assert r.status == 303, "POST message as %s: %d %s" % (u.role, r.status, helpers.page_errors(r))
     created = ctx.sql_value("SELECT DATE(created_at) FROM tickets WHERE id = %d" % tid)
     for u in (c, a1, admin(ctx)):
         r = u.s.get("/tickets/%d" % tid)
@@ -885,7 +886,7 @@ def test_message_post_by_customer_and_agent(ctx):
     assign(ctx, tid, a1)
     for u in (c, a1):
         r = post_msg(u, tid, "Hello from the %s" % u.role)
-        assert r.status == 303, "POST message as %s: %d %s" % (u.role, r.status, tu.flash_or_error(r))
+        assert r.status == 303, "POST message as %s: %d %s" % (u.role, r.status, helpers.page_errors(r))
         mid = msg_ids(ctx, tid)[-1]
         p, _q, frag = path_of(r.location)
         assert (p, frag) == ("/tickets/%d" % tid, "m%d" % mid), \
@@ -1008,7 +1009,7 @@ def test_new_message_notices_once_until_opened(ctx):
         assert post_msg(a1, tid, "agent reply %d" % i).status == 303
     assert len(tu.outbox(ctx, tid, "new_message", c.email)) == 1, "customer notices: %s" % \
         tu.outbox(ctx, tid, "new_message", c.email)
-    tu.wait_mails(ctx, [lambda m: c.email in m.to and "agent reply 0" in m.body], mark,
+    helpers.wait_mails(ctx, [lambda m: c.email in m.to and "agent reply 0" in m.body], mark,
                   what="the customer's new-message mail")
 
 
@@ -1028,7 +1029,7 @@ def test_assign_flash_and_mails(ctx):
     assert int(ctx.sql_value("SELECT COUNT(*) FROM audit_log WHERE event = 'ticket_assigned'")) == audits + 1, \
         "assignment did not write exactly one audit row"
     phrase = "Agent %s is now handling ticket #%d" % (a1.name, tid)
-    cm, am = tu.wait_mails(ctx, [lambda m: c.email in m.to and phrase in (m.subject + "\n" + m.body),
+    cm, am = helpers.wait_mails(ctx, [lambda m: c.email in m.to and phrase in (m.subject + "\n" + m.body),
                                  tu.mail_about(tid, a1.email)], mark, what="assignment mails")
     tu.check_ticket_mail(ctx, cm, tid, c.email)
     tu.check_ticket_mail(ctx, am, tid, a1.email)
@@ -1051,7 +1052,7 @@ def test_assign_refuses_anyone_but_an_active_agent(ctx):
     pending = tu.request_agent(ctx, "Penny", "Pendingagent")
     w = world(ctx)
     if "disabled_agent" not in w:
-        d = tu.make_agents(ctx, admin(ctx), [("Dora", "Disabledagent")], log_in=False)[0]
+        d = tu.new_agents(ctx, admin(ctx), [("Dora", "Disabledagent")], log_in=False)[0]
         admin(ctx).s.get("/admin/agents")
         r = admin(ctx).s.post("/admin/agents/%d/disable" % d.id, {})
         assert r.status == 303, "disable: %d" % r.status
@@ -1094,7 +1095,7 @@ def test_reassign_revokes_access_of_the_previous_agent(ctx):
     assert a3.s.get("/tickets/%d" % tid).status == 200
     assert tid in walk(a3.s, "/tickets")[0]
     phrase = "Agent %s is now handling ticket #%d" % (a3.name, tid)
-    tu.wait_mails(ctx, [lambda m: c.email in m.to and phrase in (m.subject + "\n" + m.body),
+    helpers.wait_mails(ctx, [lambda m: c.email in m.to and phrase in (m.subject + "\n" + m.body),
                         tu.mail_about(tid, a3.email)], mark, what="re-assignment mails")
 
 
@@ -1115,8 +1116,10 @@ def test_parallel_assignments_end_consistent(ctx):
         body = urllib.parse.urlencode({"agent_id": str(agent.id), "csrf_token": token}).encode()
         try:
             barrier.wait(10)
-            r = tu.http_from(tu.source_ctx(ctx).addr, ctx.port, "POST", "/tickets/%d/assign" % tid, body,
-                             {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}, 30)
+            r = helpers.http_request(ctx.port, "POST", "/tickets/%d/assign" % tid, body,
+                                     {"Cookie": cookie,
+                                      "Content-Type": "application/x-www-form-urlencoded"},
+                                     30, tu.addr(ctx))
             results[i] = r.status
         except Exception as e:
             results[i] = repr(e)
@@ -1158,7 +1161,7 @@ def test_resolve_by_agent_only(ctx):
     assert p == "/tickets/%d" % tid
     t = row(ctx, tid)
     assert t["status"] == "resolved" and t["resolved_at"], t
-    m, = tu.wait_mails(ctx, [lambda m: tu.mail_about(tid, c.email)(m) and "resolved" in (m.subject + m.body).lower()],
+    m, = helpers.wait_mails(ctx, [lambda m: tu.mail_about(tid, c.email)(m) and "resolved" in (m.subject + m.body).lower()],
                        mark, what="the customer's resolved mail")
     tu.check_ticket_mail(ctx, m, tid, c.email)
     act(a1, tid, "resolve", expect=409)
@@ -1176,7 +1179,7 @@ def test_close_by_customer_and_by_admin(ctx):
     flash_after(c.s, r, "Ticket closed")
     t = row(ctx, t1)
     assert t["status"] == "closed" and t["closed_at"], t
-    m, = tu.wait_mails(ctx, [lambda m: tu.mail_about(t1, a1.email)(m) and "closed" in (m.subject + m.body).lower()],
+    m, = helpers.wait_mails(ctx, [lambda m: tu.mail_about(t1, a1.email)(m) and "closed" in (m.subject + m.body).lower()],
                        mark, what="the agent's closed-by-customer mail")
     tu.check_ticket_mail(ctx, m, t1, a1.email)
     r = act(admin(ctx), t2, "close")
@@ -1247,9 +1250,10 @@ def test_parallel_ratings_store_one(ctx):
         body = urllib.parse.urlencode({"score": str(1 + i % 5), "csrf_token": token}).encode()
         try:
             barrier.wait(10)
-            results[i] = tu.http_from(tu.source_ctx(ctx).addr, ctx.port, "POST", "/tickets/%d/rating" % tid,
-                                      body, {"Cookie": cookie,
-                                             "Content-Type": "application/x-www-form-urlencoded"}, 30).status
+            results[i] = helpers.http_request(ctx.port, "POST", "/tickets/%d/rating" % tid,
+                                              body, {"Cookie": cookie,
+                                                     "Content-Type": "application/x-www-form-urlencoded"},
+                                              30, tu.addr(ctx)).status
         except Exception as e:
             results[i] = repr(e)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
@@ -1277,7 +1281,7 @@ def test_auto_close_after_seven_days(ctx):
     t = row(ctx, old)
     assert t["status"] == "closed" and t["closed_at"], "8 days resolved: %s" % t
     assert row(ctx, recent)["status"] == "resolved", "a ticket resolved 1 day ago was closed"
-    m, = tu.wait_mails(ctx, [lambda m: tu.mail_about(old, c.email)(m) and "clos" in (m.subject + m.body).lower()],
+    m, = helpers.wait_mails(ctx, [lambda m: tu.mail_about(old, c.email)(m) and "clos" in (m.subject + m.body).lower()],
                        mark, what="the customer's auto-closed mail")
     tu.check_ticket_mail(ctx, m, old, c.email)
     assert not tu.outbox(ctx, recent, "ticket_auto_closed")
@@ -1337,7 +1341,7 @@ def test_agent_request_approve_and_reject(ctx):
     adm = admin(ctx)
     p1 = tu.request_agent(ctx, "Priya", "Requestone")
     p2 = tu.request_agent(ctx, "Quinn", "Requesttwo")
-    tu.login(ctx, p1.email, p1.password, expect=403)
+    tu.login_refused(ctx, p1.email, p1.password, 403)
     r = adm.s.get("/admin/agents")
     pend = pending_section(r.text)
     for p in (p1, p2):
@@ -1349,13 +1353,13 @@ def test_agent_request_approve_and_reject(ctx):
     assert r.status == 303, "approve: %d" % r.status
     flash_after(adm.s, r, "Agent approved")
     assert ctx.sql_value("SELECT state FROM users WHERE id = %d" % p1.id) == "active"
-    tu.wait_mails(ctx, [lambda m: p1.email in m.to], mark, what="the approved agent's mail")
-    s = tu.login(ctx, p1.email, p1.password)
+    helpers.wait_mails(ctx, [lambda m: p1.email in m.to], mark, what="the approved agent's mail")
+    s = tu.signed_in(ctx, p1.email, p1.password)
     assert s.get("/tickets").status == 200
     r = adm.s.post("/admin/agents/%d/reject" % p2.id, {})
     assert r.status == 303, "reject: %d" % r.status
     assert ctx.sql_value("SELECT state FROM users WHERE id = %d" % p2.id) == "rejected"
-    tu.login(ctx, p2.email, p2.password, expect=401)
+    tu.login_refused(ctx, p2.email, p2.password, 401)
     r = adm.s.get("/admin/agents")
     assert p2.email not in pending_section(r.text) and p2.email not in agent_rows(r.text)
     assert p1.email in agent_rows(r.text)
@@ -1373,34 +1377,34 @@ def test_admin_creates_agent_with_code(ctx):
     adm = admin(ctx)
     email = ctx.unique_email("newagent")
     mark = ctx.mail_mark()
-    r = tu.create_agent_form(ctx, adm, "Nina", "Newagent", email.upper())
-    assert r.status == 303, "POST /admin/agents: %d %s" % (r.status, tu.flash_or_error(r))
+    r = helpers.create_agent_form(adm.s, "Nina", "Newagent", email.upper())
+    assert r.status == 303, "POST /admin/agents: %d %s" % (r.status, helpers.page_errors(r))
     flash_after(adm.s, r, "Agent created")
-    got = ctx.sql("SELECT role, state FROM users WHERE email = %s" % tu.sql_str(email))
+    got = ctx.sql("SELECT role, state FROM users WHERE email = %s" % helpers.sql_str(email))
     assert got == [["agent", "active"]], "created agent row: %s" % got
     m = ctx.wait_mail(lambda m: email in m.to, since=mark, timeout=15)
-    code = tu.code_from(m)
+    code = helpers.reset_code(m)
     assert re.fullmatch(r"\d{8}", code)
-    tu.login(ctx, email, tu.PASSWORD, expect=401)   # no password yet
+    tu.login_refused(ctx, email, tu.PASSWORD, 401)   # no password yet
     r = tu.set_password_with_code(ctx, email, code)
-    assert r.status == 303, "set password with the code: %d %s" % (r.status, tu.flash_or_error(r))
-    s = tu.login(ctx, email, tu.PASSWORD)
+    assert r.status == 303, "set password with the code: %d %s" % (r.status, helpers.page_errors(r))
+    s = tu.signed_in(ctx, email, tu.PASSWORD)
     assert s.get("/tickets").status == 200
     r = tu.set_password_with_code(ctx, email, code, "another password 123")
     assert r.status == 422, "the code worked twice: %d" % r.status
     # validation
-    r = tu.create_agent_form(ctx, adm, "", "", "not-an-email")
+    r = helpers.create_agent_form(adm.s, "", "", "not-an-email")
     assert r.status == 422
     for msg in ("First name is required", "Last name is required", "Invalid email"):
         assert msg in page_text(r), "create agent: %r missing" % msg
-    r = tu.create_agent_form(ctx, adm, "Dup", "Licate", email)
+    r = helpers.create_agent_form(adm.s, "Dup", "Licate", email)
     assert r.status == 422 and "An account with this email already exists" in page_text(r)
 
 
 def test_agent_counts_rating_and_disable(ctx):
     adm = admin(ctx)
     c = customer(ctx, "c1")
-    g = tu.make_agents(ctx, adm, [("Olga", "Countagent")])[0]
+    g = tu.new_agents(ctx, adm, [("Olga", "Countagent")])[0]
     t_open = [raise_ticket(c) for _ in range(2)]
     t_done = [raise_ticket(c) for _ in range(2)]
     for t in t_open + t_done:
@@ -1429,7 +1433,7 @@ def test_agent_counts_rating_and_disable(ctx):
         assert row(ctx, t)["agent_id"] == 0, "closed ticket #%d still assigned after disable" % t
     ids, _ = walk(adm.s, "/tickets?assigned=none&status=all")
     assert set(t_open + t_done) <= set(ids), "the unassigned queue lacks the disabled agent's tickets"
-    tu.login(ctx, g.email, g.password, expect=401)
+    tu.login_refused(ctx, g.email, g.password, 401)
     r = adm.s.get("/admin/agents")
     assert g.email not in agent_rows(r.text), "a disabled agent is still listed as active"
     assert not re.search(r'<option value="%d"' % g.id, adm.s.get("/tickets/%d" % t_open[0]).text), \
@@ -1441,7 +1445,7 @@ def test_agent_counts_rating_and_disable(ctx):
 def test_disabled_agent_gets_no_mail_from_reopened_tickets(ctx):
     adm = admin(ctx)
     c = customer(ctx, "c1")
-    g = tu.make_agents(ctx, adm, [("Dora", "Goneagent")])[0]
+    g = tu.new_agents(ctx, adm, [("Dora", "Goneagent")])[0]
     t_open, t_res, t_closed = open_resolved_closed(ctx, c, g)
     assign(ctx, t_open, g)
     assert adm.s.post("/admin/agents/%d/disable" % g.id, {}).status == 303
@@ -1457,7 +1461,7 @@ def test_disabled_agent_gets_no_mail_from_reopened_tickets(ctx):
         assert row(ctx, t)["status"] == "open"
         assert row(ctx, t)["agent_id"] == 0
     sent = ctx.sql("SELECT id, kind, ticket_id FROM outbox WHERE id > %d AND (user_id = %d OR to_addr = %s)"
-                   % (first, g.id, tu.sql_str(g.email)))
+                   % (first, g.id, helpers.sql_str(g.email)))
     assert not sent, "mail queued to a disabled agent: %s" % sent
     ids, _ = walk(adm.s, "/tickets?assigned=none")
     assert {t_open, t_res, t_closed} <= set(ids), "reopened tickets missing from assigned=none"
@@ -1468,7 +1472,7 @@ def test_ticket_mail_never_queued_to_a_non_active_account(ctx):
     # left by an older version): the customer's message mails nobody
     adm = admin(ctx)
     c = customer(ctx, "c1")
-    g = tu.make_agents(ctx, adm, [("Ezra", "Staleagent")])[0]
+    g = tu.new_agents(ctx, adm, [("Ezra", "Staleagent")])[0]
     tid = raise_ticket(c)
     assign(ctx, tid, g)
     first = int(ctx.sql_value("SELECT IFNULL(MAX(id), 0) FROM outbox"))
@@ -1522,9 +1526,9 @@ def _race_triggers(ctx, on):
 
 def _raw_post(ctx, user, path, form):
     body = urllib.parse.urlencode(dict(form, csrf_token=user.s.last_csrf)).encode()
-    r = tu.http_from(tu.source_ctx(ctx).addr, ctx.port, "POST", path, body,
-                     {"Cookie": user.s.cookie_header(),
-                      "Content-Type": "application/x-www-form-urlencoded"}, 30)
+    r = helpers.http_request(ctx.port, "POST", path, body,
+                             {"Cookie": user.s.cookie_header(),
+                              "Content-Type": "application/x-www-form-urlencoded"}, 30, tu.addr(ctx))
     return r.status
 
 
@@ -1583,7 +1587,7 @@ def test_parallel_reassign_and_old_agent_posts_stay_consistent(ctx):
 def test_parallel_disable_and_assign_leave_no_ticket_to_a_disabled_agent(ctx):
     adm = admin(ctx)
     c = customer(ctx, "c1")
-    g = tu.make_agents(ctx, adm, [("Fay", "Raceagent")], log_in=False)[0]
+    g = tu.new_agents(ctx, adm, [("Fay", "Raceagent")], log_in=False)[0]
     tids = [raise_ticket(c) for _ in range(4)]
     statuses = []
     for rnd in range(25):
@@ -1661,8 +1665,9 @@ def test_hostile_input_never_500(ctx):
             if method == "POST":
                 body = (body + "&" if body else "") + "csrf_token=" + u.s.last_csrf
         try:
-            r = tu.http_from(tu.source_ctx(ctx).addr, ctx.port, method, path,
-                             body.encode() if body is not None else None, hdrs, 20)
+            r = helpers.http_request(ctx.port, method, path,
+                                     body.encode() if body is not None else None, hdrs, 20,
+                                     tu.addr(ctx))
         except Exception as e:
             fails.append("%s %s: %r" % (method, path[:80], e))
             return
