@@ -45,6 +45,11 @@ PKG_PATHS = ("/usr/sbin/ccrd", "/usr/bin/ccr-admin", "/usr/share/ccr", "/usr/sha
                  "/%s/%s" % (PKG_UNIT_DIR, u) for u in UNITS)
 # made by postinst for ccr-backup.service, removed on purge when empty
 BACKUP_DIR = "/var/backups/ccr"
+# the links `systemctl enable ccrd ccr-maintenance.timer ccr-backup.timer`
+# makes (the units' [Install] WantedBy=); purge must remove them
+ENABLE_LINKS = tuple("/etc/systemd/system/%s.wants/%s" % (t, u) for t, u in (
+    ("multi-user.target", "ccrd.service"), ("timers.target", "ccr-maintenance.timer"),
+    ("timers.target", "ccr-backup.timer")))
 # the libraries (dh_shlibdeps) and systemd-sysusers (dh_installsysusers)
 DEPENDS = ("libmariadb3", "libfcgi0ldbl", "libargon2-1", "libesmtp6", "libctemplate3",
            "libsystemd0", "libinih1", "systemd | systemd-standalone-sysusers | systemd-sysusers")
@@ -533,7 +538,7 @@ def _purge_leftovers():
     if _getgr("ccr"):
         _run(["groupdel", "ccr"], check=False)
         notes.append("group ccr deleted in cleanup")
-    for path in PKG_PATHS:
+    for path in PKG_PATHS + ENABLE_LINKS:
         if os.path.islink(path) or os.path.isfile(path):
             os.unlink(path)
             notes.append("removed " + path)
@@ -590,6 +595,10 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
                   "/etc/systemd/system/timers.target.wants") for u in UNITS]
         enabled = [w for w in wants if os.path.lexists(w)]
         assert not enabled, "dpkg -i enabled units: %s" % enabled
+        # the administrator enables them (offline, as `systemctl enable` would)
+        for link in ENABLE_LINKS:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink("/%s/%s" % (PKG_UNIT_DIR, os.path.basename(link)), link)
         if not backup_dir_before:
             s = os.stat(BACKUP_DIR)
             assert (s.st_mode & 0o7777, s.st_uid, s.st_gid) == (0o700, pw.pw_uid, gr.gr_gid), \
@@ -717,6 +726,8 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
         assert not _getgr("ccr"), "dpkg --purge left the group ccr"
         leftover = [n for n in os.listdir("/var/lib/dpkg/info") if n.startswith(PKG + ".")]
         assert not leftover, "dpkg info files left: %s" % leftover
+        left = [l for l in ENABLE_LINKS if os.path.lexists(l)]
+        assert not left, "dpkg --purge left the enablement links %s" % left
         assert backup_dir_before or not os.path.lexists(BACKUP_DIR), \
             "dpkg --purge left the empty %s" % BACKUP_DIR
     finally:
