@@ -194,8 +194,8 @@ int backup_run(const struct conf *c, const char *dir)
 static const char Q_TABLES[] =
     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?";
 
-/* restore_run: load a backup into an empty database.  0 / -1. */
-int restore_run(const struct conf *c, const char *file)
+/* backup_restore: load a backup into an empty database.  0 / -1. */
+int backup_restore(const struct conf *c, const char *file)
 {
 	struct arena *a = arena_new(0);
 	struct db_rows rows;

@@ -155,11 +155,11 @@ int db_ping(void)
 		gone_this_request = 1;
 		return -1;
 	}
-	double t0 = now_ms();
+	double t0 = clock_ms();
 	if (mysql_ping(conn) != 0) {
 		note("ping", mysql_errno(conn), mysql_error(conn));
 		db_close();
-		if (now_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_ping(conn) != 0) {
+		if (clock_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_ping(conn) != 0) {
 			last_err = DB_GONE;
 			gone_this_request = 1;
 			db_close();
@@ -261,7 +261,7 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 		return NULL;
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		double t0 = now_ms();
+		double t0 = clock_ms();
 		if (db_connect() == -1) {
 			gone_this_request = 1;
 			return NULL;
@@ -279,7 +279,7 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 		db_close();
 		/* a stale connection fails at once and deserves one fresh try; a
 		 * server that made us wait for a timeout does not */
-		if (was_tx || now_ms() - t0 > 1000.0) {
+		if (was_tx || clock_ms() - t0 > 1000.0) {
 			gone_this_request = 1;
 			return NULL;
 		}

@@ -247,9 +247,9 @@ static int stop_pending(void)
 {
 	sigset_t p;
 
-	if (!g_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)))
-		g_stop = 1;
-	return g_stop;
+	if (!child_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)))
+		child_stop = 1;
+	return child_stop;
 }
 
 enum mark { M_SENT, M_FAILED, M_DROPPED, M_RETRY };
@@ -357,7 +357,7 @@ int mailer_main(const struct conf *c)
 	auth_client_init();
 	db_init(c);
 	log_info("mailer started as %s", me);
-	while (!g_stop) {
+	while (!child_stop) {
 		long long ids[BATCH];
 		db_request_start();   /* a database that was down gets a fresh try each round */
 		int n = claim(a, ids);
@@ -368,11 +368,11 @@ int mailer_main(const struct conf *c)
 			db_exec(Q_RELEASE, "is", ids[i], me);
 		if (n <= 0) {
 			db_exec(Q_EXPIRE, "");
-			if (now_ms() - last_depth_log > 600e3) {
+			if (clock_ms() - last_depth_log > 600e3) {
 				struct db_rows rows;
 				if (db_query(a, &rows, Q_DEPTH, "") == 1)
 					log_info("mailer: outbox has %s pending", DB_CELL(&rows, 0, 0));
-				last_depth_log = now_ms();
+				last_depth_log = clock_ms();
 			}
 			struct timespec ts = { IDLE_WAIT_MS / 1000, (IDLE_WAIT_MS % 1000) * 1000000L };
 			ppoll(NULL, 0, &ts, &waitmask);

@@ -22,7 +22,7 @@ static void usage(void)
 
 /* listen_open: bind the FastCGI socket (unix path or host:port), set its
  * mode, make it non-blocking for the workers' accept loop.  fd or -1. */
-int listen_open(const struct conf *c)
+static int listen_open(const struct conf *c)
 {
 	int fd, fl;
 
