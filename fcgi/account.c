@@ -1,6 +1,7 @@
 /*
- * account.c — SPEC §2 and the account routes of SPEC §3: register, login,
- * logout, forgot/reset/change password, the account page and deletion.
+ * account.c — the account routes (README "Accounts and security"): GET /,
+ * register, login, logout, forgot/reset/change password, the account page
+ * and deletion.
  * Handlers return an HTTP status; the dispatcher renders error pages.
  * Slow work (Argon2) happens before a transaction opens, never inside one.
  */
@@ -79,7 +80,7 @@ static int login_failed(struct request *r, long long uid, const char *email, con
 	return login_page(r, 401, email, next, "Invalid email or password");
 }
 
-/* POST /login: SPEC §3.  One message for a wrong email or password (401);
+/* POST /login: one message for a wrong email or password (401);
  * an unknown email still costs one Argon2 verification; 429 after 5
  * failures per email or 20 per address in 15 minutes, even for the right
  * password. */
@@ -104,7 +105,8 @@ int account_login(struct request *r)
 		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, "ss", r->remote_addr, email);
 		if (n != 1)
 			return db_status();
-		if (atoi(DB_CELL(&rows, 0, 0)) == 0 && audit_add(request_ctx(r), 0, "login_throttled", email) == -1)
+		if (atoi(DB_CELL(&rows, 0, 0)) == 0 &&
+		    audit_add(request_ctx(r), 0, "login_throttled", email) == -1)
 			return db_status();
 		resp_header_add(r, "Retry-After", "900");
 		return login_page(r, 429, email, next,
@@ -114,7 +116,8 @@ int account_login(struct request *r)
 	if (n < 0)
 		return db_status();
 	if (utf8_len(pw) > 128) {
-		/* refused before any hashing (SPEC §6), answered like any failure */
+		/* over 128 characters: refused before any hashing, answered
+		 * like any failure */
 		return login_failed(r, n ? atoll(DB_CELL(&rows, 0, 0)) : 0, email, next);
 	}
 	if (n == 0) {
@@ -142,7 +145,8 @@ int account_login(struct request *r)
 	    password_hash(r->conf, pw, newhash) == 0;
 	if (db_begin() == -1 || session_create(r, uid) == -1 ||
 	    (rehash && db_exec(Q_SET_HASH, "si", newhash, uid) < 0) ||
-	    audit_add(request_ctx(r), uid, "login_ok", rehash ? "rehashed" : "") == -1 || db_commit() == -1)
+	    audit_add(request_ctx(r), uid, "login_ok", rehash ? "rehashed" : "") == -1 ||
+	    db_commit() == -1)
 		return db_fail();
 	return resp_redirect(r, next ? next : "/tickets");
 }
@@ -151,8 +155,8 @@ int account_logout(struct request *r)
 {
 	long long uid = r->user->id;
 
-	if (db_begin() == -1 || session_end(r) == -1 || audit_add(request_ctx(r), uid, "logout", "") == -1 ||
-	    db_commit() == -1)
+	if (db_begin() == -1 || session_end(r) == -1 ||
+	    audit_add(request_ctx(r), uid, "logout", "") == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_LOGGED_OUT);
 	return resp_redirect(r, "/login");
@@ -185,7 +189,7 @@ int account_register_form(struct request *r)
 }
 
 /* POST /register: customers are logged in at once; role=agent makes a
- * pending request and mails every admin (SPEC §2, §3, §5). */
+ * pending request and mails every admin. */
 int account_register(struct request *r)
 {
 	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
@@ -232,7 +236,8 @@ int account_register(struct request *r)
 	char *name = arena_printf(r->a, "%s %s", first, last);
 	if (agent) {
 		if (audit_add(request_ctx(r), uid, "agent_requested", email) == -1 ||
-		    mail_admins(request_ctx(r), uid, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
+		    mail_admins(request_ctx(r), uid, "agent_request", name, email, 0, "") == -1 ||
+		    db_commit() == -1)
 			return db_fail();
 		flash_set(r, FLASH_AGENT_REQUESTED);
 		return resp_redirect(r, "/login");
@@ -241,8 +246,8 @@ int account_register(struct request *r)
 	if (v)
 		vdict_set(view_body(v), "NAME", name);
 	if (mail_queue(request_ctx(r), v, "welcome", email, uid, 0, 0) == -1 ||
-	    audit_add(request_ctx(r), uid, "registered", "customer") == -1 || session_create(r, uid) == -1 ||
-	    db_commit() == -1)
+	    audit_add(request_ctx(r), uid, "registered", "customer") == -1 ||
+	    session_create(r, uid) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_WELCOME);
 	return resp_redirect(r, "/tickets");
@@ -270,8 +275,10 @@ int account_forgot_form(struct request *r)
 }
 
 static const char Q_USER_LOCK[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
+
 /* POST /password/forgot: the same answer whether or not the account
- * exists (SPEC §3, §6); at most 3 reset mails per account per hour. */
+ * exists (no account enumeration); at most 3 reset mails per account per
+ * hour. */
 int account_forgot(struct request *r)
 {
 	char *email = form_email(r, "email");
@@ -404,7 +411,7 @@ int account_change_form(struct request *r)
 	return change_page(r, 200, NULL);
 }
 
-/* POST /password/change: ends every session of the user (SPEC §3). */
+/* POST /password/change: ends every session of the user. */
 int account_change(struct request *r)
 {
 	const char *cur = req_form(r, "current_password");

@@ -1,6 +1,7 @@
 /*
- * admin.c — ccr-admin (SPEC §7): migrate, create-admin, create-agent,
- * auto-close, purge, check-config.  Runs on the server as the operator.
+ * admin.c — ccr-admin (README "Operations"): migrate, create-admin,
+ * create-agent, auto-close, purge, check-config, backup, restore.  Runs on
+ * the server as the operator.
  */
 #include <errno.h>
 #include <stdio.h>

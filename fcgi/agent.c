@@ -1,7 +1,8 @@
 /*
- * agent.c — the admin's agent pages (SPEC §3): pending requests (approve,
- * reject), active agents with their open-ticket counts and ratings,
- * create an agent (mailed a set-password code), disable an agent.
+ * agent.c — the agent picker of the ticket pages, and the admin's agent
+ * pages (/admin/agents): pending requests (approve, reject), active agents
+ * with their open-ticket counts and ratings, create an agent (mailed a
+ * set-password code), disable an agent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +122,8 @@ int agent_create(struct request *r)
 		form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 		return agents_page(r, 422, first, last, email, &f);
 	}
-	if (uid < 0 || code_issue(request_ctx(r), uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
+	if (uid < 0 ||
+	    code_issue(request_ctx(r), uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
 	    audit_add(request_ctx(r), uid, "agent_created", email) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_CREATED);

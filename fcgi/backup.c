@@ -1,8 +1,9 @@
 /*
  * backup.c — `ccr-admin backup` and `ccr-admin restore FILE`: a consistent
  * dump (mariadb-dump --single-transaction) compressed with gzip, both run
- * with fork/exec and never through a shell (DESIGN §3.12).  The password
- * travels in a private --defaults-extra-file, not on a command line.
+ * with fork/exec and never through a shell (no quoting to get wrong).
+ * The password travels in a private --defaults-extra-file, not on a
+ * command line.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -1,8 +1,9 @@
 /*
  * db.c — a worker's one MariaDB connection, opened after fork, with
  * connect/read/write timeouts; prepared statements cached by SQL text and
- * re-prepared after a reconnect (STACK.md: a lost connection takes its
- * statements with it).  Every value is a bound parameter (SPEC §6); results
+ * re-prepared after a reconnect (a lost connection takes its prepared
+ * statements with it).  Every value is a bound parameter, never SQL text
+ * built from input; results
  * come back as strings in the request arena.
  */
 #include <errmsg.h>
@@ -134,7 +135,8 @@ int db_connect(void)
 	/* times are UTC; READ COMMITTED keeps claims and counters simple */
 	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
 	    "SET time_zone = '+00:00', SESSION tx_isolation = 'READ-COMMITTED'");
-	/* Galera: read your own writes on any node after a redirect (DESIGN §5) */
+	/* Galera: a read on any node sees the writes committed before it
+	 * (a redirect after POST may land on another node) */
 	if (dbconf->db_galera_sync_wait)
 		mysql_optionsv(conn, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1");
 	if (!mysql_real_connect(conn, dbconf->db_socket[0] ? NULL : dbconf->db_host,

@@ -1,7 +1,7 @@
 /*
  * fcgi.c — a look at the FastCGI records of a new connection before
  * libfcgi reads them, to drop what libfcgi mishandles (README "Known
- * limit"; FastCGI 1.0 specification for the record layout).
+ * limit" under "Tests"; the FastCGI 1.0 specification for the records).
  */
 #include <fastcgi.h>
 #include <poll.h>

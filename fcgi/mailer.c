@@ -1,10 +1,10 @@
 /*
- * mailer.c — the mailer process (SPEC §5): claim due outbox rows with
+ * mailer.c — the mailer process (README "Mail"): claim due outbox rows with
  * SELECT … FOR UPDATE SKIP LOCKED and write the claim (who, lease until
  * when) in the same transaction, send each through libesmtp, then mark it
  * sent, schedule a retry (1 min doubling to 1 h, for give_up_after) or
  * fail it (5xx).  The claim is a write, so on Galera a second claimer gets
- * error 1213 and retries (DESIGN §5).
+ * error 1213 and retries.
  */
 #include <stddef.h>
 #include <auth-client.h>
@@ -211,7 +211,7 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 		char buf[128];
 		snprintf(why, whylen, "smtp: %s", smtp_strerror(smtp_errno(), buf, sizeof(buf)));
 	} else {
-		/* copy the codes before the session is destroyed (STACK.md) */
+		/* copy the codes: the status structs die with the session */
 		const smtp_status_t *rs = smtp_recipient_status(rc);
 		const smtp_status_t *ms = smtp_message_transfer_status(m);
 		if (rs && rs->code >= 400)
@@ -230,7 +230,7 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 	return code;
 }
 
-/* Retry delay after `attempts` failures: 1 min doubling to 1 h (SPEC §5). */
+/* Retry delay after `attempts` failures: 1 min doubling to 1 h. */
 static long backoff(int attempts)
 {
 	long d = 60;

@@ -46,7 +46,8 @@ static int listen_open(const struct conf *c)
 	return fd;
 }
 
-/* Drop root to [server] user after binding (DESIGN §3.12). 0 / -1. */
+/* Drop root to [server] user after binding: no request is ever served as
+ * root. 0 / -1. */
 static int drop_privileges(const struct conf *c)
 {
 	struct passwd *pw;

@@ -1,11 +1,12 @@
 /*
  * master.c — supervise the workers and the mailer: spawn, reap, respawn
  * with back-off, reload on SIGHUP, stop on SIGTERM/SIGINT, reopen logs on
- * SIGUSR1 (SPEC §7, DESIGN §1).
+ * SIGUSR1 (README "Operations").
  *
  * The master blocks every signal it cares about and takes them one at a
- * time from sigtimedwait() — the same "one safe point" as sigsuspend()
- * (DESIGN §3.6), with a timeout for delayed respawns and shutdown deadlines.
+ * time from sigtimedwait(): a signal is handled at that one safe point,
+ * never inside other work, with a timeout for delayed respawns and
+ * shutdown deadlines.
  */
 #include <errno.h>
 #include <signal.h>
@@ -60,8 +61,8 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 	if (i == MAX_CHILDREN)
 		return -1;
 	/* block everything around fork so the child starts with no handler
-	 * of ours running (STACK.md: a signal between fork and sigaction hung
-	 * a worker) */
+	 * of ours running (a signal between fork and the child's sigaction
+	 * once hung a worker) */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();

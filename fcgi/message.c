@@ -1,5 +1,5 @@
 /*
- * message.c — the conversation of a ticket (SPEC §3): post a message, poll
+ * message.c — the conversation of a ticket: post a message, poll
  * for newer ones as an HTML fragment, and the thread both pages share
  * (views/messages.tpl).  New-message mail goes to the other party, at most
  * one unread notice per ticket and recipient until they open the ticket.
@@ -18,9 +18,10 @@ static const char Q_THREAD[] =
     "FROM messages m JOIN users u ON u.id = m.author_id "
     "WHERE m.ticket_id = ? AND m.id > ? ORDER BY m.id LIMIT 1000";
 
-/* message_thread_load: the messages of a ticket after message id `after`, oldest
- * first.  0 / -1. */
-int message_thread_load(struct request *r, long long ticket_id, long long after, struct db_rows *out)
+/* message_thread_load: the messages of a ticket after message id `after`,
+ * oldest first.  0 / -1. */
+int message_thread_load(struct request *r, long long ticket_id, long long after,
+                        struct db_rows *out)
 {
 	return db_query(r->a, out, Q_THREAD, "ii", ticket_id, after) < 0 ? -1 : 0;
 }

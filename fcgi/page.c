@@ -1,6 +1,6 @@
 /*
  * page.c — a page is a view: the layout (header, navigation by role, flash)
- * around a page template.  C never builds HTML (DESIGN §3.7).
+ * around a page template.  C never builds HTML: templates do, auto-escaped.
  */
 #include <stdio.h>
 #include <stdlib.h>

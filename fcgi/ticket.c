@@ -1,6 +1,9 @@
 /*
- * ticket.c — the ticket routes of SPEC §3 and the life of SPEC §4: list,
- * new, show, assign, resolve, close, reopen, rating.  One visibility check
+ * ticket.c — the ticket routes and the ticket life (README "Roles and the
+ * ticket life"): list, new, show, assign, resolve, close, reopen, rating,
+ * and auto-close.  The auto-close lives here, not in a file of its own: it
+ * is one more transition of the same life (resolved → closed), with the
+ * same mail to the customer.  One visibility check
  * (ticket_get) serves every ticket route: a ticket the viewer may not see
  * answers 404 exactly like a missing one.
  */
@@ -359,7 +362,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int agent = is_role(r, "agent") && t->agent_id == r->user->id;
 	int closed = !strcmp(t->status, "closed");
 
-	if (message_thread_load(r, t->id, 0, &msgs) == -1 || db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
+	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
+	    db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
 		return db_status();
