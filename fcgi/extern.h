@@ -3,8 +3,10 @@
  * under the file that defines it, the files in the reading order of README
  * "Source layout".  Return-code convention: 0 ok / -1 failed, or a pointer
  * / NULL; where "not found" differs from "failed" it is documented per
- * function.  Functions carry their file's name as a prefix (request.c's
- * two halves: req_ reads the request, resp_ writes the response).
+ * function.  Functions carry their file's name as a prefix, with three
+ * exceptions: request.c's two halves (req_ reads the request, resp_ writes
+ * the response), view.cc's dictionaries (vdict_), and text.c, whose pure
+ * string functions are named by what they work on (utf8_, str_, kv_...).
  */
 #ifndef CCR_EXTERN_H
 #define CCR_EXTERN_H
