@@ -18,12 +18,12 @@ CXX      := g++
 # benchmarks and the fuzzers add the test tools (TEST_PKGS, npm ci in test/browser;
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
-            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev
+            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
-PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih
+PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
@@ -34,9 +34,12 @@ LIBS      = $(shell pkg-config --libs $(PKGS))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
-LIB_C    := arena.c log.c conf.c text.c sha256.c request.c route.c page.c session.c \
-            form.c password.c account.c audit.c mail.c db.c worker.c master.c \
-            mailer.c migrate.c ticket.c message.c agent.c metrics.c backup.c
+# In the reading order of README "Source layout" (main.c and admin.c are the
+# two programs' entries, outside the library).
+LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
+            worker.c fcgi.c request.c form.c cookie.c route.c session.c flash.c \
+            page.c password.c user.c code.c audit.c mail.c account.c ticket.c \
+            message.c agent.c metrics.c mailer.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -346,18 +349,17 @@ FUZZ_BINS := $(FUZZ_NAMES:%=$(FB)/fuzz_%)
 FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
 FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 
-# what each target links beyond its own object
-FUZZ_O_form   := $(FUZZ_TEXT_O)
-FUZZ_O_cookie := $(FUZZ_TEXT_O)
+# what each target links beyond its own object: the pure text functions,
+# or the whole library (form.c, cookie.c and request.c reach the response
+# and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)
 FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
-FUZZ_O_fcgi   := $(FB)/obj/request.o $(FB)/obj/conf.o $(FUZZ_TEXT_O)
-FUZZ_O_route  := $(FUZZ_ALL_O)
 FUZZ_L_conf   := -linih
-FUZZ_L_fcgi   := -lfcgi -linih
-FUZZ_L_route  := $(LIBS) -lstdc++
-FUZZ_LD_route := $(FUZZ_CXX)
+FUZZ_WHOLE    := form cookie fcgi route
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))
 
 .PHONY: fuzz fuzz-check fuzz-build fuzz-deps
 
