@@ -15,27 +15,31 @@ CC       := gcc
 CXX      := g++
 
 # Debian packages: the build; `make run` (build + stack); `make check`, the
-# benchmarks and the fuzzers add the test tools (TEST_PKGS, npm ci in test/browser).
+# benchmarks and the fuzzers add the test tools (TEST_PKGS, npm ci in test/browser;
+# debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
-            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev
+            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
-            slowhttptest
+            slowhttptest debhelper dpkg-dev
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
-PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih
+PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -MMD -MP
-ALL_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror $(CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -MMD -MP
+ALL_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror $(CPPFLAGS) $(CFLAGS) -MMD -MP
 LIBS      = $(shell pkg-config --libs $(PKGS))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
-LIB_C    := arena.c log.c conf.c text.c sha256.c request.c route.c page.c session.c \
-            form.c password.c account.c audit.c mail.c db.c worker.c master.c \
-            mailer.c migrate.c ticket.c message.c agent.c metrics.c backup.c
+# In the reading order of README "Source layout" (main.c and admin.c are the
+# two programs' entries, outside the library).
+LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
+            worker.c fcgi.c request.c form.c cookie.c route.c session.c flash.c \
+            page.c password.c user.c code.c audit.c mail.c account.c ticket.c \
+            message.c agent.c metrics.c mailer.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -96,9 +100,9 @@ $(B)/libccr-asan.a: $(ASAN_O)
 	ar rcs $@ $^
 
 $(B)/ccrd: $(B)/obj/main.o $(B)/libccr.a
-	$(CXX) -o $@ $^ $(LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/ccr-admin: $(B)/obj/admin.o $(B)/libccr.a
-	$(CXX) -o $@ $^ $(LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The same programs under ASan+UBSan, for the integration suite's sanitizer run.
 $(B)/asan/ccrd: $(B)/asan/main.o $(B)/libccr-asan.a
@@ -158,7 +162,7 @@ run: all
 	CCR_VAR=$(CCR_VAR) PORT=$(PORT) $(PYTHON) test/stack.py run
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) $(DEB_LITTER)
 
 -include $(wildcard $(B)/obj/*.d $(B)/asan/*.d)
 
@@ -174,13 +178,14 @@ clean:
 #   /usr/bin and /usr/share/doc paths rewritten to PREFIX by sed; a no-op
 #   for PREFIX=/usr).  uninstall removes those files and rmdirs the ccr
 #   directories when empty; shared directories (bin, man8...) stay.
-# `make deb` builds $(DEB_FILE) with dpkg-deb: a hardened build
-# (dpkg-buildflags, hardening=+all) in $(B)/deb-build, `make install
-# DESTDIR=... PREFIX=/usr` into $(B)/deb/debian/ccr, stripped, plus
-# /etc/ccr/ccr.conf (conffile) and the maintainer scripts, copyright and
-# control template from test/deb/.  Depends comes from dpkg-shlibdeps.
-# `make lintian` runs lintian on it; test/deb/lintian-notes.txt lists the
-# tags that remain and why (test/e2e/test_package.py checks that list).
+#   install = install-files (all but the man pages) + install-man; `make man`
+#   writes the versioned pages to $(B)/man/.
+# `make deb` runs `dpkg-buildpackage -us -uc -b` on debian/ (debhelper 13:
+# debian/rules calls this Makefile with dpkg-buildflags' hardening=+all
+# flags) and leaves $(DEB_FILE), the -dbgsym .deb, .buildinfo and .changes
+# in $(B) (not in ".."); it reruns when a packaged source or debian/ changed.
+# `make lintian` runs lintian --pedantic on them; the tags that remain are
+# overridden, each with its reason, in debian/ccr.lintian-overrides.
 CCR_VERSION    := $(shell sed -n 's/^\#define CCR_VERSION "\(.*\)"/\1/p' fcgi/extern.h)
 sbindir         = $(PREFIX)/sbin
 bindir          = $(PREFIX)/bin
@@ -191,32 +196,40 @@ systemdunitdir  = $(PREFIX)/lib/systemd/system
 INSTALL        := install
 # echo, or nothing under `make -s`, for the recipe lines that loop silently
 INSTALL_SAY     = $(if $(findstring s,$(firstword -$(MAKEFLAGS))),:,echo)
-# every unit in systemd/ (the maintainer scripts get the same list)
+# every unit in systemd/
 UNIT_FILES     := $(sort $(notdir $(wildcard systemd/*.service systemd/*.timer)))
 MAN8_PAGES     := ccrd.8 ccr-admin.8
-# the package: name, staging tree (debian/ccr under a debian/ that
-# dpkg-shlibdeps expects), hardened build directory, maintainer
+# what dpkg-buildpackage leaves in $(B)
 DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB_FILE        = $(B)/ccr_$(CCR_VERSION)_$(DEB_ARCH).deb
-DEB_DIR         = $(B)/deb
-DEB_ROOT        = $(DEB_DIR)/debian/ccr
-DEB_BUILD       = $(B)/deb-build
-DEB_MAINTAINER ?= Customer Care Registry maintainers <maintainers@users.noreply.b-seed-3a625a73.example>
-DEB_HARDEN     := DEB_BUILD_MAINT_OPTIONS=hardening=+all
-DEB_CFLAGS      = $(shell $(DEB_HARDEN) dpkg-buildflags --get CPPFLAGS) $(shell $(DEB_HARDEN) dpkg-buildflags --get CFLAGS)
-DEB_LIBS        = $(shell pkg-config --libs $(PKGS)) $(shell $(DEB_HARDEN) dpkg-buildflags --get LDFLAGS)
-# used when dpkg-shlibdeps is missing (dpkg -S on what ldd build/ccrd shows)
-DEB_LIBDEPS    := libargon2-1, libc6, libctemplate3, libesmtp6, libfcgi0ldbl, libinih1, \
-                  libmariadb3, libstdc++6, libsystemd0
+DEB_DBGSYM      = $(B)/ccr-dbgsym_$(CCR_VERSION)_$(DEB_ARCH).deb
+DEB_CHANGES     = $(B)/ccr_$(CCR_VERSION)_$(DEB_ARCH).changes
+DEB_BUILDINFO   = $(B)/ccr_$(CCR_VERSION)_$(DEB_ARCH).buildinfo
+# what debhelper writes under debian/ while it builds (`make clean` removes it)
+DEB_LITTER     := debian/ccr debian/.debhelper debian/build debian/tmp debian/files \
+                  debian/debhelper-build-stamp debian/*.substvars debian/*.debhelper \
+                  debian/*.debhelper.log
+# what the package is made of: the tracked sources, without that litter
+DEB_INPUTS     := Makefile README.md $(shell find fcgi views schema systemd nginx debian \
+                  \( -path debian/ccr -o -path debian/.debhelper -o -path debian/build \
+                  -o -path debian/tmp \) -prune -o -type f ! -path debian/files \
+                  ! -path debian/debhelper-build-stamp ! -name '*.substvars' \
+                  ! -name '*.debhelper' ! -name '*.debhelper.log' ! -name '.*' ! -name '*~' \
+                  -print 2>/dev/null)
 
-.PHONY: install uninstall deb lintian
+.PHONY: install install-files install-man man uninstall deb lintian
 
-$(B)/man/%.8.gz: fcgi/%.8 fcgi/extern.h
+$(B)/man/%.8: fcgi/%.8 fcgi/extern.h
 	@mkdir -p $(@D)
-	sed -e '/^\.TH /s/"ccr [^"]*"/"ccr $(CCR_VERSION)"/' $< | gzip -9n > $@
+	sed -e '/^\.TH /s/"ccr [^"]*"/"ccr $(CCR_VERSION)"/' $< > $@
+$(B)/man/%.8.gz: $(B)/man/%.8
+	gzip -9n < $< > $@
+man: $(MAN8_PAGES:%=$(B)/man/%)
 
-install: all $(MAN8_PAGES:%=$(B)/man/%.gz)
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(man8dir) \
+install: install-files install-man
+
+install-files: all
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) \
 	    $(DESTDIR)$(systemdunitdir) $(DESTDIR)$(docdir) $(DESTDIR)$(ccrdatadir)/schema
 	$(INSTALL) -m 0755 $(B)/ccrd $(DESTDIR)$(sbindir)/ccrd
 	$(INSTALL) -m 0755 $(B)/ccr-admin $(DESTDIR)$(bindir)/ccr-admin
@@ -229,13 +242,16 @@ install: all $(MAN8_PAGES:%=$(B)/man/%.gz)
 	$(INSTALL) -m 0644 schema/*.sql $(DESTDIR)$(ccrdatadir)/schema/
 	$(INSTALL) -m 0644 README.md fcgi/ccr.conf.example $(DESTDIR)$(docdir)/
 	$(INSTALL) -m 0644 nginx/ccr.conf $(DESTDIR)$(docdir)/nginx-ccr.conf
-	$(INSTALL) -m 0644 $(MAN8_PAGES:%=$(B)/man/%.gz) $(DESTDIR)$(man8dir)/
 	@$(INSTALL_SAY) "sed (paths under $(PREFIX)) systemd/* | $(INSTALL) -m 0644 ... $(DESTDIR)$(systemdunitdir)/"
 	@mkdir -p $(B)/units
 	@set -e; for u in $(UNIT_FILES); do \
 	  sed -e 's|/usr/sbin/ccrd|$(sbindir)/ccrd|g' -e 's|/usr/bin/ccr-admin|$(bindir)/ccr-admin|g' \
 	      -e 's|/usr/share/doc/ccr/|$(docdir)/|g' systemd/$$u > $(B)/units/$$u; \
 	  $(INSTALL) -m 0644 $(B)/units/$$u $(DESTDIR)$(systemdunitdir)/$$u; done
+
+install-man: $(MAN8_PAGES:%=$(B)/man/%.gz)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(man8dir)
+	$(INSTALL) -m 0644 $(MAN8_PAGES:%=$(B)/man/%.gz) $(DESTDIR)$(man8dir)/
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/ccrd $(DESTDIR)$(bindir)/ccr-admin
@@ -251,48 +267,27 @@ uninstall:
 	if [ -d "$(DESTDIR)$(ccrdatadir)" ]; then echo "uninstall: left in $(DESTDIR)$(ccrdatadir) (not installed by this tree):"; \
 	  find "$(DESTDIR)$(ccrdatadir)" ! -type d; fi
 
-# Always restaged (a few seconds); the hardened objects are incremental.
-deb:
-	rm -rf $(DEB_DIR) $(DEB_FILE)
-	$(MAKE) --no-print-directory B=$(DEB_BUILD) CFLAGS='$(DEB_CFLAGS)' LIBS='$(DEB_LIBS)' \
-	    DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr install
-	case "$$DEB_BUILD_OPTIONS" in *nostrip*) ;; *) strip --remove-section=.comment \
-	    --remove-section=.note $(DEB_ROOT)/usr/sbin/ccrd $(DEB_ROOT)/usr/bin/ccr-admin ;; esac
-	$(INSTALL) -d -m 0755 $(DEB_ROOT)/etc/ccr $(DEB_ROOT)/DEBIAN
-	sed -e 's|^views_dir *=.*|views_dir = /usr/share/ccr/views|' \
-	    -e 's|^schema_dir *=.*|schema_dir = /usr/share/ccr/schema|' \
-	    -e 's|^listen *=.*|listen = /run/ccr/ccrd.sock|' fcgi/ccr.conf.example > $(DEB_DIR)/ccr.conf
-	@for k in 'views_dir = /usr/share/ccr/views' 'schema_dir = /usr/share/ccr/schema' \
-	    'listen = /run/ccr/ccrd.sock'; do grep -qx "$$k" $(DEB_DIR)/ccr.conf || \
-	    { echo "deb: '$$k' missing from the packaged ccr.conf" >&2; exit 1; }; done
-	$(INSTALL) -m 0640 $(DEB_DIR)/ccr.conf $(DEB_ROOT)/etc/ccr/ccr.conf
-	$(INSTALL) -m 0644 test/deb/copyright $(DEB_ROOT)/usr/share/doc/ccr/copyright
-	{ printf 'ccr (%s) unstable; urgency=medium\n\n' '$(CCR_VERSION)'; \
-	  printf '  * Built from the source tree with make deb (git %s).\n\n' \
-	    "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
-	  printf ' -- %s  %s\n' '$(DEB_MAINTAINER)' \
-	    "$$(git log -1 --format=%aD 2>/dev/null || date -R)"; } | gzip -9n > $(DEB_DIR)/changelog.gz
-	$(INSTALL) -m 0644 $(DEB_DIR)/changelog.gz $(DEB_ROOT)/usr/share/doc/ccr/changelog.Debian.gz
-	for s in postinst prerm postrm; do sed -e 's|@UNITS@|$(UNIT_FILES)|' test/deb/$$s > $(DEB_DIR)/$$s && \
-	  $(INSTALL) -m 0755 $(DEB_DIR)/$$s $(DEB_ROOT)/DEBIAN/$$s || exit 1; done
-	echo /etc/ccr/ccr.conf > $(DEB_ROOT)/DEBIAN/conffiles
-	chmod 0644 $(DEB_ROOT)/DEBIAN/conffiles
-	cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f ! -path ./etc/ccr/ccr.conf -printf '%P\0' \
-	    | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums && chmod 0644 DEBIAN/md5sums
-	printf 'Source: ccr\n\nPackage: ccr\nArchitecture: any\n' > $(DEB_DIR)/debian/control
-	set -e; \
-	deps=$$(cd $(DEB_DIR) && dpkg-shlibdeps -O -edebian/ccr/usr/sbin/ccrd -edebian/ccr/usr/bin/ccr-admin \
-	    2>/dev/null | sed -n 's/^shlibs:Depends=//p') || deps=""; \
-	deps="$${deps:-$(DEB_LIBDEPS)}, adduser"; \
-	size=$$(find $(DEB_ROOT) -path $(DEB_ROOT)/DEBIAN -prune -o ! -path $(DEB_ROOT) \
-	    \( -type f -printf '%s\n' -o -printf '1\n' \) | awk '{ k += int(($$1 + 1023) / 1024) } END { print k }'); \
-	sed -e 's|@VERSION@|$(CCR_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
-	    -e "s|@DEPENDS@|$$deps|" -e "s|@INSTALLED_SIZE@|$$size|" test/deb/control.in > $(DEB_ROOT)/DEBIAN/control
-	chmod 0644 $(DEB_ROOT)/DEBIAN/control
-	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+deb: $(DEB_FILE)
 
+# dpkg-buildpackage without this make's MAKEFLAGS (command-line variables
+# such as CFLAGS= would reach debian/rules' make and override the hardened
+# flags).  The results go straight to $(B): CCR_DEB_DESTDIR for dh_builddeb, -u for the
+# tools that checksum them.
+$(DEB_FILE) $(DEB_DBGSYM) $(DEB_CHANGES) $(DEB_BUILDINFO) &: $(DEB_INPUTS)
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
+	  { echo "make deb: needs dpkg-dev and debhelper (as root, make deps installs them)" >&2; exit 1; }
+	@v=$$(dpkg-parsechangelog -SVersion) && [ "$$v" = "$(CCR_VERSION)" ] || \
+	  { echo "make deb: debian/changelog is at $$v, fcgi/extern.h CCR_VERSION at $(CCR_VERSION): add a changelog entry (dch -v $(CCR_VERSION))" >&2; exit 1; }
+	@mkdir -p $(B)
+	rm -f $(DEB_FILE) $(DEB_DBGSYM) $(DEB_CHANGES) $(DEB_BUILDINFO)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL CCR_DEB_DESTDIR=$(abspath $(B)) \
+	  dpkg-buildpackage -us -uc -b \
+	    --buildinfo-option=-u$(abspath $(B)) --buildinfo-file=$(abspath $(DEB_BUILDINFO)) \
+	    --changes-option=-u$(abspath $(B)) --changes-file=$(abspath $(DEB_CHANGES))
+
+# the .changes names both .debs and the .buildinfo
 lintian: deb
-	lintian -I -E --pedantic $(DEB_FILE)
+	lintian -I -E --pedantic --tag-display-limit 0 $(DEB_CHANGES)
 # ---- end of install and package ---------------------------------------------
 
 # ---- benchmarks --------------------------------------------------------------
@@ -354,18 +349,17 @@ FUZZ_BINS := $(FUZZ_NAMES:%=$(FB)/fuzz_%)
 FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
 FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 
-# what each target links beyond its own object
-FUZZ_O_form   := $(FUZZ_TEXT_O)
-FUZZ_O_cookie := $(FUZZ_TEXT_O)
+# what each target links beyond its own object: the pure text functions,
+# or the whole library (form.c, cookie.c and request.c reach the response
+# and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)
 FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
-FUZZ_O_fcgi   := $(FB)/obj/request.o $(FB)/obj/conf.o $(FUZZ_TEXT_O)
-FUZZ_O_route  := $(FUZZ_ALL_O)
 FUZZ_L_conf   := -linih
-FUZZ_L_fcgi   := -lfcgi -linih
-FUZZ_L_route  := $(LIBS) -lstdc++
-FUZZ_LD_route := $(FUZZ_CXX)
+FUZZ_WHOLE    := form cookie fcgi route
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
+$(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))
 
 .PHONY: fuzz fuzz-check fuzz-build fuzz-deps
 

@@ -1,23 +1,19 @@
 /*
- * account.c — SPEC §2 and the account routes of SPEC §3: register, login,
- * logout, forgot/reset/change password, the account page and deletion.
+ * account.c — the account routes (README "Accounts and security"): GET /,
+ * register, login, logout, forgot/reset/change password, the account page
+ * and deletion.
  * Handlers return an HTTP status; the dispatcher renders error pages.
  * Slow work (Argon2) happens before a transaction opens, never inside one.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "extern.h"
-#include "sha256.h"
 
 #define THROTTLE_EMAIL 5
 #define THROTTLE_ADDR 20
-#define RESET_TTL 600            /* reset code: 10 minutes */
-#define INVITE_TTL (72 * 3600)   /* agent invitation code: 72 hours */
-#define CODE_TRIES 5
 #define RESETS_PER_HOUR 3
 #define FORGOT_FLOOR_MS 40.0     /* POST /password/forgot never answers sooner */
 
@@ -29,89 +25,17 @@ static const char *with_param(struct request *r, const char *path, const char *k
 	return arena_printf(r->a, "%s?%s=%s", path, k, url_encode(r->a, v));
 }
 
-/* code_new: 8 decimal digits from getrandom, uniformly. 0 / -1. */
-static int code_new(char out[9])
-{
-	uint32_t x;
-
-	do {
-		if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
-			return -1;
-	} while (x >= 4000000000u);   /* reject the biased tail */
-	snprintf(out, 9, "%08u", (unsigned)(x % 100000000u));
-	return 0;
-}
-
-static void code_hash(long long user_id, const char *code, char out[65])
-{
-	char buf[64];
-
-	snprintf(buf, sizeof(buf), "%lld:%s", user_id, code);
-	sha256_hex(buf, out);
-}
-
 static const char Q_USER_BY_EMAIL[] =
     "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
     "WHERE email = ?";
-static const char Q_USER_EMAIL[] = "SELECT email FROM users WHERE id = ?";
 static const char Q_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?";
 static const char Q_SET_HASH[] =
     "UPDATE users SET password_hash = ?, updated_at = NOW() WHERE id = ?";
-static const char Q_INSERT_USER[] =
-    "INSERT INTO users (email, first_name, last_name, role, state, password_hash, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(), NOW())";
-static const char Q_ADMINS[] =
-    "SELECT id, email FROM users WHERE role = 'admin' AND state = 'active' ORDER BY id";
 
-/* user_insert: a new account row; its id, 0 when the email is taken,
- * -1 on failure.  In the caller's transaction. */
-long long user_insert(const char *email, const char *first, const char *last,
-                      const char *role, const char *state, const char *hash)
+/* GET /: a logged-in user's home is the ticket list; anyone else logs in. */
+int account_home(struct request *r)
 {
-	if (db_exec(Q_INSERT_USER, "ssssss", email, first, last, role, state, hash) < 0)
-		return db_last_err() == DB_DUP ? 0 : -1;
-	return db_insert_id();
-}
-
-static const char Q_ADMIN_MAILS[] =
-    "SELECT (SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND addr = ? "
-    "AND at > NOW() - INTERVAL 1 HOUR), "
-    "(SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND user_id = ? "
-    "AND at > NOW() - INTERVAL 1 HOUR)";
-
-/* Every active admin gets mail `name` with NAME/EMAIL of the subject user,
- * unless the client address or the account (account_id) already caused
- * [limits] admin_mails_per_address / _per_account such events in the last
- * hour: then nobody is mailed (anyone can register or open tickets, and
- * each would otherwise mail every admin).  Each mailing is an audit row
- * "admins_mailed", which is what is counted.  0 (mailed or not) / -1. */
-int mail_admins(struct request *r, long long account_id, const char *name, const char *who,
-                const char *email, long long ticket_id, const char *subject)
-{
-	struct db_rows rows;
-
-	if (db_query(r->a, &rows, Q_ADMIN_MAILS, "si", r->remote_addr, account_id) != 1)
-		return -1;
-	if (atoi(DB_CELL(&rows, 0, 0)) >= r->conf->admin_mails_per_address ||
-	    atoi(DB_CELL(&rows, 0, 1)) >= r->conf->admin_mails_per_account)
-		return 0;
-	if (audit_add(r, account_id, "admins_mailed", name) == -1)
-		return -1;
-	if (db_query(r->a, &rows, Q_ADMINS, "") < 0)
-		return -1;
-	for (size_t i = 0; i < rows.nrows; i++) {
-		struct view *v = mail_new(r->conf, name);
-		if (v == NULL)
-			return -1;
-		vdict_set(view_body(v), "NAME", who);
-		vdict_set(view_body(v), "EMAIL", email);
-		vdict_set_int(view_body(v), "TICKET", ticket_id);
-		vdict_set(view_body(v), "SUBJECT", subject);
-		if (mail_queue(r, v, name, DB_CELL(&rows, i, 1), atoll(DB_CELL(&rows, i, 0)),
-		        ticket_id, 0) == -1)
-			return -1;
-	}
-	return 0;
+	return resp_redirect(r, r->user ? "/tickets" : "/login");
 }
 
 /* ---- login / logout ------------------------------------------------- */
@@ -151,12 +75,12 @@ static const char Q_FAIL_ADD[] =
 static int login_failed(struct request *r, long long uid, const char *email, const char *next)
 {
 	if (db_begin() == -1 || db_exec(Q_FAIL_ADD, "ss", email, r->remote_addr) < 0 ||
-	    audit_add(r, uid, "login_failed", email) == -1 || db_commit() == -1)
+	    audit_add(request_ctx(r), uid, "login_failed", email) == -1 || db_commit() == -1)
 		return db_fail();
 	return login_page(r, 401, email, next, "Invalid email or password");
 }
 
-/* POST /login: SPEC §3.  One message for a wrong email or password (401);
+/* POST /login: one message for a wrong email or password (401);
  * an unknown email still costs one Argon2 verification; 429 after 5
  * failures per email or 20 per address in 15 minutes, even for the right
  * password. */
@@ -181,7 +105,8 @@ int account_login(struct request *r)
 		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, "ss", r->remote_addr, email);
 		if (n != 1)
 			return db_status();
-		if (atoi(DB_CELL(&rows, 0, 0)) == 0 && audit_add(r, 0, "login_throttled", email) == -1)
+		if (atoi(DB_CELL(&rows, 0, 0)) == 0 &&
+		    audit_add(request_ctx(r), 0, "login_throttled", email) == -1)
 			return db_status();
 		resp_header_add(r, "Retry-After", "900");
 		return login_page(r, 429, email, next,
@@ -191,7 +116,8 @@ int account_login(struct request *r)
 	if (n < 0)
 		return db_status();
 	if (utf8_len(pw) > 128) {
-		/* refused before any hashing (SPEC §6), answered like any failure */
+		/* over 128 characters: refused before any hashing, answered
+		 * like any failure */
 		return login_failed(r, n ? atoll(DB_CELL(&rows, 0, 0)) : 0, email, next);
 	}
 	if (n == 0) {
@@ -207,7 +133,7 @@ int account_login(struct request *r)
 	if (!ok)
 		return login_failed(r, uid, email, next);
 	if (strcmp(state, "pending") == 0) {
-		if (audit_add(r, uid, "login_pending", email) == -1)
+		if (audit_add(request_ctx(r), uid, "login_pending", email) == -1)
 			return db_status();
 		return login_page(r, 403, email, next, "Your agent account is waiting for approval");
 	}
@@ -219,7 +145,8 @@ int account_login(struct request *r)
 	    password_hash(r->conf, pw, newhash) == 0;
 	if (db_begin() == -1 || session_create(r, uid) == -1 ||
 	    (rehash && db_exec(Q_SET_HASH, "si", newhash, uid) < 0) ||
-	    audit_add(r, uid, "login_ok", rehash ? "rehashed" : "") == -1 || db_commit() == -1)
+	    audit_add(request_ctx(r), uid, "login_ok", rehash ? "rehashed" : "") == -1 ||
+	    db_commit() == -1)
 		return db_fail();
 	return resp_redirect(r, next ? next : "/tickets");
 }
@@ -228,8 +155,8 @@ int account_logout(struct request *r)
 {
 	long long uid = r->user->id;
 
-	if (db_begin() == -1 || session_end(r) == -1 || audit_add(r, uid, "logout", "") == -1 ||
-	    db_commit() == -1)
+	if (db_begin() == -1 || session_end(r) == -1 ||
+	    audit_add(request_ctx(r), uid, "logout", "") == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_LOGGED_OUT);
 	return resp_redirect(r, "/login");
@@ -238,7 +165,7 @@ int account_logout(struct request *r)
 /* ---- registration --------------------------------------------------- */
 
 static int register_page(struct request *r, int status, const char *first, const char *last,
-                         const char *email, int agent, const struct ferrs *f)
+                         const char *email, int agent, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "register.tpl", "Register");
 
@@ -250,7 +177,7 @@ static int register_page(struct request *r, int status, const char *first, const
 	if (agent)
 		vdict_show(view_body(v), "ROLE_AGENT");
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -262,7 +189,7 @@ int account_register_form(struct request *r)
 }
 
 /* POST /register: customers are logged in at once; role=agent makes a
- * pending request and mails every admin (SPEC §2, §3, §5). */
+ * pending request and mails every admin. */
 int account_register(struct request *r)
 {
 	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
@@ -270,7 +197,7 @@ int account_register(struct request *r)
 	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
 	const char *role = req_form(r, "role");
 	int agent = role && strcmp(role, "agent") == 0;
-	struct ferrs f = { .n = 0 };
+	struct form_errors f = { .n = 0 };
 	char hash[256];
 	long long uid;
 
@@ -278,18 +205,17 @@ int account_register(struct request *r)
 		r->message = "Unknown role";
 		return 422;
 	}
-	ferr_add(&f, "ERR_FIRST_NAME", check_first_name(first));
-	ferr_add(&f, "ERR_LAST_NAME", check_last_name(last));
-	ferr_add(&f, "ERR_EMAIL", check_email(email));
-	ferr_add(&f, "ERR_PASSWORD", check_password(pw));
-	ferr_add(&f, "ERR_CONFIRM_PASSWORD", check_confirm(pw, confirm));
+	form_error_add(&f, "ERR_FIRST_NAME", form_check_first_name(first));
+	form_error_add(&f, "ERR_LAST_NAME", form_check_last_name(last));
+	form_error_add(&f, "ERR_EMAIL", form_check_email(email));
+	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
+	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
 	if (f.n == 0) {
-		struct db_rows rows;
-		int n = db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
-		if (n < 0)
+		int taken = user_email_taken(r->a, email);
+		if (taken < 0)
 			return db_status();
-		if (n > 0)
-			ferr_add(&f, "ERR_EMAIL", "An account with this email already exists");
+		if (taken)
+			form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 	}
 	if (f.n)
 		return register_page(r, 422, first, last, email, agent, &f);
@@ -302,15 +228,16 @@ int account_register(struct request *r)
 	    agent ? "pending" : "active", hash);
 	if (uid == 0) {
 		db_rollback();
-		ferr_add(&f, "ERR_EMAIL", "An account with this email already exists");
+		form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 		return register_page(r, 422, first, last, email, agent, &f);
 	}
 	if (uid < 0)
 		return db_fail();
 	char *name = arena_printf(r->a, "%s %s", first, last);
 	if (agent) {
-		if (audit_add(r, uid, "agent_requested", email) == -1 ||
-		    mail_admins(r, uid, "agent_request", name, email, 0, "") == -1 || db_commit() == -1)
+		if (audit_add(request_ctx(r), uid, "agent_requested", email) == -1 ||
+		    mail_admins(request_ctx(r), uid, "agent_request", name, email, 0, "") == -1 ||
+		    db_commit() == -1)
 			return db_fail();
 		flash_set(r, FLASH_AGENT_REQUESTED);
 		return resp_redirect(r, "/login");
@@ -318,9 +245,9 @@ int account_register(struct request *r)
 	struct view *v = mail_new(r->conf, "welcome");
 	if (v)
 		vdict_set(view_body(v), "NAME", name);
-	if (mail_queue(r, v, "welcome", email, uid, 0, 0) == -1 ||
-	    audit_add(r, uid, "registered", "customer") == -1 || session_create(r, uid) == -1 ||
-	    db_commit() == -1)
+	if (mail_queue(request_ctx(r), v, "welcome", email, uid, 0, 0) == -1 ||
+	    audit_add(request_ctx(r), uid, "registered", "customer") == -1 ||
+	    session_create(r, uid) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_WELCOME);
 	return resp_redirect(r, "/tickets");
@@ -328,7 +255,7 @@ int account_register(struct request *r)
 
 /* ---- forgot / reset --------------------------------------------------- */
 
-static int forgot_page(struct request *r, int status, const char *email, const struct ferrs *f)
+static int forgot_page(struct request *r, int status, const char *email, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "password_forgot.tpl", "Forgot password");
 
@@ -336,7 +263,7 @@ static int forgot_page(struct request *r, int status, const char *email, const s
 		return 500;
 	vdict_set(view_body(v), "EMAIL", email);
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -348,54 +275,17 @@ int account_forgot_form(struct request *r)
 }
 
 static const char Q_USER_LOCK[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
-static const char Q_RESETS_RECENT[] =
-    "SELECT COUNT(*) FROM password_codes WHERE user_id = ? AND purpose = 'reset' "
-    "AND created_at > NOW() - INTERVAL 1 HOUR";
-static const char Q_CODES_VOID[] =
-    "UPDATE password_codes SET used_at = NOW() WHERE user_id = ? AND used_at IS NULL";
-static const char Q_CODE_NEW[] =
-    "INSERT INTO password_codes (user_id, purpose, code_hash, created_at, expires_at) "
-    "VALUES (?, ?, ?, NOW(), NOW() + INTERVAL ? SECOND)";
-
-/* issue_code: void the user's old codes, store a new one hashed and queue
- * the mail carrying it to the address stored for the account (never one
- * typed into a form).  In the caller's transaction.  0 / -1. */
-int issue_code(struct request *r, long long uid, const char *name, const char *purpose)
-{
-	int invite = strcmp(purpose, "invite") == 0;
-	long ttl = invite ? INVITE_TTL : RESET_TTL;
-	char code[9], hash[65];
-	struct db_rows er;
-	struct view *v;
-
-	if (db_query(r->a, &er, Q_USER_EMAIL, "i", uid) != 1 || DB_CELL(&er, 0, 0) == NULL)
-		return -1;
-	const char *email = DB_CELL(&er, 0, 0);
-	if (code_new(code) == -1)
-		return -1;
-	code_hash(uid, code, hash);
-	if (db_exec(Q_CODES_VOID, "i", uid) < 0 ||
-	    db_exec(Q_CODE_NEW, "issi", uid, purpose, hash, (long long)ttl) < 0)
-		return -1;
-	v = mail_new(r->conf, invite ? "agent_created" : "reset_code");
-	if (v == NULL)
-		return -1;
-	vdict_set(view_body(v), "NAME", name);
-	vdict_set(view_body(v), "CODE", code);
-	vdict_set(view_body(v), "RESET_URL", arena_printf(r->a, "%s/password/reset?email=%s",
-	    r->conf->base_url, url_encode(r->a, email)));
-	return mail_queue(r, v, invite ? "agent_created" : "reset_code", email, uid, 0, ttl);
-}
 
 /* POST /password/forgot: the same answer whether or not the account
- * exists (SPEC §3, §6); at most 3 reset mails per account per hour. */
+ * exists (no account enumeration); at most 3 reset mails per account per
+ * hour. */
 int account_forgot(struct request *r)
 {
 	char *email = form_email(r, "email");
 	struct db_rows rows;
 	int n;
 
-	if (check_email(email) == NULL) {
+	if (form_check_email(email) == NULL) {
 		n = db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
 		if (n < 0)
 			return db_status();
@@ -405,12 +295,13 @@ int account_forgot(struct request *r)
 			struct db_rows cnt;
 			/* the user's row lock serialises parallel requests, so the
 			 * count below cannot be raced past RESETS_PER_HOUR */
+			int recent;
 			if (db_begin() == -1 || db_query(r->a, &cnt, Q_USER_LOCK, "i", uid) != 1 ||
-			    db_query(r->a, &cnt, Q_RESETS_RECENT, "i", uid) != 1)
+			    (recent = code_resets_recent(r->a, uid)) == -1)
 				return db_fail();
-			if (atoi(DB_CELL(&cnt, 0, 0)) < RESETS_PER_HOUR) {
-				if (issue_code(r, uid, name, "reset") == -1 ||
-				    audit_add(r, uid, "reset_requested", "") == -1)
+			if (recent < RESETS_PER_HOUR) {
+				if (code_issue(request_ctx(r), uid, name, "reset") == -1 ||
+				    audit_add(request_ctx(r), uid, "reset_requested", "") == -1)
 					return db_fail();
 			}
 			if (db_commit() == -1)
@@ -419,7 +310,7 @@ int account_forgot(struct request *r)
 	}
 	/* the known-account path does more work (a code, a mail, a commit):
 	 * answer no sooner than FORGOT_FLOOR_MS so time does not tell them apart */
-	double left = FORGOT_FLOOR_MS - (now_ms() - r->t0);
+	double left = FORGOT_FLOOR_MS - (clock_ms() - r->t0);
 	if (left > 0) {
 		struct timespec ts = { 0, (long)(left * 1e6) };
 		nanosleep(&ts, NULL);
@@ -428,7 +319,7 @@ int account_forgot(struct request *r)
 	return resp_redirect(r, with_param(r, "/password/reset", "email", email));
 }
 
-static int reset_page(struct request *r, int status, const char *email, const struct ferrs *f)
+static int reset_page(struct request *r, int status, const char *email, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "password_reset.tpl", "Set a new password");
 
@@ -436,7 +327,7 @@ static int reset_page(struct request *r, int status, const char *email, const st
 		return 500;
 	vdict_set(view_body(v), "EMAIL", email);
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -447,14 +338,6 @@ int account_reset_form(struct request *r)
 	return reset_page(r, 200, e ? e : "", NULL);
 }
 
-static const char Q_CODE_LIVE[] =
-    "SELECT id, code_hash FROM password_codes WHERE user_id = ? AND used_at IS NULL "
-    "AND expires_at > NOW() AND tries < ? ORDER BY id DESC LIMIT 1";
-static const char Q_CODE_TRY[] = "UPDATE password_codes SET tries = tries + 1 WHERE id = ?";
-static const char Q_CODE_CLAIM[] =
-    "UPDATE password_codes SET used_at = NOW() WHERE id = ? AND used_at IS NULL "
-    "AND expires_at > NOW() AND tries < ?";
-
 /* POST /password/reset: a valid code (8 digits, unexpired, unused, under
  * 5 tries) sets the password; the claim is one atomic UPDATE so of many
  * parallel submissions exactly one wins.  Bad code: 422 "Invalid or
@@ -463,56 +346,47 @@ int account_reset(struct request *r)
 {
 	char *email = form_email(r, "email"), *code = form_text(r, "code");
 	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
-	struct ferrs f = { .n = 0 };
-	struct db_rows rows, cr;
-	char hash[65], pwhash[256];
+	struct form_errors f = { .n = 0 };
+	struct db_rows rows;
+	char pwhash[256];
 	long long uid = 0, cid = 0;
 	const char *stored = NULL;   /* the account's own address: the notice goes there */
 	int n;
 
-	ferr_add(&f, "ERR_PASSWORD", check_password(pw));
-	ferr_add(&f, "ERR_CONFIRM_PASSWORD", check_confirm(pw, confirm));
+	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
+	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
 	if (f.n)
 		return reset_page(r, 422, email, &f);
-	n = check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
+	n = form_check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
 	if (n < 0)
 		return db_status();
 	if (n == 1 && strcmp(DB_CELL(&rows, 0, 2), "active") == 0) {
 		uid = atoll(DB_CELL(&rows, 0, 0));
 		stored = DB_CELL(&rows, 0, 6);
-		int c = db_query(r->a, &cr, Q_CODE_LIVE, "ii", uid, (long long)CODE_TRIES);
-		if (c < 0)
+		cid = code_check(r->a, uid, code);
+		if (cid < 0)
 			return db_status();
-		if (c == 1) {
-			cid = atoll(DB_CELL(&cr, 0, 0));
-			code_hash(uid, code, hash);
-			if (strlen(code) != 8 || !ct_equal(hash, DB_CELL(&cr, 0, 1))) {
-				if (db_exec(Q_CODE_TRY, "i", cid) < 0)
-					return db_status();
-				cid = 0;
-			}
-		}
 	}
 	if (cid == 0) {
-		ferr_add(&f, "ERR_CODE", "Invalid or expired code");
+		form_error_add(&f, "ERR_CODE", "Invalid or expired code");
 		return reset_page(r, 422, email, &f);
 	}
 	if (password_hash(r->conf, pw, pwhash) == -1)
 		return 503;
 	if (db_begin() == -1)
 		return db_fail();
-	long long won = db_exec(Q_CODE_CLAIM, "ii", cid, (long long)CODE_TRIES);
+	int won = code_claim(cid);
 	if (won < 0)
 		return db_fail();
 	if (won == 0) {
 		db_rollback();
-		ferr_add(&f, "ERR_CODE", "Invalid or expired code");
+		form_error_add(&f, "ERR_CODE", "Invalid or expired code");
 		return reset_page(r, 422, email, &f);
 	}
 	struct view *v = mail_new(r->conf, "password_changed");
 	if (db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 || session_end_all(uid) == -1 ||
-	    mail_queue(r, v, "password_changed", stored, uid, 0, 0) == -1 ||
-	    audit_add(r, uid, "password_reset", "") == -1 || db_commit() == -1)
+	    mail_queue(request_ctx(r), v, "password_changed", stored, uid, 0, 0) == -1 ||
+	    audit_add(request_ctx(r), uid, "password_reset", "") == -1 || db_commit() == -1)
 		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);
 	flash_set(r, FLASH_PASSWORD_CHANGED);
@@ -521,14 +395,14 @@ int account_reset(struct request *r)
 
 /* ---- change password -------------------------------------------------- */
 
-static int change_page(struct request *r, int status, const struct ferrs *f)
+static int change_page(struct request *r, int status, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "password_change.tpl", "Change password");
 
 	if (v == NULL)
 		return 500;
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -537,12 +411,12 @@ int account_change_form(struct request *r)
 	return change_page(r, 200, NULL);
 }
 
-/* POST /password/change: ends every session of the user (SPEC §3). */
+/* POST /password/change: ends every session of the user. */
 int account_change(struct request *r)
 {
 	const char *cur = req_form(r, "current_password");
 	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
-	struct ferrs f = { .n = 0 };
+	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	char pwhash[256];
 	long long uid = r->user->id;
@@ -550,10 +424,10 @@ int account_change(struct request *r)
 
 	if (cur == NULL)
 		cur = "";
-	ferr_add(&f, "ERR_PASSWORD", check_password(pw));
-	ferr_add(&f, "ERR_CONFIRM_PASSWORD", check_confirm(pw, confirm));
+	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
+	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
 	if (f.n == 0 && strcmp(cur, pw) == 0)
-		ferr_add(&f, "ERR_PASSWORD", "New password must differ from the old one");
+		form_error_add(&f, "ERR_PASSWORD", "New password must differ from the old one");
 	if (f.n)
 		return change_page(r, 422, &f);
 	if (db_query(r->a, &rows, Q_USER_HASH, "i", uid) != 1)
@@ -562,7 +436,7 @@ int account_change(struct request *r)
 	if (ok == -1)
 		return 503;
 	if (!ok) {
-		ferr_add(&f, "ERR_CURRENT_PASSWORD", "Current password is incorrect");
+		form_error_add(&f, "ERR_CURRENT_PASSWORD", "Current password is incorrect");
 		return change_page(r, 422, &f);
 	}
 	if (password_hash(r->conf, pw, pwhash) == -1)
@@ -570,8 +444,8 @@ int account_change(struct request *r)
 	struct view *v = mail_new(r->conf, "password_changed");
 	if (db_begin() == -1 || db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 ||
 	    session_end_all(uid) == -1 ||
-	    mail_queue(r, v, "password_changed", r->user->email, uid, 0, 0) == -1 ||
-	    audit_add(r, uid, "password_changed", "") == -1 || db_commit() == -1)
+	    mail_queue(request_ctx(r), v, "password_changed", r->user->email, uid, 0, 0) == -1 ||
+	    audit_add(request_ctx(r), uid, "password_changed", "") == -1 || db_commit() == -1)
 		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);
 	flash_set(r, FLASH_PASSWORD_CHANGED);
@@ -582,7 +456,7 @@ int account_change(struct request *r)
 
 static const char Q_PROFILE[] = "SELECT created_at FROM users WHERE id = ?";
 
-static int account_page(struct request *r, int status, const struct ferrs *f)
+static int account_page(struct request *r, int status, const struct form_errors *f)
 {
 	struct db_rows rows;
 	struct view *v;
@@ -600,7 +474,7 @@ static int account_page(struct request *r, int status, const struct ferrs *f)
 	if (strcmp(r->user->role, "customer") == 0)
 		vdict_show(view_body(v), "CAN_DELETE");
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -613,7 +487,6 @@ static const char Q_ANONYMISE[] =
     "UPDATE users SET state = 'deleted', first_name = 'Deleted', last_name = 'customer', "
     "email = CONCAT('deleted-', id, '@invalid'), password_hash = NULL, updated_at = NOW() "
     "WHERE id = ?";
-static const char Q_CODES_DROP[] = "DELETE FROM password_codes WHERE user_id = ?";
 static const char Q_OUTBOX_DROP[] =
     "UPDATE outbox SET status = 'dropped', body = '', last_error = 'account deleted' "
     "WHERE user_id = ? AND status = 'pending'";
@@ -623,7 +496,7 @@ static const char Q_OUTBOX_DROP[] =
 int account_delete(struct request *r)
 {
 	const char *pw = req_form(r, "password");
-	struct ferrs f = { .n = 0 };
+	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	long long uid = r->user->id;
 	int ok;
@@ -636,12 +509,12 @@ int account_delete(struct request *r)
 	if (ok == -1)
 		return 503;
 	if (!ok) {
-		ferr_add(&f, "ERR_PASSWORD", "Password is incorrect");
+		form_error_add(&f, "ERR_PASSWORD", "Password is incorrect");
 		return account_page(r, 422, &f);
 	}
 	if (db_begin() == -1 || db_exec(Q_ANONYMISE, "i", uid) < 0 ||
-	    db_exec(Q_CODES_DROP, "i", uid) < 0 || db_exec(Q_OUTBOX_DROP, "i", uid) < 0 ||
-	    session_end_all(uid) == -1 || audit_add(r, uid, "account_deleted", "") == -1 ||
+	    code_drop_all(uid) == -1 || db_exec(Q_OUTBOX_DROP, "i", uid) < 0 ||
+	    session_end_all(uid) == -1 || audit_add(request_ctx(r), uid, "account_deleted", "") == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	cookie_set(r, "ccr_session", "", 0);

@@ -1,6 +1,7 @@
 /*
- * admin.c — ccr-admin (SPEC §7): migrate, create-admin, create-agent,
- * auto-close, purge, check-config.  Runs on the server as the operator.
+ * admin.c — ccr-admin (README "Operations"): migrate, create-admin,
+ * create-agent, auto-close, purge, check-config, backup, restore.  Runs on
+ * the server as the operator.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,7 +64,7 @@ static int cmd_create_user(const struct conf *c, int agent, int argc, char **arg
 {
 	const char *email_in = NULL, *first = agent ? NULL : "Admin", *last = agent ? NULL : "User";
 	char pw[1024], pw2[1024], hash[256], email[300], fbuf[300], lbuf[300];
-	struct request r;
+	struct ctx x = { .a = NULL, .conf = c, .reqid = "ccr-admin", .addr = "local", .actor = 0 };
 	const char *msg;
 
 	for (int i = 0; i < argc; i++) {
@@ -89,7 +90,7 @@ static int cmd_create_user(const struct conf *c, int agent, int argc, char **arg
 	snprintf(lbuf, sizeof(lbuf), "%s", last);
 	first = str_trim(str_fold_line(fbuf));
 	last = str_trim(str_fold_line(lbuf));
-	if ((msg = check_email(e)) || (msg = check_first_name(first)) || (msg = check_last_name(last))) {
+	if ((msg = form_check_email(e)) || (msg = form_check_first_name(first)) || (msg = form_check_last_name(last))) {
 		fprintf(stderr, "ccr-admin: %s\n", msg);
 		return 1;
 	}
@@ -101,13 +102,13 @@ static int cmd_create_user(const struct conf *c, int agent, int argc, char **arg
 		fprintf(stderr, "ccr-admin: no password on stdin\n");
 		return 1;
 	}
-	if ((msg = rc == -2 ? "Password is too long" : NULL) || (msg = check_password(pw)) ||
+	if ((msg = rc == -2 ? "Password is too long" : NULL) || (msg = form_check_password(pw)) ||
 	    (!utf8_valid(pw, strlen(pw)) && (msg = "Invalid characters"))) {
 		fprintf(stderr, "ccr-admin: %s\n", msg);
 		return 1;
 	}
 	if (isatty(STDIN_FILENO)) {
-		if (read_secret("Again: ", pw2, sizeof(pw2)) != 0 || (msg = check_confirm(pw, pw2))) {
+		if (read_secret("Again: ", pw2, sizeof(pw2)) != 0 || (msg = form_check_confirm(pw, pw2))) {
 			fprintf(stderr, "ccr-admin: Passwords do not match\n");
 			return 1;
 		}
@@ -119,9 +120,7 @@ static int cmd_create_user(const struct conf *c, int agent, int argc, char **arg
 	memset(pw, 0, sizeof(pw));
 insert:
 	db_init(c);
-	request_init(&r, arena_new(0), NULL, c);
-	snprintf(r.id, sizeof(r.id), "ccr-admin");
-	r.remote_addr = "local";
+	x.a = arena_new(0);
 	rc = 1;
 	long long uid = -1;
 	if (db_begin() == -1)
@@ -130,8 +129,8 @@ insert:
 	             agent ? NULL : hash)) == 0) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
-	} else if (uid < 0 || audit_add(&r, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
-	           (agent && issue_code(&r, uid, arena_printf(r.a, "%s %s", first, last), "invite") == -1) ||
+	} else if (uid < 0 || audit_add(&x, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
+	           (agent && code_issue(&x, uid, arena_printf(x.a, "%s %s", first, last), "invite") == -1) ||
 	           db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
@@ -141,7 +140,7 @@ insert:
 		rc = 0;
 	}
 	db_close();
-	arena_free(r.a);
+	arena_free(x.a);
 	return rc;
 }
 
@@ -245,7 +244,7 @@ int main(int argc, char **argv)
 			usage();
 			return 2;
 		}
-		return restore_run(&conf, argv[optind + 1]) == 0 ? 0 : 1;
+		return backup_restore(&conf, argv[optind + 1]) == 0 ? 0 : 1;
 	}
 	if (!strcmp(cmd, "auto-close")) {
 		if (view_root(conf.views_dir) == -1) {
@@ -253,7 +252,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		db_init(&conf);
-		int n = tickets_auto_close(&conf);
+		int n = ticket_auto_close(&conf);
 		if (n < 0) {
 			fprintf(stderr, "ccr-admin: auto-close: %s\n", db_last_msg());
 			return 1;

@@ -1,13 +1,41 @@
 /*
- * agent.c — the admin's agent pages (SPEC §3): pending requests (approve,
- * reject), active agents with their open-ticket counts and ratings,
- * create an agent (mailed a set-password code), disable an agent.
+ * agent.c — the agent picker of the ticket pages, and the admin's agent
+ * pages (/admin/agents): pending requests (approve, reject), active agents
+ * with their open-ticket counts and ratings, create an agent (mailed a
+ * set-password code), disable an agent.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "extern.h"
+
+/* ---- the agent picker of the ticket list and page --------------------- */
+
+static const char Q_AGENT_OPTIONS[] =
+    "SELECT id, CONCAT(first_name, ' ', last_name) FROM users "
+    "WHERE role = 'agent' AND state = 'active' ORDER BY first_name, last_name, id LIMIT 500";
+
+/* agent_options_load: the active agents (at most 500), for agent_options_fill. 0 / -1. */
+int agent_options_load(struct request *r, struct db_rows *agents)
+{
+	return db_query(r->a, agents, Q_AGENT_OPTIONS, "") < 0 ? -1 : 0;
+}
+
+/* agent_options_fill: AGENT_OPTION rows (an <option> each) into d for the
+ * loaded agents; `selected` marks one. */
+void agent_options_fill(struct vdict *d, const struct db_rows *agents, long long selected)
+{
+	for (size_t i = 0; i < agents->nrows; i++) {
+		struct vdict *o = vdict_section(d, "AGENT_OPTION");
+		vdict_set(o, "AGENT_ID", DB_CELL(agents, i, 0));
+		vdict_set(o, "AGENT_NAME", DB_CELL(agents, i, 1));
+		if (atoll(DB_CELL(agents, i, 0)) == selected)
+			vdict_show(o, "SELECTED");
+	}
+}
+
+/* ---- GET and POST /admin/agents ---------------------------------------- */
 
 static const char Q_PENDING[] =
     "SELECT id, CONCAT(first_name, ' ', last_name), email, UNIX_TIMESTAMP(created_at) "
@@ -22,7 +50,7 @@ static const char Q_ACTIVE[] =
     "LIMIT 500";
 
 static int agents_page(struct request *r, int status, const char *first, const char *last,
-                       const char *email, const struct ferrs *f)
+                       const char *email, const struct form_errors *f)
 {
 	struct db_rows pend, act;
 
@@ -37,7 +65,7 @@ static int agents_page(struct request *r, int status, const char *first, const c
 		vdict_set(p, "ID", DB_CELL(&pend, i, 0));
 		vdict_set(p, "NAME", DB_CELL(&pend, i, 1));
 		vdict_set(p, "EMAIL", DB_CELL(&pend, i, 2));
-		vdict_time(r, p, "REQUESTED", DB_CELL(&pend, i, 3));
+		page_set_time(r, p, "REQUESTED", DB_CELL(&pend, i, 3));
 	}
 	if (pend.nrows == 0)
 		vdict_show(b, "NO_PENDING");
@@ -56,7 +84,7 @@ static int agents_page(struct request *r, int status, const char *first, const c
 	vdict_set(b, "LAST_NAME", last);
 	vdict_set(b, "EMAIL", email);
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -65,28 +93,25 @@ int agent_list(struct request *r)
 	return agents_page(r, 200, "", "", "", NULL);
 }
 
-static const char Q_EMAIL_TAKEN[] = "SELECT 1 FROM users WHERE email = ?";
-
 /* POST /admin/agents: an active agent without a password, mailed a code
  * (72 h, single use, 5 tries) to set one at /password/reset. */
 int agent_create(struct request *r)
 {
 	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
 	char *email = form_email(r, "email");
-	const char *email_err = check_email(email);
-	struct ferrs f = { .n = 0 };
-	struct db_rows rows;
+	const char *email_err = form_check_email(email);
+	struct form_errors f = { .n = 0 };
 
 	if (!email_err) {
-		int n = db_query(r->a, &rows, Q_EMAIL_TAKEN, "s", email);
-		if (n < 0)
+		int taken = user_email_taken(r->a, email);
+		if (taken < 0)
 			return db_status();
-		if (n > 0)
+		if (taken)
 			email_err = "An account with this email already exists";
 	}
-	ferr_add(&f, "ERR_FIRST_NAME", check_first_name(first));
-	ferr_add(&f, "ERR_LAST_NAME", check_last_name(last));
-	ferr_add(&f, "ERR_EMAIL", email_err);
+	form_error_add(&f, "ERR_FIRST_NAME", form_check_first_name(first));
+	form_error_add(&f, "ERR_LAST_NAME", form_check_last_name(last));
+	form_error_add(&f, "ERR_EMAIL", email_err);
 	if (f.n)
 		return agents_page(r, 422, first, last, email, &f);
 	if (db_begin() == -1)
@@ -94,11 +119,12 @@ int agent_create(struct request *r)
 	long long uid = user_insert(email, first, last, "agent", "active", NULL);
 	if (uid == 0) {
 		db_rollback();
-		ferr_add(&f, "ERR_EMAIL", "An account with this email already exists");
+		form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 		return agents_page(r, 422, first, last, email, &f);
 	}
-	if (uid < 0 || issue_code(r, uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
-	    audit_add(r, uid, "agent_created", email) == -1 || db_commit() == -1)
+	if (uid < 0 ||
+	    code_issue(request_ctx(r), uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
+	    audit_add(request_ctx(r), uid, "agent_created", email) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_CREATED);
 	return resp_redirect(r, "/admin/agents");
@@ -132,7 +158,7 @@ static int agent_move(struct request *r, const char *from, const char *to, const
 	}
 	if (db_query(r->a, &rows, Q_AGENT_ROW, "i", id) != 1 ||
 	    (then && then(r, id, DB_CELL(&rows, 0, 0), DB_CELL(&rows, 0, 1)) == -1) ||
-	    audit_add(r, id, event, DB_CELL(&rows, 0, 1)) == -1 || db_commit() == -1)
+	    audit_add(request_ctx(r), id, event, DB_CELL(&rows, 0, 1)) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, flash);
 	return resp_redirect(r, "/admin/agents");
@@ -144,7 +170,7 @@ static int mail_approved(struct request *r, long long id, const char *name, cons
 
 	if (v)
 		vdict_set(view_body(v), "NAME", name);
-	return mail_queue(r, v, "agent_approved", email, id, 0, 0);
+	return mail_queue(request_ctx(r), v, "agent_approved", email, id, 0, 0);
 }
 
 /* Disabled: sessions end now; every ticket of theirs goes back to the
@@ -173,65 +199,4 @@ int agent_reject(struct request *r)
 int agent_disable(struct request *r)
 {
 	return agent_move(r, "active", "disabled", "agent_disabled", end_agent, FLASH_AGENT_DISABLED);
-}
-
-static const char Q_DUE_CLOSE[] =
-    "SELECT t.id, t.subject, c.email, c.id, CONCAT(c.first_name, ' ', c.last_name) "
-    "FROM tickets t JOIN users c ON c.id = t.customer_id "
-    "WHERE t.status = 'resolved' AND t.resolved_at < NOW() - INTERVAL ? DAY LIMIT 500";
-static const char Q_AUTO_CLOSE[] =
-    "UPDATE tickets SET status = 'closed', closed_at = NOW(), last_activity = NOW() "
-    "WHERE id = ? AND status = 'resolved' AND resolved_at < NOW() - INTERVAL ? DAY";
-
-/* tickets_auto_close: SPEC §4 — resolved tickets with no customer message
- * for auto_close_days are closed and their customers mailed.  A customer
- * message reopens a ticket, so "resolved since" is the whole test.
- * Returns the number closed, or -1. */
-int tickets_auto_close(const struct conf *c)
-{
-	struct request r;
-	struct db_rows rows;
-	int closed = 0;
-
-	request_init(&r, arena_new(0), NULL, c);
-	snprintf(r.id, sizeof(r.id), "auto-close");
-	r.remote_addr = "local";
-	do {
-		arena_reset(r.a);
-		if (db_query(r.a, &rows, Q_DUE_CLOSE, "i", (long long)c->auto_close_days) < 0) {
-			arena_free(r.a);
-			return -1;
-		}
-		for (size_t i = 0; i < rows.nrows; i++) {
-			long long id = atoll(DB_CELL(&rows, i, 0));
-			if (db_begin() == -1)
-				goto fail;
-			long long n = db_exec(Q_AUTO_CLOSE, "ii", id, (long long)c->auto_close_days);
-			if (n < 0)
-				goto fail;
-			if (n == 1) {
-				struct view *v = mail_new(c, "ticket_auto_closed");
-				if (v) {
-					vdict_set_int(view_body(v), "TICKET", id);
-					vdict_set(view_body(v), "SUBJECT", DB_CELL(&rows, i, 1));
-					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, 4));
-					vdict_set_int(view_body(v), "DAYS", c->auto_close_days);
-				}
-				if (mail_queue(&r, v, "ticket_auto_closed", DB_CELL(&rows, i, 2),
-				        atoll(DB_CELL(&rows, i, 3)), id, 0) == -1 ||
-				    audit_add(&r, atoll(DB_CELL(&rows, i, 3)), "ticket_auto_closed",
-				        arena_printf(r.a, "ticket %lld", id)) == -1)
-					goto fail;
-				closed++;
-			}
-			if (db_commit() == -1)
-				goto fail;
-		}
-	} while (rows.nrows == 500);
-	arena_free(r.a);
-	return closed;
-fail:
-	db_rollback();
-	arena_free(r.a);
-	return -1;
 }

@@ -1,6 +1,7 @@
 /*
- * arena.c — request memory (DESIGN §3.5).  A bump allocator over a list of
- * chunks; arena_reset() keeps the first chunk and frees the rest, so a
+ * arena.c — request memory, freed in one go when the request ends; out of
+ * memory is fatal (abort), so no caller checks for NULL.  A bump
+ * allocator over a list of chunks; arena_reset() keeps the first chunk and frees the rest, so a
  * worker's steady state makes no malloc calls for ordinary requests.
  */
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /*
  * backup.c — `ccr-admin backup` and `ccr-admin restore FILE`: a consistent
  * dump (mariadb-dump --single-transaction) compressed with gzip, both run
- * with fork/exec and never through a shell (DESIGN §3.12).  The password
- * travels in a private --defaults-extra-file, not on a command line.
+ * with fork/exec and never through a shell (no quoting to get wrong).
+ * The password travels in a private --defaults-extra-file, not on a
+ * command line.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -194,8 +195,8 @@ int backup_run(const struct conf *c, const char *dir)
 static const char Q_TABLES[] =
     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?";
 
-/* restore_run: load a backup into an empty database.  0 / -1. */
-int restore_run(const struct conf *c, const char *file)
+/* backup_restore: load a backup into an empty database.  0 / -1. */
+int backup_restore(const struct conf *c, const char *file)
 {
 	struct arena *a = arena_new(0);
 	struct db_rows rows;

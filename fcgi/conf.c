@@ -1,5 +1,6 @@
 /*
- * conf.c — the INI configuration (SPEC §7).  Parsing is libinih's; the keys
+ * conf.c — the INI configuration (README "Configuration").  Parsing is
+ * libinih's; the keys
  * are a table, so every key has one type, one range and one place where it
  * lands in struct conf.  Unknown sections or keys and bad values are refused
  * with "file:line: message".

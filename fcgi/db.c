@@ -1,8 +1,9 @@
 /*
  * db.c — a worker's one MariaDB connection, opened after fork, with
  * connect/read/write timeouts; prepared statements cached by SQL text and
- * re-prepared after a reconnect (STACK.md: a lost connection takes its
- * statements with it).  Every value is a bound parameter (SPEC §6); results
+ * re-prepared after a reconnect (a lost connection takes its prepared
+ * statements with it).  Every value is a bound parameter, never SQL text
+ * built from input; results
  * come back as strings in the request arena.
  */
 #include <errmsg.h>
@@ -134,7 +135,8 @@ int db_connect(void)
 	/* times are UTC; READ COMMITTED keeps claims and counters simple */
 	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
 	    "SET time_zone = '+00:00', SESSION tx_isolation = 'READ-COMMITTED'");
-	/* Galera: read your own writes on any node after a redirect (DESIGN §5) */
+	/* Galera: a read on any node sees the writes committed before it
+	 * (a redirect after POST may land on another node) */
 	if (dbconf->db_galera_sync_wait)
 		mysql_optionsv(conn, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1");
 	if (!mysql_real_connect(conn, dbconf->db_socket[0] ? NULL : dbconf->db_host,
@@ -155,11 +157,11 @@ int db_ping(void)
 		gone_this_request = 1;
 		return -1;
 	}
-	double t0 = now_ms();
+	double t0 = clock_ms();
 	if (mysql_ping(conn) != 0) {
 		note("ping", mysql_errno(conn), mysql_error(conn));
 		db_close();
-		if (now_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_ping(conn) != 0) {
+		if (clock_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_ping(conn) != 0) {
 			last_err = DB_GONE;
 			gone_this_request = 1;
 			db_close();
@@ -261,7 +263,7 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 		return NULL;
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		double t0 = now_ms();
+		double t0 = clock_ms();
 		if (db_connect() == -1) {
 			gone_this_request = 1;
 			return NULL;
@@ -279,7 +281,7 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 		db_close();
 		/* a stale connection fails at once and deserves one fresh try; a
 		 * server that made us wait for a timeout does not */
-		if (was_tx || now_ms() - t0 > 1000.0) {
+		if (was_tx || clock_ms() - t0 > 1000.0) {
 			gone_this_request = 1;
 			return NULL;
 		}

@@ -1,12 +1,18 @@
 /*
- * extern.h — the private interfaces of ccrd and ccr-admin, grouped by file
- * (DESIGN §3.10).  Return-code convention: 0 ok / -1 failed, or a pointer /
- * NULL; where "not found" differs from "failed" it is documented per function.
+ * extern.h — the private interfaces of ccrd and ccr-admin: each declaration
+ * under the file that defines it, the files in the reading order of README
+ * "Source layout".  Return-code convention: 0 ok / -1 failed, or a pointer
+ * / NULL; where "not found" differs from "failed" it is documented per
+ * function.  Functions carry their file's name as a prefix, with three
+ * exceptions: request.c's two halves (req_ reads the request, resp_ writes
+ * the response), view.cc's dictionaries (vdict_), and text.c, whose pure
+ * string functions are named by what they work on (utf8_, str_, kv_...).
  */
 #ifndef CCR_EXTERN_H
 #define CCR_EXTERN_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +20,11 @@
 
 #define CCR_VERSION "0.1.0"
 #define EX_BADCONF 78 /* sysexits EX_CONFIG: a child with a bad config, not respawned */
+
+struct request;
+struct db_rows;
+struct vdict;
+struct view;
 
 /* ---- arena.c: request memory, released in one reset ------------------- */
 struct arena;
@@ -27,7 +38,7 @@ char *arena_printf(struct arena *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 size_t arena_used(const struct arena *);
 
-/* ---- log.c: stderr lines for the journal ------------------------------- */
+/* ---- log.c: stderr lines for the journal ------------------------------ */
 enum log_level { LOG_LV_ERR, LOG_LV_WARN, LOG_LV_INFO, LOG_LV_DEBUG };
 void log_init(const char *prog, int json);
 int log_reopen(const char *path);            /* "" = keep stderr */
@@ -39,6 +50,9 @@ void log_msg(enum log_level, const char *fmt, ...)
 size_t log_escape(char *dst, size_t dstlen, const char *src);
 void log_access(const char *reqid, const char *method, const char *path,
                 int status, double ms, long long user_id, const char *addr);
+
+/* ---- clock.c: the monotonic clock ---------------------------------------- */
+double clock_ms(void);
 
 /* ---- conf.c: the INI configuration ------------------------------------ */
 enum starttls_mode { STARTTLS_REQUIRED, STARTTLS_OPTIONAL, STARTTLS_OFF };
@@ -99,7 +113,7 @@ int conf_load_string(struct conf *, const char *text, const char *name,
                      char *err, size_t errlen);
 int conf_workers(const struct conf *);       /* resolves 0 → 2 × cores */
 
-/* ---- text.c: percent-decoding, UTF-8, urlencoded/cookie parsing -------- */
+/* ---- text.c: percent-decoding, UTF-8, name/value lists, text rules ---- */
 struct kv {
 	const char *key;
 	const char *val;
@@ -111,54 +125,77 @@ struct kvlist {
 enum parse_result { PARSE_OK = 0, PARSE_BAD = -1, PARSE_UTF8 = -2, PARSE_TOO_MANY = -3 };
 long pct_decode(char *s, size_t len, int plus_is_space);   /* in place; -1 bad */
 int utf8_valid(const char *s, size_t len);                 /* 1 valid, 0 not */
+size_t utf8_len(const char *s);   /* characters in a valid UTF-8 string */
 int text_clean(char *s);          /* CRLF→LF in place; 0 ok, -1 control chars */
-int form_parse(struct arena *, const char *s, size_t len, struct kvlist *out,
-               size_t max_pairs);                          /* enum parse_result */
-int cookie_parse(struct arena *, const char *hdr, struct kvlist *out,
-                 size_t max_pairs);                        /* enum parse_result */
+int kv_add(struct arena *, struct kvlist *, size_t *cap, size_t max_pairs,
+           const char *k, const char *v);                  /* enum parse_result */
 const char *kv_get(const struct kvlist *, const char *key); /* NULL absent */
 int header_safe(const char *s);   /* 1 when no CR, LF or other CTL */
-int email_valid(const char *s);   /* SPEC §2 rule; 1 valid */
+int email_valid(const char *s);   /* the email rule; 1 valid */
+int str_is_hex(const char *s, size_t min, size_t max);     /* lowercase hex, min..max long */
 void str_lower_ascii(char *s);
 char *str_trim(char *s);          /* in place, returns start */
-size_t utf8_len(const char *s);   /* characters in a valid UTF-8 string */
 char *url_encode(struct arena *, const char *s);
 const char *local_path(const char *n);   /* a safe redirect target, or NULL */
 void utf8_truncate(char *s, size_t max_chars);
 char *str_fold_line(char *s);
 
-/* ---- route.c: the route table and the dispatcher ----------------------- */
-struct request;
-typedef int (*handler_fn)(struct request *);
-enum route_flag {
-	RF_AUTH = 1 << 0,     /* needs a logged-in user */
-	RF_CUSTOMER = 1 << 1, /* role allowed (none of the three = any role) */
-	RF_AGENT = 1 << 2,
-	RF_ADMIN = 1 << 3,
-	RF_CSRF = 1 << 4,     /* state-changing: csrf_token must match */
-	RF_NODB = 1 << 5,     /* may run without the database */
-	RF_POLL = 1 << 6,     /* background poll: not activity (last_seen stays) */
+/* ---- crypto.c: SHA-256, random tokens, constant-time compare ----------- */
+int crypto_sha256_hex(const void *data, size_t len, char out[65]);   /* 0 / -1 */
+int crypto_token(char out[65]);                 /* 64 random hex digits; 0 / -1 */
+int crypto_equal(const char *a, const char *b); /* 1 equal; time independent of content */
+
+/* ---- db.c: the connection and prepared statements --------------------- */
+enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
+struct db_rows {
+	size_t nrows, ncols;
+	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
 };
-struct route {
-	const char *method;
-	const char *pattern;  /* "/tickets/{id}/messages": {id} = 1..18 digits */
-	handler_fn handler;
-	unsigned flags;
-};
-/* route_match: the route, or NULL with *status 404 or 405 (allow filled). */
-const struct route *route_match(const char *method, const char *path,
-                                long long *id, int *status, char *allow,
-                                size_t allowlen);
-void route_dispatch(struct request *);
+#define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
+int db_init(const struct conf *);           /* settings only; connects lazily */
+void db_request_start(void);
+int db_connect(void);                       /* 0 / -1 (db_last_err set) */
+void db_close(void);
+int db_ping(void);
+enum db_err db_last_err(void);
+const char *db_last_msg(void);
+/* Parameter types in fmt: 's' const char *, 'i' long long, 'n' NULL. */
+long long db_exec(const char *sql, const char *fmt, ...);      /* affected, -1 */
+int db_query(struct arena *, struct db_rows *, const char *sql, const char *fmt, ...);
+long long db_insert_id(void);
+int db_begin(void);
+int db_commit(void);
+void db_rollback(void);
+int db_status(void);   /* HTTP status for the last failure: 503 or 500 */
+int db_fail(void);     /* roll back, then db_status() */
+void *db_handle(void); /* the MYSQL * (ccr-admin migrations only) */
+
+/* ---- view.cc: the ctemplate shim (the only C++) ------------------------ */
+#include "view.h"
+
+/* ---- master.c: the supervisor of workers and the mailer ---------------- */
+int master_run(struct conf *, int listen_fd);          /* exit code */
+
+/* ---- child.c: signals of workers and the mailer ------------------------ */
+extern volatile int child_stop;          /* set by SIGTERM/SIGINT */
+void child_signals(sigset_t *waitmask);  /* the mask to wait with */
+void child_reopen_log(const struct conf *);
+
+/* ---- worker.c: accept and serve one request at a time ------------------ */
+int worker_main(const struct conf *, int listen_fd);   /* exit code */
+
+/* ---- fcgi.c: the FastCGI record pre-filter ----------------------------- */
+int fcgi_suspect(int fd);         /* 1: drop the connection unread */
 
 /* ---- request.c: the request and its response --------------------------- */
-struct user {
-	long long id;
-	char role[16];
-	char state[16];
-	char email[256];
-	char first_name[260];
-	char last_name[260];
+/* What audit rows, mail and one-time codes need of their caller: a request
+ * (request_ctx) or a ccr-admin command (built on the stack). */
+struct ctx {
+	struct arena *a;
+	const struct conf *conf;
+	const char *reqid;          /* the request id, or the command's name */
+	const char *addr;           /* the client address, or "local" */
+	long long actor;            /* the user acting, 0 = nobody logged in */
 };
 struct resp_header {
 	const char *name;
@@ -191,26 +228,93 @@ struct request {
 	const char *message;        /* a person-readable reason for an error page */
 	struct resp_header hdr[RESP_MAX_HEADERS];
 	size_t nhdr;
-	const char *flash;          /* to set on redirect */
-	const char *flash_kind;
-	double t0;
+	double t0;                  /* clock_ms() at the start */
+	struct ctx ctx;             /* request_ctx's */
 };
 void request_init(struct request *, struct arena *, void *fcgx, const struct conf *);
 int request_read(struct request *);          /* HTTP status: 0 ok, 413/400/422 */
-void make_request_id(struct request *);
 void request_refuse(struct request *, int status, const char *why);
+const struct ctx *request_ctx(struct request *);
 const char *req_param(const struct request *, const char *name); /* FastCGI env */
 const char *req_query(const struct request *, const char *name);
 const char *req_form(const struct request *, const char *name);
-const char *req_cookie(const struct request *, const char *name);
 int resp_header_add(struct request *, const char *name, const char *value);
 int resp_redirect(struct request *, const char *location);  /* returns 303 */
 int resp_text(struct request *, int status, const char *text);
 void resp_send(struct request *);
-const char *status_reason(int status);
-double now_ms(void);
+const char *resp_reason(int status);
 
-/* ---- session.c: sessions, CSRF, flash --------------------------------- */
+/* ---- form.c: the urlencoded parser, fields, rules, field errors -------- */
+int form_parse(struct arena *, const char *s, size_t len, struct kvlist *out,
+               size_t max_pairs);                          /* enum parse_result */
+/* the rules: NULL = good, else the message */
+const char *form_check_first_name(const char *);
+const char *form_check_last_name(const char *);
+const char *form_check_email(const char *);
+const char *form_check_password(const char *);
+const char *form_check_confirm(const char *pw, const char *confirm);
+char *form_text(struct request *, const char *name);
+char *form_email(struct request *, const char *name);
+char *form_line(struct request *, const char *name);
+/* A form's field errors, in the order the page shows them. */
+#define FORM_ERRORS_MAX 8
+struct form_errors {
+	struct {
+		const char *key;   /* ERR_<FIELD> */
+		const char *msg;
+	} e[FORM_ERRORS_MAX];
+	int n;
+};
+void form_error_add(struct form_errors *, const char *key, const char *msg);
+void form_error_show(struct view *, const struct form_errors *);
+
+/* ---- cookie.c: the Cookie header in, Set-Cookie out -------------------- */
+int cookie_parse(struct arena *, const char *hdr, struct kvlist *out,
+                 size_t max_pairs);                        /* enum parse_result */
+const char *cookie_get(const struct request *, const char *name);
+void cookie_set(struct request *, const char *name, const char *value, long max_age);
+
+/* ---- route.c: the route table and the dispatcher ----------------------- */
+typedef int (*handler_fn)(struct request *);
+enum route_flag {
+	RF_AUTH = 1 << 0,     /* needs a logged-in user */
+	RF_CUSTOMER = 1 << 1, /* role allowed (none of the three = any role) */
+	RF_AGENT = 1 << 2,
+	RF_ADMIN = 1 << 3,
+	RF_CSRF = 1 << 4,     /* state-changing: csrf_token must match */
+	RF_NODB = 1 << 5,     /* may run without the database */
+	RF_POLL = 1 << 6,     /* background poll: not activity (last_seen stays) */
+};
+struct route {
+	const char *method;
+	const char *pattern;  /* "/tickets/{id}/messages": {id} = 1..18 digits */
+	handler_fn handler;
+	unsigned flags;
+};
+/* route_match: the route, or NULL with *status 404 or 405 (allow filled). */
+const struct route *route_match(const char *method, const char *path,
+                                long long *id, int *status, char *allow,
+                                size_t allowlen);
+void route_dispatch(struct request *);
+const char *route_name(int index);      /* "GET /tickets/{id}", for metrics */
+
+/* ---- session.c: sessions and CSRF tokens ------------------------------- */
+struct user {                   /* the logged-in user of a request */
+	long long id;
+	char role[16];
+	char state[16];
+	char email[256];
+	char first_name[260];
+	char last_name[260];
+};
+int session_load(struct request *);
+int session_peek(struct request *);
+int session_create(struct request *, long long user_id);
+int session_end(struct request *);
+int session_end_all(long long user_id);
+int session_csrf_ok(const struct request *);
+
+/* ---- flash.c: the one-time message of the next page -------------------- */
 enum flash {
 	FLASH_NONE, FLASH_WELCOME, FLASH_AGENT_REQUESTED, FLASH_RESET_SENT,
 	FLASH_PASSWORD_CHANGED, FLASH_LOGGED_OUT, FLASH_ACCOUNT_DELETED,
@@ -219,58 +323,50 @@ enum flash {
 	FLASH_AGENT_CREATED, FLASH_AGENT_APPROVED, FLASH_AGENT_REJECTED,
 	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH__MAX
 };
-struct vdict;
-int token_new(char out[65]);
-int ct_equal(const char *a, const char *b);
-void cookie_set(struct request *, const char *name, const char *value, long max_age);
-int session_load(struct request *);
-int session_peek(struct request *);
-int session_create(struct request *, long long user_id);
-int session_end(struct request *);
-int session_end_all(long long user_id);
-int csrf_ok(const struct request *);
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
-
-/* ---- view.cc: the ctemplate shim (the only C++) ------------------------ */
-#include "view.h"
 
 /* ---- page.c: rendering a page inside the layout ------------------------ */
 struct view *page_new(struct request *, const char *tpl, const char *title);
 int page_render(struct request *, struct view *, int status);
 int page_error(struct request *, int status); /* renders error.tpl */
-const char *static_version(const char *views_dir);
-void vdict_time(struct request *, struct vdict *, const char *prefix, const char *unix_ts);
+void page_set_time(struct request *, struct vdict *, const char *prefix, const char *unix_ts);
 
-/* ---- form.c: SPEC §2 field rules (NULL = good, else the message) ------- */
-const char *check_first_name(const char *);
-const char *check_last_name(const char *);
-const char *check_email(const char *);
-const char *check_password(const char *);
-const char *check_confirm(const char *pw, const char *confirm);
-char *form_text(struct request *, const char *name);
-char *form_email(struct request *, const char *name);
-char *form_line(struct request *, const char *name);
-/* A form's field errors, in the order the page shows them. */
-#define FERRS_MAX 8
-struct ferrs {
-	struct {
-		const char *key;   /* ERR_<FIELD> */
-		const char *msg;
-	} e[FERRS_MAX];
-	int n;
-};
-struct view;
-void ferr_add(struct ferrs *, const char *key, const char *msg);
-void ferr_show(struct view *, const struct ferrs *);
+/* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
+int password_hash(const struct conf *, const char *pw, char out[256]);
+int password_verify(const struct conf *, const char *encoded, const char *pw);
+int password_needs_rehash(const struct conf *, const char *encoded);
+int password_dummy_verify(const struct conf *);
+unsigned long password_hash_count(void);
 
-/* ---- audit.c / mail.c --------------------------------------------------- */
-int audit_add(struct request *, long long user_id, const char *event, const char *detail);
+/* ---- user.c: account rows shared by the account, agent and admin code -- */
+long long user_insert(const char *email, const char *first, const char *last,
+                      const char *role, const char *state, const char *hash);
+int user_email_taken(struct arena *, const char *email);   /* 1 / 0 / -1 */
+const char *user_email(struct arena *, long long id);       /* NULL: none or failed */
+int user_active_email(struct arena *, long long id, const char **email); /* 1 / 0 / -1 */
+
+/* ---- code.c: one-time codes (password reset, agent invitation) --------- */
+int code_issue(const struct ctx *, long long uid, const char *name, const char *purpose);
+int code_resets_recent(struct arena *, long long uid);     /* count / -1 */
+long long code_check(struct arena *, long long uid, const char *code); /* id / 0 / -1 */
+int code_claim(long long id);                               /* 1 won / 0 / -1 */
+int code_drop_all(long long uid);
+
+/* ---- audit.c: security events ------------------------------------------ */
+int audit_add(const struct ctx *, long long user_id, const char *event, const char *detail);
+
+/* ---- mail.c: notifications into the outbox ----------------------------- */
 struct view *mail_new(const struct conf *, const char *name);
-int mail_queue(struct request *, struct view *, const char *kind, const char *to,
+int mail_queue(const struct ctx *, struct view *, const char *kind, const char *to,
                long long user_id, long long ticket_id, long expires);
+int mail_queue_active(const struct ctx *, struct view *, const char *kind, long long user_id,
+                      long long ticket_id);
+int mail_admins(const struct ctx *, long long account_id, const char *name, const char *who,
+                const char *email, long long ticket_id, const char *subject);
 
-/* ---- account.c: SPEC §2 and the account routes of §3 ------------------ */
+/* ---- account.c: the account routes ------------------------------------- */
+int account_home(struct request *);
 int account_login_form(struct request *);
 int account_login(struct request *);
 int account_logout(struct request *);
@@ -284,32 +380,16 @@ int account_change_form(struct request *);
 int account_change(struct request *);
 int account_show(struct request *);
 int account_delete(struct request *);
-long long user_insert(const char *email, const char *first, const char *last,
-                      const char *role, const char *state, const char *hash);
-int mail_admins(struct request *, long long account_id, const char *name, const char *who, const char *email,
-                long long ticket_id, const char *subject);
-int issue_code(struct request *, long long uid, const char *name, const char *purpose);
 
-/* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
-int password_hash(const struct conf *, const char *pw, char out[256]);
-int password_verify(const struct conf *, const char *encoded, const char *pw);
-int password_needs_rehash(const struct conf *, const char *encoded);
-int password_dummy_verify(const struct conf *);
-unsigned long password_hash_count(void);
-
-/* ---- ticket.c / message.c / agent.c: SPEC §3 tickets and admin ------- */
-struct db_rows;
+/* ---- ticket.c: the ticket routes and the ticket life ------------------- */
 struct ticket {
 	long long id, customer_id, agent_id;     /* agent_id 0 = unassigned */
 	const char *subject, *description, *priority, *status, *created, *activity;
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
 };
 int ticket_get(struct request *, struct ticket *);
-int lock_ticket(struct request *, long long id, const char **st, long long *agent);
-int ticket_lock(struct request *, struct ticket *);
 int ticket_visible(const struct request *, const struct ticket *);
-int mail_queue_active(struct request *, struct view *, const char *kind, long long user_id,
-                      long long ticket_id);
+int ticket_lock(struct request *, struct ticket *);
 int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
                 const char *error, const char *draft);
 int ticket_list(struct request *);
@@ -321,55 +401,24 @@ int ticket_resolve(struct request *);
 int ticket_close(struct request *);
 int ticket_reopen(struct request *);
 int ticket_rate(struct request *);
-int load_agent_options(struct request *, struct db_rows *);
-void agent_options(struct vdict *, const struct db_rows *, long long selected);
-int thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
-long long thread_fill(struct request *, struct vdict *, const struct db_rows *);
+int ticket_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
+
+/* ---- message.c: a ticket's conversation -------------------------------- */
+int message_thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
+long long message_thread_fill(struct request *, struct vdict *, const struct db_rows *);
 int message_poll(struct request *);
 int message_post(struct request *);
+
+/* ---- agent.c: the agent picker and the admin's agent pages ------------- */
+int agent_options_load(struct request *, struct db_rows *);
+void agent_options_fill(struct vdict *, const struct db_rows *, long long selected);
 int agent_list(struct request *);
 int agent_create(struct request *);
 int agent_approve(struct request *);
 int agent_reject(struct request *);
 int agent_disable(struct request *);
-int tickets_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
 
-/* ---- db.c: the worker's connection and prepared statements ------------- */
-enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
-struct db_rows {
-	size_t nrows, ncols;
-	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
-};
-#define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
-int db_init(const struct conf *);           /* settings only; connects lazily */
-void db_request_start(void);
-int db_connect(void);                       /* 0 / -1 (db_last_err set) */
-void db_close(void);
-int db_ping(void);
-enum db_err db_last_err(void);
-const char *db_last_msg(void);
-/* Parameter types in fmt: 's' const char *, 'i' long long, 'n' NULL. */
-long long db_exec(const char *sql, const char *fmt, ...);      /* affected, -1 */
-int db_query(struct arena *, struct db_rows *, const char *sql, const char *fmt, ...);
-long long db_insert_id(void);
-int db_begin(void);
-int db_commit(void);
-void db_rollback(void);
-int db_status(void);   /* HTTP status for the last failure: 503 or 500 */
-int db_fail(void);     /* roll back, then db_status() */
-void *db_handle(void); /* the MYSQL * (ccr-admin migrations only) */
-
-/* ---- worker.c / master.c / mailer.c ------------------------------------ */
-int worker_main(const struct conf *, int listen_fd);   /* exit code */
-int master_run(struct conf *, int listen_fd);          /* exit code */
-int mailer_main(const struct conf *);                  /* exit code */
-extern volatile int g_stop;
-#include <signal.h>
-void child_signals(sigset_t *waitmask);   /* worker.c: also the mailer's */
-void child_reopen_log(const struct conf *);
-int listen_open(const struct conf *);                  /* fd or -1 */
-
-/* ---- metrics.c: counters in shared memory, GET /metrics ---------------- */
+/* ---- metrics.c: GET /healthz, counters in shared memory, GET /metrics -- */
 enum metric {
 	MET_MAIL_SENT, MET_MAIL_FAILED, MET_MAIL_RETRIED, MET_WORKER_RESTARTS,
 	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET__MAX
@@ -377,12 +426,17 @@ enum metric {
 int metrics_init(void);
 void metrics_add(enum metric, unsigned long long n);
 void metrics_request(int route, int status, double ms);
+int metrics_healthz(struct request *);
 int metrics_page(struct request *);
-const char *route_name(int index);      /* route.c: "GET /tickets/{id}" */
+
+/* ---- mailer.c: the mailer process -------------------------------------- */
+int mailer_main(const struct conf *);                  /* exit code */
 
 /* ---- migrate.c: schema migrations (ccr-admin) -------------------------- */
 int migrate_run(const struct conf *, int verbose);
-int backup_run(const struct conf *, const char *dir);   /* backup.c */
-int restore_run(const struct conf *, const char *file);
+
+/* ---- backup.c: ccr-admin backup and restore ---------------------------- */
+int backup_run(const struct conf *, const char *dir);
+int backup_restore(const struct conf *, const char *file);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * log.c — one line per event on stderr, for journald (SPEC §7).  Text or
- * JSON lines.  User data is escaped (DESIGN §3.4); callers never pass
+ * log.c — one line per event on stderr, for journald (README
+ * "Operations").  Text or JSON lines.  Request data is escaped as in a
+ * JSON string (RFC 8259), so no input can forge a line; callers never pass
  * passwords, codes, tokens or cookies.
  */
 #include <errno.h>
@@ -152,7 +153,7 @@ void log_msg(enum log_level lv, const char *fmt, ...)
 		emit(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-/* log_access: the per-request line of SPEC §7: time, request id, method,
+/* log_access: the per-request line: time, request id, method,
  * path, status, duration, user id (and the client address). */
 void log_access(const char *reqid, const char *method, const char *path,
                 int status, double ms, long long user_id, const char *addr)

@@ -1,12 +1,13 @@
 /*
- * mail.c — enqueue a notification (SPEC §5): render views/mail/<name>.tpl
- * (plain text: first line "Subject: …", a blank line, the body) and write
- * the outbox row in the caller's transaction.  The mailer sends it later.
+ * mail.c — enqueue a notification (README "Mail"): render
+ * views/mail/<name>.tpl (plain text: first line "Subject: …", a blank
+ * line, the body) and write the outbox row in the caller's transaction, so
+ * a change and its mail commit or roll back together.  The mailer sends it
+ * later.  Mail about an account goes to the address stored for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "extern.h"
 
@@ -50,7 +51,7 @@ static void url_host(const char *url, char *out, size_t n)
 /* mail_queue: render v (freed here) and insert the outbox row.  expires:
  * seconds after which the mail is pointless (reset codes), 0 = never.
  * 0, or -1 (logged; the caller rolls back). */
-int mail_queue(struct request *r, struct view *v, const char *kind, const char *to,
+int mail_queue(const struct ctx *x, struct view *v, const char *kind, const char *to,
                long long user_id, long long ticket_id, long expires)
 {
 	char *out = NULL, *subject, *body, host[128], mid[200], tok[65];
@@ -62,7 +63,7 @@ int mail_queue(struct request *r, struct view *v, const char *kind, const char *
 	rc = view_render(v, &out, &len);
 	view_free(v);
 	if (rc == -1) {
-		log_err("%s: req=%s cannot render mail %s", __func__, r->id, kind);
+		log_err("%s: req=%s cannot render mail %s", __func__, x->reqid, kind);
 		return -1;
 	}
 	if (strncmp(out, "Subject: ", 9) != 0) {
@@ -79,14 +80,14 @@ int mail_queue(struct request *r, struct view *v, const char *kind, const char *
 	*body++ = '\0';
 	while (*body == '\n')
 		body++;
-	/* DESIGN §3.7: nothing with CR or LF reaches a header */
+	/* nothing with CR or LF reaches a header (header injection) */
 	if (!header_safe(subject) || !header_safe(to) || strchr(to, ',')) {
-		log_err("%s: req=%s refused header text in mail %s", __func__, r->id, kind);
+		log_err("%s: req=%s refused header text in mail %s", __func__, x->reqid, kind);
 		free(out);
 		return -1;
 	}
-	url_host(r->conf->base_url, host, sizeof(host));
-	if (token_new(tok) == -1) {
+	url_host(x->conf->base_url, host, sizeof(host));
+	if (crypto_token(tok) == -1) {
 		free(out);
 		return -1;
 	}
@@ -95,4 +96,68 @@ int mail_queue(struct request *r, struct view *v, const char *kind, const char *
 	    (long long)expires, ticket_id, user_id) < 0 ? -1 : 0;
 	free(out);
 	return rc;
+}
+
+/* mail_queue_active: queue mail v (freed here) to account user_id at its
+ * current address, only while that account is active: a disabled,
+ * rejected or pending account is sent nothing about tickets.  0 (queued or
+ * skipped) / -1. */
+int mail_queue_active(const struct ctx *x, struct view *v, const char *kind, long long user_id,
+                      long long ticket_id)
+{
+	const char *to = NULL;
+	int n;
+
+	if (v == NULL)
+		return -1;
+	n = user_id > 0 ? user_active_email(x->a, user_id, &to) : 0;
+	if (n != 1) {
+		view_free(v);
+		return n < 0 ? -1 : 0;
+	}
+	return mail_queue(x, v, kind, to, user_id, ticket_id, 0);
+}
+
+static const char Q_ADMIN_MAILS[] =
+    "SELECT (SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND addr = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR), "
+    "(SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND user_id = ? "
+    "AND at > NOW() - INTERVAL 1 HOUR)";
+static const char Q_ADMINS[] =
+    "SELECT id, email FROM users WHERE role = 'admin' AND state = 'active' ORDER BY id";
+
+/* mail_admins: every active admin gets mail `name` with NAME/EMAIL of the
+ * subject user, unless the client address or the account (account_id)
+ * already caused [limits] admin_mails_per_address / _per_account such
+ * events in the last hour: then nobody is mailed (anyone can register or
+ * open tickets, and each would otherwise mail every admin).  Each mailing
+ * is an audit row "admins_mailed", which is what is counted.  0 (mailed or
+ * not) / -1. */
+int mail_admins(const struct ctx *x, long long account_id, const char *name, const char *who,
+                const char *email, long long ticket_id, const char *subject)
+{
+	struct db_rows rows;
+
+	if (db_query(x->a, &rows, Q_ADMIN_MAILS, "si", x->addr, account_id) != 1)
+		return -1;
+	if (atoi(DB_CELL(&rows, 0, 0)) >= x->conf->admin_mails_per_address ||
+	    atoi(DB_CELL(&rows, 0, 1)) >= x->conf->admin_mails_per_account)
+		return 0;
+	if (audit_add(x, account_id, "admins_mailed", name) == -1)
+		return -1;
+	if (db_query(x->a, &rows, Q_ADMINS, "") < 0)
+		return -1;
+	for (size_t i = 0; i < rows.nrows; i++) {
+		struct view *v = mail_new(x->conf, name);
+		if (v == NULL)
+			return -1;
+		vdict_set(view_body(v), "NAME", who);
+		vdict_set(view_body(v), "EMAIL", email);
+		vdict_set_int(view_body(v), "TICKET", ticket_id);
+		vdict_set(view_body(v), "SUBJECT", subject);
+		if (mail_queue(x, v, name, DB_CELL(&rows, i, 1), atoll(DB_CELL(&rows, i, 0)),
+		        ticket_id, 0) == -1)
+			return -1;
+	}
+	return 0;
 }

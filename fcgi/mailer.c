@@ -1,10 +1,10 @@
 /*
- * mailer.c — the mailer process (SPEC §5): claim due outbox rows with
+ * mailer.c — the mailer process (README "Mail"): claim due outbox rows with
  * SELECT … FOR UPDATE SKIP LOCKED and write the claim (who, lease until
  * when) in the same transaction, send each through libesmtp, then mark it
  * sent, schedule a retry (1 min doubling to 1 h, for give_up_after) or
  * fail it (5xx).  The claim is a write, so on Galera a second claimer gets
- * error 1213 and retries (DESIGN §5).
+ * error 1213 and retries.
  */
 #include <stddef.h>
 #include <auth-client.h>
@@ -211,7 +211,7 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 		char buf[128];
 		snprintf(why, whylen, "smtp: %s", smtp_strerror(smtp_errno(), buf, sizeof(buf)));
 	} else {
-		/* copy the codes before the session is destroyed (STACK.md) */
+		/* copy the codes: the status structs die with the session */
 		const smtp_status_t *rs = smtp_recipient_status(rc);
 		const smtp_status_t *ms = smtp_message_transfer_status(m);
 		if (rs && rs->code >= 400)
@@ -230,7 +230,7 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 	return code;
 }
 
-/* Retry delay after `attempts` failures: 1 min doubling to 1 h (SPEC §5). */
+/* Retry delay after `attempts` failures: 1 min doubling to 1 h. */
 static long backoff(int attempts)
 {
 	long d = 60;
@@ -247,9 +247,9 @@ static int stop_pending(void)
 {
 	sigset_t p;
 
-	if (!g_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)))
-		g_stop = 1;
-	return g_stop;
+	if (!child_stop && sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)))
+		child_stop = 1;
+	return child_stop;
 }
 
 enum mark { M_SENT, M_FAILED, M_DROPPED, M_RETRY };
@@ -357,7 +357,7 @@ int mailer_main(const struct conf *c)
 	auth_client_init();
 	db_init(c);
 	log_info("mailer started as %s", me);
-	while (!g_stop) {
+	while (!child_stop) {
 		long long ids[BATCH];
 		db_request_start();   /* a database that was down gets a fresh try each round */
 		int n = claim(a, ids);
@@ -368,11 +368,11 @@ int mailer_main(const struct conf *c)
 			db_exec(Q_RELEASE, "is", ids[i], me);
 		if (n <= 0) {
 			db_exec(Q_EXPIRE, "");
-			if (now_ms() - last_depth_log > 600e3) {
+			if (clock_ms() - last_depth_log > 600e3) {
 				struct db_rows rows;
 				if (db_query(a, &rows, Q_DEPTH, "") == 1)
 					log_info("mailer: outbox has %s pending", DB_CELL(&rows, 0, 0));
-				last_depth_log = now_ms();
+				last_depth_log = clock_ms();
 			}
 			struct timespec ts = { IDLE_WAIT_MS / 1000, (IDLE_WAIT_MS % 1000) * 1000000L };
 			ppoll(NULL, 0, &ts, &waitmask);

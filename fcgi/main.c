@@ -22,7 +22,7 @@ static void usage(void)
 
 /* listen_open: bind the FastCGI socket (unix path or host:port), set its
  * mode, make it non-blocking for the workers' accept loop.  fd or -1. */
-int listen_open(const struct conf *c)
+static int listen_open(const struct conf *c)
 {
 	int fd, fl;
 
@@ -46,7 +46,8 @@ int listen_open(const struct conf *c)
 	return fd;
 }
 
-/* Drop root to [server] user after binding (DESIGN §3.12). 0 / -1. */
+/* Drop root to [server] user after binding: no request is ever served as
+ * root. 0 / -1. */
 static int drop_privileges(const struct conf *c)
 {
 	struct passwd *pw;

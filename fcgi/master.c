@@ -1,11 +1,12 @@
 /*
  * master.c — supervise the workers and the mailer: spawn, reap, respawn
  * with back-off, reload on SIGHUP, stop on SIGTERM/SIGINT, reopen logs on
- * SIGUSR1 (SPEC §7, DESIGN §1).
+ * SIGUSR1 (README "Operations").
  *
  * The master blocks every signal it cares about and takes them one at a
- * time from sigtimedwait() — the same "one safe point" as sigsuspend()
- * (DESIGN §3.6), with a timeout for delayed respawns and shutdown deadlines.
+ * time from sigtimedwait(): a signal is handled at that one safe point,
+ * never inside other work, with a timeout for delayed respawns and
+ * shutdown deadlines.
  */
 #include <errno.h>
 #include <signal.h>
@@ -37,7 +38,7 @@ struct child {
 struct slot {                   /* what should be running, per kind and index */
 	enum kind kind;
 	int fails;              /* consecutive quick crashes */
-	double due;             /* respawn not before (monotonic s); 0 = now */
+	double due;             /* respawn not before (clock_ms() / 1e3, s); 0 = now */
 	int wanted;
 };
 
@@ -48,14 +49,6 @@ static unsigned gen;
 static double crash_times[STORM_CRASHES];
 static int crash_next;
 static double storm_until;
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 {
@@ -68,8 +61,8 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 	if (i == MAX_CHILDREN)
 		return -1;
 	/* block everything around fork so the child starts with no handler
-	 * of ours running (STACK.md: a signal between fork and sigaction hung
-	 * a worker) */
+	 * of ours running (a signal between fork and the child's sigaction
+	 * once hung a worker) */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
@@ -86,7 +79,7 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 	children[i].kind = k;
 	children[i].gen = gen;
 	children[i].retiring = 0;
-	children[i].started = mono();
+	children[i].started = clock_ms() / 1e3;
 	return pid;
 }
 
@@ -137,7 +130,7 @@ static int reap(void)
 				continue;
 			struct child ch = children[i];
 			children[i].pid = 0;
-			double now = mono(), lived = now - ch.started;
+			double now = clock_ms() / 1e3, lived = now - ch.started;
 			int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 			const char *what = ch.kind == K_WORKER ? "worker" : "mailer";
 			if (WIFEXITED(status) && WEXITSTATUS(status) == EX_BADCONF) {
@@ -196,7 +189,7 @@ static void set_slots(const struct conf *c)
  * (or a large number when nothing waits). */
 static double fill(const struct conf *c, int lfd)
 {
-	double now = mono(), next = 3600;
+	double now = clock_ms() / 1e3, next = 3600;
 
 	for (int s = 0; s < nslots; s++) {
 		if (!slots[s].wanted)
@@ -217,10 +210,10 @@ static double fill(const struct conf *c, int lfd)
 
 static void shutdown_all(const struct conf *c)
 {
-	double deadline = mono() + c->shutdown_timeout;
+	double deadline = clock_ms() / 1e3 + c->shutdown_timeout;
 	/* the mailer finishes the SMTP transaction in flight (bounded by
 	 * [smtp] timeout) and records it, or the mail is sent again later */
-	double mailer_deadline = mono() + (c->smtp_timeout + 5 > c->shutdown_timeout
+	double mailer_deadline = clock_ms() / 1e3 + (c->smtp_timeout + 5 > c->shutdown_timeout
 	    ? c->smtp_timeout + 5 : c->shutdown_timeout);
 	int workers_killed = 0;
 	sigset_t set;
@@ -235,8 +228,8 @@ static void shutdown_all(const struct conf *c)
 		reap();
 		if (live_children() == 0)
 			break;
-		double left = deadline - mono();
-		if (left <= 0 && !workers_killed && mailer_deadline - mono() > 0) {
+		double left = deadline - clock_ms() / 1e3;
+		if (left <= 0 && !workers_killed && mailer_deadline - clock_ms() / 1e3 > 0) {
 			int n = 0;
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid && children[i].kind == K_WORKER) {
@@ -249,7 +242,7 @@ static void shutdown_all(const struct conf *c)
 			workers_killed = 1;
 		}
 		if (workers_killed)
-			left = mailer_deadline - mono();
+			left = mailer_deadline - clock_ms() / 1e3;
 		if (left <= 0) {
 			log_err("shutdown_timeout passed: killing %d children", live_children());
 			signal_children(SIGKILL, 0);

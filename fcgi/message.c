@@ -1,5 +1,5 @@
 /*
- * message.c — the conversation of a ticket (SPEC §3): post a message, poll
+ * message.c — the conversation of a ticket: post a message, poll
  * for newer ones as an HTML fragment, and the thread both pages share
  * (views/messages.tpl).  New-message mail goes to the other party, at most
  * one unread notice per ticket and recipient until they open the ticket.
@@ -18,15 +18,16 @@ static const char Q_THREAD[] =
     "FROM messages m JOIN users u ON u.id = m.author_id "
     "WHERE m.ticket_id = ? AND m.id > ? ORDER BY m.id LIMIT 1000";
 
-/* thread_load: the messages of a ticket after message id `after`, oldest
- * first.  0 / -1. */
-int thread_load(struct request *r, long long ticket_id, long long after, struct db_rows *out)
+/* message_thread_load: the messages of a ticket after message id `after`,
+ * oldest first.  0 / -1. */
+int message_thread_load(struct request *r, long long ticket_id, long long after,
+                        struct db_rows *out)
 {
 	return db_query(r->a, out, Q_THREAD, "ii", ticket_id, after) < 0 ? -1 : 0;
 }
 
-/* thread_fill: MESSAGE rows into d; returns the last message id (0: none). */
-long long thread_fill(struct request *r, struct vdict *d, const struct db_rows *m)
+/* message_thread_fill: MESSAGE rows into d; returns the last message id (0: none). */
+long long message_thread_fill(struct request *r, struct vdict *d, const struct db_rows *m)
 {
 	long long last = 0;
 
@@ -36,7 +37,7 @@ long long thread_fill(struct request *r, struct vdict *d, const struct db_rows *
 		vdict_set(row, "AUTHOR", DB_CELL(m, i, 1));
 		vdict_set(row, "AUTHOR_ROLE", DB_CELL(m, i, 2));
 		vdict_set(row, "BODY", DB_CELL(m, i, 3));
-		vdict_time(r, row, "TIME", DB_CELL(m, i, 4));
+		page_set_time(r, row, "TIME", DB_CELL(m, i, 4));
 		vdict_set(row, "SIDE", atoll(DB_CELL(m, i, 5)) == r->user->id ? "mine" : "theirs");
 		last = atoll(DB_CELL(m, i, 0));
 	}
@@ -59,12 +60,12 @@ int message_poll(struct request *r)
 		r->message = "after must be a message number";
 		return 422;
 	}
-	if (thread_load(r, t.id, after, &msgs) == -1)
+	if (message_thread_load(r, t.id, after, &msgs) == -1)
 		return db_status();
 	struct view *v = view_new(NULL, "messages.tpl");
 	if (v == NULL)
 		return 500;
-	thread_fill(r, view_body(v), &msgs);
+	message_thread_fill(r, view_body(v), &msgs);
 	return page_render(r, v, 200);
 }
 
@@ -146,7 +147,7 @@ int message_post(struct request *r)
 				vdict_set(view_body(m), "SUBJECT", t.subject);
 				vdict_set(view_body(m), "BODY", body);
 			}
-			if (mail_queue_active(r, m, "new_message", to_id, t.id) == -1)
+			if (mail_queue_active(request_ctx(r), m, "new_message", to_id, t.id) == -1)
 				return db_fail();
 		}
 	}

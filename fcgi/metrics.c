@@ -1,8 +1,9 @@
 /*
- * metrics.c — counters in shared memory owned by the master, mapped before
- * the first fork, so every worker's and the mailer's events add up, across
- * reloads too; GET /metrics prints them in the Prometheus text exposition
- * format (version 0.0.4).  Updates are relaxed atomic adds: no locks.
+ * metrics.c — monitoring: GET /healthz, and counters in shared memory owned
+ * by the master, mapped before the first fork, so every worker's and the
+ * mailer's events add up, across reloads too; GET /metrics prints them in
+ * the Prometheus text exposition format (version 0.0.4).  Updates are
+ * relaxed atomic adds: no locks.
  */
 #include <stdio.h>
 #include <string.h>
@@ -150,4 +151,14 @@ int metrics_page(struct request *r)
 	r->body = out;
 	r->body_len = len;
 	return 200;
+}
+
+/* GET /healthz: 200 "ok" when this worker reaches the database, else 503. */
+int metrics_healthz(struct request *r)
+{
+	if (db_ping() == -1) {
+		resp_header_add(r, "Retry-After", "5");
+		return resp_text(r, 503, "database unavailable\n");
+	}
+	return resp_text(r, 200, "ok\n");
 }

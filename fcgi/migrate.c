@@ -4,7 +4,8 @@
  * Idempotent: applied versions are skipped.  A named lock keeps two
  * concurrent runs (two hosts starting at once) from racing.
  * Migration files are trusted, parameter-free DDL shipped with the
- * program; they run as plain statements, split at ";" ending a line.
+ * program; the server splits each into its statements (multi-statement
+ * mode, on only while a file runs), comments and all.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,32 +60,43 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-/* Run the statements of one file.  0 / -1 (logged with the file name). */
-static int run_file(MYSQL *m, const char *name, char *sql)
+/* run_file: the file's statements as one multi-statement query, every
+ * result read in turn (mysql_next_result), so an error in any statement —
+ * not only the first — stops the file.  0 / -1 (logged with the file name
+ * and the statement's number). */
+static int run_file(MYSQL *m, const char *name, const char *sql)
 {
-	char *stmt = sql, *p = sql;
+	int n = 1, rc = -1;
 
-	for (;;) {
-		/* drop "-- comment" lines */
-		if ((p == sql || p[-1] == '\n') && p[0] == '-' && p[1] == '-') {
-			char *nl = strchr(p, '\n');
-			memset(p, ' ', nl ? (size_t)(nl - p) : strlen(p));
-		}
-		if (*p == '\0' || (*p == ';' && (p[1] == '\n' || p[1] == '\0' || p[1] == '\r'))) {
-			int end = *p == '\0';
-			*p = '\0';
-			char *s = str_trim(stmt);
-			if (*s && mysql_real_query(m, s, strlen(s)) != 0) {
-				fprintf(stderr, "ccr-admin: %s: %s\n", name, mysql_error(m));
-				return -1;
-			}
-			if (end)
-				break;
-			stmt = p + 1;
-		}
-		p++;
+	if (mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0) {
+		fprintf(stderr, "ccr-admin: %s: %s\n", name, mysql_error(m));
+		return -1;
 	}
-	return 0;
+	if (mysql_real_query(m, sql, strlen(sql)) != 0)
+		goto out;                       /* the first statement failed */
+	for (;;) {
+		MYSQL_RES *res = mysql_store_result(m);
+		if (res)
+			mysql_free_result(res);
+		else if (mysql_field_count(m) != 0)
+			goto out;               /* a result set that could not be read */
+		/* 0: the next statement ran, -1: no more, >0: it failed */
+		int more = mysql_next_result(m);
+		if (more == -1)
+			break;
+		n++;
+		if (more > 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -1)
+		fprintf(stderr, "ccr-admin: %s: statement %d: %s\n", name, n, mysql_error(m));
+	if (mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0 && rc == 0) {
+		fprintf(stderr, "ccr-admin: %s: %s\n", name, mysql_error(m));
+		rc = -1;
+	}
+	return rc;
 }
 
 /* migrate_run: apply pending migrations.  0, or -1 (reason on stderr). */

@@ -1,6 +1,6 @@
 /*
  * page.c — a page is a view: the layout (header, navigation by role, flash)
- * around a page template.  C never builds HTML (DESIGN §3.7).
+ * around a page template.  C never builds HTML: templates do, auto-escaped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +10,9 @@
 
 #include "extern.h"
 
-/* static_version: a short token that changes when ccr.css changes, for
+/* page_static_version: a short token that changes when ccr.css changes, for
  * cache-busting URLs (the files are served immutable by nginx). */
-const char *static_version(const char *views_dir)
+static const char *page_static_version(const char *views_dir)
 {
 	static char ver[24];
 	char path[PATH_MAX + 32];
@@ -28,9 +28,9 @@ const char *static_version(const char *views_dir)
 	return ver;
 }
 
-/* vdict_time: PREFIX_ISO, PREFIX_TEXT and PREFIX_AGO for a unix time
+/* page_set_time: PREFIX_ISO, PREFIX_TEXT and PREFIX_AGO for a unix time
  * (a decimal string from UNIX_TIMESTAMP(); NULL or bad → nothing set). */
-void vdict_time(struct request *r, struct vdict *d, const char *prefix, const char *unix_ts)
+void page_set_time(struct request *r, struct vdict *d, const char *prefix, const char *unix_ts)
 {
 	char iso[40], text[40], ago[40];
 	time_t t, now = time(NULL);
@@ -72,7 +72,7 @@ struct view *page_new(struct request *r, const char *tpl, const char *title)
 	top = view_top(v);
 	vdict_set(top, "TITLE", title);
 	vdict_set(top, "SITE_NAME", r->conf->site_name);
-	vdict_set(top, "STATIC_VER", static_version(r->conf->views_dir));
+	vdict_set(top, "STATIC_VER", page_static_version(r->conf->views_dir));
 	vdict_set(top, "CSRF", r->csrf);
 	vdict_set(top, "REQUEST_ID", r->id);
 	vdict_set(view_body(v), "CSRF", r->csrf);
@@ -136,11 +136,11 @@ int page_error(struct request *r, int status)
 	size_t len = 0;
 
 	r->status = status;
-	v = page_new(r, "error.tpl", status_reason(status));
+	v = page_new(r, "error.tpl", resp_reason(status));
 	if (v) {
 		b = view_body(v);
 		vdict_set_int(b, "STATUS", status);
-		vdict_set(b, "REASON", status_reason(status));
+		vdict_set(b, "REASON", resp_reason(status));
 		vdict_set(b, "MESSAGE", r->message ? r->message : default_message(status));
 		vdict_set(b, "REQUEST_ID", r->id);
 		if (view_render(v, &out, &len) == 0) {
@@ -155,6 +155,6 @@ int page_error(struct request *r, int status)
 	}
 	log_err("%s: req=%s cannot render error.tpl", __func__, r->id);
 	resp_text(r, status, arena_printf(r->a, "%d %s\nRequest id: %s\n", status,
-	    status_reason(status), r->id));
+	    resp_reason(status), r->id));
 	return status;
 }

@@ -1,5 +1,6 @@
 /*
- * password.c — Argon2id hashing and verification (SPEC §6), the rehash
+ * password.c — Argon2id hashing and verification (README "Accounts and
+ * security"), the rehash
  * policy, and the bound on concurrent hashes across all workers: one lock
  * file per slot under hash_slot_dir, taken with flock(2), so a killed worker
  * frees its slot with its file descriptors.  Never hashes with weaker
@@ -141,7 +142,7 @@ int password_verify(const struct conf *c, const char *encoded, const char *pw)
 }
 
 /* password_needs_rehash: 1 when encoded was made with a lower cost than
- * the configuration asks for now (SPEC §6), else 0. */
+ * the configuration asks for now (then login rehashes), else 0. */
 int password_needs_rehash(const struct conf *c, const char *encoded)
 {
 	long m = 0, t = 0, p = 0;
@@ -152,7 +153,8 @@ int password_needs_rehash(const struct conf *c, const char *encoded)
 }
 
 /* password_dummy_verify: spend one verification on a fixed hash, so an
- * unknown email costs the same time as a known one (SPEC §3 login).
+ * unknown email costs the same time as a known one (no account
+ * enumeration by timing).
  * Returns -1 when busy, else 0. */
 int password_dummy_verify(const struct conf *c)
 {

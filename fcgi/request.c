@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "extern.h"
 
@@ -16,21 +15,13 @@
 #define MAX_FORM_PAIRS 64
 #define MAX_COOKIES 64
 
-double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void request_init(struct request *r, struct arena *a, void *fcgx, const struct conf *c)
 {
 	memset(r, 0, sizeof(*r));
 	r->a = a;
 	r->fcgx = fcgx;
 	r->conf = c;
-	r->t0 = now_ms();
+	r->t0 = clock_ms();
 	r->method = "GET";
 	r->path = "/";
 	r->remote_addr = "";
@@ -54,27 +45,14 @@ const char *req_form(const struct request *r, const char *name)
 	return kv_get(&r->form, name);
 }
 
-const char *req_cookie(const struct request *r, const char *name)
-{
-	return kv_get(&r->cookies, name);
-}
-
-static int is_hex_id(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return 0;
-	return n >= 8 && n <= 32;
-}
-
-void make_request_id(struct request *r)
+/* request_make_id: nginx's $request_id (8..32 hex digits) when it sent one,
+ * else 16 random hex digits. */
+static void request_make_id(struct request *r)
 {
 	const char *rid = req_param(r, "REQUEST_ID");
 	unsigned char b[8];
 
-	if (rid && is_hex_id(rid)) {
+	if (str_is_hex(rid, 8, 32)) {
 		snprintf(r->id, sizeof(r->id), "%s", rid);
 		return;
 	}
@@ -94,7 +72,8 @@ static int method_ok(const char *m)
 	return n > 0 && n <= 16;
 }
 
-/* Every form and query value goes through text_clean (SPEC §2). */
+/* Every form and query value goes through text_clean: control characters
+ * other than LF and TAB answer 422 "Invalid characters". */
 static int clean_values(struct kvlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -115,7 +94,7 @@ int request_read(struct request *r)
 	const char *addr = req_param(r, "REMOTE_ADDR");
 	int rc;
 
-	make_request_id(r);
+	request_make_id(r);
 	if (addr && strlen(addr) < 64 && header_safe(addr))
 		r->remote_addr = addr;
 	if (m && method_ok(m))
@@ -171,7 +150,7 @@ int request_read(struct request *r)
 		}
 	}
 	if (len > r->conf->max_body) {
-		/* SPEC §6: 413 without reading the body */
+		/* a body over [server] max_body: 413 without reading it */
 		r->message = "The request is too large";
 		return 413;
 	}
@@ -205,6 +184,27 @@ int request_read(struct request *r)
 	return 0;
 }
 
+/* request_refuse: answer status without routing (a FastCGI role other
+ * than responder), with the usual headers and log line. */
+void request_refuse(struct request *r, int status, const char *why)
+{
+	r->message = why;
+	request_make_id(r);
+	page_error(r, status);
+	resp_send(r);
+	log_access(r->id, r->method, r->path, status, clock_ms() - r->t0, 0, r->remote_addr);
+}
+
+/* request_ctx: what audit, mail and codes need of this request — its arena,
+ * configuration, id, client address and the user acting now (0 before a
+ * login) — refreshed from r at each call. */
+const struct ctx *request_ctx(struct request *r)
+{
+	r->ctx = (struct ctx){ .a = r->a, .conf = r->conf, .reqid = r->id, .addr = r->remote_addr,
+	                       .actor = r->user ? r->user->id : 0 };
+	return &r->ctx;
+}
+
 /* resp_header_add: 0, or -1 when the value could split the header (CR/LF)
  * or the table is full — then the header is not sent. */
 int resp_header_add(struct request *r, const char *name, const char *value)
@@ -235,7 +235,7 @@ int resp_text(struct request *r, int status, const char *text)
 	return status;
 }
 
-const char *status_reason(int s)
+const char *resp_reason(int s)
 {
 	switch (s) {
 	case 200: return "OK";
@@ -256,8 +256,8 @@ const char *status_reason(int s)
 	}
 }
 
-/* resp_send: write status, headers (the SPEC §6 set on every response) and
- * body.  Header lines are formatted here with snprintf: libfcgi's own
+/* resp_send: write status, headers (the security headers of README
+ * "Accounts and security" on every response) and body.  Header lines are formatted here with snprintf: libfcgi's own
  * FCGX_FPrintF knows no %zu. */
 void resp_send(struct request *r)
 {
@@ -266,7 +266,7 @@ void resp_send(struct request *r)
 	char line[2200];
 	int n;
 
-	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, status_reason(r->status));
+	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, resp_reason(r->status));
 	FCGX_PutStr(line, n, out);
 	FCGX_PutS("Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; form-action 'self'\r\n"
 	          "X-Content-Type-Options: nosniff\r\n"

@@ -1,7 +1,7 @@
 /*
- * route.c — the one route table and the dispatcher (DESIGN §3.1).  Routes
- * are data; the dispatcher enforces each route's flags (login, role, CSRF)
- * before any handler runs, so no handler can forget a check.
+ * route.c — the one route table and the dispatcher.  Routes are data; the
+ * dispatcher enforces each route's flags (login, role, CSRF) before any
+ * handler runs, so no handler can forget a check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,24 +9,9 @@
 
 #include "extern.h"
 
-static int h_root(struct request *r)
-{
-	return resp_redirect(r, r->user ? "/tickets" : "/login");
-}
-
-/* GET /healthz: 200 "ok" when this worker reaches the database, else 503. */
-static int h_healthz(struct request *r)
-{
-	if (db_ping() == -1) {
-		resp_header_add(r, "Retry-After", "5");
-		return resp_text(r, 503, "database unavailable\n");
-	}
-	return resp_text(r, 200, "ok\n");
-}
-
 static const struct route routes[] = {
-	{ "GET", "/", h_root, 0 },
-	{ "GET", "/healthz", h_healthz, RF_NODB },
+	{ "GET", "/", account_home, 0 },
+	{ "GET", "/healthz", metrics_healthz, RF_NODB },
 	{ "GET", "/metrics", metrics_page, RF_NODB },
 	{ "GET", "/login", account_login_form, 0 },
 	{ "POST", "/login", account_login, RF_CSRF },
@@ -150,29 +135,18 @@ static int guard(struct request *r, const struct route *rt)
 	if ((rt->flags & RF_AUTH) && r->user == NULL) {
 		if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 			return resp_redirect(r, "/login");
-		/* SPEC §3: 303 to /login?next=<path> */
+		/* a page that needs a login: 303 to /login?next=<path>, back here after */
 		const char *qs = req_param(r, "QUERY_STRING");
 		char *next = arena_printf(r->a, "%s%s%s", r->path, qs && *qs ? "?" : "", qs ? qs : "");
 		return resp_redirect(r, arena_printf(r->a, "/login?next=%s", url_encode(r->a, next)));
 	}
 	if (r->user && !role_allowed(rt, r->user))
 		return 403;
-	if ((rt->flags & RF_CSRF) && !csrf_ok(r)) {
+	if ((rt->flags & RF_CSRF) && !session_csrf_ok(r)) {
 		r->message = "The form has expired. Please go back, reload the page and try again.";
 		return 403;
 	}
 	return 0;
-}
-
-/* request_refuse: answer status without routing (a FastCGI role other
- * than responder), with the usual headers and log line. */
-void request_refuse(struct request *r, int status, const char *why)
-{
-	r->message = why;
-	make_request_id(r);
-	page_error(r, status);
-	resp_send(r);
-	log_access(r->id, r->method, r->path, status, now_ms() - r->t0, 0, r->remote_addr);
 }
 
 /* route_dispatch: read, route, guard, handle, answer, log — one request. */
@@ -191,8 +165,8 @@ void route_dispatch(struct request *r)
 	if (status == 0)
 		status = guard(r, r->route);
 	if (status == 0) {
-		/* SPEC §5: a transaction that meets error 1213 (a deadlock, or a
-		 * Galera certification conflict) is retried.  Handlers roll back
+		/* a transaction that meets error 1213 (a deadlock, or a Galera
+		 * certification conflict) is retried, up to 3 runs in all.  Handlers roll back
 		 * before returning, so running one again is safe; only what it
 		 * added to the response is forgotten first. */
 		size_t nhdr = r->nhdr;
@@ -210,12 +184,12 @@ void route_dispatch(struct request *r)
 		}
 	}
 	if (status == 503 && r->body == NULL)
-		resp_header_add(r, "Retry-After", "5");   /* SPEC: 503 with Retry-After */
+		resp_header_add(r, "Retry-After", "5");   /* every 503 says when to retry */
 	if (status >= 400 && r->body == NULL)
 		page_error(r, status);
 	r->status = status;
 	resp_send(r);
-	double ms = now_ms() - r->t0;
+	double ms = clock_ms() - r->t0;
 	metrics_request(r->route ? (int)(r->route - routes) : -1, status, ms);
 	log_access(r->id, r->method, r->path, status, ms,
 	    r->user ? r->user->id : 0, r->remote_addr);

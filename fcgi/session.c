@@ -1,76 +1,26 @@
 /*
- * session.c — session cookies, expiry, CSRF tokens and the one-time flash
- * (SPEC §6).  The cookie `ccr_session` carries 256 random bits; only their
- * SHA-256 is stored.  Anonymous forms (login, register, forgot, reset) are
- * protected by a double-submit token in the `ccr_csrf` cookie.
+ * session.c — sessions and CSRF tokens (README "Accounts and security").
+ * The cookie `ccr_session` carries 256 random bits; only their SHA-256 is
+ * stored.  A session expires after session_idle without activity or
+ * session_absolute after login, and gets a new id at every login.
+ * Anonymous forms (login, register, forgot, reset) are protected by a
+ * double-submit token in the `ccr_csrf` cookie.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "extern.h"
-#include "sha256.h"
-
-/* token_new: 32 random bytes from getrandom(2) as 64 hex digits. 0 / -1. */
-int token_new(char out[65])
-{
-	unsigned char b[32];
-	size_t got = 0;
-
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
-	return 0;
-}
-
-static int is_token(const char *s)
-{
-	size_t n = 0;
-
-	if (s == NULL)
-		return 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return 0;
-	return n == 64;
-}
-
-/* ct_equal: constant-time comparison of two NUL-terminated strings of which
- * the length is not secret. 1 equal, 0 not. */
-int ct_equal(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned char d = 0;
-
-	if (la != lb)
-		return 0;
-	for (size_t i = 0; i < la; i++)
-		d |= (unsigned char)(a[i] ^ b[i]);
-	return d == 0;
-}
-
-void cookie_set(struct request *r, const char *name, const char *value, long max_age)
-{
-	resp_header_add(r, "Set-Cookie", arena_printf(r->a,
-	    "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", name, value,
-	    max_age, r->conf->secure_cookies ? "; Secure" : ""));
-}
 
 static void anon_csrf(struct request *r)
 {
-	const char *c = req_cookie(r, "ccr_csrf");
+	const char *c = cookie_get(r, "ccr_csrf");
 
-	if (is_token(c)) {
+	if (str_is_hex(c, 64, 64)) {
 		snprintf(r->csrf, sizeof(r->csrf), "%s", c);
 		return;
 	}
-	if (token_new(r->csrf) == -1)
+	if (crypto_token(r->csrf) == -1)
 		return;
 	cookie_set(r, "ccr_csrf", r->csrf, r->conf->session_absolute);
 }
@@ -88,16 +38,17 @@ static const char Q_TOUCH[] = "UPDATE sessions SET last_seen = NOW() WHERE id_ha
  * request is activity that moves last_seen (the idle timeout). */
 static int load(struct request *r, int touch)
 {
-	const char *tok = req_cookie(r, "ccr_session");
+	const char *tok = cookie_get(r, "ccr_session");
 	struct db_rows rows;
 	char hash[65];
 	int n;
 
-	if (!is_token(tok)) {
+	if (!str_is_hex(tok, 64, 64)) {
 		anon_csrf(r);
 		return 0;
 	}
-	sha256_hex(tok, hash);
+	if (crypto_sha256_hex(tok, strlen(tok), hash) == -1)
+		return -1;
 	n = db_query(r->a, &rows, Q_SESSION, "sii", hash, (long long)r->conf->session_idle,
 	    (long long)r->conf->session_absolute);
 	if (n < 0)
@@ -143,16 +94,17 @@ static const char Q_NEW[] =
     "VALUES (?, ?, ?, NOW(), NOW(), ?)";
 
 /* session_create: a fresh session for user_id (login, registration,
- * privilege change) — a new id every time (SPEC §6).  The old session of
+ * privilege change) — a new id every time, so an id planted before login
+ * (session fixation) is worth nothing.  The old session of
  * this browser, if any, is deleted.  Runs inside the caller's transaction
  * when there is one.  0 / -1. */
 int session_create(struct request *r, long long user_id)
 {
 	char tok[65], hash[65], csrf[65];
 
-	if (token_new(tok) == -1 || token_new(csrf) == -1)
+	if (crypto_token(tok) == -1 || crypto_token(csrf) == -1 ||
+	    crypto_sha256_hex(tok, strlen(tok), hash) == -1)
 		return -1;
-	sha256_hex(tok, hash);
 	if (r->session_hash && session_end(r) == -1)
 		return -1;
 	if (db_exec(Q_NEW, "siss", hash, user_id, csrf, r->remote_addr) < 0)
@@ -182,60 +134,11 @@ int session_end_all(long long user_id)
 	return db_exec(Q_END_ALL, "i", user_id) < 0 ? -1 : 0;
 }
 
-/* csrf_ok: 1 when the form's csrf_token matches the session's (or the
+/* session_csrf_ok: 1 when the form's csrf_token matches the session's (or the
  * anonymous double-submit cookie's) token, else 0. */
-int csrf_ok(const struct request *r)
+int session_csrf_ok(const struct request *r)
 {
 	const char *t = req_form(r, "csrf_token");
 
-	return r->csrf[0] && t && ct_equal(t, r->csrf);
-}
-
-/* The one-time flash: a number in a cookie naming one of these fixed
- * messages, so no user text ever travels in it. */
-static const struct {
-	const char *text, *kind;
-} flashes[FLASH__MAX] = {
-	[FLASH_NONE] = { NULL, NULL },
-	[FLASH_WELCOME] = { "Welcome", "ok" },
-	[FLASH_AGENT_REQUESTED] = { "Your request was sent to the admin", "ok" },
-	[FLASH_RESET_SENT] = { "If an account exists for that email, a code has been sent", "ok" },
-	[FLASH_PASSWORD_CHANGED] = { "Password changed. Please log in", "ok" },
-	[FLASH_LOGGED_OUT] = { "You have been logged out", "ok" },
-	[FLASH_ACCOUNT_DELETED] = { "Your account has been deleted", "ok" },
-	[FLASH_TICKET_CREATED] = { "Ticket created", "ok" },
-	[FLASH_AGENT_ASSIGNED] = { "Agent assigned", "ok" },
-	[FLASH_TICKET_CLOSED] = { "Ticket closed", "ok" },
-	[FLASH_TICKET_RESOLVED] = { "Ticket resolved", "ok" },
-	[FLASH_TICKET_REOPENED] = { "Ticket reopened", "ok" },
-	[FLASH_RATED] = { "Thank you for your rating", "ok" },
-	[FLASH_AGENT_CREATED] = { "Agent created", "ok" },
-	[FLASH_AGENT_APPROVED] = { "Agent approved", "ok" },
-	[FLASH_AGENT_REJECTED] = { "Agent request rejected", "ok" },
-	[FLASH_AGENT_DISABLED] = { "Agent disabled", "ok" },
-	[FLASH_SESSION_ENDED] = { "Please log in again", "error" },
-};
-
-void flash_set(struct request *r, enum flash f)
-{
-	resp_header_add(r, "Set-Cookie", arena_printf(r->a,
-	    "ccr_flash=%d; Path=/; HttpOnly; SameSite=Lax; Max-Age=60%s", (int)f,
-	    r->conf->secure_cookies ? "; Secure" : ""));
-}
-
-void flash_take(struct request *r, struct vdict *top)
-{
-	const char *c = req_cookie(r, "ccr_flash");
-	char *end;
-	long f;
-
-	if (c == NULL || *c == '\0')
-		return;
-	f = strtol(c, &end, 10);
-	cookie_set(r, "ccr_flash", "", 0);
-	if (*end || f <= FLASH_NONE || f >= FLASH__MAX)
-		return;
-	struct vdict *d = vdict_section(top, "FLASH");
-	vdict_set(d, "FLASH_TEXT", flashes[f].text);
-	vdict_set(d, "FLASH_KIND", flashes[f].kind);
+	return r->csrf[0] && t && crypto_equal(t, r->csrf);
 }

@@ -1,9 +1,10 @@
 /*
- * text.c — the byte-level parsers every request goes through: percent-
- * decoding (RFC 3986 §2.1), application/x-www-form-urlencoded (WHATWG URL
- * §5.1), Cookie headers (RFC 6265 §4.2.1, §5.4), strict UTF-8 (RFC 3629 §4)
- * and the SPEC §2 text rules.  Pure functions over bounded input; the
- * fuzz targets and unit tests drive them directly.
+ * text.c — the byte-level string functions every request goes through:
+ * percent-decoding (RFC 3986 §2.1), strict UTF-8 (RFC 3629 §4), the list of
+ * name/value pairs the form and cookie parsers fill, and the text rules of
+ * README "Accounts and security" (no control characters, the email rule).
+ * Pure functions over bounded input; the fuzz targets and unit tests drive
+ * them directly.
  */
 #include <string.h>
 
@@ -107,7 +108,8 @@ size_t utf8_len(const char *s)
 
 /* text_clean: turn CRLF (what browsers send for textarea newlines) into LF
  * in place; then 0 when the text has no control character other than LF and
- * TAB (SPEC §2 "Invalid characters"), -1 otherwise. */
+ * TAB (a form with any other answers 422 "Invalid characters"), -1
+ * otherwise. */
 int text_clean(char *s)
 {
 	char *r = s, *w = s;
@@ -125,8 +127,10 @@ int text_clean(char *s)
 	return bad ? -1 : 0;
 }
 
-static int kv_add(struct arena *a, struct kvlist *out, size_t *cap, size_t max_pairs,
-                  const char *k, const char *v)
+/* kv_add: append k=v to out, growing it in the arena (*cap: its room).
+ * PARSE_OK, or PARSE_TOO_MANY past max_pairs. */
+int kv_add(struct arena *a, struct kvlist *out, size_t *cap, size_t max_pairs,
+           const char *k, const char *v)
 {
 	if (out->n >= max_pairs)
 		return PARSE_TOO_MANY;
@@ -144,83 +148,6 @@ static int kv_add(struct arena *a, struct kvlist *out, size_t *cap, size_t max_p
 	return PARSE_OK;
 }
 
-/* form_parse: application/x-www-form-urlencoded (also query strings) into
- * arena-owned pairs.  Empty segments are skipped; "k" without "=" has the
- * value "".  Returns PARSE_OK, PARSE_BAD (malformed escape), PARSE_UTF8
- * (a decoded name or value is not UTF-8) or PARSE_TOO_MANY. */
-int form_parse(struct arena *a, const char *s, size_t len, struct kvlist *out, size_t max_pairs)
-{
-	size_t cap = 0, i = 0;
-
-	out->v = NULL;
-	out->n = 0;
-	while (i < len) {
-		size_t j = i;
-		while (j < len && s[j] != '&')
-			j++;
-		if (j > i) {
-			const char *eq = memchr(s + i, '=', j - i);
-			size_t klen = eq ? (size_t)(eq - (s + i)) : j - i;
-			char *k = arena_strndup(a, s + i, klen);
-			size_t vlen = eq ? (size_t)(s + j - eq - 1) : 0;
-			char *v = arena_strndup(a, eq ? eq + 1 : "", vlen);
-			long kl = pct_decode(k, klen, 1);
-			long vl = pct_decode(v, vlen, 1);   /* its real length: a raw NUL is refused */
-			if (kl < 0 || vl < 0)
-				return PARSE_BAD;
-			if (!utf8_valid(k, (size_t)kl) || !utf8_valid(v, (size_t)vl))
-				return PARSE_UTF8;
-			int rc = kv_add(a, out, &cap, max_pairs, k, v);
-			if (rc != PARSE_OK)
-				return rc;
-		}
-		i = j + 1;
-	}
-	return PARSE_OK;
-}
-
-/* cookie_parse: "a=b; c=d" (RFC 6265 §5.4 as browsers send it).  Pairs
- * without "=" are ignored (§5.2 step 2), surrounding whitespace is trimmed,
- * a value in double quotes loses them.  No percent-decoding: our cookies are
- * plain tokens.  Returns PARSE_OK or PARSE_TOO_MANY. */
-int cookie_parse(struct arena *a, const char *hdr, struct kvlist *out, size_t max_pairs)
-{
-	size_t cap = 0;
-	const char *p = hdr;
-
-	out->v = NULL;
-	out->n = 0;
-	while (p && *p) {
-		const char *end = strchr(p, ';');
-		size_t seg = end ? (size_t)(end - p) : strlen(p);
-		const char *eq = memchr(p, '=', seg);
-		if (eq) {
-			const char *ks = p, *ke = eq, *vs = eq + 1, *ve = p + seg;
-			while (ks < ke && (*ks == ' ' || *ks == '\t'))
-				ks++;
-			while (ke > ks && (ke[-1] == ' ' || ke[-1] == '\t'))
-				ke--;
-			while (vs < ve && (*vs == ' ' || *vs == '\t'))
-				vs++;
-			while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
-				ve--;
-			if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
-				vs++;
-				ve--;
-			}
-			if (ke > ks) {
-				int rc = kv_add(a, out, &cap, max_pairs,
-				    arena_strndup(a, ks, (size_t)(ke - ks)),
-				    arena_strndup(a, vs, (size_t)(ve - vs)));
-				if (rc != PARSE_OK)
-					return rc;
-			}
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return PARSE_OK;
-}
-
 /* kv_get: the first value for key, or NULL when absent. */
 const char *kv_get(const struct kvlist *l, const char *key)
 {
@@ -231,7 +158,8 @@ const char *kv_get(const struct kvlist *l, const char *key)
 }
 
 /* header_safe: 1 when s can go into a header line: no CR, LF or other
- * control character except TAB (DESIGN §3.7). */
+ * control character except TAB: nothing from a user can end a header line
+ * and start another (header injection). */
 int header_safe(const char *s)
 {
 	for (; *s; s++) {
@@ -242,7 +170,7 @@ int header_safe(const char *s)
 	return 1;
 }
 
-/* email_valid: SPEC §2 — one '@', a non-empty local part, a domain with a
+/* email_valid: the email rule — one '@', a non-empty local part, a domain with a
  * dot (not at either end, no empty label), no spaces or control characters,
  * at most 254 bytes. 1 valid, 0 not. */
 int email_valid(const char *s)
@@ -254,7 +182,7 @@ int email_valid(const char *s)
 		return 0;
 	for (const char *p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		/* no spaces or controls (SPEC §2), and none of RFC 5322's specials
+		/* no spaces or controls, and none of RFC 5322's specials
 		 * outside the one '@': such an address cannot be written into a
 		 * To: header or an SMTP envelope without quoting */
 		if (c <= 0x20 || c == 0x7f || (c < 0x80 && strchr("()<>[]:;,\\\"", c)))
@@ -265,6 +193,20 @@ int email_valid(const char *s)
 	if (dot == NULL || dom[0] == '.' || s[len - 1] == '.' || strstr(dom, ".."))
 		return 0;
 	return utf8_valid(s, len);
+}
+
+/* str_is_hex: 1 when s is not NULL and is min..max lowercase hex digits
+ * (session tokens, request ids), else 0. */
+int str_is_hex(const char *s, size_t min, size_t max)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n >= min && n <= max;
 }
 
 void str_lower_ascii(char *s)
@@ -310,8 +252,8 @@ char *url_encode(struct arena *a, const char *s)
 	return out;
 }
 
-/* local_path: n when it is a same-site path for a redirect (SPEC §3
- * "same-site paths only"): it starts with one '/', and holds no backslash,
+/* local_path: n when it is a same-site path for a redirect (a `next`
+ * parameter never leads off the site): it starts with one '/', and holds no backslash,
  * no whitespace and no control character — browsers drop TAB/CR/LF from
  * URLs, so "/\t/evil" would become "//evil".  Else NULL. */
 const char *local_path(const char *n)

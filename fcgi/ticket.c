@@ -1,6 +1,9 @@
 /*
- * ticket.c — the ticket routes of SPEC §3 and the life of SPEC §4: list,
- * new, show, assign, resolve, close, reopen, rating.  One visibility check
+ * ticket.c — the ticket routes and the ticket life (README "Roles and the
+ * ticket life"): list, new, show, assign, resolve, close, reopen, rating,
+ * and auto-close.  The auto-close lives here, not in a file of its own: it
+ * is one more transition of the same life (resolved → closed), with the
+ * same mail to the customer.  One visibility check
  * (ticket_get) serves every ticket route: a ticket the viewer may not see
  * answers 404 exactly like a missing one.
  */
@@ -11,7 +14,6 @@
 #include "extern.h"
 
 #define FAR_FUTURE 2147483647LL   /* first page cursor: FROM_UNIXTIME's safe maximum */
-#define MAX_AGENT_OPTIONS 500
 
 static const char Q_TICKET[] =
     "SELECT t.id, t.customer_id, IFNULL(t.agent_id, 0), t.subject, t.description, t.priority, "
@@ -109,27 +111,6 @@ static const char Q_L_AGENT_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_agent)
     "WHERE t.agent_id = ?" TL_LIKE TL_PAGE;
 static const char Q_S_ALL[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "1 = 1" TL_PAGE;
 static const char Q_S_NONE[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "t.agent_id IS NULL" TL_PAGE;
-
-static const char Q_AGENT_OPTIONS[] =
-    "SELECT id, CONCAT(first_name, ' ', last_name) FROM users "
-    "WHERE role = 'agent' AND state = 'active' ORDER BY first_name, last_name, id LIMIT 500";
-
-/* Rows of <option> for the active agents; `selected` marks one. */
-void agent_options(struct vdict *d, const struct db_rows *agents, long long selected)
-{
-	for (size_t i = 0; i < agents->nrows; i++) {
-		struct vdict *o = vdict_section(d, "AGENT_OPTION");
-		vdict_set(o, "AGENT_ID", DB_CELL(agents, i, 0));
-		vdict_set(o, "AGENT_NAME", DB_CELL(agents, i, 1));
-		if (atoll(DB_CELL(agents, i, 0)) == selected)
-			vdict_show(o, "SELECTED");
-	}
-}
-
-int load_agent_options(struct request *r, struct db_rows *agents)
-{
-	return db_query(r->a, agents, Q_AGENT_OPTIONS, "") < 0 ? -1 : 0;
-}
 
 /* "%q%" for LIKE, with %, _ and \\ in q escaped (arena-owned). */
 static const char *like_pattern(struct arena *a, const char *q)
@@ -229,7 +210,7 @@ int ticket_list(struct request *r)
 		n = 0;
 	if (n < 0)
 		return db_status();
-	if (admin && load_agent_options(r, &agents) == -1)
+	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
 	heading = customer ? "My tickets" : is_role(r, "agent") ? "Assigned to me"
@@ -256,15 +237,15 @@ int ticket_list(struct request *r)
 		vdict_set(t, "SUBJECT", DB_CELL(&rows, i, 1));
 		vdict_set(t, "STATUS", DB_CELL(&rows, i, 2));
 		vdict_set(t, "PRIORITY", DB_CELL(&rows, i, 3));
-		vdict_time(r, t, "CREATED", DB_CELL(&rows, i, 4));
-		vdict_time(r, t, "ACTIVITY", DB_CELL(&rows, i, 5));
+		page_set_time(r, t, "CREATED", DB_CELL(&rows, i, 4));
+		page_set_time(r, t, "ACTIVITY", DB_CELL(&rows, i, 5));
 		vdict_set(t, "AGENT", DB_CELL(&rows, i, 7) ? DB_CELL(&rows, i, 7) : "N/A");
 		if (!customer)
 			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, 6));
 		if (admin && strcmp(DB_CELL(&rows, i, 2), "closed") != 0) {
 			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
 			vdict_set(f, "NEXT", here);
-			agent_options(f, &agents, 0);
+			agent_options_fill(f, &agents, 0);
 		}
 	}
 	if (n == 0) {
@@ -296,7 +277,7 @@ int ticket_list(struct request *r)
 /* ---- raise a ticket -------------------------------------------------- */
 
 static int new_page(struct request *r, int status, const char *subject, const char *desc,
-                    const char *prio, const struct ferrs *f)
+                    const char *prio, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "ticket_new.tpl", "New ticket");
 
@@ -308,7 +289,7 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 	vdict_show(b, !strcmp(prio, "low") ? "PRIO_LOW" : !strcmp(prio, "high") ? "PRIO_HIGH"
 	    : !strcmp(prio, "urgent") ? "PRIO_URGENT" : "PRIO_NORMAL");
 	if (f)
-		ferr_show(v, f);
+		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
@@ -330,17 +311,17 @@ int ticket_create(struct request *r)
 	const char *draw = req_form(r, "description");
 	char *desc = arena_strdup(r->a, draw ? draw : "");
 	const char *prio = req_form(r, "priority");
-	struct ferrs f = { .n = 0 };
+	struct form_errors f = { .n = 0 };
 	size_t sl = utf8_len(subject);
 
 	if (prio == NULL || *prio == '\0')
 		prio = "normal";
-	ferr_add(&f, "ERR_SUBJECT", sl == 0 ? "Subject is required"
+	form_error_add(&f, "ERR_SUBJECT", sl == 0 ? "Subject is required"
 	    : sl > 200 ? "Subject is too long" : NULL);
-	ferr_add(&f, "ERR_DESCRIPTION", *str_trim(arena_strdup(r->a, desc)) == '\0'
+	form_error_add(&f, "ERR_DESCRIPTION", *str_trim(arena_strdup(r->a, desc)) == '\0'
 	    ? "Query cannot be empty" : utf8_len(desc) > 20000 ? "Description is too long" : NULL);
 	if (strcmp(prio, "low") && strcmp(prio, "normal") && strcmp(prio, "high") && strcmp(prio, "urgent")) {
-		ferr_add(&f, "ERR_PRIORITY", "Choose a priority");
+		form_error_add(&f, "ERR_PRIORITY", "Choose a priority");
 		prio = "normal";
 	}
 	if (f.n)
@@ -356,8 +337,8 @@ int ticket_create(struct request *r)
 		vdict_set(view_body(m), "SUBJECT", subject);
 		vdict_set(view_body(m), "NAME", name);
 	}
-	if (mail_queue(r, m, "ticket_created", r->user->email, r->user->id, id, 0) == -1 ||
-	    mail_admins(r, r->user->id, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
+	if (mail_queue(request_ctx(r), m, "ticket_created", r->user->email, r->user->id, id, 0) == -1 ||
+	    mail_admins(request_ctx(r), r->user->id, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_TICKET_CREATED);
@@ -381,9 +362,10 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int agent = is_role(r, "agent") && t->agent_id == r->user->id;
 	int closed = !strcmp(t->status, "closed");
 
-	if (thread_load(r, t->id, 0, &msgs) == -1 || db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
+	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
+	    db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
 		return db_status();
-	if (admin && !closed && load_agent_options(r, &agents) == -1)
+	if (admin && !closed && agent_options_load(r, &agents) == -1)
 		return db_status();
 	if (db_exec(Q_NOTICE_SEEN, "ii", t->id, r->user->id) < 0)
 		return db_status();
@@ -397,15 +379,15 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	vdict_set(b, "DESCRIPTION", t->description);
 	vdict_set(b, "STATUS", t->status);
 	vdict_set(b, "PRIORITY", t->priority);
-	vdict_time(r, b, "CREATED", t->created);
-	vdict_time(r, b, "ACTIVITY", t->activity);
+	page_set_time(r, b, "CREATED", t->created);
+	page_set_time(r, b, "ACTIVITY", t->activity);
 	vdict_set(b, "AGENT", t->agent_name ? t->agent_name : "N/A");
 	if (!customer || admin) {
 		struct vdict *c = vdict_section(b, "SHOW_CUSTOMER");
 		vdict_set(c, "CUSTOMER", t->customer_name);
 		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
 	}
-	long long last = thread_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &msgs);
+	long long last = message_thread_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &msgs);
 	vdict_set_int(b, "LAST_MSG_ID", last);
 	if (msgs.nrows == 0)
 		vdict_show(b, "NO_MESSAGES");
@@ -418,7 +400,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 			vdict_set(vdict_section(f, "ERR_BODY"), "MSG", error);
 	}
 	if (admin && !closed)
-		agent_options(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
+		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
 	if (agent && !strcmp(t->status, "open"))
 		vdict_show(b, "CAN_RESOLVE");
 	if ((customer || admin) && !closed)
@@ -429,7 +411,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		struct vdict *rt = vdict_section(b, "RATING");
 		vdict_set(rt, "SCORE", DB_CELL(&rating, 0, 0));
 		vdict_set(rt, "COMMENT", DB_CELL(&rating, 0, 1));
-		vdict_time(r, rt, "RATED", DB_CELL(&rating, 0, 2));
+		page_set_time(r, rt, "RATED", DB_CELL(&rating, 0, 2));
 	} else if (customer && closed) {
 		struct vdict *f = vdict_section(b, "CAN_RATE");
 		if (err_key && !strcmp(err_key, "ERR_SCORE"))
@@ -450,27 +432,11 @@ int ticket_show(struct request *r)
 
 /* ---- assignment and the life cycle ------------------------------------ */
 
-static const char Q_LOCK[] = "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
 static const char Q_AGENT_ACTIVE[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users "
     "WHERE id = ? AND role = 'agent' AND state = 'active' LOCK IN SHARE MODE";
 static const char Q_ASSIGN[] =
     "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
-
-/* lock_ticket: lock the ticket row in the open transaction; its current
- * status into *st (arena) and, when agent is not NULL, its agent (0 =
- * none).  0 / -1. */
-int lock_ticket(struct request *r, long long id, const char **st, long long *agent)
-{
-	struct db_rows rows;
-
-	if (db_query(r->a, &rows, Q_LOCK, "i", id) != 1)
-		return -1;
-	*st = DB_CELL(&rows, 0, 0);
-	if (agent)
-		*agent = atoll(DB_CELL(&rows, 0, 1));
-	return 0;
-}
 
 static const char Q_LOCK_ROW[] =
     "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
@@ -500,28 +466,6 @@ int ticket_lock(struct request *r, struct ticket *t)
 		}
 	}
 	return 0;
-}
-
-static const char Q_MAIL_TO[] = "SELECT email FROM users WHERE id = ? AND state = 'active'";
-
-/* mail_queue_active: queue mail v (freed here) to account user_id at its
- * current address, only while that account is active: a disabled,
- * rejected or pending account is sent nothing about tickets.  0 (queued or
- * skipped) / -1. */
-int mail_queue_active(struct request *r, struct view *v, const char *kind, long long user_id,
-                      long long ticket_id)
-{
-	struct db_rows rows;
-	int n;
-
-	if (v == NULL)
-		return -1;
-	n = user_id > 0 ? db_query(r->a, &rows, Q_MAIL_TO, "i", user_id) : 0;
-	if (n != 1) {
-		view_free(v);
-		return n < 0 ? -1 : 0;
-	}
-	return mail_queue(r, v, kind, DB_CELL(&rows, 0, 0), user_id, ticket_id, 0);
 }
 
 /* POST /tickets/{id}/assign (admin): an active agent; re-assigning is
@@ -560,7 +504,7 @@ int ticket_assign(struct request *r)
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
 	if (db_exec(Q_ASSIGN, "ii", agent_id, t.id) < 0 ||
-	    audit_add(r, t.customer_id, "ticket_assigned",
+	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
 	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
 		return db_fail();
 	struct view *mc = mail_new(r->conf, "agent_assigned_customer");
@@ -575,8 +519,8 @@ int ticket_assign(struct request *r)
 		vdict_set_int(view_body(ma), "TICKET", t.id);
 		vdict_set(view_body(ma), "SUBJECT", t.subject);
 	}
-	if (mail_queue_active(r, mc, "agent_assigned", t.customer_id, t.id) == -1 ||
-	    mail_queue_active(r, ma, "ticket_assigned", agent_id, t.id) == -1 ||
+	if (mail_queue_active(request_ctx(r), mc, "agent_assigned", t.customer_id, t.id) == -1 ||
+	    mail_queue_active(request_ctx(r), ma, "ticket_assigned", agent_id, t.id) == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_ASSIGNED);
@@ -625,7 +569,7 @@ static int transition(struct request *r, struct ticket *t, const char *from, con
 			vdict_set(view_body(m), "NAME", arena_printf(r->a, "%s %s", r->user->first_name,
 			    r->user->last_name));
 		}
-		if (mail_queue_active(r, m, mail_tpl, to_id, t->id) == -1)
+		if (mail_queue_active(request_ctx(r), m, mail_tpl, to_id, t->id) == -1)
 			return db_fail();
 	}
 	if (db_commit() == -1)
@@ -682,7 +626,7 @@ int ticket_rate(struct request *r)
 	const char *sc = req_form(r, "score");
 	char *comment = form_text(r, "comment");
 	long score = sc && sc[0] >= '1' && sc[0] <= '5' && sc[1] == '\0' ? sc[0] - '0' : 0;
-	const char *st;
+	struct ticket now;
 	int s = ticket_get(r, &t);
 
 	if (s)
@@ -693,9 +637,12 @@ int ticket_rate(struct request *r)
 		return ticket_page(r, &t, 422, "ERR_SCORE", "Choose a score from 1 to 5", NULL);
 	if (utf8_len(comment) > 2000)
 		return ticket_page(r, &t, 422, "ERR_SCORE", "The comment is too long", NULL);
-	if (db_begin() == -1 || lock_ticket(r, t.id, &st, NULL) == -1)
+	/* the status again from the locked row (`now`); a refusal still shows
+	 * the page as it was read */
+	now = t;
+	if (db_begin() == -1 || ticket_lock(r, &now) == -1)
 		return db_fail();
-	if (strcmp(st, "closed") != 0) {
+	if (strcmp(now.status, "closed") != 0) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
 	}
@@ -710,4 +657,65 @@ int ticket_rate(struct request *r)
 		return db_fail();
 	flash_set(r, FLASH_RATED);
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", t.id));
+}
+
+/* ---- the ticket life without a request: auto-close ------------------- */
+
+static const char Q_DUE_CLOSE[] =
+    "SELECT t.id, t.subject, c.email, c.id, CONCAT(c.first_name, ' ', c.last_name) "
+    "FROM tickets t JOIN users c ON c.id = t.customer_id "
+    "WHERE t.status = 'resolved' AND t.resolved_at < NOW() - INTERVAL ? DAY LIMIT 500";
+static const char Q_AUTO_CLOSE[] =
+    "UPDATE tickets SET status = 'closed', closed_at = NOW(), last_activity = NOW() "
+    "WHERE id = ? AND status = 'resolved' AND resolved_at < NOW() - INTERVAL ? DAY";
+
+/* ticket_auto_close: resolved tickets with no customer message for
+ * auto_close_days are closed and their customers mailed (ccr-admin
+ * auto-close, hourly from ccr-maintenance.timer).  A customer
+ * message reopens a ticket, so "resolved since" is the whole test.
+ * Returns the number closed, or -1. */
+int ticket_auto_close(const struct conf *c)
+{
+	struct ctx x = { .a = arena_new(0), .conf = c, .reqid = "auto-close", .addr = "local" };
+	struct db_rows rows;
+	int closed = 0;
+
+	do {
+		arena_reset(x.a);
+		if (db_query(x.a, &rows, Q_DUE_CLOSE, "i", (long long)c->auto_close_days) < 0) {
+			arena_free(x.a);
+			return -1;
+		}
+		for (size_t i = 0; i < rows.nrows; i++) {
+			long long id = atoll(DB_CELL(&rows, i, 0));
+			if (db_begin() == -1)
+				goto fail;
+			long long n = db_exec(Q_AUTO_CLOSE, "ii", id, (long long)c->auto_close_days);
+			if (n < 0)
+				goto fail;
+			if (n == 1) {
+				struct view *v = mail_new(c, "ticket_auto_closed");
+				if (v) {
+					vdict_set_int(view_body(v), "TICKET", id);
+					vdict_set(view_body(v), "SUBJECT", DB_CELL(&rows, i, 1));
+					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, 4));
+					vdict_set_int(view_body(v), "DAYS", c->auto_close_days);
+				}
+				if (mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, 2),
+				        atoll(DB_CELL(&rows, i, 3)), id, 0) == -1 ||
+				    audit_add(&x, atoll(DB_CELL(&rows, i, 3)), "ticket_auto_closed",
+				        arena_printf(x.a, "ticket %lld", id)) == -1)
+					goto fail;
+				closed++;
+			}
+			if (db_commit() == -1)
+				goto fail;
+		}
+	} while (rows.nrows == 500);
+	arena_free(x.a);
+	return closed;
+fail:
+	db_rollback();
+	arena_free(x.a);
+	return -1;
 }

@@ -1,4 +1,5 @@
-// view.cc — the ctemplate shim, the only C++ in the tree (DESIGN §3.7).
+// view.cc — the ctemplate shim, the only C++ in the tree.  C never builds
+// HTML: every page and mail is a template, auto-escaped by ctemplate.
 // Every C++ exception is caught here; none crosses into C.
 #include <ctemplate/template.h>
 #include <cstdlib>
@@ -75,7 +76,7 @@ extern "C" void vdict_set(struct vdict *d, const char *key, const char *val)
 	try {
 		D(d)->SetValue(key, val ? val : "");
 	} catch (...) {
-		std::abort();   // OOM outside the arena is fatal (DESIGN §3.5)
+		std::abort();   // out of memory is fatal, as in the arena
 	}
 }
 
@@ -136,14 +137,5 @@ extern "C" int view_render(struct view *v, char **out, size_t *len)
 		return 0;
 	} catch (...) {
 		return -1;
-	}
-}
-
-extern "C" void view_clear_cache(void)
-{
-	try {
-		ctemplate::mutable_default_template_cache()->ReloadAllIfChanged(
-		    ctemplate::TemplateCache::LAZY_RELOAD);
-	} catch (...) {
 	}
 }

@@ -29,7 +29,6 @@ struct vdict *vdict_section(struct vdict *, const char *section); /* one more ro
 struct vdict *vdict_include(struct vdict *, const char *name, const char *file);
 /* view_render: 0 with a malloc'd NUL-terminated *out the caller frees, -1 on error. */
 int view_render(struct view *, char **out, size_t *len);
-void view_clear_cache(void);
 
 #ifdef __cplusplus
 }

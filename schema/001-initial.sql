@@ -1,4 +1,5 @@
--- 001-initial.sql — the tables SPEC implies, utf8mb4 throughout.
+-- 001-initial.sql — the tables of README "Roles and the ticket life",
+-- "Accounts and security" and "Mail", utf8mb4 throughout.
 -- Times are UTC DATETIMEs (every connection sets time_zone = '+00:00').
 
 CREATE TABLE users (
@@ -86,7 +87,7 @@ CREATE TABLE password_codes (
   CONSTRAINT password_codes_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- failed logins, per email and per client address (SPEC §6 throttling)
+-- failed logins, per email and per client address (the login throttle)
 CREATE TABLE login_failures (
   id      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   kind    ENUM('email','addr') NOT NULL,
@@ -96,7 +97,7 @@ CREATE TABLE login_failures (
   KEY login_failures_at (at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- the mail outbox (SPEC §5): written in the transaction of the change
+-- the mail outbox (README "Mail"): written in the transaction of the change
 CREATE TABLE outbox (
   id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   kind            VARCHAR(40) NOT NULL,

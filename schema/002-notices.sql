@@ -1,5 +1,5 @@
 -- 002-notices.sql — at most one unread new-message notice per ticket and
--- recipient until they open the ticket (SPEC §5).
+-- recipient until they open the ticket (README "Mail").
 CREATE TABLE ticket_notices (
   ticket_id BIGINT UNSIGNED NOT NULL,
   user_id   BIGINT UNSIGNED NOT NULL,

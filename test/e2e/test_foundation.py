@@ -62,7 +62,8 @@ def test_systemd_ccrd_security_exposure_at_most_2_5(ctx):
 
 # ------------------------------------------------------------------ make run's stack
 
-TEST_TOOLS = ("chromium", "sqlmap", "lintian", "slowhttptest", "wrk", "nodejs", "libcmocka-dev")
+TEST_TOOLS = ("chromium", "sqlmap", "lintian", "slowhttptest", "wrk", "nodejs", "libcmocka-dev",
+              "debhelper")
 
 
 def _make_dry(ctx, *args):

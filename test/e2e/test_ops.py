@@ -119,7 +119,10 @@ def _metrics(ctx):
         if not line or line.startswith("#"):
             assert line == "" or re.match(r"^# (HELP|TYPE) [a-z_]+ ", line), line
             continue
-        m = re.match(r'^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', line)
+        # label values may hold any character but \ " and newline, which are
+        # escaped (Prometheus text exposition format 0.0.4): a route label is
+        # "GET /tickets/{id}"
+        m = re.match(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\\n]|\\.)*",?)*\})? ([0-9.e+-]+)$', line)
         assert m, "not exposition format: %r" % line
         values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return values

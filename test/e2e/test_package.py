@@ -1,9 +1,10 @@
-"""Packaging: `make install`/`make uninstall`, `make deb`, and the .deb's life
+"""Packaging: `make install`/`make uninstall`, `make deb` (dpkg-buildpackage
+on debian/), the .deb and its -dbgsym companion, lintian, and the .deb's life
 on this machine (dpkg -i, the user and config it creates, the installed
 programs serving a page through nginx, dpkg --purge leaving nothing behind).
 
-The .deb comes from `make deb` (run here; incremental, a few seconds when
-the Makefile's check flow already built it).  The install test touches the
+The packages come from `make deb` (run here; nothing to do when the
+Makefile's check flow already built them from the same sources).  The install test touches the
 real system (/usr, /etc, the user database): it refuses to run (SKIP) when a
 package, user or file named ccr is already there, and its finally-block
 purges what it installed even when an assertion fails.
@@ -30,15 +31,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # every unit in systemd/, as the Makefile's UNIT_FILES
 UNITS = tuple(sorted(n for n in os.listdir(os.path.join(REPO, "systemd"))
                      if n.endswith((".service", ".timer"))))
+# where the package puts the units: debhelper 13.11 (bookworm) handles
+# lib/systemd/system (one directory with /usr/lib/systemd/system on merged /usr)
+PKG_UNIT_DIR = "lib/systemd/system"
+# files debhelper adds to what `make install PREFIX=/usr` installs
+PKG_EXTRA = ("etc/ccr/ccr.conf", "usr/share/doc/ccr/copyright", "usr/share/doc/ccr/changelog.gz",
+             "usr/lib/sysusers.d/ccr.conf", "usr/share/lintian/overrides/ccr")
 # Paths the package owns; none may exist before the install test or after purge.
 PKG_PATHS = ("/usr/sbin/ccrd", "/usr/bin/ccr-admin", "/usr/share/ccr", "/usr/share/doc/ccr",
-             "/etc/ccr", "/usr/share/man/man8/ccrd.8.gz",
-             "/usr/share/man/man8/ccr-admin.8.gz") + tuple(
-                 "/usr/lib/systemd/system/" + u for u in UNITS)
+             "/etc/ccr", "/usr/share/man/man8/ccrd.8.gz", "/usr/share/man/man8/ccr-admin.8.gz",
+             "/usr/lib/sysusers.d/ccr.conf", "/usr/share/lintian/overrides/ccr") + tuple(
+                 "/%s/%s" % (PKG_UNIT_DIR, u) for u in UNITS)
 # made by postinst for ccr-backup.service, removed on purge when empty
 BACKUP_DIR = "/var/backups/ccr"
-LIB_DEPENDS = ("libmariadb3", "libfcgi0ldbl", "libargon2-1", "libesmtp6", "libctemplate3",
-               "libsystemd0", "libinih1", "adduser")
+# the links `systemctl enable ccrd ccr-maintenance.timer ccr-backup.timer`
+# makes (the units' [Install] WantedBy=); purge must remove them
+ENABLE_LINKS = tuple("/etc/systemd/system/%s.wants/%s" % (t, u) for t, u in (
+    ("multi-user.target", "ccrd.service"), ("timers.target", "ccr-maintenance.timer"),
+    ("timers.target", "ccr-backup.timer")))
+# the libraries (dh_shlibdeps) and systemd-sysusers (dh_installsysusers)
+DEPENDS = ("libmariadb3", "libfcgi0ldbl", "libargon2-1", "libesmtp6", "libctemplate3",
+           "libsystemd0", "libinih1", "systemd | systemd-standalone-sysusers | systemd-sysusers")
 
 _deb_cache = {}
 # Held by every test here: two runs at once (two checkouts, or a run while
@@ -119,15 +132,20 @@ def _version(repo):
     return m.group(1)
 
 
-def _deb(ctx):
-    """Path of build/ccr_<version>_<arch>.deb, built by `make deb` once per run."""
-    if "path" not in _deb_cache:
+def _deb(ctx, kind="deb"):
+    """Path of what `make deb` (run once per test run) leaves in build/: kind
+    "deb" (ccr_<version>_<arch>.deb), "dbgsym" (ccr-dbgsym_..._<arch>.deb),
+    "changes" or "buildinfo"."""
+    if not _deb_cache:
         _make(ctx.repo, "deb")
         arch = _run(["dpkg", "--print-architecture"]).stdout.strip()
-        path = os.path.join(ctx.repo, "build", "%s_%s_%s.deb" % (PKG, _version(ctx.repo), arch))
-        assert os.path.isfile(path), "make deb did not produce %s" % path
-        _deb_cache["path"] = path
-    return _deb_cache["path"]
+        stem = os.path.join(ctx.repo, "build", "%%s_%s_%s.%%s" % (_version(ctx.repo), arch))
+        paths = {"deb": stem % (PKG, "deb"), "dbgsym": stem % (PKG + "-dbgsym", "deb"),
+                 "changes": stem % (PKG, "changes"), "buildinfo": stem % (PKG, "buildinfo")}
+        for path in paths.values():
+            assert os.path.isfile(path), "make deb did not produce %s" % path
+        _deb_cache.update(paths)
+    return _deb_cache[kind]
 
 
 def _tree(root):
@@ -145,13 +163,15 @@ def _repo_files(repo, sub):
             if not os.path.basename(p).startswith(".") and not p.endswith("~")}
 
 
-def _expected_install(repo, prefix):
+def _expected_install(repo, prefix, unit_dir=None):
+    """What `make install PREFIX=prefix` installs; unit_dir: where the units
+    go when not PREFIX/lib/systemd/system."""
     p = prefix.lstrip("/")
     files = {p + "/sbin/ccrd", p + "/bin/ccr-admin", p + "/share/ccr/static",
              p + "/share/doc/ccr/README.md", p + "/share/doc/ccr/ccr.conf.example",
              p + "/share/doc/ccr/nginx-ccr.conf",
              p + "/share/man/man8/ccrd.8.gz", p + "/share/man/man8/ccr-admin.8.gz"}
-    files |= {p + "/lib/systemd/system/" + u for u in UNITS}
+    files |= {(unit_dir or p + "/lib/systemd/system") + "/" + u for u in UNITS}
     files |= {p + "/share/ccr/" + f for f in _repo_files(repo, "views")}
     files |= {p + "/share/ccr/schema/" + f for f in os.listdir(os.path.join(repo, "schema"))
               if f.endswith(".sql")}
@@ -269,9 +289,10 @@ def _deb_control_conffiles_and_contents(ctx):
     assert f("Version") == version, "Version %r, CCR_VERSION %r" % (f("Version"), version)
     assert f("Architecture") == "amd64", "Architecture %r" % f("Architecture")
     assert f("Maintainer"), "no Maintainer"
-    depends = [d.strip().split()[0] for d in f("Depends").split(",")]
-    missing = [d for d in LIB_DEPENDS if d not in depends]
+    depends = [re.sub(r"\s*\([^)]*\)", "", d).strip() for d in f("Depends").split(",")]
+    missing = [d for d in DEPENDS if d not in depends]
     assert not missing, "Depends lacks %s: %r" % (missing, f("Depends"))
+    assert "adduser" not in depends, "Depends on adduser (sysusers makes the user)"
     rec = f("Recommends")
     assert "nginx" in rec and "mariadb-server | default-mysql-server" in rec, "Recommends %r" % rec
 
@@ -290,9 +311,8 @@ def _deb_control_conffiles_and_contents(ctx):
         files = {x for x in _tree(tmp) if not x.startswith("DEBIAN/")
                  and not os.path.islink(os.path.join(tmp, x))}
         assert summed == files - {"etc/ccr/ccr.conf"}, "md5sums list %s" % sorted(summed ^ files)
-        want = {x.lstrip("/") for x in _expected_install(ctx.repo, "/usr")}
-        want |= {"etc/ccr/ccr.conf", "usr/share/doc/ccr/copyright",
-                 "usr/share/doc/ccr/changelog.Debian.gz"}
+        want = {x.lstrip("/") for x in _expected_install(ctx.repo, "/usr", PKG_UNIT_DIR)}
+        want |= set(PKG_EXTRA)
         got = {x for x in _tree(tmp) if not x.startswith("DEBIAN/")}
         assert got == want, "package files: unexpected %s, missing %s" % (
             sorted(got - want), sorted(want - got))
@@ -317,27 +337,103 @@ def _deb_control_conffiles_and_contents(ctx):
             assert "GNU_RELRO" in hdr, "%s not linked -z relro" % b
             syms = _run(["readelf", "--dyn-syms", "-W", os.path.join(tmp, b)]).stdout
             assert "__stack_chk_fail" in syms, "%s built without -fstack-protector" % b
-        with gzip.open(os.path.join(tmp, "usr/share/doc/ccr/changelog.Debian.gz"), "rt") as fh:
+        # a native package: debian/changelog as changelog.gz
+        with gzip.open(os.path.join(tmp, "usr/share/doc/ccr/changelog.gz"), "rt") as fh:
             first = fh.readline()
         assert first.startswith("%s (%s) " % (PKG, version)), "changelog: %r" % first
+        with open(os.path.join(tmp, "usr/lib/sysusers.d/ccr.conf")) as fh:
+            users = [l.split() for l in fh if l.strip() and not l.startswith("#")]
+        assert users and users[0][:3] == ["u", "ccr", "-"], "sysusers.d/ccr.conf: %r" % users
+        with open(os.path.join(ctl, "postinst")) as fh:
+            postinst = fh.read()
+        assert "systemd-sysusers" in postinst and "ccr.conf" in postinst, \
+            "postinst does not run systemd-sysusers"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _deb_lintian_reports_only_documented_tags(ctx):
+def _build_id(path):
+    m = re.search(r"Build ID: ([0-9a-f]+)", _run(["readelf", "-n", "-W", path]).stdout)
+    assert m, "%s has no GNU build-id note" % path
+    return m.group(1)
+
+
+def _deb_listing_dbgsym_and_changes(ctx):
+    """`dpkg-deb -c`: owners, modes and places of what an administrator looks
+    for; the -dbgsym package holds the debug info of exactly the two
+    programs; the .changes names both packages and the .buildinfo."""
+    deb, dbg = _deb(ctx), _deb(ctx, "dbgsym")
+    version = _version(ctx.repo)
+    listing = {}
+    for line in _run(["dpkg-deb", "-c", deb]).stdout.splitlines():
+        perm, owner, _size, _date, _time, name = line.split(None, 5)
+        listing[name.split(" -> ")[0].lstrip(".").rstrip("/") or "/"] = (perm, owner)
+    assert {o for _p, o in listing.values()} == {"root/root"}, "not all files are root/root"
+    want = {"/etc/ccr/ccr.conf": "-rw-r-----", "/usr/sbin/ccrd": "-rwxr-xr-x",
+            "/usr/bin/ccr-admin": "-rwxr-xr-x", "/usr/lib/sysusers.d/ccr.conf": "-rw-r--r--",
+            "/usr/share/man/man8/ccrd.8.gz": "-rw-r--r--",
+            "/usr/share/man/man8/ccr-admin.8.gz": "-rw-r--r--"}
+    want.update({"/%s/%s" % (PKG_UNIT_DIR, u): "-rw-r--r--" for u in UNITS})
+    for name, perm in sorted(want.items()):
+        assert name in listing, "dpkg-deb -c: no %s" % name
+        assert listing[name][0] == perm, "dpkg-deb -c: %s is %s, want %s" % (
+            name, listing[name][0], perm)
+    stray = sorted(n for n in listing if "systemd/system/" in n
+                   and not n.startswith("/%s/" % PKG_UNIT_DIR))
+    assert not stray, "units outside /%s: %s" % (PKG_UNIT_DIR, stray)
+
+    f = lambda field: _run(["dpkg-deb", "-f", dbg, field]).stdout.strip()  # noqa: E731
+    assert f("Package") == PKG + "-dbgsym", "dbgsym Package %r" % f("Package")
+    assert f("Depends") == "%s (= %s)" % (PKG, version), "dbgsym Depends %r" % f("Depends")
+    tmp = tempfile.mkdtemp(prefix="ccr-dbgsym-", dir=ctx.tmp)
+    try:
+        _run(["dpkg-deb", "-x", deb, os.path.join(tmp, "pkg")])
+        _run(["dpkg-deb", "-x", dbg, os.path.join(tmp, "dbg")])
+        ids = {}
+        for b in ("usr/sbin/ccrd", "usr/bin/ccr-admin"):
+            path = os.path.join(tmp, "pkg", b)
+            ids[b] = _build_id(path)
+            sections = _run(["readelf", "-S", "-W", path]).stdout
+            assert ".debug_info" not in sections, "%s still carries debug info" % b
+            debug = os.path.join(tmp, "dbg", "usr/lib/debug/.build-id",
+                                 ids[b][:2], ids[b][2:] + ".debug")
+            assert os.path.isfile(debug), "dbgsym lacks %s's %s" % (b, debug)
+            sections = _run(["readelf", "-S", "-W", debug]).stdout
+            assert ".debug_info" in sections and ".debug_line" in sections, \
+                "%s has no DWARF (built without -g?)" % debug
+        assert sorted(f("Build-Ids").split()) == sorted(ids.values()), \
+            "dbgsym Build-Ids %r, binaries %r" % (f("Build-Ids"), ids)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    with open(_deb(ctx, "changes")) as fh:
+        changes = fh.read()
+    for path in (deb, dbg, _deb(ctx, "buildinfo")):
+        assert re.search(r"^ [0-9a-f]{32} \d+ .* %s$" % re.escape(os.path.basename(path)),
+                         changes, re.M), "the .changes does not list %s" % os.path.basename(path)
+
+
+def _deb_lintian_clean_or_overridden_with_reasons(ctx):
     if not shutil.which("lintian"):
         raise helpers.Skip("lintian is not installed (apt-get install lintian)")
-    deb = _deb(ctx)
-    notes = os.path.join(ctx.repo, "test", "deb", "lintian-notes.txt")
-    with open(notes) as fh:
-        known = {line.split()[0] for line in fh if line.strip() and not line.startswith("#")}
-    p = _run(["lintian", "-I", "--pedantic", "-E", "--no-tag-display-limit", deb], check=False)
-    tags = re.findall(r"^[EWIPXO]: %s[^:]*: (\S+)" % PKG, p.stdout, re.M)
-    assert re.search(r"^[EWIPXO]: ", p.stdout, re.M) or p.returncode == 0, \
-        "lintian failed (exit %d): %s" % (p.returncode, (p.stdout + p.stderr)[-800:])
-    new = sorted(set(tags) - known)
-    assert not new, "lintian tags not in test/deb/lintian-notes.txt: %s\n%s" % (
-        new, "\n".join(l for l in p.stdout.splitlines() if any(t in l for t in new)))
+    changes = _deb(ctx, "changes")
+    # what `make lintian` runs, plus --show-overrides to see the reasons
+    p = _run(["lintian", "-I", "-E", "--pedantic", "--tag-display-limit", "0",
+              "--show-overrides", changes], check=False)
+    lines = p.stdout.splitlines()
+    tags = [l for l in lines if re.match(r"[EWIPX]: ", l)]
+    assert p.returncode == 0 and not tags, "lintian (exit %d) reports:\n%s" % (
+        p.returncode, "\n".join(tags) or (p.stdout + p.stderr)[-800:])
+    # every override is used and has a comment (lintian shows it as N: lines)
+    for i, line in enumerate(lines):
+        if line.startswith("O: "):
+            assert i > 0 and lines[i - 1].startswith("N: ") and \
+                not lines[i - 1].startswith("N: 0 hints"), "override without a reason: " + line
+    overridden = [l for l in lines if l.startswith("O: ")]
+    with open(os.path.join(ctx.repo, "debian", "ccr.lintian-overrides")) as fh:
+        listed = [l for l in fh if l.strip() and not l.startswith("#")]
+    assert len(overridden) == len(listed), "overrides %d, lintian matched %d:\n%s" % (
+        len(listed), len(overridden), p.stdout[-800:])
 
 
 def test_deb_control_conffiles_and_contents(ctx):
@@ -348,12 +444,20 @@ def test_deb_control_conffiles_and_contents(ctx):
 test_deb_control_conffiles_and_contents.timeout = 300
 
 
-def test_deb_lintian_reports_only_documented_tags(ctx):
+def test_deb_listing_dbgsym_and_changes(ctx):
     with _exclusive():
-        _deb_lintian_reports_only_documented_tags(ctx)
+        _deb_listing_dbgsym_and_changes(ctx)
 
 
-test_deb_lintian_reports_only_documented_tags.timeout = 300
+test_deb_listing_dbgsym_and_changes.timeout = 300
+
+
+def test_deb_lintian_clean_or_overridden_with_reasons(ctx):
+    with _exclusive():
+        _deb_lintian_clean_or_overridden_with_reasons(ctx)
+
+
+test_deb_lintian_clean_or_overridden_with_reasons.timeout = 300
 
 
 # ------------------------------------------------------------------ dpkg -i ... dpkg --purge
@@ -400,7 +504,7 @@ def _purge_leftovers():
     if _getgr("ccr"):
         _run(["groupdel", "ccr"], check=False)
         notes.append("group ccr deleted in cleanup")
-    for path in PKG_PATHS:
+    for path in PKG_PATHS + ENABLE_LINKS:
         if os.path.islink(path) or os.path.isfile(path):
             os.unlink(path)
             notes.append("removed " + path)
@@ -439,9 +543,11 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
         _dpkg("-i", deb, env=env)
         assert _pkg_status() == "install ok installed", "dpkg status %r" % _pkg_status()
         pw, gr = _getpw("ccr"), _getgr("ccr")
-        assert pw and gr, "postinst did not create user and group ccr"
+        assert pw and gr, "postinst (systemd-sysusers) did not create user and group ccr"
         assert pw.pw_gid == gr.gr_gid, "user ccr's primary group is not ccr"
         assert pw.pw_uid < 1000, "ccr is not a system user (uid %d)" % pw.pw_uid
+        assert pw.pw_dir == "/nonexistent" and pw.pw_shell.endswith("/nologin"), \
+            "user ccr has home %r, shell %r" % (pw.pw_dir, pw.pw_shell)
         s = os.stat("/etc/ccr/ccr.conf")
         assert (s.st_mode & 0o7777, s.st_uid, s.st_gid) == (0o640, 0, gr.gr_gid), \
             "/etc/ccr/ccr.conf is %o %d:%d, want 0640 root:ccr" % (s.st_mode & 0o7777,
@@ -455,6 +561,10 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
                   "/etc/systemd/system/timers.target.wants") for u in UNITS]
         enabled = [w for w in wants if os.path.lexists(w)]
         assert not enabled, "dpkg -i enabled units: %s" % enabled
+        # the administrator enables them (offline, as `systemctl enable` would)
+        for link in ENABLE_LINKS:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink("/%s/%s" % (PKG_UNIT_DIR, os.path.basename(link)), link)
         if not backup_dir_before:
             s = os.stat(BACKUP_DIR)
             assert (s.st_mode & 0o7777, s.st_uid, s.st_gid) == (0o700, pw.pw_uid, gr.gr_gid), \
@@ -462,7 +572,7 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
                                                        s.st_uid, s.st_gid)
         if shutil.which("systemd-analyze"):
             p = _run(["systemd-analyze", "verify", "--man=no"] +
-                     ["/usr/lib/systemd/system/" + u for u in UNITS], check=False, cwd=tmp)
+                     ["/%s/%s" % (PKG_UNIT_DIR, u) for u in UNITS], check=False, cwd=tmp)
             out = (p.stdout + p.stderr).strip()
             assert p.returncode == 0 and not out, "systemd-analyze verify of the installed " \
                 "units: exit %d %s" % (p.returncode, out[-800:])
@@ -582,6 +692,8 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
         assert not _getgr("ccr"), "dpkg --purge left the group ccr"
         leftover = [n for n in os.listdir("/var/lib/dpkg/info") if n.startswith(PKG + ".")]
         assert not leftover, "dpkg info files left: %s" % leftover
+        left = [l for l in ENABLE_LINKS if os.path.lexists(l)]
+        assert not left, "dpkg --purge left the enablement links %s" % left
         assert backup_dir_before or not os.path.lexists(BACKUP_DIR), \
             "dpkg --purge left the empty %s" % BACKUP_DIR
     finally:

@@ -195,7 +195,7 @@ static void answer(struct request *r, int st)
 		resp_text(r, 200, r->path);
 		if ((v = req_query(r, "next")) != NULL)
 			r->location = v;    /* resp_send must drop an unsafe one */
-		if ((v = req_cookie(r, "x")) != NULL && header_safe(v))
+		if ((v = cookie_get(r, "x")) != NULL && header_safe(v))
 			CHECK(resp_header_add(r, "X-Fuzz", v) == 0);
 	}
 	resp_send(r);

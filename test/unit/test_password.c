@@ -75,13 +75,13 @@ static void name_rules(const char *(*check)(const char *), const char *req, cons
 static void test_check_first_name(void **state)
 {
 	(void)state;
-	name_rules(check_first_name, MSG_FIRST_REQ, MSG_FIRST_LONG);
+	name_rules(form_check_first_name, MSG_FIRST_REQ, MSG_FIRST_LONG);
 }
 
 static void test_check_last_name(void **state)
 {
 	(void)state;
-	name_rules(check_last_name, MSG_LAST_REQ, MSG_LAST_LONG);
+	name_rules(form_check_last_name, MSG_LAST_REQ, MSG_LAST_LONG);
 }
 
 static void test_check_email(void **state)
@@ -89,62 +89,62 @@ static void test_check_email(void **state)
 	(void)state;
 	char buf[300];
 
-	assert_msg(check_email("ann@example.com"), NULL);
-	assert_msg(check_email("a@b.c"), NULL);
-	assert_msg(check_email(NULL), MSG_EMAIL);
-	assert_msg(check_email(""), MSG_EMAIL);
-	assert_msg(check_email("ann"), MSG_EMAIL);
-	assert_msg(check_email("@example.com"), MSG_EMAIL);
-	assert_msg(check_email("ann@example"), MSG_EMAIL);
-	assert_msg(check_email("ann@@example.com"), MSG_EMAIL);
-	assert_msg(check_email("a@b@example.com"), MSG_EMAIL);
-	assert_msg(check_email("ann smith@example.com"), MSG_EMAIL);
-	assert_msg(check_email("ann@exa mple.com"), MSG_EMAIL);
+	assert_msg(form_check_email("ann@example.com"), NULL);
+	assert_msg(form_check_email("a@b.c"), NULL);
+	assert_msg(form_check_email(NULL), MSG_EMAIL);
+	assert_msg(form_check_email(""), MSG_EMAIL);
+	assert_msg(form_check_email("ann"), MSG_EMAIL);
+	assert_msg(form_check_email("@example.com"), MSG_EMAIL);
+	assert_msg(form_check_email("ann@example"), MSG_EMAIL);
+	assert_msg(form_check_email("ann@@example.com"), MSG_EMAIL);
+	assert_msg(form_check_email("a@b@example.com"), MSG_EMAIL);
+	assert_msg(form_check_email("ann smith@example.com"), MSG_EMAIL);
+	assert_msg(form_check_email("ann@exa mple.com"), MSG_EMAIL);
 	/* 254 bytes pass, 255 do not */
 	memset(buf, 'a', 242);
 	memcpy(buf + 242, "@example.com", 13);
 	assert_int_equal(strlen(buf), 254);
-	assert_msg(check_email(buf), NULL);
+	assert_msg(form_check_email(buf), NULL);
 	memset(buf, 'a', 243);
 	memcpy(buf + 243, "@example.com", 13);
 	assert_int_equal(strlen(buf), 255);
-	assert_msg(check_email(buf), MSG_EMAIL);
+	assert_msg(form_check_email(buf), MSG_EMAIL);
 }
 
 static void test_check_password(void **state)
 {
 	(void)state;
-	assert_msg(check_password(NULL), MSG_PW_SHORT);
-	assert_msg(check_password(""), MSG_PW_SHORT);
-	assert_msg(check_password(rep("x", 7)), MSG_PW_SHORT);
-	assert_msg(check_password(rep("x", 8)), NULL);
-	assert_msg(check_password(rep("x", 128)), NULL);
-	assert_msg(check_password(rep("x", 129)), MSG_PW_LONG);
-	assert_msg(check_password(rep("x", 1000)), MSG_PW_LONG);
+	assert_msg(form_check_password(NULL), MSG_PW_SHORT);
+	assert_msg(form_check_password(""), MSG_PW_SHORT);
+	assert_msg(form_check_password(rep("x", 7)), MSG_PW_SHORT);
+	assert_msg(form_check_password(rep("x", 8)), NULL);
+	assert_msg(form_check_password(rep("x", 128)), NULL);
+	assert_msg(form_check_password(rep("x", 129)), MSG_PW_LONG);
+	assert_msg(form_check_password(rep("x", 1000)), MSG_PW_LONG);
 	/* characters, not bytes */
-	assert_msg(check_password(rep("\xc3\xa9", 7)), MSG_PW_SHORT);          /* 14 bytes */
-	assert_msg(check_password(rep("\xc3\xa9", 8)), NULL);
-	assert_msg(check_password(rep("\xe2\x82\xac", 128)), NULL);            /* 384 bytes */
-	assert_msg(check_password(rep("\xe2\x82\xac", 129)), MSG_PW_LONG);
-	assert_msg(check_password(rep("\xf0\x9f\x98\x80", 128)), NULL);        /* 512 bytes */
-	assert_msg(check_password(rep("\xf0\x9f\x98\x80", 129)), MSG_PW_LONG);
-	assert_msg(check_password(rep("\xf0\x9f\x98\x80", 7)), MSG_PW_SHORT);  /* 28 bytes */
+	assert_msg(form_check_password(rep("\xc3\xa9", 7)), MSG_PW_SHORT);          /* 14 bytes */
+	assert_msg(form_check_password(rep("\xc3\xa9", 8)), NULL);
+	assert_msg(form_check_password(rep("\xe2\x82\xac", 128)), NULL);            /* 384 bytes */
+	assert_msg(form_check_password(rep("\xe2\x82\xac", 129)), MSG_PW_LONG);
+	assert_msg(form_check_password(rep("\xf0\x9f\x98\x80", 128)), NULL);        /* 512 bytes */
+	assert_msg(form_check_password(rep("\xf0\x9f\x98\x80", 129)), MSG_PW_LONG);
+	assert_msg(form_check_password(rep("\xf0\x9f\x98\x80", 7)), MSG_PW_SHORT);  /* 28 bytes */
 	/* spaces count: a password is not trimmed */
-	assert_msg(check_password("        "), NULL);
+	assert_msg(form_check_password("        "), NULL);
 }
 
 static void test_check_confirm(void **state)
 {
 	(void)state;
-	assert_msg(check_confirm("correct horse", "correct horse"), NULL);
-	assert_msg(check_confirm("correct horse", "correct hors"), MSG_CONFIRM);
-	assert_msg(check_confirm("correct horse", "correct horse "), MSG_CONFIRM);
-	assert_msg(check_confirm("Secret123", "secret123"), MSG_CONFIRM);
-	assert_msg(check_confirm("p\xc3\xa9ssword", "pe\xcc\x81ssword"), MSG_CONFIRM);  /* bytes */
-	assert_msg(check_confirm("password", NULL), MSG_CONFIRM);
-	assert_msg(check_confirm(NULL, "password"), MSG_CONFIRM);
-	assert_msg(check_confirm(NULL, NULL), MSG_CONFIRM);
-	assert_msg(check_confirm("password", ""), MSG_CONFIRM);
+	assert_msg(form_check_confirm("correct horse", "correct horse"), NULL);
+	assert_msg(form_check_confirm("correct horse", "correct hors"), MSG_CONFIRM);
+	assert_msg(form_check_confirm("correct horse", "correct horse "), MSG_CONFIRM);
+	assert_msg(form_check_confirm("Secret123", "secret123"), MSG_CONFIRM);
+	assert_msg(form_check_confirm("p\xc3\xa9ssword", "pe\xcc\x81ssword"), MSG_CONFIRM);  /* bytes */
+	assert_msg(form_check_confirm("password", NULL), MSG_CONFIRM);
+	assert_msg(form_check_confirm(NULL, "password"), MSG_CONFIRM);
+	assert_msg(form_check_confirm(NULL, NULL), MSG_CONFIRM);
+	assert_msg(form_check_confirm("password", ""), MSG_CONFIRM);
 }
 
 /* ---- Argon2id ----------------------------------------------------------- */
@@ -219,7 +219,7 @@ static void test_hash_multibyte_and_longest(void **state)
 	const char *longest = rep("\xf0\x9f\x98\x80", 128);
 	assert_int_equal(strlen(longest), 512);
 	memcpy(pw, longest, 513);
-	assert_msg(check_password(pw), NULL);
+	assert_msg(form_check_password(pw), NULL);
 	assert_int_equal(password_hash(&conf, pw, h), 0);
 	assert_int_equal(password_verify(&conf, h, pw), 1);
 	pw[511] = '\x81';

@@ -1,0 +1,54 @@
+/*
+ * crypto.c — the little cryptography ccrd needs, from the libraries that do
+ * it well: SHA-256 and a constant-time comparison from libcrypto (OpenSSL),
+ * random tokens from getrandom(2).  Session ids and one-time codes are
+ * stored only as their SHA-256, so a copy of the database opens no session.
+ */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "extern.h"
+
+/* crypto_sha256_hex: SHA-256 (FIPS 180-4) of data[0..len) as 64 lowercase
+ * hex digits and a NUL.  0 / -1 (libcrypto failed: out of memory). */
+int crypto_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		return -1;
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* crypto_token: 32 random bytes from getrandom(2) as 64 hex digits. 0 / -1. */
+int crypto_token(char out[65])
+{
+	unsigned char b[32];
+	size_t got = 0;
+
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
+/* crypto_equal: compare two NUL-terminated strings whose length is not
+ * secret in time independent of where they differ (CRYPTO_memcmp).
+ * 1 equal, 0 not. */
+int crypto_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	return la == lb && CRYPTO_memcmp(a, b, la) == 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * user.c — rows of the users table that more than one part needs: a new
+ * account (registration, POST /admin/agents, ccr-admin), whether an email
+ * is taken, and the address mail about an account goes to — always the
+ * one stored for it, never one typed into a form.
+ */
+#include "extern.h"
+
+static const char Q_INSERT[] =
+    "INSERT INTO users (email, first_name, last_name, role, state, password_hash, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(), NOW())";
+static const char Q_EMAIL_TAKEN[] = "SELECT 1 FROM users WHERE email = ?";
+static const char Q_EMAIL[] = "SELECT email FROM users WHERE id = ?";
+static const char Q_ACTIVE_EMAIL[] = "SELECT email FROM users WHERE id = ? AND state = 'active'";
+
+/* user_insert: a new account row; its id, 0 when the email is taken,
+ * -1 on failure.  In the caller's transaction. */
+long long user_insert(const char *email, const char *first, const char *last,
+                      const char *role, const char *state, const char *hash)
+{
+	if (db_exec(Q_INSERT, "ssssss", email, first, last, role, state, hash) < 0)
+		return db_last_err() == DB_DUP ? 0 : -1;
+	return db_insert_id();
+}
+
+/* user_email_taken: 1 when an account (of any role or state) has this
+ * email, 0 when none, -1 on failure. */
+int user_email_taken(struct arena *a, const char *email)
+{
+	struct db_rows rows;
+	int n = db_query(a, &rows, Q_EMAIL_TAKEN, "s", email);
+
+	return n < 0 ? -1 : n > 0;
+}
+
+/* user_email: the address stored for account id (arena), or NULL when
+ * there is no such account or the database failed. */
+const char *user_email(struct arena *a, long long id)
+{
+	struct db_rows rows;
+
+	if (db_query(a, &rows, Q_EMAIL, "i", id) != 1)
+		return NULL;
+	return DB_CELL(&rows, 0, 0);
+}
+
+/* user_active_email: *email = the address of account id while the account
+ * is active.  1 found, 0 not active or no such account, -1 on failure. */
+int user_active_email(struct arena *a, long long id, const char **email)
+{
+	struct db_rows rows;
+	int n = db_query(a, &rows, Q_ACTIVE_EMAIL, "i", id);
+
+	if (n == 1)
+		*email = DB_CELL(&rows, 0, 0);
+	return n < 0 ? -1 : n == 1;
+}
