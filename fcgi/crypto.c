@@ -12,6 +12,18 @@
 
 #include "extern.h"
 
+/* hex: b[0..n) as 2n lowercase hex digits and a NUL into out. */
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 /* crypto_sha256_hex: SHA-256 (FIPS 180-4) of data[0..len) as 64 lowercase
  * hex digits and a NUL.  0 / -1 (libcrypto failed: out of memory). */
 int crypto_sha256_hex(const void *data, size_t len, char out[65])
@@ -21,26 +33,34 @@ int crypto_sha256_hex(const void *data, size_t len, char out[65])
 
 	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		return -1;
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	hex(md, 32, out);
 	return 0;
 }
 
-/* crypto_token: 32 random bytes from getrandom(2) as 64 hex digits. 0 / -1. */
-int crypto_token(char out[65])
+/* crypto_random_hex: nbytes (at most 64) random bytes from getrandom(2) as
+ * 2 × nbytes hex digits and a NUL into out.  0 / -1. */
+int crypto_random_hex(char *out, size_t nbytes)
 {
-	unsigned char b[32];
+	unsigned char b[64];
 	size_t got = 0;
 
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+	if (nbytes > sizeof(b))
+		return -1;
+	while (got < nbytes) {
+		ssize_t n = getrandom(b + got, nbytes - got, 0);
 		if (n <= 0)
 			return -1;
 		got += (size_t)n;
 	}
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	hex(b, nbytes, out);
 	return 0;
+}
+
+/* crypto_token: 256 random bits as 64 hex digits (session ids, CSRF
+ * tokens, Message-IDs). 0 / -1. */
+int crypto_token(char out[65])
+{
+	return crypto_random_hex(out, 32);
 }
 
 /* crypto_equal: compare two NUL-terminated strings whose length is not

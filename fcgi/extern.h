@@ -142,6 +142,7 @@ char *str_fold_line(char *s);
 
 /* ---- crypto.c: SHA-256, random tokens, constant-time compare ----------- */
 int crypto_sha256_hex(const void *data, size_t len, char out[65]);   /* 0 / -1 */
+int crypto_random_hex(char *out, size_t nbytes); /* 2 × nbytes random hex digits; 0 / -1 */
 int crypto_token(char out[65]);                 /* 64 random hex digits; 0 / -1 */
 int crypto_equal(const char *a, const char *b); /* 1 equal; time independent of content */
 

@@ -38,7 +38,7 @@ struct child {
 struct slot {                   /* what should be running, per kind and index */
 	enum kind kind;
 	int fails;              /* consecutive quick crashes */
-	double due;             /* respawn not before (clock_ms() / 1e3, s); 0 = now */
+	double due;             /* respawn not before (now_s() seconds); 0 = now */
 	int wanted;
 };
 
@@ -49,6 +49,12 @@ static unsigned gen;
 static double crash_times[STORM_CRASHES];
 static int crash_next;
 static double storm_until;
+
+/* now_s: the one clock (clock_ms), in the seconds the master counts in. */
+static double now_s(void)
+{
+	return clock_ms() / 1e3;
+}
 
 static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 {
@@ -79,7 +85,7 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 	children[i].kind = k;
 	children[i].gen = gen;
 	children[i].retiring = 0;
-	children[i].started = clock_ms() / 1e3;
+	children[i].started = now_s();
 	return pid;
 }
 
@@ -130,7 +136,7 @@ static int reap(void)
 				continue;
 			struct child ch = children[i];
 			children[i].pid = 0;
-			double now = clock_ms() / 1e3, lived = now - ch.started;
+			double now = now_s(), lived = now - ch.started;
 			int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
 			const char *what = ch.kind == K_WORKER ? "worker" : "mailer";
 			if (WIFEXITED(status) && WEXITSTATUS(status) == EX_BADCONF) {
@@ -189,7 +195,7 @@ static void set_slots(const struct conf *c)
  * (or a large number when nothing waits). */
 static double fill(const struct conf *c, int lfd)
 {
-	double now = clock_ms() / 1e3, next = 3600;
+	double now = now_s(), next = 3600;
 
 	for (int s = 0; s < nslots; s++) {
 		if (!slots[s].wanted)
@@ -210,10 +216,10 @@ static double fill(const struct conf *c, int lfd)
 
 static void shutdown_all(const struct conf *c)
 {
-	double deadline = clock_ms() / 1e3 + c->shutdown_timeout;
+	double deadline = now_s() + c->shutdown_timeout;
 	/* the mailer finishes the SMTP transaction in flight (bounded by
 	 * [smtp] timeout) and records it, or the mail is sent again later */
-	double mailer_deadline = clock_ms() / 1e3 + (c->smtp_timeout + 5 > c->shutdown_timeout
+	double mailer_deadline = now_s() + (c->smtp_timeout + 5 > c->shutdown_timeout
 	    ? c->smtp_timeout + 5 : c->shutdown_timeout);
 	int workers_killed = 0;
 	sigset_t set;
@@ -228,8 +234,8 @@ static void shutdown_all(const struct conf *c)
 		reap();
 		if (live_children() == 0)
 			break;
-		double left = deadline - clock_ms() / 1e3;
-		if (left <= 0 && !workers_killed && mailer_deadline - clock_ms() / 1e3 > 0) {
+		double left = deadline - now_s();
+		if (left <= 0 && !workers_killed && mailer_deadline - now_s() > 0) {
 			int n = 0;
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid && children[i].kind == K_WORKER) {
@@ -242,7 +248,7 @@ static void shutdown_all(const struct conf *c)
 			workers_killed = 1;
 		}
 		if (workers_killed)
-			left = mailer_deadline - clock_ms() / 1e3;
+			left = mailer_deadline - now_s();
 		if (left <= 0) {
 			log_err("shutdown_timeout passed: killing %d children", live_children());
 			signal_children(SIGKILL, 0);

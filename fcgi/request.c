@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "extern.h"
 
@@ -50,16 +49,13 @@ const char *req_form(const struct request *r, const char *name)
 static void request_make_id(struct request *r)
 {
 	const char *rid = req_param(r, "REQUEST_ID");
-	unsigned char b[8];
 
 	if (str_is_hex(rid, 8, 32)) {
 		snprintf(r->id, sizeof(r->id), "%s", rid);
 		return;
 	}
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		memset(b, 0, sizeof(b));
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(r->id + 2 * i, 3, "%02x", b[i]);
+	if (crypto_random_hex(r->id, 8) == -1)
+		snprintf(r->id, sizeof(r->id), "%s", "0000000000000000");
 }
 
 static int method_ok(const char *m)
@@ -257,8 +253,8 @@ const char *resp_reason(int s)
 }
 
 /* resp_send: write status, headers (the security headers of README
- * "Accounts and security" on every response) and body.  Header lines are formatted here with snprintf: libfcgi's own
- * FCGX_FPrintF knows no %zu. */
+ * "Accounts and security" on every response) and body.  Header lines are
+ * formatted here with snprintf: libfcgi's own FCGX_FPrintF knows no %zu. */
 void resp_send(struct request *r)
 {
 	FCGX_Request *f = r->fcgx;

@@ -253,9 +253,9 @@ char *url_encode(struct arena *a, const char *s)
 }
 
 /* local_path: n when it is a same-site path for a redirect (a `next`
- * parameter never leads off the site): it starts with one '/', and holds no backslash,
- * no whitespace and no control character — browsers drop TAB/CR/LF from
- * URLs, so "/\t/evil" would become "//evil".  Else NULL. */
+ * parameter never leads off the site): it starts with one '/', and holds
+ * no backslash, no whitespace and no control character — browsers drop
+ * TAB/CR/LF from URLs, so "/\t/evil" would become "//evil".  Else NULL. */
 const char *local_path(const char *n)
 {
 	if (n == NULL || n[0] != '/' || n[1] == '/' || strlen(n) > 1024)

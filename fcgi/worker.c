@@ -3,9 +3,9 @@
  * time, per-request reset, recycle after max_requests.
  *
  * Signals (child.c; README "One design note"): the worker keeps
- * SIGTERM/SIGINT/SIGUSR1 blocked
- * and only unblocks them inside ppoll() on the listening socket.  So a
- * signal can only land while the worker is idle, never inside a request:
+ * SIGTERM/SIGINT/SIGUSR1 blocked and only unblocks them inside ppoll() on
+ * the listening socket.  So a signal can only land while the worker is
+ * idle, never inside a request:
  * the request in flight always finishes, and libfcgi never sees EINTR or
  * its shutdown flag (which would make its reads fail mid-request).  The
  * worker accepts the connection itself and hands the descriptor to

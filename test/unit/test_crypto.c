@@ -139,6 +139,26 @@ static void test_crypto_token(void **state)
 	free(t);
 }
 
+/* request ids are crypto_random_hex(out, 8): 16 digits, NUL right after;
+ * more than 64 bytes is refused and writes nothing */
+static void test_crypto_random_hex_lengths_and_bound(void **state)
+{
+	(void)state;
+	char out[130];
+
+	for (size_t n = 1; n <= 64; n++) {
+		memset(out, 'Z', sizeof(out));
+		assert_int_equal(crypto_random_hex(out, n), 0);
+		assert_int_equal(strlen(out), 2 * n);
+		for (size_t i = 0; i < 2 * n; i++)
+			assert_true((out[i] >= '0' && out[i] <= '9') || (out[i] >= 'a' && out[i] <= 'f'));
+		assert_int_equal(out[2 * n + 1], 'Z');
+	}
+	memset(out, 'Z', sizeof(out));
+	assert_int_equal(crypto_random_hex(out, 65), -1);
+	assert_int_equal(out[0], 'Z');
+}
+
 static void test_crypto_equal(void **state)
 {
 	(void)state;
@@ -178,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_sha256_padding_boundaries),
 		cmocka_unit_test(test_sha256_hex_bounds),
 		cmocka_unit_test(test_crypto_token),
+		cmocka_unit_test(test_crypto_random_hex_lengths_and_bound),
 		cmocka_unit_test(test_crypto_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
