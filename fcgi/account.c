@@ -28,6 +28,14 @@ static const char *with_param(struct request *r, const char *path, const char *k
 static const char Q_USER_BY_EMAIL[] =
     "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
     "WHERE email = ?";
+/* row_active: the users.state of a row is 'active'. */
+static int row_active(const char *state)
+{
+	enum account_state st;
+
+	return account_state_parse(state, &st) == 0 && st == ACCT_ACTIVE;
+}
+
 static const char Q_USER_HASH[] = "SELECT password_hash FROM users WHERE id = ?";
 static const char Q_SET_HASH[] =
     "UPDATE users SET password_hash = ?, updated_at = NOW() WHERE id = ?";
@@ -126,18 +134,21 @@ int account_login(struct request *r)
 		return login_failed(r, 0, email, next);
 	}
 	long long uid = atoll(DB_CELL(&rows, 0, 0));
-	const char *hash = DB_CELL(&rows, 0, 1), *state = DB_CELL(&rows, 0, 2);
+	const char *hash = DB_CELL(&rows, 0, 1);
+	enum account_state state;
+	if (account_state_parse(DB_CELL(&rows, 0, 2), &state) == -1)
+		return 500;
 	ok = hash ? password_verify(r->conf, hash, pw) : (password_dummy_verify(r->conf), 0);
 	if (ok == -1)
 		return 503;
 	if (!ok)
 		return login_failed(r, uid, email, next);
-	if (strcmp(state, "pending") == 0) {
+	if (state == ACCT_PENDING) {
 		if (audit_add(request_ctx(r), uid, "login_pending", email) == -1)
 			return db_status();
 		return login_page(r, 403, email, next, "Your agent account is waiting for approval");
 	}
-	if (strcmp(state, "active") != 0)
+	if (state != ACCT_ACTIVE)
 		return login_failed(r, uid, email, next);
 
 	char newhash[256];
@@ -195,16 +206,18 @@ int account_register(struct request *r)
 	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
 	char *email = form_email(r, "email");
 	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
-	const char *role = req_form(r, "role");
-	int agent = role && strcmp(role, "agent") == 0;
+	const char *rraw = req_form(r, "role");
+	enum role role = ROLE_CUSTOMER;
 	struct form_errors f = { .n = 0 };
 	char hash[256];
 	long long uid;
 
-	if (role && *role && !agent && strcmp(role, "customer") != 0) {
+	/* a customer, or an agent awaiting approval; nobody registers as admin */
+	if (rraw && *rraw && (role_parse(rraw, &role) == -1 || role == ROLE_ADMIN)) {
 		r->message = "Unknown role";
 		return 422;
 	}
+	int agent = role == ROLE_AGENT;
 	form_error_add(&f, "ERR_FIRST_NAME", form_check_first_name(first));
 	form_error_add(&f, "ERR_LAST_NAME", form_check_last_name(last));
 	form_error_add(&f, "ERR_EMAIL", form_check_email(email));
@@ -224,8 +237,8 @@ int account_register(struct request *r)
 
 	if (db_begin() == -1)
 		return db_fail();
-	uid = user_insert(email, first, last, agent ? "agent" : "customer",
-	    agent ? "pending" : "active", hash);
+	uid = user_insert(email, first, last, agent ? ROLE_AGENT : ROLE_CUSTOMER,
+	    agent ? ACCT_PENDING : ACCT_ACTIVE, hash);
 	if (uid == 0) {
 		db_rollback();
 		form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
@@ -289,7 +302,7 @@ int account_forgot(struct request *r)
 		n = db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
 		if (n < 0)
 			return db_status();
-		if (n == 1 && strcmp(DB_CELL(&rows, 0, 2), "active") == 0) {
+		if (n == 1 && row_active(DB_CELL(&rows, 0, 2))) {
 			long long uid = atoll(DB_CELL(&rows, 0, 0));
 			char *name = arena_printf(r->a, "%s %s", DB_CELL(&rows, 0, 4), DB_CELL(&rows, 0, 5));
 			struct db_rows cnt;
@@ -300,7 +313,7 @@ int account_forgot(struct request *r)
 			    (recent = code_resets_recent(r->a, uid)) == -1)
 				return db_fail();
 			if (recent < RESETS_PER_HOUR) {
-				if (code_issue(request_ctx(r), uid, name, "reset") == -1 ||
+				if (code_issue(request_ctx(r), uid, name, CODE_RESET) == -1 ||
 				    audit_add(request_ctx(r), uid, "reset_requested", "") == -1)
 					return db_fail();
 			}
@@ -360,7 +373,7 @@ int account_reset(struct request *r)
 	n = form_check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
 	if (n < 0)
 		return db_status();
-	if (n == 1 && strcmp(DB_CELL(&rows, 0, 2), "active") == 0) {
+	if (n == 1 && row_active(DB_CELL(&rows, 0, 2))) {
 		uid = atoll(DB_CELL(&rows, 0, 0));
 		stored = DB_CELL(&rows, 0, 6);
 		cid = code_check(r->a, uid, code);
@@ -469,9 +482,9 @@ static int account_page(struct request *r, int status, const struct form_errors 
 	vdict_set(view_body(v), "FIRST_NAME", r->user->first_name);
 	vdict_set(view_body(v), "LAST_NAME", r->user->last_name);
 	vdict_set(view_body(v), "EMAIL", r->user->email);
-	vdict_set(view_body(v), "ROLE", r->user->role);
+	vdict_set(view_body(v), "ROLE", role_name(r->user->role));
 	vdict_set(view_body(v), "CREATED", DB_CELL(&rows, 0, 0));
-	if (strcmp(r->user->role, "customer") == 0)
+	if (r->user->role == ROLE_CUSTOMER)
 		vdict_show(view_body(v), "CAN_DELETE");
 	if (f)
 		form_error_show(v, f);

@@ -125,12 +125,12 @@ insert:
 	long long uid = -1;
 	if (db_begin() == -1)
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());
-	else if ((uid = user_insert(e, first, last, agent ? "agent" : "admin", "active",
+	else if ((uid = user_insert(e, first, last, agent ? ROLE_AGENT : ROLE_ADMIN, ACCT_ACTIVE,
 	             agent ? NULL : hash)) == 0) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: An account with this email already exists\n");
 	} else if (uid < 0 || audit_add(&x, uid, agent ? "agent_created" : "admin_created", e) == -1 ||
-	           (agent && code_issue(&x, uid, arena_printf(x.a, "%s %s", first, last), "invite") == -1) ||
+	           (agent && code_issue(&x, uid, arena_printf(x.a, "%s %s", first, last), CODE_INVITE) == -1) ||
 	           db_commit() == -1) {
 		db_rollback();
 		fprintf(stderr, "ccr-admin: database: %s\n", db_last_msg());

@@ -116,14 +116,14 @@ int agent_create(struct request *r)
 		return agents_page(r, 422, first, last, email, &f);
 	if (db_begin() == -1)
 		return db_fail();
-	long long uid = user_insert(email, first, last, "agent", "active", NULL);
+	long long uid = user_insert(email, first, last, ROLE_AGENT, ACCT_ACTIVE, NULL);
 	if (uid == 0) {
 		db_rollback();
 		form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 		return agents_page(r, 422, first, last, email, &f);
 	}
 	if (uid < 0 ||
-	    code_issue(request_ctx(r), uid, arena_printf(r->a, "%s %s", first, last), "invite") == -1 ||
+	    code_issue(request_ctx(r), uid, arena_printf(r->a, "%s %s", first, last), CODE_INVITE) == -1 ||
 	    audit_add(request_ctx(r), uid, "agent_created", email) == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_CREATED);
@@ -140,7 +140,8 @@ static const char Q_UNASSIGN[] =
 
 /* Move agent r->path_id from state `from` to `to` in one statement; 404
  * when no such agent is in `from`.  Runs `then` inside the transaction. */
-static int agent_move(struct request *r, const char *from, const char *to, const char *event,
+static int agent_move(struct request *r, enum account_state from, enum account_state to,
+                      const char *event,
                       int (*then)(struct request *, long long, const char *, const char *),
                       enum flash flash)
 {
@@ -149,7 +150,8 @@ static int agent_move(struct request *r, const char *from, const char *to, const
 
 	if (db_begin() == -1)
 		return db_fail();
-	long long n = db_exec(Q_AGENT_STATE, "sis", to, id, from);
+	long long n = db_exec(Q_AGENT_STATE, "sis", account_state_name(to), id,
+	    account_state_name(from));
 	if (n < 0)
 		return db_fail();
 	if (n == 0) {
@@ -188,15 +190,15 @@ static int end_agent(struct request *r, long long id, const char *name, const ch
 
 int agent_approve(struct request *r)
 {
-	return agent_move(r, "pending", "active", "agent_approved", mail_approved, FLASH_AGENT_APPROVED);
+	return agent_move(r, ACCT_PENDING, ACCT_ACTIVE, "agent_approved", mail_approved, FLASH_AGENT_APPROVED);
 }
 
 int agent_reject(struct request *r)
 {
-	return agent_move(r, "pending", "rejected", "agent_rejected", NULL, FLASH_AGENT_REJECTED);
+	return agent_move(r, ACCT_PENDING, ACCT_REJECTED, "agent_rejected", NULL, FLASH_AGENT_REJECTED);
 }
 
 int agent_disable(struct request *r)
 {
-	return agent_move(r, "active", "disabled", "agent_disabled", end_agent, FLASH_AGENT_DISABLED);
+	return agent_move(r, ACCT_ACTIVE, ACCT_DISABLED, "agent_disabled", end_agent, FLASH_AGENT_DISABLED);
 }

@@ -55,14 +55,22 @@ static int code_hash(long long user_id, const char *code, char out[65])
 	return crypto_sha256_hex(buf, strlen(buf), out);
 }
 
+/* Per purpose: its SQL name, how long a code lives, the mail carrying it. */
+static const struct {
+	const char *name;
+	long ttl;
+	const char *mail;
+} purposes[CODE__MAX] = {
+	[CODE_RESET] = { "reset", RESET_TTL, "reset_code" },
+	[CODE_INVITE] = { "invite", INVITE_TTL, "agent_created" },
+};
+
 /* code_issue: void the user's old codes, store a new one hashed and queue
- * the mail carrying it (purpose "reset": mail reset_code; "invite": mail
- * agent_created) to the address stored for the account.  In the caller's
- * transaction.  0 / -1. */
-int code_issue(const struct ctx *x, long long uid, const char *name, const char *purpose)
+ * the mail carrying it to the address stored for the account.  In the
+ * caller's transaction.  0 / -1. */
+int code_issue(const struct ctx *x, long long uid, const char *name, enum code_purpose purpose)
 {
-	int invite = strcmp(purpose, "invite") == 0;
-	long ttl = invite ? INVITE_TTL : RESET_TTL;
+	long ttl = purposes[purpose].ttl;
 	char code[9], hash[65];
 	struct view *v;
 	const char *email = user_email(x->a, uid);
@@ -72,16 +80,16 @@ int code_issue(const struct ctx *x, long long uid, const char *name, const char 
 	if (code_new(code) == -1 || code_hash(uid, code, hash) == -1)
 		return -1;
 	if (db_exec(Q_VOID, "i", uid) < 0 ||
-	    db_exec(Q_NEW, "issi", uid, purpose, hash, (long long)ttl) < 0)
+	    db_exec(Q_NEW, "issi", uid, purposes[purpose].name, hash, (long long)ttl) < 0)
 		return -1;
-	v = mail_new(x->conf, invite ? "agent_created" : "reset_code");
+	v = mail_new(x->conf, purposes[purpose].mail);
 	if (v == NULL)
 		return -1;
 	vdict_set(view_body(v), "NAME", name);
 	vdict_set(view_body(v), "CODE", code);
 	vdict_set(view_body(v), "RESET_URL", arena_printf(x->a, "%s/password/reset?email=%s",
 	    x->conf->base_url, url_encode(x->a, email)));
-	return mail_queue(x, v, invite ? "agent_created" : "reset_code", email, uid, 0, ttl);
+	return mail_queue(x, v, purposes[purpose].mail, email, uid, 0, ttl);
 }
 
 /* code_resets_recent: reset codes issued to uid in the last hour, or -1. */

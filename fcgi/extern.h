@@ -135,6 +135,7 @@ int email_valid(const char *s);   /* the email rule; 1 valid */
 int str_is_hex(const char *s, size_t min, size_t max);     /* lowercase hex, min..max long */
 void str_lower_ascii(char *s);
 char *str_trim(char *s);          /* in place, returns start */
+int str_lookup(const char *const *names, int n, const char *s); /* index, -1 absent */
 char *url_encode(struct arena *, const char *s);
 const char *local_path(const char *n);   /* a safe redirect target, or NULL */
 void utf8_truncate(char *s, size_t max_chars);
@@ -299,11 +300,29 @@ const struct route *route_match(const char *method, const char *path,
 void route_dispatch(struct request *);
 const char *route_name(int index);      /* "GET /tickets/{id}", for metrics */
 
+/* ---- user.c: account rows shared by the account, agent and admin code -- */
+/* The closed sets of an account, as the users table's ENUM columns hold
+ * them; names[] of each is its SQL spelling.  Parsed once where a row or a
+ * form is read; past that point code compares enums, never strings. */
+enum role { ROLE_CUSTOMER, ROLE_AGENT, ROLE_ADMIN, ROLE__MAX };
+enum account_state {
+	ACCT_ACTIVE, ACCT_PENDING, ACCT_REJECTED, ACCT_DISABLED, ACCT_DELETED, ACCT__MAX
+};
+const char *role_name(enum role);
+int role_parse(const char *, enum role *);                  /* 0 / -1 unknown */
+const char *account_state_name(enum account_state);
+int account_state_parse(const char *, enum account_state *); /* 0 / -1 unknown */
+long long user_insert(const char *email, const char *first, const char *last,
+                      enum role, enum account_state, const char *hash);
+int user_email_taken(struct arena *, const char *email);   /* 1 / 0 / -1 */
+const char *user_email(struct arena *, long long id);       /* NULL: none or failed */
+int user_active_email(struct arena *, long long id, const char **email); /* 1 / 0 / -1 */
+
 /* ---- session.c: sessions and CSRF tokens ------------------------------- */
 struct user {                   /* the logged-in user of a request */
 	long long id;
-	char role[16];
-	char state[16];
+	enum role role;
+	enum account_state state;
 	char email[256];
 	char first_name[260];
 	char last_name[260];
@@ -340,15 +359,9 @@ int password_needs_rehash(const struct conf *, const char *encoded);
 int password_dummy_verify(const struct conf *);
 unsigned long password_hash_count(void);
 
-/* ---- user.c: account rows shared by the account, agent and admin code -- */
-long long user_insert(const char *email, const char *first, const char *last,
-                      const char *role, const char *state, const char *hash);
-int user_email_taken(struct arena *, const char *email);   /* 1 / 0 / -1 */
-const char *user_email(struct arena *, long long id);       /* NULL: none or failed */
-int user_active_email(struct arena *, long long id, const char **email); /* 1 / 0 / -1 */
-
 /* ---- code.c: one-time codes (password reset, agent invitation) --------- */
-int code_issue(const struct ctx *, long long uid, const char *name, const char *purpose);
+enum code_purpose { CODE_RESET, CODE_INVITE, CODE__MAX };  /* password_codes.purpose */
+int code_issue(const struct ctx *, long long uid, const char *name, enum code_purpose);
 int code_resets_recent(struct arena *, long long uid);     /* count / -1 */
 long long code_check(struct arena *, long long uid, const char *code); /* id / 0 / -1 */
 int code_claim(long long id);                               /* 1 won / 0 / -1 */
@@ -383,9 +396,21 @@ int account_show(struct request *);
 int account_delete(struct request *);
 
 /* ---- ticket.c: the ticket routes and the ticket life ------------------- */
+/* The tickets table's ENUM columns; names[] as SQL spells them. */
+enum ticket_status { TS_OPEN, TS_RESOLVED, TS_CLOSED, TS__MAX };
+enum priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH, PRIO_URGENT, PRIO__MAX };
+const char *ticket_status_name(enum ticket_status);
+int ticket_status_parse(const char *, enum ticket_status *); /* 0 / -1 unknown */
+const char *priority_name(enum priority);
+int priority_parse(const char *, enum priority *);           /* 0 / -1 unknown */
+/* The ticket life as a table: what each move makes of each status. */
+enum ticket_move { TM_RESOLVE, TM_CLOSE, TM_REOPEN, TM_CUSTOMER_REPLY, TM_AGENT_REPLY, TM__MAX };
+int ticket_move(enum ticket_move, enum ticket_status from, enum ticket_status *to); /* 0 / -1 refused */
 struct ticket {
 	long long id, customer_id, agent_id;     /* agent_id 0 = unassigned */
-	const char *subject, *description, *priority, *status, *created, *activity;
+	enum ticket_status status;
+	enum priority priority;
+	const char *subject, *description, *created, *activity;
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
 };
 int ticket_get(struct request *, struct ticket *);

@@ -99,7 +99,7 @@ int message_post(struct request *r)
 	struct ticket t;
 	const char *raw = req_form(r, "body");
 	char *body = arena_strdup(r->a, raw ? raw : "");
-	const char *st;
+	enum ticket_status next;
 	int s = ticket_get(r, &t);
 
 	if (s)
@@ -107,7 +107,8 @@ int message_post(struct request *r)
 	int customer = t.customer_id == r->user->id;
 	if (!customer && t.agent_id != r->user->id)
 		return 403;
-	if (!strcmp(t.status, "closed"))
+	enum ticket_move move = customer ? TM_CUSTOMER_REPLY : TM_AGENT_REPLY;
+	if (ticket_move(move, t.status, &next) == -1)
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	if (*str_trim(arena_strdup(r->a, body)) == '\0')
 		return ticket_page(r, &t, 422, "ERR_BODY", "Type something!", body);
@@ -122,16 +123,14 @@ int message_post(struct request *r)
 		db_rollback();
 		return 404;
 	}
-	st = t.status;
-	if (!strcmp(st, "closed")) {
+	if (ticket_move(move, t.status, &next) == -1) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	const char *next = customer && !strcmp(st, "resolved") ? "open" : st;
 	if (db_exec(Q_MSG_INSERT, "iis", t.id, r->user->id, body) < 0)
 		return db_fail();
 	long long mid = db_insert_id();
-	if (db_exec(Q_TOUCH, "ssi", next, next, t.id) < 0)
+	if (db_exec(Q_TOUCH, "ssi", ticket_status_name(next), ticket_status_name(next), t.id) < 0)
 		return db_fail();
 	long long to_id = customer ? t.agent_id : t.customer_id;
 	if (to_id) {

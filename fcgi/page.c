@@ -79,13 +79,9 @@ struct view *page_new(struct request *r, const char *tpl, const char *title)
 	if (r->user) {
 		struct vdict *u = vdict_section(top, "USER");
 		vdict_set(u, "USER_NAME", arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name));
-		vdict_set(u, "USER_ROLE", r->user->role);
-		if (!strcmp(r->user->role, "admin"))
-			vdict_show(top, "NAV_ADMIN");
-		else if (!strcmp(r->user->role, "agent"))
-			vdict_show(top, "NAV_AGENT");
-		else
-			vdict_show(top, "NAV_CUSTOMER");
+		vdict_set(u, "USER_ROLE", role_name(r->user->role));
+		vdict_show(top, r->user->role == ROLE_ADMIN ? "NAV_ADMIN"
+		    : r->user->role == ROLE_AGENT ? "NAV_AGENT" : "NAV_CUSTOMER");
 	} else {
 		vdict_show(top, "NAV_ANON");
 	}

@@ -115,15 +115,11 @@ static int role_allowed(const struct route *rt, const struct user *u)
 {
 	unsigned roles = rt->flags & (RF_CUSTOMER | RF_AGENT | RF_ADMIN);
 
-	if (roles == 0)
-		return 1;
-	if (!strcmp(u->role, "customer"))
-		return (roles & RF_CUSTOMER) != 0;
-	if (!strcmp(u->role, "agent"))
-		return (roles & RF_AGENT) != 0;
-	if (!strcmp(u->role, "admin"))
-		return (roles & RF_ADMIN) != 0;
-	return 0;
+	static const unsigned flag[ROLE__MAX] = {
+		[ROLE_CUSTOMER] = RF_CUSTOMER, [ROLE_AGENT] = RF_AGENT, [ROLE_ADMIN] = RF_ADMIN,
+	};
+
+	return roles == 0 || ((unsigned)u->role < ROLE__MAX && (roles & flag[u->role]) != 0);
 }
 
 /* Enforce the route's flags.  0 to run the handler, else the status to answer. */

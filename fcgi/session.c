@@ -60,8 +60,11 @@ static int load(struct request *r, int touch)
 	}
 	struct user *u = arena_alloc(r->a, sizeof(*u));
 	u->id = atoll(DB_CELL(&rows, 0, 0));
-	snprintf(u->role, sizeof(u->role), "%s", DB_CELL(&rows, 0, 1));
-	snprintf(u->state, sizeof(u->state), "%s", DB_CELL(&rows, 0, 2));
+	if (role_parse(DB_CELL(&rows, 0, 1), &u->role) == -1 ||
+	    account_state_parse(DB_CELL(&rows, 0, 2), &u->state) == -1) {
+		log_err("session: user %lld has an unknown role or state", u->id);
+		return -1;
+	}
 	snprintf(u->email, sizeof(u->email), "%s", DB_CELL(&rows, 0, 3));
 	snprintf(u->first_name, sizeof(u->first_name), "%s", DB_CELL(&rows, 0, 4));
 	snprintf(u->last_name, sizeof(u->last_name), "%s", DB_CELL(&rows, 0, 5));

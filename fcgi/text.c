@@ -230,6 +230,20 @@ char *str_trim(char *s)
 	return s;
 }
 
+/* str_lookup: the index of s in names[0..n), or -1 when absent or NULL:
+ * how a closed set's name from a row or a form becomes its enum. */
+int str_lookup(const char *const *names, int n, const char *s)
+{
+	int i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
 /* url_encode: percent-encode everything but RFC 3986 unreserved characters
  * and '/', for building query strings (arena-owned result). */
 char *url_encode(struct arena *a, const char *s)

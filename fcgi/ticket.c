@@ -15,6 +15,64 @@
 
 #define FAR_FUTURE 2147483647LL   /* first page cursor: FROM_UNIXTIME's safe maximum */
 
+static const char *const status_names[TS__MAX] = {
+	[TS_OPEN] = "open", [TS_RESOLVED] = "resolved", [TS_CLOSED] = "closed",
+};
+static const char *const priority_names[PRIO__MAX] = {
+	[PRIO_LOW] = "low", [PRIO_NORMAL] = "normal", [PRIO_HIGH] = "high", [PRIO_URGENT] = "urgent",
+};
+
+/* Each move, from each status: the status it leads to, or TS__MAX where
+ * the move is refused.  A customer's reply reopens a resolved ticket; an
+ * agent's leaves it resolved; nothing moves a closed ticket but reopen. */
+static const enum ticket_status moves[TM__MAX][TS__MAX] = {
+	[TM_RESOLVE] = { [TS_OPEN] = TS_RESOLVED, [TS_RESOLVED] = TS__MAX, [TS_CLOSED] = TS__MAX },
+	[TM_CLOSE] = { [TS_OPEN] = TS_CLOSED, [TS_RESOLVED] = TS_CLOSED, [TS_CLOSED] = TS__MAX },
+	[TM_REOPEN] = { [TS_OPEN] = TS__MAX, [TS_RESOLVED] = TS_OPEN, [TS_CLOSED] = TS_OPEN },
+	[TM_CUSTOMER_REPLY] = { [TS_OPEN] = TS_OPEN, [TS_RESOLVED] = TS_OPEN, [TS_CLOSED] = TS__MAX },
+	[TM_AGENT_REPLY] = { [TS_OPEN] = TS_OPEN, [TS_RESOLVED] = TS_RESOLVED, [TS_CLOSED] = TS__MAX },
+};
+
+/* ticket_move: *to = where move m takes a ticket in status from; -1 when
+ * the life does not allow it. */
+int ticket_move(enum ticket_move m, enum ticket_status from, enum ticket_status *to)
+{
+	if ((unsigned)m >= TM__MAX || (unsigned)from >= TS__MAX || moves[m][from] == TS__MAX)
+		return -1;
+	*to = moves[m][from];
+	return 0;
+}
+
+const char *ticket_status_name(enum ticket_status st)
+{
+	return (unsigned)st < TS__MAX ? status_names[st] : "?";
+}
+
+int ticket_status_parse(const char *s, enum ticket_status *out)
+{
+	int i = str_lookup(status_names, TS__MAX, s);
+
+	if (i < 0)
+		return -1;
+	*out = (enum ticket_status)i;
+	return 0;
+}
+
+const char *priority_name(enum priority p)
+{
+	return (unsigned)p < PRIO__MAX ? priority_names[p] : "?";
+}
+
+int priority_parse(const char *s, enum priority *out)
+{
+	int i = str_lookup(priority_names, PRIO__MAX, s);
+
+	if (i < 0)
+		return -1;
+	*out = (enum priority)i;
+	return 0;
+}
+
 static const char Q_TICKET[] =
     "SELECT t.id, t.customer_id, IFNULL(t.agent_id, 0), t.subject, t.description, t.priority, "
     "t.status, UNIX_TIMESTAMP(t.created_at), UNIX_TIMESTAMP(t.last_activity), "
@@ -41,8 +99,11 @@ int ticket_get(struct request *r, struct ticket *t)
 	t->agent_id = atoll(DB_CELL(&rows, 0, 2));
 	t->subject = DB_CELL(&rows, 0, 3);
 	t->description = DB_CELL(&rows, 0, 4);
-	t->priority = DB_CELL(&rows, 0, 5);
-	t->status = DB_CELL(&rows, 0, 6);
+	if (priority_parse(DB_CELL(&rows, 0, 5), &t->priority) == -1 ||
+	    ticket_status_parse(DB_CELL(&rows, 0, 6), &t->status) == -1) {
+		log_err("ticket %lld: unknown priority or status", t->id);
+		return 500;
+	}
 	t->created = DB_CELL(&rows, 0, 7);
 	t->activity = DB_CELL(&rows, 0, 8);
 	t->customer_name = DB_CELL(&rows, 0, 9);
@@ -56,16 +117,22 @@ int ticket_get(struct request *r, struct ticket *t)
  * customer, or the agent it is assigned to. */
 int ticket_visible(const struct request *r, const struct ticket *t)
 {
-	if (!strcmp(r->user->role, "admin"))
+	switch (r->user->role) {
+	case ROLE_ADMIN:
 		return 1;
-	if (!strcmp(r->user->role, "customer") && t->customer_id == r->user->id)
-		return 1;
-	return !strcmp(r->user->role, "agent") && t->agent_id == r->user->id;
+	case ROLE_CUSTOMER:
+		return t->customer_id == r->user->id;
+	case ROLE_AGENT:
+		return t->agent_id == r->user->id;
+	case ROLE__MAX:
+		break;
+	}
+	return 0;
 }
 
-static int is_role(const struct request *r, const char *role)
+static int is_role(const struct request *r, enum role role)
 {
-	return r->user && strcmp(r->user->role, role) == 0;
+	return r->user && r->user->role == role;
 }
 
 /* ---- the list --------------------------------------------------------- */
@@ -156,11 +223,12 @@ static const char *list_url(struct request *r, const char *status, const char *a
 int ticket_list(struct request *r)
 {
 	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
+	enum ticket_status st = TS_OPEN;
 	char *q = str_trim(arena_strdup(r->a, req_query(r, "q") ? req_query(r, "q") : ""));
 	long long ts = FAR_FUTURE, cid = (long long)1 << 62, scope_id = r->user->id;
 	long long limit = r->conf->page_size + 1;
 	const char *sql, *heading;
-	int admin = is_role(r, "admin"), none = 0, by_agent = 0, cursor;
+	int admin = is_role(r, ROLE_ADMIN), none = 0, by_agent = 0, cursor;
 	struct db_rows rows, agents = { 0 };
 	int n;
 
@@ -180,14 +248,14 @@ int ticket_list(struct request *r)
 		assigned = NULL;
 	if (status == NULL || *status == '\0')
 		status = none ? "open" : "all";
-	if (strcmp(status, "open") && strcmp(status, "resolved") && strcmp(status, "closed") &&
-	    strcmp(status, "all")) {
+	/* "all", or one status: status stays the name as SQL spells it */
+	int all = !strcmp(status, "all");
+	if (!all && ticket_status_parse(status, &st) == -1) {
 		r->message = "Unknown status filter";
 		return 422;
 	}
 	cursor = parse_cursor(req_query(r, "after"), &ts, &cid);
-	int all = !strcmp(status, "all");
-	int customer = is_role(r, "customer"), agent = is_role(r, "agent") || by_agent;
+	int customer = is_role(r, ROLE_CUSTOMER), agent = is_role(r, ROLE_AGENT) || by_agent;
 
 	if (*q && (customer || agent)) {
 		const char *pat = like_pattern(r->a, q);
@@ -213,7 +281,7 @@ int ticket_list(struct request *r)
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
-	heading = customer ? "My tickets" : is_role(r, "agent") ? "Assigned to me"
+	heading = customer ? "My tickets" : is_role(r, ROLE_AGENT) ? "Assigned to me"
 	    : none ? "Unassigned" : by_agent ? "Tickets of one agent" : "All tickets";
 	struct view *v = page_new(r, "tickets.tpl", heading);
 	if (v == NULL)
@@ -221,8 +289,10 @@ int ticket_list(struct request *r)
 	struct vdict *b = view_body(v);
 	vdict_set(b, "HEADING", heading);
 	vdict_set(b, "Q", q);
-	vdict_show(b, !strcmp(status, "open") ? "SEL_OPEN" : !strcmp(status, "resolved") ? "SEL_RESOLVED"
-	    : !strcmp(status, "closed") ? "SEL_CLOSED" : "SEL_ALL");
+	static const char *const sel[TS__MAX] = {
+		[TS_OPEN] = "SEL_OPEN", [TS_RESOLVED] = "SEL_RESOLVED", [TS_CLOSED] = "SEL_CLOSED",
+	};
+	vdict_show(b, all ? "SEL_ALL" : sel[st]);
 	if (assigned)
 		vdict_set(vdict_section(b, "HAS_ASSIGNED"), "ASSIGNED", assigned);
 	if (customer)
@@ -242,7 +312,8 @@ int ticket_list(struct request *r)
 		vdict_set(t, "AGENT", DB_CELL(&rows, i, 7) ? DB_CELL(&rows, i, 7) : "N/A");
 		if (!customer)
 			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, 6));
-		if (admin && strcmp(DB_CELL(&rows, i, 2), "closed") != 0) {
+		enum ticket_status row_st;
+		if (admin && ticket_status_parse(DB_CELL(&rows, i, 2), &row_st) == 0 && row_st != TS_CLOSED) {
 			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
 			vdict_set(f, "NEXT", here);
 			agent_options_fill(f, &agents, 0);
@@ -255,9 +326,9 @@ int ticket_list(struct request *r)
 		if (!cursor && !*q) {
 			if (customer && all)
 				msg = "You are yet to raise a ticket";
-			else if (none && !strcmp(status, "open"))
+			else if (none && !all && st == TS_OPEN)
 				msg = "There is nothing left to assign";
-			else if (is_role(r, "agent") && all)
+			else if (is_role(r, ROLE_AGENT) && all)
 				msg = "No tickets are assigned to you yet";
 			else if (admin && all && !by_agent)
 				msg = "There are no tickets yet";
@@ -277,7 +348,7 @@ int ticket_list(struct request *r)
 /* ---- raise a ticket -------------------------------------------------- */
 
 static int new_page(struct request *r, int status, const char *subject, const char *desc,
-                    const char *prio, const struct form_errors *f)
+                    enum priority prio, const struct form_errors *f)
 {
 	struct view *v = page_new(r, "ticket_new.tpl", "New ticket");
 
@@ -286,8 +357,11 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 	struct vdict *b = view_body(v);
 	vdict_set(b, "SUBJECT", subject);
 	vdict_set(b, "DESCRIPTION", desc);
-	vdict_show(b, !strcmp(prio, "low") ? "PRIO_LOW" : !strcmp(prio, "high") ? "PRIO_HIGH"
-	    : !strcmp(prio, "urgent") ? "PRIO_URGENT" : "PRIO_NORMAL");
+	static const char *const shown[PRIO__MAX] = {
+		[PRIO_LOW] = "PRIO_LOW", [PRIO_NORMAL] = "PRIO_NORMAL", [PRIO_HIGH] = "PRIO_HIGH",
+		[PRIO_URGENT] = "PRIO_URGENT",
+	};
+	vdict_show(b, shown[prio]);
 	if (f)
 		form_error_show(v, f);
 	return page_render(r, v, status);
@@ -295,7 +369,7 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 
 int ticket_new_form(struct request *r)
 {
-	return new_page(r, 200, "", "", "normal", NULL);
+	return new_page(r, 200, "", "", PRIO_NORMAL, NULL);
 }
 
 static const char Q_T_INSERT[] =
@@ -310,24 +384,22 @@ int ticket_create(struct request *r)
 	char *subject = form_line(r, "subject");
 	const char *draw = req_form(r, "description");
 	char *desc = arena_strdup(r->a, draw ? draw : "");
-	const char *prio = req_form(r, "priority");
+	const char *praw = req_form(r, "priority");
+	enum priority prio = PRIO_NORMAL;
 	struct form_errors f = { .n = 0 };
 	size_t sl = utf8_len(subject);
 
-	if (prio == NULL || *prio == '\0')
-		prio = "normal";
 	form_error_add(&f, "ERR_SUBJECT", sl == 0 ? "Subject is required"
 	    : sl > 200 ? "Subject is too long" : NULL);
 	form_error_add(&f, "ERR_DESCRIPTION", *str_trim(arena_strdup(r->a, desc)) == '\0'
 	    ? "Query cannot be empty" : utf8_len(desc) > 20000 ? "Description is too long" : NULL);
-	if (strcmp(prio, "low") && strcmp(prio, "normal") && strcmp(prio, "high") && strcmp(prio, "urgent")) {
+	if (praw && *praw && priority_parse(praw, &prio) == -1)
 		form_error_add(&f, "ERR_PRIORITY", "Choose a priority");
-		prio = "normal";
-	}
 	if (f.n)
 		return new_page(r, 422, subject, desc, prio, &f);
 
-	if (db_begin() == -1 || db_exec(Q_T_INSERT, "isss", r->user->id, subject, desc, prio) < 0)
+	if (db_begin() == -1 || db_exec(Q_T_INSERT, "isss", r->user->id, subject, desc,
+	        priority_name(prio)) < 0)
 		return db_fail();
 	long long id = db_insert_id();
 	const char *name = arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name);
@@ -358,9 +430,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
                 const char *error, const char *draft)
 {
 	struct db_rows msgs, rating, agents = { 0 };
-	int customer = t->customer_id == r->user->id, admin = is_role(r, "admin");
-	int agent = is_role(r, "agent") && t->agent_id == r->user->id;
-	int closed = !strcmp(t->status, "closed");
+	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
+	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
+	int closed = t->status == TS_CLOSED;
 
 	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
@@ -377,8 +449,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	vdict_set_int(b, "ID", t->id);
 	vdict_set(b, "SUBJECT", t->subject);
 	vdict_set(b, "DESCRIPTION", t->description);
-	vdict_set(b, "STATUS", t->status);
-	vdict_set(b, "PRIORITY", t->priority);
+	vdict_set(b, "STATUS", ticket_status_name(t->status));
+	vdict_set(b, "PRIORITY", priority_name(t->priority));
 	page_set_time(r, b, "CREATED", t->created);
 	page_set_time(r, b, "ACTIVITY", t->activity);
 	vdict_set(b, "AGENT", t->agent_name ? t->agent_name : "N/A");
@@ -401,11 +473,11 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	}
 	if (admin && !closed)
 		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
-	if (agent && !strcmp(t->status, "open"))
+	if (agent && t->status == TS_OPEN)
 		vdict_show(b, "CAN_RESOLVE");
 	if ((customer || admin) && !closed)
 		vdict_show(b, "CAN_CLOSE");
-	if (customer && strcmp(t->status, "open") != 0)
+	if (customer && t->status != TS_OPEN)
 		vdict_show(b, "CAN_REOPEN");
 	if (rating.nrows == 1) {
 		struct vdict *rt = vdict_section(b, "RATING");
@@ -453,7 +525,8 @@ int ticket_lock(struct request *r, struct ticket *t)
 
 	if (db_query(r->a, &rows, Q_LOCK_ROW, "i", t->id) != 1)
 		return -1;
-	t->status = DB_CELL(&rows, 0, 0);
+	if (ticket_status_parse(DB_CELL(&rows, 0, 0), &t->status) == -1)
+		return -1;
 	long long agent = atoll(DB_CELL(&rows, 0, 1));
 	if (agent != t->agent_id) {
 		t->agent_id = agent;
@@ -499,7 +572,7 @@ int ticket_assign(struct request *r)
 	const char *agent_name = DB_CELL(&ag, 0, 0);
 	if (ticket_lock(r, &t) == -1)
 		return db_fail();
-	if (!strcmp(t.status, "closed")) {
+	if (t.status == TS_CLOSED) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
@@ -535,16 +608,15 @@ static const char Q_SET_STATUS[] =
 
 enum mail_to { TO_NOBODY, TO_CUSTOMER, TO_AGENT };
 
-/* Move ticket t to `to` when its locked status is one of `from` (a
- * space-separated list); mail `mail_tpl` to its customer or to the agent
- * the locked row names.  Access is checked again on the locked row: a
+/* Make `move` on ticket t when the life allows it from its locked status;
+ * mail `mail_tpl` to its customer or to the agent the locked row names.  Access is checked again on the locked row: a
  * ticket reassigned away from the caller meanwhile is 404 like a missing
  * one.  Returns the handler's status: 303 done, 409 refused with `refusal`. */
-static int transition(struct request *r, struct ticket *t, const char *from, const char *to,
+static int transition(struct request *r, struct ticket *t, enum ticket_move move,
                       const char *refusal, const char *mail_tpl, enum mail_to who,
                       enum flash flash)
 {
-	const char *st;
+	enum ticket_status to;
 
 	if (db_begin() == -1 || ticket_lock(r, t) == -1)
 		return db_fail();
@@ -552,14 +624,13 @@ static int transition(struct request *r, struct ticket *t, const char *from, con
 		db_rollback();
 		return 404;
 	}
-	st = t->status;
 	long long to_id = who == TO_CUSTOMER ? t->customer_id : who == TO_AGENT ? t->agent_id : 0;
-	char *list = arena_printf(r->a, " %s ", from), *needle = arena_printf(r->a, " %s ", st);
-	if (strstr(list, needle) == NULL) {
+	if (ticket_move(move, t->status, &to) == -1) {
 		db_rollback();
 		return ticket_page(r, t, 409, NULL, refusal, NULL);
 	}
-	if (db_exec(Q_SET_STATUS, "sssi", to, to, to, t->id) < 0)
+	const char *name = ticket_status_name(to);
+	if (db_exec(Q_SET_STATUS, "sssi", name, name, name, t->id) < 0)
 		return db_fail();
 	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
@@ -586,7 +657,7 @@ int ticket_resolve(struct request *r)
 
 	if (s)
 		return s;
-	return transition(r, &t, "open", "resolved", "Only an open ticket can be resolved",
+	return transition(r, &t, TM_RESOLVE, "Only an open ticket can be resolved",
 	    "ticket_resolved", TO_CUSTOMER, FLASH_TICKET_RESOLVED);
 }
 
@@ -600,7 +671,7 @@ int ticket_close(struct request *r)
 	if (s)
 		return s;
 	int by_customer = t.customer_id == r->user->id;
-	return transition(r, &t, "open resolved", "closed", "This ticket is closed",
+	return transition(r, &t, TM_CLOSE, "This ticket is closed",
 	    by_customer ? "ticket_closed" : NULL, TO_AGENT, FLASH_TICKET_CLOSED);
 }
 
@@ -612,7 +683,7 @@ int ticket_reopen(struct request *r)
 
 	if (s)
 		return s;
-	return transition(r, &t, "resolved closed", "open", "This ticket is already open", NULL,
+	return transition(r, &t, TM_REOPEN, "This ticket is already open", NULL,
 	    TO_NOBODY, FLASH_TICKET_REOPENED);
 }
 
@@ -631,7 +702,7 @@ int ticket_rate(struct request *r)
 
 	if (s)
 		return s;
-	if (strcmp(t.status, "closed") != 0)
+	if (t.status != TS_CLOSED)
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
 	if (score < 1 || score > 5)
 		return ticket_page(r, &t, 422, "ERR_SCORE", "Choose a score from 1 to 5", NULL);
@@ -642,7 +713,7 @@ int ticket_rate(struct request *r)
 	now = t;
 	if (db_begin() == -1 || ticket_lock(r, &now) == -1)
 		return db_fail();
-	if (strcmp(now.status, "closed") != 0) {
+	if (now.status != TS_CLOSED) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
 	}

@@ -6,6 +6,44 @@
  */
 #include "extern.h"
 
+static const char *const role_names[ROLE__MAX] = {
+	[ROLE_CUSTOMER] = "customer", [ROLE_AGENT] = "agent", [ROLE_ADMIN] = "admin",
+};
+static const char *const state_names[ACCT__MAX] = {
+	[ACCT_ACTIVE] = "active", [ACCT_PENDING] = "pending", [ACCT_REJECTED] = "rejected",
+	[ACCT_DISABLED] = "disabled", [ACCT_DELETED] = "deleted",
+};
+
+const char *role_name(enum role r)
+{
+	return (unsigned)r < ROLE__MAX ? role_names[r] : "?";
+}
+
+int role_parse(const char *s, enum role *out)
+{
+	int i = str_lookup(role_names, ROLE__MAX, s);
+
+	if (i < 0)
+		return -1;
+	*out = (enum role)i;
+	return 0;
+}
+
+const char *account_state_name(enum account_state st)
+{
+	return (unsigned)st < ACCT__MAX ? state_names[st] : "?";
+}
+
+int account_state_parse(const char *s, enum account_state *out)
+{
+	int i = str_lookup(state_names, ACCT__MAX, s);
+
+	if (i < 0)
+		return -1;
+	*out = (enum account_state)i;
+	return 0;
+}
+
 static const char Q_INSERT[] =
     "INSERT INTO users (email, first_name, last_name, role, state, password_hash, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(), NOW())";
@@ -16,9 +54,10 @@ static const char Q_ACTIVE_EMAIL[] = "SELECT email FROM users WHERE id = ? AND s
 /* user_insert: a new account row; its id, 0 when the email is taken,
  * -1 on failure.  In the caller's transaction. */
 long long user_insert(const char *email, const char *first, const char *last,
-                      const char *role, const char *state, const char *hash)
+                      enum role role, enum account_state state, const char *hash)
 {
-	if (db_exec(Q_INSERT, "ssssss", email, first, last, role, state, hash) < 0)
+	if (db_exec(Q_INSERT, "ssssss", email, first, last, role_name(role),
+	        account_state_name(state), hash) < 0)
 		return db_last_err() == DB_DUP ? 0 : -1;
 	return db_insert_id();
 }
