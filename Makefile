@@ -116,10 +116,10 @@ RESULTS := $(B)/results
 
 $(B)/unit/%: test/unit/%.c $(B)/libccr.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Ifcgi $< -o $@ $(B)/libccr.a $(LIBS) -lcmocka -lstdc++
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Ifcgi -DCCR_SRC=\"$(CURDIR)\" $< -o $@ $(B)/libccr.a $(LIBS) -lcmocka -lstdc++
 $(B)/unit-asan/%: test/unit/%.c $(B)/libccr-asan.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SAN) -Wno-missing-prototypes -Ifcgi $< -o $@ $(B)/libccr-asan.a $(LIBS) -lcmocka -lstdc++
+	$(CC) $(ALL_CFLAGS) $(SAN) -Wno-missing-prototypes -Ifcgi -DCCR_SRC=\"$(CURDIR)\" $< -o $@ $(B)/libccr-asan.a $(LIBS) -lcmocka -lstdc++
 
 # Each unit program prints cmocka's lines; the tally goes to $(RESULTS).
 unit: $(UNITS:%=$(B)/unit/%)

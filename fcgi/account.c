@@ -28,6 +28,7 @@ static const char *with_param(struct request *r, const char *path, const char *k
 static const char Q_USER_BY_EMAIL[] =
     "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
     "WHERE email = ?";
+enum { UE_ID, UE_HASH, UE_STATE, UE_ROLE, UE_FIRST, UE_LAST, UE_EMAIL, UE__N };
 /* row_active: the users.state of a row is 'active'. */
 static int row_active(const char *state)
 {
@@ -74,6 +75,7 @@ static const char Q_FAILS[] =
     "AND at > NOW() - INTERVAL 15 MINUTE), "
     "(SELECT COUNT(*) FROM login_failures WHERE kind = 'addr' AND subject = ? "
     "AND at > NOW() - INTERVAL 15 MINUTE)";
+enum { LF_BY_EMAIL, LF_BY_ADDR, LF__N };
 static const char Q_THROTTLED_SEEN[] =
     "SELECT COUNT(*) FROM audit_log WHERE event = 'login_throttled' "
     "AND at > NOW() - INTERVAL 15 MINUTE AND (addr = ? OR detail COLLATE utf8mb4_bin = ?)";
@@ -82,7 +84,7 @@ static const char Q_FAIL_ADD[] =
 
 static int login_failed(struct request *r, long long uid, const char *email, const char *next)
 {
-	if (db_begin() == -1 || db_exec(Q_FAIL_ADD, "ss", email, r->remote_addr) < 0 ||
+	if (db_begin() == -1 || db_exec(Q_FAIL_ADD, DB_ARGS(P_STR(email), P_STR(r->remote_addr))) < 0 ||
 	    audit_add(request_ctx(r), uid, "login_failed", email) == -1 || db_commit() == -1)
 		return db_fail();
 	return login_page(r, 401, email, next, "Invalid email or password");
@@ -104,39 +106,40 @@ int account_login(struct request *r)
 		pw = "";
 	if (strlen(email) > 254)
 		email[254] = '\0';
-	n = db_query(r->a, &rows, Q_FAILS, "ss", email, r->remote_addr);
+	n = db_query(r->a, &rows, Q_FAILS, LF__N, DB_ARGS(P_STR(email), P_STR(r->remote_addr)));
 	if (n != 1)
 		return db_status();
-	if (atoi(DB_CELL(&rows, 0, 0)) >= THROTTLE_EMAIL || atoi(DB_CELL(&rows, 0, 1)) >= THROTTLE_ADDR) {
+	if (db_int(&rows, 0, LF_BY_EMAIL) >= THROTTLE_EMAIL || db_int(&rows, 0, LF_BY_ADDR) >= THROTTLE_ADDR) {
 		/* one audit row per window for the address or the email, not one
 		 * per refused attempt: a flood of throttled logins writes nothing */
-		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, "ss", r->remote_addr, email);
+		n = db_query(r->a, &rows, Q_THROTTLED_SEEN, 1, DB_ARGS(P_STR(r->remote_addr),
+		    P_STR(email)));
 		if (n != 1)
 			return db_status();
-		if (atoi(DB_CELL(&rows, 0, 0)) == 0 &&
+		if (db_int(&rows, 0, 0) == 0 &&
 		    audit_add(request_ctx(r), 0, "login_throttled", email) == -1)
 			return db_status();
 		resp_header_add(r, "Retry-After", "900");
 		return login_page(r, 429, email, next,
 		    "Too many failed attempts. Please wait 15 minutes and try again.");
 	}
-	n = db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
+	n = db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
 	if (n < 0)
 		return db_status();
 	if (utf8_len(pw) > 128) {
 		/* over 128 characters: refused before any hashing, answered
 		 * like any failure */
-		return login_failed(r, n ? atoll(DB_CELL(&rows, 0, 0)) : 0, email, next);
+		return login_failed(r, n ? db_int(&rows, 0, UE_ID) : 0, email, next);
 	}
 	if (n == 0) {
 		if (password_dummy_verify(r->conf) == -1)
 			return 503;
 		return login_failed(r, 0, email, next);
 	}
-	long long uid = atoll(DB_CELL(&rows, 0, 0));
-	const char *hash = DB_CELL(&rows, 0, 1);
+	long long uid = db_int(&rows, 0, UE_ID);
+	const char *hash = DB_CELL(&rows, 0, UE_HASH);
 	enum account_state state;
-	if (account_state_parse(DB_CELL(&rows, 0, 2), &state) == -1)
+	if (account_state_parse(DB_CELL(&rows, 0, UE_STATE), &state) == -1)
 		return 500;
 	ok = hash ? password_verify(r->conf, hash, pw) : (password_dummy_verify(r->conf), 0);
 	if (ok == -1)
@@ -155,7 +158,7 @@ int account_login(struct request *r)
 	int rehash = password_needs_rehash(r->conf, hash) &&
 	    password_hash(r->conf, pw, newhash) == 0;
 	if (db_begin() == -1 || session_create(r, uid) == -1 ||
-	    (rehash && db_exec(Q_SET_HASH, "si", newhash, uid) < 0) ||
+	    (rehash && db_exec(Q_SET_HASH, DB_ARGS(P_STR(newhash), P_INT(uid))) < 0) ||
 	    audit_add(request_ctx(r), uid, "login_ok", rehash ? "rehashed" : "") == -1 ||
 	    db_commit() == -1)
 		return db_fail();
@@ -299,17 +302,18 @@ int account_forgot(struct request *r)
 	int n;
 
 	if (form_check_email(email) == NULL) {
-		n = db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
+		n = db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
 		if (n < 0)
 			return db_status();
-		if (n == 1 && row_active(DB_CELL(&rows, 0, 2))) {
-			long long uid = atoll(DB_CELL(&rows, 0, 0));
-			char *name = arena_printf(r->a, "%s %s", DB_CELL(&rows, 0, 4), DB_CELL(&rows, 0, 5));
+		if (n == 1 && row_active(DB_CELL(&rows, 0, UE_STATE))) {
+			long long uid = db_int(&rows, 0, UE_ID);
+			char *name = arena_printf(r->a, "%s %s", DB_CELL(&rows, 0, UE_FIRST),
+			    DB_CELL(&rows, 0, UE_LAST));
 			struct db_rows cnt;
 			/* the user's row lock serialises parallel requests, so the
 			 * count below cannot be raced past RESETS_PER_HOUR */
 			int recent;
-			if (db_begin() == -1 || db_query(r->a, &cnt, Q_USER_LOCK, "i", uid) != 1 ||
+			if (db_begin() == -1 || db_query(r->a, &cnt, Q_USER_LOCK, 1, DB_ARGS(P_INT(uid))) != 1 ||
 			    (recent = code_resets_recent(r->a, uid)) == -1)
 				return db_fail();
 			if (recent < RESETS_PER_HOUR) {
@@ -370,12 +374,12 @@ int account_reset(struct request *r)
 	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
 	if (f.n)
 		return reset_page(r, 422, email, &f);
-	n = form_check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, "s", email);
+	n = form_check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
 	if (n < 0)
 		return db_status();
-	if (n == 1 && row_active(DB_CELL(&rows, 0, 2))) {
-		uid = atoll(DB_CELL(&rows, 0, 0));
-		stored = DB_CELL(&rows, 0, 6);
+	if (n == 1 && row_active(DB_CELL(&rows, 0, UE_STATE))) {
+		uid = db_int(&rows, 0, UE_ID);
+		stored = DB_CELL(&rows, 0, UE_EMAIL);
 		cid = code_check(r->a, uid, code);
 		if (cid < 0)
 			return db_status();
@@ -397,7 +401,7 @@ int account_reset(struct request *r)
 		return reset_page(r, 422, email, &f);
 	}
 	struct view *v = mail_new(r->conf, "password_changed");
-	if (db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 || session_end_all(uid) == -1 ||
+	if (db_exec(Q_SET_HASH, DB_ARGS(P_STR(pwhash), P_INT(uid))) < 0 || session_end_all(uid) == -1 ||
 	    mail_queue(request_ctx(r), v, "password_changed", stored, uid, 0, 0) == -1 ||
 	    audit_add(request_ctx(r), uid, "password_reset", "") == -1 || db_commit() == -1)
 		return db_fail();
@@ -443,7 +447,7 @@ int account_change(struct request *r)
 		form_error_add(&f, "ERR_PASSWORD", "New password must differ from the old one");
 	if (f.n)
 		return change_page(r, 422, &f);
-	if (db_query(r->a, &rows, Q_USER_HASH, "i", uid) != 1)
+	if (db_query(r->a, &rows, Q_USER_HASH, 1, DB_ARGS(P_INT(uid))) != 1)
 		return db_status();
 	ok = utf8_len(cur) > 128 ? 0 : password_verify(r->conf, DB_CELL(&rows, 0, 0), cur);
 	if (ok == -1)
@@ -455,7 +459,7 @@ int account_change(struct request *r)
 	if (password_hash(r->conf, pw, pwhash) == -1)
 		return 503;
 	struct view *v = mail_new(r->conf, "password_changed");
-	if (db_begin() == -1 || db_exec(Q_SET_HASH, "si", pwhash, uid) < 0 ||
+	if (db_begin() == -1 || db_exec(Q_SET_HASH, DB_ARGS(P_STR(pwhash), P_INT(uid))) < 0 ||
 	    session_end_all(uid) == -1 ||
 	    mail_queue(request_ctx(r), v, "password_changed", r->user->email, uid, 0, 0) == -1 ||
 	    audit_add(request_ctx(r), uid, "password_changed", "") == -1 || db_commit() == -1)
@@ -474,7 +478,7 @@ static int account_page(struct request *r, int status, const struct form_errors 
 	struct db_rows rows;
 	struct view *v;
 
-	if (db_query(r->a, &rows, Q_PROFILE, "i", r->user->id) != 1)
+	if (db_query(r->a, &rows, Q_PROFILE, 1, DB_ARGS(P_INT(r->user->id))) != 1)
 		return db_status();
 	v = page_new(r, "account.tpl", "Account");
 	if (v == NULL)
@@ -516,7 +520,7 @@ int account_delete(struct request *r)
 
 	if (pw == NULL)
 		pw = "";
-	if (db_query(r->a, &rows, Q_USER_HASH, "i", uid) != 1)
+	if (db_query(r->a, &rows, Q_USER_HASH, 1, DB_ARGS(P_INT(uid))) != 1)
 		return db_status();
 	ok = utf8_len(pw) > 128 ? 0 : password_verify(r->conf, DB_CELL(&rows, 0, 0), pw);
 	if (ok == -1)
@@ -525,8 +529,8 @@ int account_delete(struct request *r)
 		form_error_add(&f, "ERR_PASSWORD", "Password is incorrect");
 		return account_page(r, 422, &f);
 	}
-	if (db_begin() == -1 || db_exec(Q_ANONYMISE, "i", uid) < 0 ||
-	    code_drop_all(uid) == -1 || db_exec(Q_OUTBOX_DROP, "i", uid) < 0 ||
+	if (db_begin() == -1 || db_exec(Q_ANONYMISE, DB_ARGS(P_INT(uid))) < 0 ||
+	    code_drop_all(uid) == -1 || db_exec(Q_OUTBOX_DROP, DB_ARGS(P_INT(uid))) < 0 ||
 	    session_end_all(uid) == -1 || audit_add(request_ctx(r), uid, "account_deleted", "") == -1 ||
 	    db_commit() == -1)
 		return db_fail();

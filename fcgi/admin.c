@@ -162,7 +162,7 @@ static long long purge_batches(const char *sql, long long days)
 	long long total = 0, n;
 
 	do {
-		if ((n = db_exec(sql, "i", days)) < 0)
+		if ((n = db_exec(sql, DB_ARGS(P_INT(days)))) < 0)
 			return -1;
 		total += n;
 	} while (n == 10000);
@@ -174,8 +174,8 @@ static int cmd_purge(const struct conf *c)
 	long long s, k, f, a;
 
 	db_init(c);
-	s = db_exec(Q_PURGE_SESSIONS, "ii", (long long)c->session_idle, (long long)c->session_absolute);
-	k = db_exec(Q_PURGE_CODES, "");
+	s = db_exec(Q_PURGE_SESSIONS, DB_ARGS(P_INT(c->session_idle), P_INT(c->session_absolute)));
+	k = db_exec(Q_PURGE_CODES, DB_NOARGS);
 	f = purge_batches(Q_PURGE_FAILS, c->login_failures_days);
 	a = purge_batches(Q_PURGE_AUDIT, c->audit_days);
 	if (s < 0 || k < 0 || f < 0 || a < 0) {

@@ -15,11 +15,12 @@
 static const char Q_AGENT_OPTIONS[] =
     "SELECT id, CONCAT(first_name, ' ', last_name) FROM users "
     "WHERE role = 'agent' AND state = 'active' ORDER BY first_name, last_name, id LIMIT 500";
+enum { AO_ID, AO_NAME, AO__N };
 
 /* agent_options_load: the active agents (at most 500), for agent_options_fill. 0 / -1. */
 int agent_options_load(struct request *r, struct db_rows *agents)
 {
-	return db_query(r->a, agents, Q_AGENT_OPTIONS, "") < 0 ? -1 : 0;
+	return db_query(r->a, agents, Q_AGENT_OPTIONS, AO__N, DB_NOARGS) < 0 ? -1 : 0;
 }
 
 /* agent_options_fill: AGENT_OPTION rows (an <option> each) into d for the
@@ -28,9 +29,9 @@ void agent_options_fill(struct vdict *d, const struct db_rows *agents, long long
 {
 	for (size_t i = 0; i < agents->nrows; i++) {
 		struct vdict *o = vdict_section(d, "AGENT_OPTION");
-		vdict_set(o, "AGENT_ID", DB_CELL(agents, i, 0));
-		vdict_set(o, "AGENT_NAME", DB_CELL(agents, i, 1));
-		if (atoll(DB_CELL(agents, i, 0)) == selected)
+		vdict_set(o, "AGENT_ID", DB_CELL(agents, i, AO_ID));
+		vdict_set(o, "AGENT_NAME", DB_CELL(agents, i, AO_NAME));
+		if (db_int(agents, i, AO_ID) == selected)
 			vdict_show(o, "SELECTED");
 	}
 }
@@ -40,6 +41,7 @@ void agent_options_fill(struct vdict *d, const struct db_rows *agents, long long
 static const char Q_PENDING[] =
     "SELECT id, CONCAT(first_name, ' ', last_name), email, UNIX_TIMESTAMP(created_at) "
     "FROM users WHERE role = 'agent' AND state = 'pending' ORDER BY id LIMIT 500";
+enum { AP_ID, AP_NAME, AP_EMAIL, AP_CREATED, AP__N };
 static const char Q_ACTIVE[] =
     "SELECT u.id, CONCAT(u.first_name, ' ', u.last_name), u.email, "
     "(SELECT COUNT(*) FROM tickets t WHERE t.agent_id = u.id AND t.status <> 'closed'), "
@@ -48,13 +50,15 @@ static const char Q_ACTIVE[] =
     "(SELECT COUNT(*) FROM tickets t JOIN ratings r ON r.ticket_id = t.id WHERE t.agent_id = u.id) "
     "FROM users u WHERE u.role = 'agent' AND u.state = 'active' ORDER BY u.first_name, u.last_name, u.id "
     "LIMIT 500";
+enum { AA_ID, AA_NAME, AA_EMAIL, AA_OPEN, AA_AVG, AA_RATINGS, AA__N };
 
 static int agents_page(struct request *r, int status, const char *first, const char *last,
                        const char *email, const struct form_errors *f)
 {
 	struct db_rows pend, act;
 
-	if (db_query(r->a, &pend, Q_PENDING, "") < 0 || db_query(r->a, &act, Q_ACTIVE, "") < 0)
+	if (db_query(r->a, &pend, Q_PENDING, AP__N, DB_NOARGS) < 0 ||
+	    db_query(r->a, &act, Q_ACTIVE, AA__N, DB_NOARGS) < 0)
 		return db_status();
 	struct view *v = page_new(r, "agents.tpl", "Agents");
 	if (v == NULL)
@@ -62,21 +66,21 @@ static int agents_page(struct request *r, int status, const char *first, const c
 	struct vdict *b = view_body(v);
 	for (size_t i = 0; i < pend.nrows; i++) {
 		struct vdict *p = vdict_section(b, "PENDING");
-		vdict_set(p, "ID", DB_CELL(&pend, i, 0));
-		vdict_set(p, "NAME", DB_CELL(&pend, i, 1));
-		vdict_set(p, "EMAIL", DB_CELL(&pend, i, 2));
-		page_set_time(r, p, "REQUESTED", DB_CELL(&pend, i, 3));
+		vdict_set(p, "ID", DB_CELL(&pend, i, AP_ID));
+		vdict_set(p, "NAME", DB_CELL(&pend, i, AP_NAME));
+		vdict_set(p, "EMAIL", DB_CELL(&pend, i, AP_EMAIL));
+		page_set_time(r, p, "REQUESTED", DB_CELL(&pend, i, AP_CREATED));
 	}
 	if (pend.nrows == 0)
 		vdict_show(b, "NO_PENDING");
 	for (size_t i = 0; i < act.nrows; i++) {
 		struct vdict *a = vdict_section(b, "AGENT");
-		vdict_set(a, "ID", DB_CELL(&act, i, 0));
-		vdict_set(a, "NAME", DB_CELL(&act, i, 1));
-		vdict_set(a, "EMAIL", DB_CELL(&act, i, 2));
-		vdict_set(a, "OPEN_COUNT", DB_CELL(&act, i, 3));
-		vdict_set(a, "AVG_RATING", DB_CELL(&act, i, 4) ? DB_CELL(&act, i, 4) : "—");
-		vdict_set(a, "RATINGS", DB_CELL(&act, i, 5));
+		vdict_set(a, "ID", DB_CELL(&act, i, AA_ID));
+		vdict_set(a, "NAME", DB_CELL(&act, i, AA_NAME));
+		vdict_set(a, "EMAIL", DB_CELL(&act, i, AA_EMAIL));
+		vdict_set(a, "OPEN_COUNT", DB_CELL(&act, i, AA_OPEN));
+		vdict_set(a, "AVG_RATING", DB_CELL(&act, i, AA_AVG) ? DB_CELL(&act, i, AA_AVG) : "—");
+		vdict_set(a, "RATINGS", DB_CELL(&act, i, AA_RATINGS));
 	}
 	if (act.nrows == 0)
 		vdict_show(b, "NO_AGENTS");
@@ -134,6 +138,7 @@ static const char Q_AGENT_STATE[] =
     "UPDATE users SET state = ?, updated_at = NOW() WHERE id = ? AND role = 'agent' AND state = ?";
 static const char Q_AGENT_ROW[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users WHERE id = ? AND role = 'agent'";
+enum { AR_NAME, AR_EMAIL, AR__N };
 static const char Q_UNASSIGN[] =
     "UPDATE tickets SET agent_id = NULL, "
     "last_activity = IF(status = 'closed', last_activity, NOW()) WHERE agent_id = ?";
@@ -150,17 +155,17 @@ static int agent_move(struct request *r, enum account_state from, enum account_s
 
 	if (db_begin() == -1)
 		return db_fail();
-	long long n = db_exec(Q_AGENT_STATE, "sis", account_state_name(to), id,
-	    account_state_name(from));
+	long long n = db_exec(Q_AGENT_STATE, DB_ARGS(P_STR(account_state_name(to)), P_INT(id), P_STR(account_state_name(from))));
 	if (n < 0)
 		return db_fail();
 	if (n == 0) {
 		db_rollback();
 		return 404;
 	}
-	if (db_query(r->a, &rows, Q_AGENT_ROW, "i", id) != 1 ||
-	    (then && then(r, id, DB_CELL(&rows, 0, 0), DB_CELL(&rows, 0, 1)) == -1) ||
-	    audit_add(request_ctx(r), id, event, DB_CELL(&rows, 0, 1)) == -1 || db_commit() == -1)
+	if (db_query(r->a, &rows, Q_AGENT_ROW, AR__N, DB_ARGS(P_INT(id))) != 1 ||
+	    (then && then(r, id, DB_CELL(&rows, 0, AR_NAME), DB_CELL(&rows, 0, AR_EMAIL)) == -1) ||
+	    audit_add(request_ctx(r), id, event, DB_CELL(&rows, 0, AR_EMAIL)) == -1 ||
+	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, flash);
 	return resp_redirect(r, "/admin/agents");
@@ -183,7 +188,7 @@ static int end_agent(struct request *r, long long id, const char *name, const ch
 	(void)r;
 	(void)name;
 	(void)email;
-	if (session_end_all(id) == -1 || db_exec(Q_UNASSIGN, "i", id) < 0)
+	if (session_end_all(id) == -1 || db_exec(Q_UNASSIGN, DB_ARGS(P_INT(id))) < 0)
 		return -1;
 	return 0;
 }

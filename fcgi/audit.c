@@ -13,6 +13,5 @@ static const char Q_AUDIT[] =
  * transaction when there is one). */
 int audit_add(const struct ctx *x, long long user_id, const char *event, const char *detail)
 {
-	return db_exec(Q_AUDIT, "iissss", user_id, x->actor, event, detail ? detail : "",
-	    x->addr, x->reqid) < 0 ? -1 : 0;
+	return db_exec(Q_AUDIT, DB_ARGS(P_INT(user_id), P_INT(x->actor), P_STR(event), P_STR(detail ? detail : ""), P_STR(x->addr), P_STR(x->reqid))) < 0 ? -1 : 0;
 }

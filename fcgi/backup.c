@@ -204,12 +204,12 @@ int backup_restore(const struct conf *c, const char *file)
 	int fd, rc;
 
 	db_init(c);
-	if (db_query(a, &rows, Q_TABLES, "s", c->db_name) != 1) {
+	if (db_query(a, &rows, Q_TABLES, 1, DB_ARGS(P_STR(c->db_name))) != 1) {
 		fprintf(stderr, "ccr-admin: cannot reach the database: %s\n", db_last_msg());
 		arena_free(a);
 		return -1;
 	}
-	if (atoll(DB_CELL(&rows, 0, 0)) != 0) {
+	if (db_int(&rows, 0, 0) != 0) {
 		fprintf(stderr, "ccr-admin: database %s is not empty (%s tables); restore needs an empty one\n",
 		    c->db_name, DB_CELL(&rows, 0, 0));
 		arena_free(a);

@@ -27,6 +27,7 @@ static const char Q_RESETS_RECENT[] =
 static const char Q_LIVE[] =
     "SELECT id, code_hash FROM password_codes WHERE user_id = ? AND used_at IS NULL "
     "AND expires_at > NOW() AND tries < ? ORDER BY id DESC LIMIT 1";
+enum { LIVE_ID, LIVE_HASH, LIVE__N };
 static const char Q_TRY[] = "UPDATE password_codes SET tries = tries + 1 WHERE id = ?";
 static const char Q_CLAIM[] =
     "UPDATE password_codes SET used_at = NOW() WHERE id = ? AND used_at IS NULL "
@@ -79,8 +80,8 @@ int code_issue(const struct ctx *x, long long uid, const char *name, enum code_p
 		return -1;
 	if (code_new(code) == -1 || code_hash(uid, code, hash) == -1)
 		return -1;
-	if (db_exec(Q_VOID, "i", uid) < 0 ||
-	    db_exec(Q_NEW, "issi", uid, purposes[purpose].name, hash, (long long)ttl) < 0)
+	if (db_exec(Q_VOID, DB_ARGS(P_INT(uid))) < 0 ||
+	    db_exec(Q_NEW, DB_ARGS(P_INT(uid), P_STR(purposes[purpose].name), P_STR(hash), P_INT(ttl))) < 0)
 		return -1;
 	v = mail_new(x->conf, purposes[purpose].mail);
 	if (v == NULL)
@@ -97,9 +98,9 @@ int code_resets_recent(struct arena *a, long long uid)
 {
 	struct db_rows rows;
 
-	if (db_query(a, &rows, Q_RESETS_RECENT, "i", uid) != 1)
+	if (db_query(a, &rows, Q_RESETS_RECENT, 1, DB_ARGS(P_INT(uid))) != 1)
 		return -1;
-	return atoi(DB_CELL(&rows, 0, 0));
+	return (int)db_int(&rows, 0, 0);
 }
 
 /* code_check: the id of uid's live code when `code` is it; 0 when there
@@ -109,23 +110,23 @@ long long code_check(struct arena *a, long long uid, const char *code)
 {
 	struct db_rows rows;
 	char hash[65];
-	int n = db_query(a, &rows, Q_LIVE, "ii", uid, (long long)CODE_TRIES);
+	int n = db_query(a, &rows, Q_LIVE, LIVE__N, DB_ARGS(P_INT(uid), P_INT(CODE_TRIES)));
 
 	if (n <= 0)
 		return n;
-	long long id = atoll(DB_CELL(&rows, 0, 0));
+	long long id = db_int(&rows, 0, LIVE_ID);
 	if (code_hash(uid, code, hash) == -1)
 		return -1;
-	if (strlen(code) == 8 && crypto_equal(hash, DB_CELL(&rows, 0, 1)))
+	if (strlen(code) == 8 && crypto_equal(hash, DB_CELL(&rows, 0, LIVE_HASH)))
 		return id;
-	return db_exec(Q_TRY, "i", id) < 0 ? -1 : 0;
+	return db_exec(Q_TRY, DB_ARGS(P_INT(id))) < 0 ? -1 : 0;
 }
 
 /* code_claim: use code id up, in one atomic UPDATE, so of many parallel
  * submissions of one code exactly one wins.  1 won, 0 lost, -1 failure. */
 int code_claim(long long id)
 {
-	long long n = db_exec(Q_CLAIM, "ii", id, (long long)CODE_TRIES);
+	long long n = db_exec(Q_CLAIM, DB_ARGS(P_INT(id), P_INT(CODE_TRIES)));
 
 	return n < 0 ? -1 : n > 0;
 }
@@ -133,5 +134,5 @@ int code_claim(long long id)
 /* code_drop_all: delete every code of uid (account deletion). 0 / -1. */
 int code_drop_all(long long uid)
 {
-	return db_exec(Q_DROP, "i", uid) < 0 ? -1 : 0;
+	return db_exec(Q_DROP, DB_ARGS(P_INT(uid))) < 0 ? -1 : 0;
 }

@@ -3,9 +3,12 @@
  * connect/read/write timeouts; prepared statements cached by SQL text and
  * re-prepared after a reconnect (a lost connection takes its prepared
  * statements with it).  Every value is a bound parameter, never SQL text
- * built from input; results
- * come back as strings in the request arena.
+ * built from input, typed by the caller (struct db_param) and counted
+ * against the statement's placeholders.  Results come back as strings in
+ * the request arena; integer columns are parsed once, checked, on arrival.
  */
+#include <errno.h>
+#include <limits.h>
 #include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
@@ -208,33 +211,27 @@ struct params {
 	size_t n;
 };
 
-static int bind_params(struct params *p, const char *fmt, va_list ap)
+static int bind_params(struct params *p, const struct db_param *v, size_t n)
 {
 	memset(p->b, 0, sizeof(p->b));
-	for (p->n = 0; fmt && fmt[p->n]; p->n++) {
+	if (n > MAX_PARAMS)
+		return -1;
+	for (p->n = 0; p->n < n; p->n++) {
 		size_t i = p->n;
-		if (i >= MAX_PARAMS)
-			return -1;
-		switch (fmt[i]) {
-		case 's': {
-			const char *s = va_arg(ap, const char *);
-			if (s == NULL) {
-				p->b[i].buffer_type = MYSQL_TYPE_NULL;
-				break;
-			}
-			p->lens[i] = strlen(s);
+		switch (v[i].type) {
+		case DB_T_STR:
+			p->lens[i] = strlen(v[i].s);
 			p->b[i].buffer_type = MYSQL_TYPE_STRING;
-			p->b[i].buffer = (void *)(uintptr_t)s;
+			p->b[i].buffer = (void *)(uintptr_t)v[i].s;
 			p->b[i].buffer_length = p->lens[i];
 			p->b[i].length = &p->lens[i];
 			break;
-		}
-		case 'i':
-			p->ints[i] = va_arg(ap, long long);
+		case DB_T_INT:
+			p->ints[i] = v[i].i;
 			p->b[i].buffer_type = MYSQL_TYPE_LONGLONG;
 			p->b[i].buffer = &p->ints[i];
 			break;
-		case 'n':
+		case DB_T_NULL:
 			p->b[i].buffer_type = MYSQL_TYPE_NULL;
 			break;
 		default:
@@ -247,14 +244,14 @@ static int bind_params(struct params *p, const char *fmt, va_list ap)
 /* Run one statement; on a stale connection outside a transaction, reconnect
  * and try once more (reads and single writes are safe to replay: the first
  * attempt never reached the server).  Returns the statement or NULL. */
-static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
+static MYSQL_STMT *run(const char *sql, const struct db_param *v, size_t n)
 {
 	struct params p;
 	MYSQL_STMT *st;
 	int attempt;
 
-	if (bind_params(&p, fmt, ap) == -1) {
-		log_err("db: bad parameter format for: %.60s", sql);
+	if (bind_params(&p, v, n) == -1) {
+		log_err("db: more than %d parameters for: %.60s", MAX_PARAMS, sql);
 		last_err = DB_OTHER;
 		return NULL;
 	}
@@ -269,6 +266,12 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 			return NULL;
 		}
 		st = prepare(sql);
+		if (st && mysql_stmt_param_count(st) != p.n) {
+			log_err("db: %zu parameters given, %lu wanted by: %.60s", p.n,
+			    mysql_stmt_param_count(st), sql);
+			last_err = DB_OTHER;
+			return NULL;
+		}
 		if (st && (p.n == 0 || mysql_stmt_bind_param(st, p.b) == 0) && mysql_stmt_execute(st) == 0)
 			return st;
 		if (st)
@@ -290,15 +293,12 @@ static MYSQL_STMT *run(const char *sql, const char *fmt, va_list ap)
 	return NULL;
 }
 
-long long db_exec(const char *sql, const char *fmt, ...)
+long long db_exec(const char *sql, const struct db_param *v, size_t n)
 {
-	va_list ap;
 	MYSQL_STMT *st;
 
 	last_err = DB_OK;
-	va_start(ap, fmt);
-	st = run(sql, fmt, ap);
-	va_end(ap);
+	st = run(sql, v, n);
 	if (st == NULL)
 		return -1;
 	return (long long)mysql_stmt_affected_rows(st);
@@ -309,10 +309,53 @@ long long db_insert_id(void)
 	return conn ? (long long)mysql_insert_id(conn) : 0;
 }
 
-/* db_query: all rows as arena strings.  Returns the row count, or -1. */
-int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *fmt, ...)
+/* An integer column: the integer types, and a DECIMAL of scale 0 (what
+ * the server makes of IFNULL(bigint_unsigned, 0) and the like). */
+static int is_int_type(const MYSQL_FIELD *f)
 {
-	va_list ap;
+	switch (f->type) {
+	case MYSQL_TYPE_DECIMAL:
+	case MYSQL_TYPE_NEWDECIMAL:
+		return f->decimals == 0;
+	case MYSQL_TYPE_TINY:
+	case MYSQL_TYPE_SHORT:
+	case MYSQL_TYPE_INT24:
+	case MYSQL_TYPE_LONG:
+	case MYSQL_TYPE_LONGLONG:
+	case MYSQL_TYPE_YEAR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A decimal integer as the server sends it, fully read and in range. */
+static int parse_int(const char *s, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return end != s && *end == '\0' && errno == 0 ? 0 : -1;
+}
+
+/* db_int: the value of an integer column (0 for SQL NULL).  Reading a
+ * column that is not of an integer type is a bug: logged, and 0. */
+long long db_int(const struct db_rows *r, size_t row, size_t col)
+{
+	if (row >= r->nrows || col >= r->ncols || !r->is_int[col]) {
+		log_err("db: cell %zu,%zu is not an integer column of: %.60s", row, col,
+		    r->sql ? r->sql : "?");
+		return 0;
+	}
+	return r->num[row * r->ncols + col];
+}
+
+/* db_query: all rows as arena strings, integer columns also as numbers;
+ * the result must have exactly ncols columns.  Returns the row count, or -1. */
+int db_query(struct arena *a, struct db_rows *out, const char *sql, size_t want_cols,
+             const struct db_param *v, size_t n)
+{
 	MYSQL_STMT *st;
 	MYSQL_RES *meta;
 	MYSQL_BIND *rb;
@@ -323,10 +366,9 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	out->sql = sql;
 	last_err = DB_OK;
-	va_start(ap, fmt);
-	st = run(sql, fmt, ap);
-	va_end(ap);
+	st = run(sql, v, n);
 	if (st == NULL)
 		return -1;
 	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
@@ -342,20 +384,29 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *
 		return 0;
 	}
 	ncols = mysql_num_fields(meta);
+	if (ncols != want_cols) {
+		log_err("db: %zu columns, %zu named, for: %.60s", ncols, want_cols, sql);
+		mysql_free_result(meta);
+		mysql_stmt_free_result(st);
+		last_err = DB_OTHER;
+		return -1;
+	}
 	MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+	out->is_int = arena_alloc(a, ncols);
 	rb = arena_alloc(a, ncols * sizeof(*rb));
 	lens = arena_alloc(a, ncols * sizeof(*lens));
 	nulls = arena_alloc(a, ncols * sizeof(*nulls));
 	for (i = 0; i < ncols; i++) {
 		/* max_length is exact after store_result: no truncation possible */
-		size_t n = fields[i].max_length + 1;
-		if (n < 32)
-			n = 32;
+		size_t len = fields[i].max_length + 1;
+		if (len < 32)
+			len = 32;
 		rb[i].buffer_type = MYSQL_TYPE_STRING;
-		rb[i].buffer = arena_alloc(a, n);
-		rb[i].buffer_length = n;
+		rb[i].buffer = arena_alloc(a, len);
+		rb[i].buffer_length = len;
 		rb[i].length = &lens[i];
 		rb[i].is_null = &nulls[i];
+		out->is_int[i] = (unsigned char)is_int_type(&fields[i]);
 	}
 	mysql_free_result(meta);
 	out->ncols = ncols;
@@ -374,14 +425,27 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, const char *
 		if (out->nrows == cap) {
 			size_t ncap = cap ? cap * 2 : 8;
 			char **nc = arena_alloc(a, ncap * ncols * sizeof(*nc));
-			if (out->cell)
+			long long *nn = arena_alloc(a, ncap * ncols * sizeof(*nn));
+			if (out->cell) {
 				memcpy(nc, out->cell, out->nrows * ncols * sizeof(*nc));
+				memcpy(nn, out->num, out->nrows * ncols * sizeof(*nn));
+			}
 			out->cell = nc;
+			out->num = nn;
 			cap = ncap;
 		}
-		for (i = 0; i < ncols; i++)
-			DB_CELL(out, out->nrows, i) = nulls[i] ? NULL
-			    : arena_strndup(a, rb[i].buffer, lens[i]);
+		for (i = 0; i < ncols; i++) {
+			size_t k = out->nrows * ncols + i;
+			out->cell[k] = nulls[i] ? NULL : arena_strndup(a, rb[i].buffer, lens[i]);
+			out->num[k] = 0;
+			if (out->cell[k] && out->is_int[i] && parse_int(out->cell[k], &out->num[k]) == -1) {
+				/* an UNSIGNED BIGINT past the signed range: refuse, never wrap */
+				log_err("db: integer out of range in column %zu of: %.60s", i, sql);
+				mysql_stmt_free_result(st);
+				last_err = DB_OTHER;
+				return -1;
+			}
+		}
 		out->nrows++;
 	}
 	if (rc != MYSQL_NO_DATA) {

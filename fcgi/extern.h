@@ -149,11 +149,44 @@ int crypto_equal(const char *a, const char *b); /* 1 equal; time independent of 
 
 /* ---- db.c: the connection and prepared statements --------------------- */
 enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
+/* A bound parameter, built only by P_INT / P_STR / P_NULL so that the
+ * compiler checks each value against its kind (a pointer given to P_INT,
+ * or a number to P_STR, does not build), and passed as an array whose
+ * length the compiler counts: db_exec(Q, DB_ARGS(P_INT(id), P_STR(s))).
+ * The count is checked against the statement's placeholders at run time. */
+enum db_type { DB_T_NULL, DB_T_INT, DB_T_STR };
+struct db_param {
+	enum db_type type;
+	long long i;
+	const char *s;
+};
+static inline struct db_param db_param_int(long long v)
+{
+	return (struct db_param){ .type = DB_T_INT, .i = v };
+}
+static inline struct db_param db_param_str(const char *s) /* NULL binds SQL NULL */
+{
+	return (struct db_param){ .type = s ? DB_T_STR : DB_T_NULL, .s = s };
+}
+#define P_INT(v) db_param_int(v)
+#define P_STR(s) db_param_str(s)
+#define P_NULL ((struct db_param){ .type = DB_T_NULL })
+#define DB_ARGS(...) (const struct db_param[]){ __VA_ARGS__ }, \
+	sizeof((const struct db_param[]){ __VA_ARGS__ }) / sizeof(struct db_param)
+#define DB_NOARGS NULL, 0
+/* Rows come back as arena strings (NULL for SQL NULL); a column of an
+ * integer type is also parsed, checked, as it arrives: read it with
+ * db_int().  Each SELECT names its columns in an enum beside its SQL,
+ * ending in a count that db_query checks against the result. */
 struct db_rows {
 	size_t nrows, ncols;
 	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
+	long long *num;         /* nrows*ncols: the integer columns' values */
+	unsigned char *is_int;  /* ncols: the column has an integer type */
+	const char *sql;        /* for the log when a column is misread */
 };
 #define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
+long long db_int(const struct db_rows *, size_t row, size_t col); /* NULL: 0 */
 int db_init(const struct conf *);           /* settings only; connects lazily */
 void db_request_start(void);
 int db_connect(void);                       /* 0 / -1 (db_last_err set) */
@@ -162,8 +195,9 @@ int db_ping(void);
 enum db_err db_last_err(void);
 const char *db_last_msg(void);
 /* Parameter types in fmt: 's' const char *, 'i' long long, 'n' NULL. */
-long long db_exec(const char *sql, const char *fmt, ...);      /* affected, -1 */
-int db_query(struct arena *, struct db_rows *, const char *sql, const char *fmt, ...);
+long long db_exec(const char *sql, const struct db_param *, size_t n);  /* affected, -1 */
+int db_query(struct arena *, struct db_rows *, const char *sql, size_t ncols,
+             const struct db_param *, size_t n);                    /* rows, -1 */
 long long db_insert_id(void);
 int db_begin(void);
 int db_commit(void);

@@ -92,8 +92,7 @@ int mail_queue(const struct ctx *x, struct view *v, const char *kind, const char
 		return -1;
 	}
 	snprintf(mid, sizeof(mid), "<%.32s@%s>", tok, host);
-	rc = db_exec(Q_OUT, "sssssiiii", kind, to, subject, body, mid, (long long)expires,
-	    (long long)expires, ticket_id, user_id) < 0 ? -1 : 0;
+	rc = db_exec(Q_OUT, DB_ARGS(P_STR(kind), P_STR(to), P_STR(subject), P_STR(body), P_STR(mid), P_INT(expires), P_INT(expires), P_INT(ticket_id), P_INT(user_id))) < 0 ? -1 : 0;
 	free(out);
 	return rc;
 }
@@ -123,8 +122,10 @@ static const char Q_ADMIN_MAILS[] =
     "AND at > NOW() - INTERVAL 1 HOUR), "
     "(SELECT COUNT(*) FROM audit_log WHERE event = 'admins_mailed' AND user_id = ? "
     "AND at > NOW() - INTERVAL 1 HOUR)";
+enum { AM_BY_ADDR, AM_BY_ACCOUNT, AM__N };
 static const char Q_ADMINS[] =
     "SELECT id, email FROM users WHERE role = 'admin' AND state = 'active' ORDER BY id";
+enum { ADM_ID, ADM_EMAIL, ADM__N };
 
 /* mail_admins: every active admin gets mail `name` with NAME/EMAIL of the
  * subject user, unless the client address or the account (account_id)
@@ -138,14 +139,14 @@ int mail_admins(const struct ctx *x, long long account_id, const char *name, con
 {
 	struct db_rows rows;
 
-	if (db_query(x->a, &rows, Q_ADMIN_MAILS, "si", x->addr, account_id) != 1)
+	if (db_query(x->a, &rows, Q_ADMIN_MAILS, AM__N, DB_ARGS(P_STR(x->addr), P_INT(account_id))) != 1)
 		return -1;
-	if (atoi(DB_CELL(&rows, 0, 0)) >= x->conf->admin_mails_per_address ||
-	    atoi(DB_CELL(&rows, 0, 1)) >= x->conf->admin_mails_per_account)
+	if (db_int(&rows, 0, AM_BY_ADDR) >= x->conf->admin_mails_per_address ||
+	    db_int(&rows, 0, AM_BY_ACCOUNT) >= x->conf->admin_mails_per_account)
 		return 0;
 	if (audit_add(x, account_id, "admins_mailed", name) == -1)
 		return -1;
-	if (db_query(x->a, &rows, Q_ADMINS, "") < 0)
+	if (db_query(x->a, &rows, Q_ADMINS, ADM__N, DB_NOARGS) < 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct view *v = mail_new(x->conf, name);
@@ -155,7 +156,7 @@ int mail_admins(const struct ctx *x, long long account_id, const char *name, con
 		vdict_set(view_body(v), "EMAIL", email);
 		vdict_set_int(view_body(v), "TICKET", ticket_id);
 		vdict_set(view_body(v), "SUBJECT", subject);
-		if (mail_queue(x, v, name, DB_CELL(&rows, i, 1), atoll(DB_CELL(&rows, i, 0)),
+		if (mail_queue(x, v, name, DB_CELL(&rows, i, ADM_EMAIL), db_int(&rows, i, ADM_ID),
 		        ticket_id, 0) == -1)
 			return -1;
 	}

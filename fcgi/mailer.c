@@ -38,6 +38,7 @@ static const char Q_ROW[] =
     "UNIX_TIMESTAMP(created_at), expires_at IS NOT NULL AND expires_at < NOW(), "
     "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000') "
     "FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'pending'";
+enum { OR_TO, OR_SUBJECT, OR_BODY, OR_MSGID, OR_ATTEMPTS, OR_CREATED, OR_EXPIRED, OR_DATE, OR__N };
 /* A mail with an expiry carries a code or token: once it is sent, failed or
  * dropped its body is erased, so no code stays readable at rest (README
  * "Mail"). */
@@ -73,10 +74,10 @@ static int claim(struct arena *a, long long ids[BATCH])
 
 		if (db_begin() == -1)
 			return -1;
-		n = db_query(a, &rows, Q_DUE, "");
+		n = db_query(a, &rows, Q_DUE, 1, DB_NOARGS);
 		for (int i = 0; n > 0 && i < n && i < BATCH; i++) {
-			ids[i] = atoll(DB_CELL(&rows, i, 0));
-			if (db_exec(Q_CLAIM, "sii", me, (long long)LEASE, ids[i]) < 0) {
+			ids[i] = db_int(&rows, i, 0);
+			if (db_exec(Q_CLAIM, DB_ARGS(P_STR(me), P_INT(LEASE), P_INT(ids[i]))) < 0) {
 				n = -1;
 				break;
 			}
@@ -267,16 +268,16 @@ static void mark(enum mark m, long long id, const char *why, long long delay)
 		db_request_start();
 		switch (m) {
 		case M_SENT:
-			rc = db_exec(Q_SENT, "is", id, me);
+			rc = db_exec(Q_SENT, DB_ARGS(P_INT(id), P_STR(me)));
 			break;
 		case M_FAILED:
-			rc = db_exec(Q_FAILED, "sisis", "failed", 1LL, why, id, me);
+			rc = db_exec(Q_FAILED, DB_ARGS(P_STR("failed"), P_INT(1LL), P_STR(why), P_INT(id), P_STR(me)));
 			break;
 		case M_DROPPED:
-			rc = db_exec(Q_FAILED, "sisis", "dropped", 0LL, why, id, me);
+			rc = db_exec(Q_FAILED, DB_ARGS(P_STR("dropped"), P_INT(0LL), P_STR(why), P_INT(id), P_STR(me)));
 			break;
 		default:
-			rc = db_exec(Q_RETRY, "siis", why, delay, id, me);
+			rc = db_exec(Q_RETRY, DB_ARGS(P_STR(why), P_INT(delay), P_INT(id), P_STR(me)));
 			break;
 		}
 		if (rc >= 0)
@@ -297,23 +298,23 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 
 	/* the claim may be old (a slow server earlier in the batch): renew it,
 	 * and send only a row still claimed by this mailer */
-	if (db_exec(Q_RENEW, "iis", (long long)LEASE, id, me) < 0)
+	if (db_exec(Q_RENEW, DB_ARGS(P_INT(LEASE), P_INT(id), P_STR(me))) < 0)
 		return;
-	if (db_query(a, &rows, Q_ROW, "is", id, me) != 1) {
+	if (db_query(a, &rows, Q_ROW, OR__N, DB_ARGS(P_INT(id), P_STR(me))) != 1) {
 		log_info("mail %lld skipped: no longer claimed by %s", id, me);
 		return;
 	}
-	const char *to = DB_CELL(&rows, 0, 0), *subject = DB_CELL(&rows, 0, 1);
-	const char *body = DB_CELL(&rows, 0, 2), *mid = DB_CELL(&rows, 0, 3);
-	int attempts = atoi(DB_CELL(&rows, 0, 4));
-	long long created = atoll(DB_CELL(&rows, 0, 5));
-	if (atoi(DB_CELL(&rows, 0, 6))) {
+	const char *to = DB_CELL(&rows, 0, OR_TO), *subject = DB_CELL(&rows, 0, OR_SUBJECT);
+	const char *body = DB_CELL(&rows, 0, OR_BODY), *mid = DB_CELL(&rows, 0, OR_MSGID);
+	int attempts = (int)db_int(&rows, 0, OR_ATTEMPTS);
+	long long created = db_int(&rows, 0, OR_CREATED);
+	if (db_int(&rows, 0, OR_EXPIRED)) {
 		/* a reset code past its lifetime is useless: drop it (issue 3) */
 		mark(M_DROPPED, id, "expired before delivery", 0);
 		log_info("mail %lld dropped: expired before delivery", id);
 		return;
 	}
-	char *msg = build_message(a, c, to, subject, body, mid, DB_CELL(&rows, 0, 7));
+	char *msg = build_message(a, c, to, subject, body, mid, DB_CELL(&rows, 0, OR_DATE));
 	int code = send_one(c, to, msg, why, sizeof(why));
 	if (code >= 200 && code < 300) {
 		mark(M_SENT, id, NULL, 0);
@@ -365,12 +366,12 @@ int mailer_main(const struct conf *c)
 		for (; i < n && !stop_pending(); i++)
 			deliver(a, c, ids[i]);
 		for (; i < n; i++)         /* stopping: leave the rest to the next mailer now */
-			db_exec(Q_RELEASE, "is", ids[i], me);
+			db_exec(Q_RELEASE, DB_ARGS(P_INT(ids[i]), P_STR(me)));
 		if (n <= 0) {
-			db_exec(Q_EXPIRE, "");
+			db_exec(Q_EXPIRE, DB_NOARGS);
 			if (clock_ms() - last_depth_log > 600e3) {
 				struct db_rows rows;
-				if (db_query(a, &rows, Q_DEPTH, "") == 1)
+				if (db_query(a, &rows, Q_DEPTH, 1, DB_NOARGS) == 1)
 					log_info("mailer: outbox has %s pending", DB_CELL(&rows, 0, 0));
 				last_depth_log = clock_ms();
 			}

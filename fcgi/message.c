@@ -17,13 +17,15 @@ static const char Q_THREAD[] =
     "UNIX_TIMESTAMP(m.created_at), m.author_id "
     "FROM messages m JOIN users u ON u.id = m.author_id "
     "WHERE m.ticket_id = ? AND m.id > ? ORDER BY m.id LIMIT 1000";
+enum { MT_ID, MT_AUTHOR, MT_ROLE, MT_BODY, MT_TIME, MT_AUTHOR_ID, MT__N };
 
 /* message_thread_load: the messages of a ticket after message id `after`,
  * oldest first.  0 / -1. */
 int message_thread_load(struct request *r, long long ticket_id, long long after,
                         struct db_rows *out)
 {
-	return db_query(r->a, out, Q_THREAD, "ii", ticket_id, after) < 0 ? -1 : 0;
+	return db_query(r->a, out, Q_THREAD, MT__N, DB_ARGS(P_INT(ticket_id),
+	    P_INT(after))) < 0 ? -1 : 0;
 }
 
 /* message_thread_fill: MESSAGE rows into d; returns the last message id (0: none). */
@@ -33,13 +35,13 @@ long long message_thread_fill(struct request *r, struct vdict *d, const struct d
 
 	for (size_t i = 0; i < m->nrows; i++) {
 		struct vdict *row = vdict_section(d, "MESSAGE");
-		vdict_set(row, "MSG_ID", DB_CELL(m, i, 0));
-		vdict_set(row, "AUTHOR", DB_CELL(m, i, 1));
-		vdict_set(row, "AUTHOR_ROLE", DB_CELL(m, i, 2));
-		vdict_set(row, "BODY", DB_CELL(m, i, 3));
-		page_set_time(r, row, "TIME", DB_CELL(m, i, 4));
-		vdict_set(row, "SIDE", atoll(DB_CELL(m, i, 5)) == r->user->id ? "mine" : "theirs");
-		last = atoll(DB_CELL(m, i, 0));
+		vdict_set(row, "MSG_ID", DB_CELL(m, i, MT_ID));
+		vdict_set(row, "AUTHOR", DB_CELL(m, i, MT_AUTHOR));
+		vdict_set(row, "AUTHOR_ROLE", DB_CELL(m, i, MT_ROLE));
+		vdict_set(row, "BODY", DB_CELL(m, i, MT_BODY));
+		page_set_time(r, row, "TIME", DB_CELL(m, i, MT_TIME));
+		vdict_set(row, "SIDE", db_int(m, i, MT_AUTHOR_ID) == r->user->id ? "mine" : "theirs");
+		last = db_int(m, i, MT_ID);
 	}
 	return last;
 }
@@ -83,11 +85,11 @@ static const char Q_NOTICE_NEW[] =
  * (and now has one), 0 when one is already pending, -1 on failure. */
 static int notice_due(long long ticket_id, long long user_id)
 {
-	long long n = db_exec(Q_NOTICE_ARM, "ii", ticket_id, user_id);
+	long long n = db_exec(Q_NOTICE_ARM, DB_ARGS(P_INT(ticket_id), P_INT(user_id)));
 
 	if (n != 0)
 		return n < 0 ? -1 : 1;
-	n = db_exec(Q_NOTICE_NEW, "ii", ticket_id, user_id);
+	n = db_exec(Q_NOTICE_NEW, DB_ARGS(P_INT(ticket_id), P_INT(user_id)));
 	return n < 0 ? -1 : n > 0;
 }
 
@@ -127,10 +129,10 @@ int message_post(struct request *r)
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	if (db_exec(Q_MSG_INSERT, "iis", t.id, r->user->id, body) < 0)
+	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t.id), P_INT(r->user->id), P_STR(body))) < 0)
 		return db_fail();
 	long long mid = db_insert_id();
-	if (db_exec(Q_TOUCH, "ssi", ticket_status_name(next), ticket_status_name(next), t.id) < 0)
+	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(ticket_status_name(next)), P_STR(ticket_status_name(next)), P_INT(t.id))) < 0)
 		return db_fail();
 	long long to_id = customer ? t.agent_id : t.customer_id;
 	if (to_id) {

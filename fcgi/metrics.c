@@ -90,6 +90,7 @@ static const char *const metric_help[MET__MAX] = {
 static const char Q_OUTBOX[] =
     "SELECT COUNT(*), IFNULL(UNIX_TIMESTAMP() - UNIX_TIMESTAMP(MIN(created_at)), 0) "
     "FROM outbox WHERE status = 'pending'";
+enum { OB_PENDING, OB_OLDEST, OB__N };
 
 /* GET /metrics: the exposition text.  Route names come from the table. */
 int metrics_page(struct request *r)
@@ -136,13 +137,13 @@ int metrics_page(struct request *r)
 		    metric_name[m], metric_name[m], __atomic_load_n(&shm->counter[m], __ATOMIC_RELAXED));
 	EMIT("# HELP ccr_database_up Whether this worker reached the database for this scrape.\n"
 	     "# TYPE ccr_database_up gauge\n");
-	if (db_query(r->a, &rows, Q_OUTBOX, "") == 1) {
+	if (db_query(r->a, &rows, Q_OUTBOX, OB__N, DB_NOARGS) == 1) {
 		EMIT("ccr_database_up 1\n");
 		EMIT("# HELP ccr_outbox_pending Mails waiting in the outbox.\n"
-		     "# TYPE ccr_outbox_pending gauge\nccr_outbox_pending %s\n", DB_CELL(&rows, 0, 0));
+		     "# TYPE ccr_outbox_pending gauge\nccr_outbox_pending %s\n", DB_CELL(&rows, 0, OB_PENDING));
 		EMIT("# HELP ccr_outbox_oldest_pending_seconds Age of the oldest pending mail.\n"
 		     "# TYPE ccr_outbox_oldest_pending_seconds gauge\n"
-		     "ccr_outbox_oldest_pending_seconds %s\n", DB_CELL(&rows, 0, 1));
+		     "ccr_outbox_oldest_pending_seconds %s\n", DB_CELL(&rows, 0, OB_OLDEST));
 	} else {
 		EMIT("ccr_database_up 0\n");
 	}

@@ -115,8 +115,7 @@ int migrate_run(const struct conf *c, int verbose)
 		return -1;
 	}
 	m = db_handle();
-	if (db_query(a, &rows, Q_LOCK, "") != 1 || DB_CELL(&rows, 0, 0) == NULL ||
-	    strcmp(DB_CELL(&rows, 0, 0), "1") != 0) {
+	if (db_query(a, &rows, Q_LOCK, 1, DB_NOARGS) != 1 || db_int(&rows, 0, 0) != 1) {
 		fprintf(stderr, "ccr-admin: another migration holds the lock\n");
 		arena_free(a);
 		return -1;
@@ -135,7 +134,7 @@ int migrate_run(const struct conf *c, int verbose)
 	for (int i = 0; i < n && rc == 0; i++) {
 		char version[64], path[PATH_MAX + 300];
 		snprintf(version, sizeof(version), "%.*s", (int)strlen(list[i]->d_name) - 4, list[i]->d_name);
-		int done = db_query(a, &rows, Q_DONE, "s", version);
+		int done = db_query(a, &rows, Q_DONE, 1, DB_ARGS(P_STR(version)));
 		if (done < 0) {
 			rc = -1;
 			break;
@@ -151,7 +150,7 @@ int migrate_run(const struct conf *c, int verbose)
 		}
 		/* one transaction where MariaDB allows (DDL commits implicitly) */
 		if (db_begin() == -1 || run_file(m, list[i]->d_name, sql) == -1 ||
-		    db_exec(Q_RECORD, "s", version) < 0 || db_commit() == -1) {
+		    db_exec(Q_RECORD, DB_ARGS(P_STR(version))) < 0 || db_commit() == -1) {
 			db_rollback();
 			rc = -1;
 		} else {
@@ -167,7 +166,7 @@ int migrate_run(const struct conf *c, int verbose)
 	if (rc == 0 && verbose)
 		printf("migrations: %d applied, schema up to date\n", applied);
 out:
-	db_query(a, &rows, Q_UNLOCK, "");
+	db_query(a, &rows, Q_UNLOCK, 1, DB_NOARGS);
 	arena_free(a);
 	return rc;
 }

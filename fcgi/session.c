@@ -31,6 +31,7 @@ static const char Q_SESSION[] =
     "FROM sessions s JOIN users u ON u.id = s.user_id "
     "WHERE s.id_hash = ? AND s.last_seen > NOW() - INTERVAL ? SECOND "
     "AND s.created_at > NOW() - INTERVAL ? SECOND AND u.state = 'active'";
+enum { SS_ID, SS_ROLE, SS_STATE, SS_EMAIL, SS_FIRST, SS_LAST, SS_CSRF, SS_STALE, SS__N };
 /* last_seen moves at most once a minute: no write on most requests */
 static const char Q_TOUCH[] = "UPDATE sessions SET last_seen = NOW() WHERE id_hash = ?";
 
@@ -49,8 +50,8 @@ static int load(struct request *r, int touch)
 	}
 	if (crypto_sha256_hex(tok, strlen(tok), hash) == -1)
 		return -1;
-	n = db_query(r->a, &rows, Q_SESSION, "sii", hash, (long long)r->conf->session_idle,
-	    (long long)r->conf->session_absolute);
+	n = db_query(r->a, &rows, Q_SESSION, SS__N, DB_ARGS(P_STR(hash),
+	    P_INT(r->conf->session_idle), P_INT(r->conf->session_absolute)));
 	if (n < 0)
 		return -1;
 	if (n == 0) {
@@ -59,19 +60,19 @@ static int load(struct request *r, int touch)
 		return 0;
 	}
 	struct user *u = arena_alloc(r->a, sizeof(*u));
-	u->id = atoll(DB_CELL(&rows, 0, 0));
-	if (role_parse(DB_CELL(&rows, 0, 1), &u->role) == -1 ||
-	    account_state_parse(DB_CELL(&rows, 0, 2), &u->state) == -1) {
+	u->id = db_int(&rows, 0, SS_ID);
+	if (role_parse(DB_CELL(&rows, 0, SS_ROLE), &u->role) == -1 ||
+	    account_state_parse(DB_CELL(&rows, 0, SS_STATE), &u->state) == -1) {
 		log_err("session: user %lld has an unknown role or state", u->id);
 		return -1;
 	}
-	snprintf(u->email, sizeof(u->email), "%s", DB_CELL(&rows, 0, 3));
-	snprintf(u->first_name, sizeof(u->first_name), "%s", DB_CELL(&rows, 0, 4));
-	snprintf(u->last_name, sizeof(u->last_name), "%s", DB_CELL(&rows, 0, 5));
-	snprintf(r->csrf, sizeof(r->csrf), "%s", DB_CELL(&rows, 0, 6));
+	snprintf(u->email, sizeof(u->email), "%s", DB_CELL(&rows, 0, SS_EMAIL));
+	snprintf(u->first_name, sizeof(u->first_name), "%s", DB_CELL(&rows, 0, SS_FIRST));
+	snprintf(u->last_name, sizeof(u->last_name), "%s", DB_CELL(&rows, 0, SS_LAST));
+	snprintf(r->csrf, sizeof(r->csrf), "%s", DB_CELL(&rows, 0, SS_CSRF));
 	r->user = u;
 	r->session_hash = arena_strdup(r->a, hash);
-	if (touch && atoi(DB_CELL(&rows, 0, 7)) && db_exec(Q_TOUCH, "s", hash) < 0)
+	if (touch && db_int(&rows, 0, SS_STALE) && db_exec(Q_TOUCH, DB_ARGS(P_STR(hash))) < 0)
 		return -1;
 	return 0;
 }
@@ -110,7 +111,7 @@ int session_create(struct request *r, long long user_id)
 		return -1;
 	if (r->session_hash && session_end(r) == -1)
 		return -1;
-	if (db_exec(Q_NEW, "siss", hash, user_id, csrf, r->remote_addr) < 0)
+	if (db_exec(Q_NEW, DB_ARGS(P_STR(hash), P_INT(user_id), P_STR(csrf), P_STR(r->remote_addr))) < 0)
 		return -1;
 	cookie_set(r, "ccr_session", tok, r->conf->session_absolute);
 	snprintf(r->csrf, sizeof(r->csrf), "%s", csrf);
@@ -124,7 +125,7 @@ static const char Q_END_ALL[] = "DELETE FROM sessions WHERE user_id = ?";
 /* session_end: delete this browser's session row and clear its cookie. 0 / -1. */
 int session_end(struct request *r)
 {
-	if (r->session_hash && db_exec(Q_END, "s", r->session_hash) < 0)
+	if (r->session_hash && db_exec(Q_END, DB_ARGS(P_STR(r->session_hash))) < 0)
 		return -1;
 	r->session_hash = NULL;
 	cookie_set(r, "ccr_session", "", 0);
@@ -134,7 +135,7 @@ int session_end(struct request *r)
 /* session_end_all: every session of the user (password change, disable). 0 / -1. */
 int session_end_all(long long user_id)
 {
-	return db_exec(Q_END_ALL, "i", user_id) < 0 ? -1 : 0;
+	return db_exec(Q_END_ALL, DB_ARGS(P_INT(user_id))) < 0 ? -1 : 0;
 }
 
 /* session_csrf_ok: 1 when the form's csrf_token matches the session's (or the

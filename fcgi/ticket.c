@@ -80,6 +80,11 @@ static const char Q_TICKET[] =
     "CONCAT(a.first_name, ' ', a.last_name), a.email "
     "FROM tickets t JOIN users c ON c.id = t.customer_id "
     "LEFT JOIN users a ON a.id = t.agent_id WHERE t.id = ?";
+enum {
+	TK_ID, TK_CUSTOMER_ID, TK_AGENT_ID, TK_SUBJECT, TK_DESCRIPTION, TK_PRIORITY, TK_STATUS,
+	TK_CREATED, TK_ACTIVITY, TK_CUSTOMER_NAME, TK_CUSTOMER_EMAIL, TK_AGENT_NAME, TK_AGENT_EMAIL,
+	TK__N
+};
 
 /* ticket_get: load ticket r->path_id into t when the viewer may see it.
  * Returns 0, 404 (missing or not visible — the same answer), or the
@@ -87,29 +92,29 @@ static const char Q_TICKET[] =
 int ticket_get(struct request *r, struct ticket *t)
 {
 	struct db_rows rows;
-	int n = db_query(r->a, &rows, Q_TICKET, "i", r->path_id);
+	int n = db_query(r->a, &rows, Q_TICKET, TK__N, DB_ARGS(P_INT(r->path_id)));
 
 	if (n < 0)
 		return db_status();
 	if (n == 0)
 		return 404;
 	memset(t, 0, sizeof(*t));
-	t->id = atoll(DB_CELL(&rows, 0, 0));
-	t->customer_id = atoll(DB_CELL(&rows, 0, 1));
-	t->agent_id = atoll(DB_CELL(&rows, 0, 2));
-	t->subject = DB_CELL(&rows, 0, 3);
-	t->description = DB_CELL(&rows, 0, 4);
-	if (priority_parse(DB_CELL(&rows, 0, 5), &t->priority) == -1 ||
-	    ticket_status_parse(DB_CELL(&rows, 0, 6), &t->status) == -1) {
+	t->id = db_int(&rows, 0, TK_ID);
+	t->customer_id = db_int(&rows, 0, TK_CUSTOMER_ID);
+	t->agent_id = db_int(&rows, 0, TK_AGENT_ID);
+	t->subject = DB_CELL(&rows, 0, TK_SUBJECT);
+	t->description = DB_CELL(&rows, 0, TK_DESCRIPTION);
+	if (priority_parse(DB_CELL(&rows, 0, TK_PRIORITY), &t->priority) == -1 ||
+	    ticket_status_parse(DB_CELL(&rows, 0, TK_STATUS), &t->status) == -1) {
 		log_err("ticket %lld: unknown priority or status", t->id);
 		return 500;
 	}
-	t->created = DB_CELL(&rows, 0, 7);
-	t->activity = DB_CELL(&rows, 0, 8);
-	t->customer_name = DB_CELL(&rows, 0, 9);
-	t->customer_email = DB_CELL(&rows, 0, 10);
-	t->agent_name = DB_CELL(&rows, 0, 11);
-	t->agent_email = DB_CELL(&rows, 0, 12);
+	t->created = DB_CELL(&rows, 0, TK_CREATED);
+	t->activity = DB_CELL(&rows, 0, TK_ACTIVITY);
+	t->customer_name = DB_CELL(&rows, 0, TK_CUSTOMER_NAME);
+	t->customer_email = DB_CELL(&rows, 0, TK_CUSTOMER_EMAIL);
+	t->agent_name = DB_CELL(&rows, 0, TK_AGENT_NAME);
+	t->agent_email = DB_CELL(&rows, 0, TK_AGENT_EMAIL);
 	return ticket_visible(r, t) ? 0 : 404;
 }
 
@@ -145,6 +150,7 @@ static int is_role(const struct request *r, enum role role)
 	"SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
 	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
 	"CONCAT(a.first_name, ' ', a.last_name) FROM tickets t "
+enum { TL_ID, TL_SUBJECT, TL_STATUS, TL_PRIORITY, TL_CREATED, TL_ACTIVITY, TL_CUSTOMER, TL_AGENT, TL__N };
 #define TL_JOIN "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 /* keyset pagination: newest activity first, strictly after the cursor */
 #define TL_PAGE \
@@ -259,19 +265,25 @@ int ticket_list(struct request *r)
 
 	if (*q && (customer || agent)) {
 		const char *pat = like_pattern(r->a, q);
-		n = db_query(r->a, &rows, customer ? Q_L_CUST_Q : Q_L_AGENT_Q, "issssiiii", scope_id,
-		    status, status, pat, pat, ts, ts, cid, limit);
+		n = db_query(r->a, &rows, customer ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
+		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
+		        P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (*q) {
 		sql = none ? Q_S_NONE : Q_S_ALL;
-		n = db_query(r->a, &rows, sql, "sssiiii", q, status, status, ts, ts, cid, limit);
+		n = db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
+		    P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (customer || agent) {
 		sql = customer ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
-		n = all ? db_query(r->a, &rows, sql, "iiiii", scope_id, ts, ts, cid, limit)
-		        : db_query(r->a, &rows, sql, "isiiii", scope_id, status, ts, ts, cid, limit);
+		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
+		              P_INT(cid), P_INT(limit)))
+		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_STR(status),
+		              P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else {
 		sql = none ? (all ? Q_L_NONE : Q_L_NONE_ST) : (all ? Q_L_ALL : Q_L_ALL_ST);
-		n = all ? db_query(r->a, &rows, sql, "iiii", ts, ts, cid, limit)
-		        : db_query(r->a, &rows, sql, "siiii", status, ts, ts, cid, limit);
+		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(ts), P_INT(ts), P_INT(cid),
+		              P_INT(limit)))
+		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(status), P_INT(ts), P_INT(ts),
+		              P_INT(cid), P_INT(limit)));
 	}
 	int too_broad = n < 0 && *q && db_last_err() == DB_SLOW;
 	if (too_broad)
@@ -303,17 +315,17 @@ int ticket_list(struct request *r)
 	size_t shown = (size_t)n > (size_t)r->conf->page_size ? (size_t)r->conf->page_size : (size_t)n;
 	for (size_t i = 0; i < shown; i++) {
 		struct vdict *t = vdict_section(b, "TICKET");
-		vdict_set(t, "ID", DB_CELL(&rows, i, 0));
-		vdict_set(t, "SUBJECT", DB_CELL(&rows, i, 1));
-		vdict_set(t, "STATUS", DB_CELL(&rows, i, 2));
-		vdict_set(t, "PRIORITY", DB_CELL(&rows, i, 3));
-		page_set_time(r, t, "CREATED", DB_CELL(&rows, i, 4));
-		page_set_time(r, t, "ACTIVITY", DB_CELL(&rows, i, 5));
-		vdict_set(t, "AGENT", DB_CELL(&rows, i, 7) ? DB_CELL(&rows, i, 7) : "N/A");
+		vdict_set(t, "ID", DB_CELL(&rows, i, TL_ID));
+		vdict_set(t, "SUBJECT", DB_CELL(&rows, i, TL_SUBJECT));
+		vdict_set(t, "STATUS", DB_CELL(&rows, i, TL_STATUS));
+		vdict_set(t, "PRIORITY", DB_CELL(&rows, i, TL_PRIORITY));
+		page_set_time(r, t, "CREATED", DB_CELL(&rows, i, TL_CREATED));
+		page_set_time(r, t, "ACTIVITY", DB_CELL(&rows, i, TL_ACTIVITY));
+		vdict_set(t, "AGENT", DB_CELL(&rows, i, TL_AGENT) ? DB_CELL(&rows, i, TL_AGENT) : "N/A");
 		if (!customer)
-			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, 6));
+			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, TL_CUSTOMER));
 		enum ticket_status row_st;
-		if (admin && ticket_status_parse(DB_CELL(&rows, i, 2), &row_st) == 0 && row_st != TS_CLOSED) {
+		if (admin && ticket_status_parse(DB_CELL(&rows, i, TL_STATUS), &row_st) == 0 && row_st != TS_CLOSED) {
 			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
 			vdict_set(f, "NEXT", here);
 			agent_options_fill(f, &agents, 0);
@@ -336,8 +348,8 @@ int ticket_list(struct request *r)
 		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
 	}
 	if ((size_t)n > shown) {
-		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, 5),
-		    DB_CELL(&rows, shown - 1, 0));
+		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, TL_ACTIVITY),
+		    DB_CELL(&rows, shown - 1, TL_ID));
 		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL", list_url(r, status, assigned, q, after));
 	}
 	if (cursor)
@@ -398,8 +410,7 @@ int ticket_create(struct request *r)
 	if (f.n)
 		return new_page(r, 422, subject, desc, prio, &f);
 
-	if (db_begin() == -1 || db_exec(Q_T_INSERT, "isss", r->user->id, subject, desc,
-	        priority_name(prio)) < 0)
+	if (db_begin() == -1 || db_exec(Q_T_INSERT, DB_ARGS(P_INT(r->user->id), P_STR(subject), P_STR(desc), P_STR(priority_name(prio)))) < 0)
 		return db_fail();
 	long long id = db_insert_id();
 	const char *name = arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name);
@@ -421,6 +432,7 @@ int ticket_create(struct request *r)
 
 static const char Q_RATING[] =
     "SELECT score, comment, UNIX_TIMESTAMP(created_at) FROM ratings WHERE ticket_id = ?";
+enum { RT_SCORE, RT_COMMENT, RT_CREATED, RT__N };
 static const char Q_NOTICE_SEEN[] =
     "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
 
@@ -435,11 +447,11 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int closed = t->status == TS_CLOSED;
 
 	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
-	    db_query(r->a, &rating, Q_RATING, "i", t->id) < 0)
+	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
 		return db_status();
-	if (db_exec(Q_NOTICE_SEEN, "ii", t->id, r->user->id) < 0)
+	if (db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(t->id), P_INT(r->user->id))) < 0)
 		return db_status();
 
 	struct view *v = page_new(r, "ticket.tpl", arena_printf(r->a, "#%lld %s", t->id, t->subject));
@@ -481,9 +493,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		vdict_show(b, "CAN_REOPEN");
 	if (rating.nrows == 1) {
 		struct vdict *rt = vdict_section(b, "RATING");
-		vdict_set(rt, "SCORE", DB_CELL(&rating, 0, 0));
-		vdict_set(rt, "COMMENT", DB_CELL(&rating, 0, 1));
-		page_set_time(r, rt, "RATED", DB_CELL(&rating, 0, 2));
+		vdict_set(rt, "SCORE", DB_CELL(&rating, 0, RT_SCORE));
+		vdict_set(rt, "COMMENT", DB_CELL(&rating, 0, RT_COMMENT));
+		page_set_time(r, rt, "RATED", DB_CELL(&rating, 0, RT_CREATED));
 	} else if (customer && closed) {
 		struct vdict *f = vdict_section(b, "CAN_RATE");
 		if (err_key && !strcmp(err_key, "ERR_SCORE"))
@@ -507,11 +519,13 @@ int ticket_show(struct request *r)
 static const char Q_AGENT_ACTIVE[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users "
     "WHERE id = ? AND role = 'agent' AND state = 'active' LOCK IN SHARE MODE";
+enum { AG_NAME, AG_EMAIL, AG__N };          /* Q_AGENT_NOW's columns too */
 static const char Q_ASSIGN[] =
     "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
 
 static const char Q_LOCK_ROW[] =
     "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
+enum { LK_STATUS, LK_AGENT_ID, LK__N };
 static const char Q_AGENT_NOW[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users WHERE id = ?";
 
@@ -523,19 +537,19 @@ int ticket_lock(struct request *r, struct ticket *t)
 {
 	struct db_rows rows, ag;
 
-	if (db_query(r->a, &rows, Q_LOCK_ROW, "i", t->id) != 1)
+	if (db_query(r->a, &rows, Q_LOCK_ROW, LK__N, DB_ARGS(P_INT(t->id))) != 1)
 		return -1;
-	if (ticket_status_parse(DB_CELL(&rows, 0, 0), &t->status) == -1)
+	if (ticket_status_parse(DB_CELL(&rows, 0, LK_STATUS), &t->status) == -1)
 		return -1;
-	long long agent = atoll(DB_CELL(&rows, 0, 1));
+	long long agent = db_int(&rows, 0, LK_AGENT_ID);
 	if (agent != t->agent_id) {
 		t->agent_id = agent;
 		t->agent_name = t->agent_email = NULL;
 		if (agent) {
-			if (db_query(r->a, &ag, Q_AGENT_NOW, "i", agent) != 1)
+			if (db_query(r->a, &ag, Q_AGENT_NOW, AG__N, DB_ARGS(P_INT(agent))) != 1)
 				return -1;
-			t->agent_name = DB_CELL(&ag, 0, 0);
-			t->agent_email = DB_CELL(&ag, 0, 1);
+			t->agent_name = DB_CELL(&ag, 0, AG_NAME);
+			t->agent_email = DB_CELL(&ag, 0, AG_EMAIL);
 		}
 	}
 	return 0;
@@ -562,21 +576,21 @@ int ticket_assign(struct request *r)
 	}
 	if (db_begin() == -1)
 		return db_fail();
-	int n = db_query(r->a, &ag, Q_AGENT_ACTIVE, "i", agent_id);
+	int n = db_query(r->a, &ag, Q_AGENT_ACTIVE, AG__N, DB_ARGS(P_INT(agent_id)));
 	if (n < 0)
 		return db_fail();
 	if (n == 0) {
 		db_rollback();
 		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
 	}
-	const char *agent_name = DB_CELL(&ag, 0, 0);
+	const char *agent_name = DB_CELL(&ag, 0, AG_NAME);
 	if (ticket_lock(r, &t) == -1)
 		return db_fail();
 	if (t.status == TS_CLOSED) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	if (db_exec(Q_ASSIGN, "ii", agent_id, t.id) < 0 ||
+	if (db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
 	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
 	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
 		return db_fail();
@@ -630,7 +644,7 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
 		return ticket_page(r, t, 409, NULL, refusal, NULL);
 	}
 	const char *name = ticket_status_name(to);
-	if (db_exec(Q_SET_STATUS, "sssi", name, name, name, t->id) < 0)
+	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0)
 		return db_fail();
 	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
@@ -717,7 +731,7 @@ int ticket_rate(struct request *r)
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
 	}
-	if (db_exec(Q_RATE, "iis", t.id, (long long)score, comment) < 0) {
+	if (db_exec(Q_RATE, DB_ARGS(P_INT(t.id), P_INT(score), P_STR(comment))) < 0) {
 		if (db_last_err() == DB_DUP) {
 			db_rollback();
 			return ticket_page(r, &t, 409, NULL, "This ticket has already been rated", NULL);
@@ -736,6 +750,7 @@ static const char Q_DUE_CLOSE[] =
     "SELECT t.id, t.subject, c.email, c.id, CONCAT(c.first_name, ' ', c.last_name) "
     "FROM tickets t JOIN users c ON c.id = t.customer_id "
     "WHERE t.status = 'resolved' AND t.resolved_at < NOW() - INTERVAL ? DAY LIMIT 500";
+enum { DC_ID, DC_SUBJECT, DC_EMAIL, DC_CUSTOMER_ID, DC_NAME, DC__N };
 static const char Q_AUTO_CLOSE[] =
     "UPDATE tickets SET status = 'closed', closed_at = NOW(), last_activity = NOW() "
     "WHERE id = ? AND status = 'resolved' AND resolved_at < NOW() - INTERVAL ? DAY";
@@ -753,28 +768,28 @@ int ticket_auto_close(const struct conf *c)
 
 	do {
 		arena_reset(x.a);
-		if (db_query(x.a, &rows, Q_DUE_CLOSE, "i", (long long)c->auto_close_days) < 0) {
+		if (db_query(x.a, &rows, Q_DUE_CLOSE, DC__N, DB_ARGS(P_INT(c->auto_close_days))) < 0) {
 			arena_free(x.a);
 			return -1;
 		}
 		for (size_t i = 0; i < rows.nrows; i++) {
-			long long id = atoll(DB_CELL(&rows, i, 0));
+			long long id = db_int(&rows, i, DC_ID);
 			if (db_begin() == -1)
 				goto fail;
-			long long n = db_exec(Q_AUTO_CLOSE, "ii", id, (long long)c->auto_close_days);
+			long long n = db_exec(Q_AUTO_CLOSE, DB_ARGS(P_INT(id), P_INT(c->auto_close_days)));
 			if (n < 0)
 				goto fail;
 			if (n == 1) {
 				struct view *v = mail_new(c, "ticket_auto_closed");
 				if (v) {
 					vdict_set_int(view_body(v), "TICKET", id);
-					vdict_set(view_body(v), "SUBJECT", DB_CELL(&rows, i, 1));
-					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, 4));
+					vdict_set(view_body(v), "SUBJECT", DB_CELL(&rows, i, DC_SUBJECT));
+					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, DC_NAME));
 					vdict_set_int(view_body(v), "DAYS", c->auto_close_days);
 				}
-				if (mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, 2),
-				        atoll(DB_CELL(&rows, i, 3)), id, 0) == -1 ||
-				    audit_add(&x, atoll(DB_CELL(&rows, i, 3)), "ticket_auto_closed",
+				if (mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
+				        db_int(&rows, i, DC_CUSTOMER_ID), id, 0) == -1 ||
+				    audit_add(&x, db_int(&rows, i, DC_CUSTOMER_ID), "ticket_auto_closed",
 				        arena_printf(x.a, "ticket %lld", id)) == -1)
 					goto fail;
 				closed++;

@@ -56,8 +56,7 @@ static const char Q_ACTIVE_EMAIL[] = "SELECT email FROM users WHERE id = ? AND s
 long long user_insert(const char *email, const char *first, const char *last,
                       enum role role, enum account_state state, const char *hash)
 {
-	if (db_exec(Q_INSERT, "ssssss", email, first, last, role_name(role),
-	        account_state_name(state), hash) < 0)
+	if (db_exec(Q_INSERT, DB_ARGS(P_STR(email), P_STR(first), P_STR(last), P_STR(role_name(role)), P_STR(account_state_name(state)), P_STR(hash))) < 0)
 		return db_last_err() == DB_DUP ? 0 : -1;
 	return db_insert_id();
 }
@@ -67,7 +66,7 @@ long long user_insert(const char *email, const char *first, const char *last,
 int user_email_taken(struct arena *a, const char *email)
 {
 	struct db_rows rows;
-	int n = db_query(a, &rows, Q_EMAIL_TAKEN, "s", email);
+	int n = db_query(a, &rows, Q_EMAIL_TAKEN, 1, DB_ARGS(P_STR(email)));
 
 	return n < 0 ? -1 : n > 0;
 }
@@ -78,7 +77,7 @@ const char *user_email(struct arena *a, long long id)
 {
 	struct db_rows rows;
 
-	if (db_query(a, &rows, Q_EMAIL, "i", id) != 1)
+	if (db_query(a, &rows, Q_EMAIL, 1, DB_ARGS(P_INT(id))) != 1)
 		return NULL;
 	return DB_CELL(&rows, 0, 0);
 }
@@ -88,7 +87,7 @@ const char *user_email(struct arena *a, long long id)
 int user_active_email(struct arena *a, long long id, const char **email)
 {
 	struct db_rows rows;
-	int n = db_query(a, &rows, Q_ACTIVE_EMAIL, "i", id);
+	int n = db_query(a, &rows, Q_ACTIVE_EMAIL, 1, DB_ARGS(P_INT(id)));
 
 	if (n == 1)
 		*email = DB_CELL(&rows, 0, 0);

@@ -2,7 +2,7 @@
  * worker.c — a worker's life: init after fork, accept, one request at a
  * time, per-request reset, recycle after max_requests.
  *
- * Signals (child.c; README "One design note"): the worker keeps
+ * Signals (child.c; README "Design notes"): the worker keeps
  * SIGTERM/SIGINT/SIGUSR1 blocked and only unblocks them inside ppoll() on
  * the listening socket.  So a signal can only land while the worker is
  * idle, never inside a request:
