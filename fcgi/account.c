@@ -206,12 +206,10 @@ int account_register_form(struct request *r)
  * pending request and mails every admin. */
 int account_register(struct request *r)
 {
-	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
-	char *email = form_email(r, "email");
-	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
+	struct form_value in[REG__N];
+	struct form_errors f = { .n = 0 };
 	const char *rraw = req_form(r, "role");
 	enum role role = ROLE_CUSTOMER;
-	struct form_errors f = { .n = 0 };
 	char hash[256];
 	long long uid;
 
@@ -221,11 +219,9 @@ int account_register(struct request *r)
 		return 422;
 	}
 	int agent = role == ROLE_AGENT;
-	form_error_add(&f, "ERR_FIRST_NAME", form_check_first_name(first));
-	form_error_add(&f, "ERR_LAST_NAME", form_check_last_name(last));
-	form_error_add(&f, "ERR_EMAIL", form_check_email(email));
-	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
-	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
+	form_read(r, &form_register, in, &f);
+	const char *first = in[REG_FIRST].s, *last = in[REG_LAST].s, *email = in[REG_EMAIL].s;
+	const char *pw = in[REG_PASSWORD].s;
 	if (f.n == 0) {
 		int taken = user_email_taken(r->a, email);
 		if (taken < 0)
@@ -271,23 +267,28 @@ int account_register(struct request *r)
 
 /* ---- forgot / reset --------------------------------------------------- */
 
-static int forgot_page(struct request *r, int status, const char *email, const struct form_errors *f)
+/* The forgot and reset pages: one email field and the errors. */
+static int email_page(struct request *r, const char *tpl, const char *title, int status,
+                      const char *email, const struct form_errors *f)
 {
-	struct view *v = page_new(r, "password_forgot.tpl", "Forgot password");
+	struct view *v = page_new(r, tpl, title);
 
 	if (v == NULL)
 		return 500;
-	vdict_set(view_body(v), "EMAIL", email);
+	vdict_set(view_body(v), "EMAIL", email ? email : "");
 	if (f)
 		form_error_show(v, f);
 	return page_render(r, v, status);
 }
 
+static int reset_page(struct request *r, int status, const char *email, const struct form_errors *f)
+{
+	return email_page(r, "password_reset.tpl", "Set a new password", status, email, f);
+}
+
 int account_forgot_form(struct request *r)
 {
-	const char *e = req_query(r, "email");
-
-	return forgot_page(r, 200, e ? e : "", NULL);
+	return email_page(r, "password_forgot.tpl", "Forgot password", 200, req_query(r, "email"), NULL);
 }
 
 static const char Q_USER_LOCK[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
@@ -297,11 +298,14 @@ static const char Q_USER_LOCK[] = "SELECT id FROM users WHERE id = ? FOR UPDATE"
  * hour. */
 int account_forgot(struct request *r)
 {
-	char *email = form_email(r, "email");
+	struct form_value in[FGT__N];
+	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	int n;
 
-	if (form_check_email(email) == NULL) {
+	form_read(r, &form_forgot, in, &f);
+	const char *email = in[FGT_EMAIL].s;
+	if (in[FGT_EMAIL].ok) {
 		n = db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
 		if (n < 0)
 			return db_status();
@@ -336,23 +340,9 @@ int account_forgot(struct request *r)
 	return resp_redirect(r, with_param(r, "/password/reset", "email", email));
 }
 
-static int reset_page(struct request *r, int status, const char *email, const struct form_errors *f)
-{
-	struct view *v = page_new(r, "password_reset.tpl", "Set a new password");
-
-	if (v == NULL)
-		return 500;
-	vdict_set(view_body(v), "EMAIL", email);
-	if (f)
-		form_error_show(v, f);
-	return page_render(r, v, status);
-}
-
 int account_reset_form(struct request *r)
 {
-	const char *e = req_query(r, "email");
-
-	return reset_page(r, 200, e ? e : "", NULL);
+	return reset_page(r, 200, req_query(r, "email"), NULL);
 }
 
 /* POST /password/reset: a valid code (8 digits, unexpired, unused, under
@@ -361,8 +351,7 @@ int account_reset_form(struct request *r)
  * expired code". */
 int account_reset(struct request *r)
 {
-	char *email = form_email(r, "email"), *code = form_text(r, "code");
-	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
+	struct form_value in[RST__N];
 	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	char pwhash[256];
@@ -370,11 +359,11 @@ int account_reset(struct request *r)
 	const char *stored = NULL;   /* the account's own address: the notice goes there */
 	int n;
 
-	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
-	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
+	form_read(r, &form_reset, in, &f);
+	const char *email = in[RST_EMAIL].s, *code = in[RST_CODE].s, *pw = in[RST_PASSWORD].s;
 	if (f.n)
 		return reset_page(r, 422, email, &f);
-	n = form_check_email(email) ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
+	n = !in[RST_EMAIL].ok ? 0 : db_query(r->a, &rows, Q_USER_BY_EMAIL, UE__N, DB_ARGS(P_STR(email)));
 	if (n < 0)
 		return db_status();
 	if (n == 1 && row_active(DB_CELL(&rows, 0, UE_STATE))) {
@@ -431,18 +420,15 @@ int account_change_form(struct request *r)
 /* POST /password/change: ends every session of the user. */
 int account_change(struct request *r)
 {
-	const char *cur = req_form(r, "current_password");
-	const char *pw = req_form(r, "password"), *confirm = req_form(r, "confirm_password");
+	struct form_value in[CHG__N];
 	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	char pwhash[256];
 	long long uid = r->user->id;
 	int ok;
 
-	if (cur == NULL)
-		cur = "";
-	form_error_add(&f, "ERR_PASSWORD", form_check_password(pw));
-	form_error_add(&f, "ERR_CONFIRM_PASSWORD", form_check_confirm(pw, confirm));
+	form_read(r, &form_change, in, &f);
+	const char *cur = in[CHG_CURRENT].s, *pw = in[CHG_PASSWORD].s;
 	if (f.n == 0 && strcmp(cur, pw) == 0)
 		form_error_add(&f, "ERR_PASSWORD", "New password must differ from the old one");
 	if (f.n)
@@ -512,14 +498,14 @@ static const char Q_OUTBOX_DROP[] =
  * erased, tickets kept under the anonymised account, sessions ended. */
 int account_delete(struct request *r)
 {
-	const char *pw = req_form(r, "password");
+	struct form_value in[DEL__N];
 	struct form_errors f = { .n = 0 };
 	struct db_rows rows;
 	long long uid = r->user->id;
 	int ok;
 
-	if (pw == NULL)
-		pw = "";
+	form_read(r, &form_delete, in, &f);
+	const char *pw = in[DEL_PASSWORD].s;
 	if (db_query(r->a, &rows, Q_USER_HASH, 1, DB_ARGS(P_INT(uid))) != 1)
 		return db_status();
 	ok = utf8_len(pw) > 128 ? 0 : password_verify(r->conf, DB_CELL(&rows, 0, 0), pw);

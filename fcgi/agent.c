@@ -101,21 +101,18 @@ int agent_list(struct request *r)
  * (72 h, single use, 5 tries) to set one at /password/reset. */
 int agent_create(struct request *r)
 {
-	char *first = form_line(r, "first_name"), *last = form_line(r, "last_name");
-	char *email = form_email(r, "email");
-	const char *email_err = form_check_email(email);
+	struct form_value in[AGC__N];
 	struct form_errors f = { .n = 0 };
 
-	if (!email_err) {
+	form_read(r, &form_agent_create, in, &f);
+	const char *first = in[AGC_FIRST].s, *last = in[AGC_LAST].s, *email = in[AGC_EMAIL].s;
+	if (in[AGC_EMAIL].ok) {
 		int taken = user_email_taken(r->a, email);
 		if (taken < 0)
 			return db_status();
 		if (taken)
-			email_err = "An account with this email already exists";
+			form_error_add(&f, "ERR_EMAIL", "An account with this email already exists");
 	}
-	form_error_add(&f, "ERR_FIRST_NAME", form_check_first_name(first));
-	form_error_add(&f, "ERR_LAST_NAME", form_check_last_name(last));
-	form_error_add(&f, "ERR_EMAIL", email_err);
 	if (f.n)
 		return agents_page(r, 422, first, last, email, &f);
 	if (db_begin() == -1)

@@ -303,6 +303,64 @@ struct form_errors {
 };
 void form_error_add(struct form_errors *, const char *key, const char *msg);
 void form_error_show(struct view *, const struct form_errors *);
+/* Declared fields: each form is a table of these (in form.c), read and
+ * checked by form_read before its handler runs; the handler gets typed
+ * values, indexed by the form's enum, and the errors in field order. */
+enum form_kind {
+	FK_LINE,     /* one line: trimmed, newlines and tabs folded to spaces */
+	FK_TEXT,     /* multi-line, kept as typed; "blank" judged on its trimmed copy */
+	FK_NOTE,     /* multi-line, trimmed */
+	FK_EMAIL,    /* trimmed, ASCII lower-cased, the email rule */
+	FK_PASSWORD, /* as typed, min..max characters */
+	FK_SECRET,   /* as typed, no rule: checked against a stored hash */
+	FK_CONFIRM,  /* must equal field same_as */
+	FK_INT,      /* decimal, min..max */
+	FK_CHOICE,   /* one of choices[]; absent or empty: dflt */
+};
+struct form_field {
+	const char *name;           /* the form field's name */
+	enum form_kind kind;
+	const char *err;            /* its ERR_<FIELD> section; NULL: checked, not shown */
+	long long min, max;         /* characters (text kinds) or the value (FK_INT); max 0: none */
+	const char *missing;        /* below min, empty, or not valid */
+	const char *too_long;       /* above max */
+	int same_as;                /* FK_CONFIRM */
+	const char *const *choices; /* FK_CHOICE, nchoices names */
+	int nchoices, dflt;
+};
+struct form_value {
+	const char *s;              /* the (normalised) text, never NULL */
+	long long i;                /* FK_INT: the number; FK_CHOICE: the index */
+	int ok;                     /* passed its rule */
+};
+#define FORM_FIELDS_MAX 8
+struct form {
+	const struct form_field *f;
+	int n;
+};
+/* Returns the number of errors added to *errs. */
+int form_read(struct request *, const struct form *, struct form_value *out,
+              struct form_errors *errs);
+enum { REG_FIRST, REG_LAST, REG_EMAIL, REG_PASSWORD, REG_CONFIRM, REG__N };
+extern const struct form form_register;
+enum { AGC_FIRST, AGC_LAST, AGC_EMAIL, AGC__N };
+extern const struct form form_agent_create;
+enum { RST_EMAIL, RST_CODE, RST_PASSWORD, RST_CONFIRM, RST__N };
+extern const struct form form_reset;
+enum { FGT_EMAIL, FGT__N };
+extern const struct form form_forgot;
+enum { CHG_CURRENT, CHG_PASSWORD, CHG_CONFIRM, CHG__N };
+extern const struct form form_change;
+enum { DEL_PASSWORD, DEL__N };
+extern const struct form form_delete;
+enum { TKT_SUBJECT, TKT_DESCRIPTION, TKT_PRIORITY, TKT__N };
+extern const struct form form_ticket;
+enum { MSG_BODY, MSG__N };
+extern const struct form form_message;
+enum { RATE_SCORE, RATE_COMMENT, RATE__N };
+extern const struct form form_rating;
+enum { ASG_AGENT, ASG__N };
+extern const struct form form_assign;
 
 /* ---- cookie.c: the Cookie header in, Set-Cookie out -------------------- */
 int cookie_parse(struct arena *, const char *hdr, struct kvlist *out,
@@ -435,6 +493,7 @@ enum ticket_status { TS_OPEN, TS_RESOLVED, TS_CLOSED, TS__MAX };
 enum priority { PRIO_LOW, PRIO_NORMAL, PRIO_HIGH, PRIO_URGENT, PRIO__MAX };
 const char *ticket_status_name(enum ticket_status);
 int ticket_status_parse(const char *, enum ticket_status *); /* 0 / -1 unknown */
+extern const char *const priority_names[PRIO__MAX];
 const char *priority_name(enum priority);
 int priority_parse(const char *, enum priority *);           /* 0 / -1 unknown */
 /* The ticket life as a table: what each move makes of each status. */

@@ -99,8 +99,8 @@ static int notice_due(long long ticket_id, long long user_id)
 int message_post(struct request *r)
 {
 	struct ticket t;
-	const char *raw = req_form(r, "body");
-	char *body = arena_strdup(r->a, raw ? raw : "");
+	struct form_value in[MSG__N];
+	struct form_errors f = { .n = 0 };
 	enum ticket_status next;
 	int s = ticket_get(r, &t);
 
@@ -112,10 +112,10 @@ int message_post(struct request *r)
 	enum ticket_move move = customer ? TM_CUSTOMER_REPLY : TM_AGENT_REPLY;
 	if (ticket_move(move, t.status, &next) == -1)
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
-	if (*str_trim(arena_strdup(r->a, body)) == '\0')
-		return ticket_page(r, &t, 422, "ERR_BODY", "Type something!", body);
-	if (utf8_len(body) > 10000)
-		return ticket_page(r, &t, 422, "ERR_BODY", "The message is too long (10000 characters at most)", body);
+	form_read(r, &form_message, in, &f);
+	const char *body = in[MSG_BODY].s;
+	if (f.n)
+		return ticket_page(r, &t, 422, f.e[0].key, f.e[0].msg, body);
 
 	/* access and recipient again from the locked row: the ticket may have
 	 * been reassigned since ticket_get read it */

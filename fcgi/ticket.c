@@ -18,7 +18,7 @@
 static const char *const status_names[TS__MAX] = {
 	[TS_OPEN] = "open", [TS_RESOLVED] = "resolved", [TS_CLOSED] = "closed",
 };
-static const char *const priority_names[PRIO__MAX] = {
+const char *const priority_names[PRIO__MAX] = {
 	[PRIO_LOW] = "low", [PRIO_NORMAL] = "normal", [PRIO_HIGH] = "high", [PRIO_URGENT] = "urgent",
 };
 
@@ -393,24 +393,17 @@ static const char Q_T_INSERT[] =
  * agent_id, status, …) is ignored: the handler reads only these. */
 int ticket_create(struct request *r)
 {
-	char *subject = form_line(r, "subject");
-	const char *draw = req_form(r, "description");
-	char *desc = arena_strdup(r->a, draw ? draw : "");
-	const char *praw = req_form(r, "priority");
-	enum priority prio = PRIO_NORMAL;
+	struct form_value in[TKT__N];
 	struct form_errors f = { .n = 0 };
-	size_t sl = utf8_len(subject);
 
-	form_error_add(&f, "ERR_SUBJECT", sl == 0 ? "Subject is required"
-	    : sl > 200 ? "Subject is too long" : NULL);
-	form_error_add(&f, "ERR_DESCRIPTION", *str_trim(arena_strdup(r->a, desc)) == '\0'
-	    ? "Query cannot be empty" : utf8_len(desc) > 20000 ? "Description is too long" : NULL);
-	if (praw && *praw && priority_parse(praw, &prio) == -1)
-		form_error_add(&f, "ERR_PRIORITY", "Choose a priority");
+	form_read(r, &form_ticket, in, &f);
+	const char *subject = in[TKT_SUBJECT].s, *desc = in[TKT_DESCRIPTION].s;
+	enum priority prio = (enum priority)in[TKT_PRIORITY].i;
 	if (f.n)
 		return new_page(r, 422, subject, desc, prio, &f);
 
-	if (db_begin() == -1 || db_exec(Q_T_INSERT, DB_ARGS(P_INT(r->user->id), P_STR(subject), P_STR(desc), P_STR(priority_name(prio)))) < 0)
+	if (db_begin() == -1 || db_exec(Q_T_INSERT, DB_ARGS(P_INT(r->user->id), P_STR(subject),
+	        P_STR(desc), P_STR(priority_name(prio)))) < 0)
 		return db_fail();
 	long long id = db_insert_id();
 	const char *name = arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name);
@@ -564,16 +557,15 @@ int ticket_assign(struct request *r)
 {
 	struct ticket t;
 	struct db_rows ag;
-	const char *aid = req_form(r, "agent_id");
-	char *end = NULL;
-	long long agent_id = aid ? strtoll(aid, &end, 10) : 0;
+	struct form_value in[ASG__N];
+	struct form_errors f = { .n = 0 };
 	int s = ticket_get(r, &t);
 
 	if (s)
 		return s;
-	if (aid == NULL || *end || agent_id <= 0) {
-		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
-	}
+	if (form_read(r, &form_assign, in, &f))
+		return ticket_page(r, &t, 422, NULL, f.e[0].msg, NULL);
+	long long agent_id = in[ASG_AGENT].i;
 	if (db_begin() == -1)
 		return db_fail();
 	int n = db_query(r->a, &ag, Q_AGENT_ACTIVE, AG__N, DB_ARGS(P_INT(agent_id)));
@@ -708,9 +700,8 @@ static const char Q_RATE[] =
 int ticket_rate(struct request *r)
 {
 	struct ticket t;
-	const char *sc = req_form(r, "score");
-	char *comment = form_text(r, "comment");
-	long score = sc && sc[0] >= '1' && sc[0] <= '5' && sc[1] == '\0' ? sc[0] - '0' : 0;
+	struct form_value in[RATE__N];
+	struct form_errors f = { .n = 0 };
 	struct ticket now;
 	int s = ticket_get(r, &t);
 
@@ -718,10 +709,10 @@ int ticket_rate(struct request *r)
 		return s;
 	if (t.status != TS_CLOSED)
 		return ticket_page(r, &t, 409, NULL, "Only a closed ticket can be rated", NULL);
-	if (score < 1 || score > 5)
-		return ticket_page(r, &t, 422, "ERR_SCORE", "Choose a score from 1 to 5", NULL);
-	if (utf8_len(comment) > 2000)
-		return ticket_page(r, &t, 422, "ERR_SCORE", "The comment is too long", NULL);
+	if (form_read(r, &form_rating, in, &f))
+		return ticket_page(r, &t, 422, f.e[0].key, f.e[0].msg, NULL);
+	long long score = in[RATE_SCORE].i;
+	const char *comment = in[RATE_COMMENT].s;
 	/* the status again from the locked row (`now`); a refusal still shows
 	 * the page as it was read */
 	now = t;
