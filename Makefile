@@ -18,12 +18,14 @@ CXX      := g++
 # benchmarks and the fuzzers add the test tools (TEST_PKGS, npm ci in test/browser;
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
-            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev
+            libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
+            libgmime-3.0-dev libcurl4-openssl-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
-PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto
+PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
+            gmime-3.0 libcurl
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror

@@ -28,6 +28,7 @@ struct key {
 
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const starttls_names[] = { "required", "optional", "off", NULL };
+static const char *const unknown_sender_names[] = { "drop", "ticket", NULL };
 
 #define S(sec, k, f) { sec, k, K_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), 0, 0, NULL }
 #define I(sec, k, f, lo, hi) { sec, k, K_INT, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), lo, hi, NULL }
@@ -83,6 +84,19 @@ static const struct key keys[] = {
 	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
 	I("retention", "audit_days", audit_days, 1, 36500),
 	I("retention", "login_failures_days", login_failures_days, 1, 36500),
+	S("mail_in", "address", mailin_address),
+	I("mail_in", "max_bytes", mailin_max_bytes, 64L * 1024, 1024L * 1024 * 1024),
+	E("mail_in", "unknown_senders", mailin_unknown_senders, unknown_sender_names),
+	I("mail_in", "tickets_per_hour", mailin_tickets_per_hour, 0, 100000),
+	I("mail_in", "keep_rejected_days", mailin_keep_rejected_days, 1, 36500),
+	S("mail_in", "imap_url", imap_url),
+	S("mail_in", "imap_user", imap_user),
+	S("mail_in", "imap_password", imap_password),
+	S("mail_in", "imap_folder", imap_folder),
+	S("mail_in", "imap_done_folder", imap_done_folder),
+	I("mail_in", "imap_poll_interval", imap_poll_interval, 1, 86400),
+	E("mail_in", "imap_starttls", imap_starttls, starttls_names),
+	I("mail_in", "imap_timeout", imap_timeout, 1, 3600),
 };
 
 void conf_defaults(struct conf *c)
@@ -127,6 +141,15 @@ void conf_defaults(struct conf *c)
 	c->admin_mails_per_account = 10;
 	c->audit_days = 365;
 	c->login_failures_days = 1;
+	c->mailin_max_bytes = 25L * 1024 * 1024;
+	c->mailin_unknown_senders = UNKNOWN_DROP;
+	c->mailin_tickets_per_hour = 20;
+	c->mailin_keep_rejected_days = 30;
+	snprintf(c->imap_folder, sizeof(c->imap_folder), "INBOX");
+	snprintf(c->imap_done_folder, sizeof(c->imap_done_folder), "Done");
+	c->imap_poll_interval = 60;
+	c->imap_starttls = STARTTLS_REQUIRED;
+	c->imap_timeout = 60;
 }
 
 struct parse_state {
@@ -294,6 +317,30 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: [site] base_url must start with http:// or https://", c->path);
 		return -1;
 	}
+	if (c->mailin_address[0] && (!email_valid(c->mailin_address) ||
+	    strchr(c->mailin_address, '+'))) {
+		snprintf(err, errlen, "%s: [mail_in] address must be a plain LOCAL@DOMAIN address "
+		    "(no '+': the reply token goes there)", c->path);
+		return -1;
+	}
+	if (c->imap_url[0]) {
+		if (strncmp(c->imap_url, "imaps://", 8) != 0 && strncmp(c->imap_url, "imap://", 7) != 0) {
+			snprintf(err, errlen, "%s: [mail_in] imap_url must start with imaps:// or imap://",
+			    c->path);
+			return -1;
+		}
+		if (c->mailin_address[0] == '\0') {
+			snprintf(err, errlen, "%s: [mail_in] imap_url needs address (the support address)",
+			    c->path);
+			return -1;
+		}
+		if (c->imap_user[0] == '\0' || c->imap_folder[0] == '\0' || c->imap_done_folder[0] == '\0' ||
+		    strcmp(c->imap_folder, c->imap_done_folder) == 0) {
+			snprintf(err, errlen, "%s: [mail_in] imap_url needs imap_user, and imap_folder and "
+			    "imap_done_folder must differ", c->path);
+			return -1;
+		}
+	}
 	if (c->session_idle > c->session_absolute) {
 		snprintf(err, errlen, "%s: [security] session_idle exceeds session_absolute", c->path);
 		return -1;
@@ -320,6 +367,15 @@ static int finish(struct conf *c, struct parse_state *ps, int rc, char *err, siz
 		snprintf(err, errlen, "%s:%d: %s", c->path, rc, ps->err[0] && ps->err_line == rc
 		    ? ps->err : "syntax error (expected [section] or key = value)");
 		return -1;
+	}
+	/* an imap_url without a scheme is imaps:// (TLS from the first byte) */
+	if (c->imap_url[0] && strstr(c->imap_url, "://") == NULL) {
+		char u[sizeof(c->imap_url)];
+		if ((size_t)snprintf(u, sizeof(u), "imaps://%s", c->imap_url) >= sizeof(u)) {
+			snprintf(err, errlen, "%s: [mail_in] imap_url is too long", c->path);
+			return -1;
+		}
+		memcpy(c->imap_url, u, sizeof(u));
 	}
 	/* strip a trailing slash from base_url so links join cleanly */
 	size_t n = strlen(c->base_url);

@@ -106,7 +106,22 @@ struct conf {
 	int admin_mails_per_address, admin_mails_per_account;
 	/* [retention]: what ccr-admin purge keeps, in days */
 	int audit_days, login_failures_days;
+	/* [mail_in]: the email channel (README "Email channel") */
+	char mailin_address[256];    /* LOCAL@DOMAIN; "" = no reply tokens, no channel */
+	long mailin_max_bytes;
+	int mailin_unknown_senders;  /* enum unknown_senders */
+	int mailin_tickets_per_hour;
+	int mailin_keep_rejected_days;
+	char imap_url[512];          /* "" = no fetcher */
+	char imap_user[256];
+	char imap_password[256];
+	char imap_folder[128];
+	char imap_done_folder[128];
+	int imap_poll_interval;
+	int imap_starttls;           /* enum starttls_mode, for imap:// URLs */
+	int imap_timeout;
 };
+enum unknown_senders { UNKNOWN_DROP, UNKNOWN_TICKET };
 void conf_defaults(struct conf *);
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);
 int conf_load_string(struct conf *, const char *text, const char *name,
@@ -540,7 +555,7 @@ int agent_disable(struct request *);
 /* ---- metrics.c: GET /healthz, counters in shared memory, GET /metrics -- */
 enum metric {
 	MET_MAIL_SENT, MET_MAIL_FAILED, MET_MAIL_RETRIED, MET_WORKER_RESTARTS,
-	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET__MAX
+	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET_IMAP_ERRORS, MET_IMAP_FETCHED, MET__MAX
 };
 int metrics_init(void);
 void metrics_add(enum metric, unsigned long long n);
@@ -550,6 +565,95 @@ int metrics_page(struct request *);
 
 /* ---- mailer.c: the mailer process -------------------------------------- */
 int mailer_main(const struct conf *);                  /* exit code */
+
+/* ---- inmail.c: one inbound mail parsed and judged, no database -------- */
+/* Why a mail is automatic (never answered), in the order they are tested. */
+enum inmail_auto {
+	IA_NONE, IA_AUTO_SUBMITTED, IA_PRECEDENCE, IA_X_AUTOREPLY, IA_NULL_SENDER, IA_DAEMON,
+	IA__MAX
+};
+const char *inmail_auto_name(enum inmail_auto);            /* "auto_submitted"... */
+enum inmail_parse { INMAIL_OK, INMAIL_UNPARSEABLE, INMAIL_TOO_LARGE };
+#define INMAIL_TOKENS_MAX 8
+#define INMAIL_FILES_MAX 32
+#define INMAIL_TOKEN_LEN 24          /* a reply token: lower-case letters and digits */
+struct inmail_file {
+	const char *name;       /* UTF-8 file name (RFC 2231 / 2047 decoded) */
+	const char *ctype;      /* "image/png" as the mail says it */
+	const unsigned char *data;   /* decoded bytes, arena-owned */
+	size_t len;
+};
+struct inmail {
+	const char *message_id; /* without <>, or NULL when the mail has none */
+	char key[65];           /* SHA-256 hex of the Message-ID, or of the raw bytes without one */
+	const char *from;       /* From's address, ASCII lower-cased; "" when none */
+	const char *from_name;  /* its display name, UTF-8; "" when none */
+	const char *subject;    /* UTF-8, one line, trimmed; "" when none */
+	const char *text;       /* the new text, UTF-8, LF line ends: quote and signature
+	                         * removed, trimmed; "" when nothing is left */
+	enum inmail_auto automatic;
+	/* the reply tokens of recipients LOCAL+TOKEN@DOMAIN (To, Cc, Delivered-To),
+	 * where LOCAL@DOMAIN is the support address; each INMAIL_TOKEN_LEN long */
+	const char *tokens[INMAIL_TOKENS_MAX];
+	size_t ntokens;
+	int plus_other;         /* a LOCAL+X@DOMAIN recipient whose X is not token-shaped */
+	int to_support;         /* a recipient is the support address itself */
+	struct inmail_file files[INMAIL_FILES_MAX];
+	size_t nfiles;
+	size_t files_dropped;   /* parts with a filename past INMAIL_FILES_MAX */
+};
+/* inmail_parse: parse raw (len bytes) with GMime into *out, arena memory.
+ * envelope_sender: the MTA's (--sender), NULL when unknown (then
+ * Return-Path decides), "" for the null sender.  support: LOCAL@DOMAIN.
+ * Returns enum inmail_parse; on INMAIL_TOO_LARGE (len > max_bytes) nothing
+ * is parsed, on INMAIL_UNPARSEABLE out->key is still the raw bytes' hash. */
+int inmail_parse(struct arena *, const char *raw, size_t len, const char *envelope_sender,
+                 const char *support, size_t max_bytes, struct inmail *out);
+/* inmail_strip_quote: the reply part of a plain-text body (in place): cut
+ * at the reply-marker line, the first "On … wrote:" line, or the first run
+ * of ">" lines; then a trailing "-- " signature; then trimmed. */
+char *inmail_strip_quote(char *text);
+/* inmail_html_text: HTML to plain text (block elements become line breaks,
+ * entities decoded, everything else dropped), arena memory. */
+char *inmail_html_text(struct arena *, const char *html, size_t len);
+
+/* ---- mailin.c: the rules of the email channel, with the database ------- */
+/* What became of one inbound mail: a closed set, stored in mail_in.outcome. */
+enum mailin_outcome {
+	MO_DUPLICATE,   /* its Message-ID was received before: nothing new */
+	MO_AUTOMATIC,   /* automatic mail: dropped, never answered */
+	MO_MESSAGE,     /* appended to a ticket */
+	MO_TICKET,      /* raised a new ticket */
+	MO_CLOSED,      /* a reply to a closed ticket: the sender told so (once a day) */
+	MO_REJECTED,    /* kept in the rejected-mail list */
+	MO__MAX
+};
+/* Why a mail is in the rejected-mail list: rejected_mail.reason. */
+enum mailin_reason {
+	MR_UNPARSEABLE, MR_TOO_LARGE, MR_TOKEN_SENDER, MR_BAD_TOKEN, MR_UNKNOWN_SENDER,
+	MR_NOT_CUSTOMER, MR_RATE_LIMITED, MR_EMPTY, MR_TOO_LONG, MR__MAX
+};
+const char *mailin_outcome_name(enum mailin_outcome);
+const char *mailin_reason_name(enum mailin_reason);
+struct mailin_result {
+	enum mailin_outcome outcome;
+	enum mailin_reason reason;     /* MO_REJECTED */
+	long long ticket_id;           /* MO_MESSAGE, MO_TICKET, MO_CLOSED */
+	long long rejected_id;         /* MO_REJECTED: rejected_mail.id */
+};
+/* mailin_deliver: the rules in order over one raw message, in one
+ * transaction (retried on deadlock).  0 once the outcome is committed,
+ * -1 when it could not be (the database unreachable): the caller keeps the
+ * message and tries again later (exit 75, or leave it on the IMAP server). */
+int mailin_deliver(const struct conf *, struct arena *, const char *raw, size_t len,
+                   const char *envelope_sender, struct mailin_result *out);
+int mailin_purge(const struct conf *);     /* rejected mail past keep_rejected_days; count / -1 */
+int mailin_admin_list(struct request *);   /* GET /admin/mail */
+int mailin_admin_raw(struct request *);    /* GET /admin/mail/{id}/raw */
+int mailin_admin_delete(struct request *); /* POST /admin/mail/{id}/delete */
+
+/* ---- fetcher.c: the IMAP fetcher process (libcurl) --------------------- */
+int fetcher_main(const struct conf *);                 /* exit code */
 
 /* ---- migrate.c: schema migrations (ccr-admin) -------------------------- */
 int migrate_run(const struct conf *, int verbose);

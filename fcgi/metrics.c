@@ -76,6 +76,8 @@ static const char *const metric_name[MET__MAX] = {
 	[MET_HASH_WAITS] = "ccr_hash_slot_waits_total",
 	[MET_HASH_BUSY] = "ccr_hash_slot_timeouts_total",
 	[MET_RELOADS] = "ccr_reloads_total",
+	[MET_IMAP_ERRORS] = "ccr_imap_errors_total",
+	[MET_IMAP_FETCHED] = "ccr_imap_fetched_total",
 };
 static const char *const metric_help[MET__MAX] = {
 	[MET_MAIL_SENT] = "Mails accepted by the SMTP server.",
@@ -85,6 +87,8 @@ static const char *const metric_help[MET__MAX] = {
 	[MET_HASH_WAITS] = "Password hashes that waited for a free slot.",
 	[MET_HASH_BUSY] = "Password hashes refused (503) for want of a slot within 2 s.",
 	[MET_RELOADS] = "Configuration reloads (SIGHUP) applied.",
+	[MET_IMAP_ERRORS] = "IMAP fetcher failures (connect, login, fetch, move).",
+	[MET_IMAP_FETCHED] = "Messages the IMAP fetcher delivered and moved to the done folder.",
 };
 
 static const char Q_OUTBOX[] =
