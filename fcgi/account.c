@@ -491,7 +491,7 @@ static const char Q_ANONYMISE[] =
     "email = CONCAT('deleted-', id, '@invalid'), password_hash = NULL, updated_at = NOW() "
     "WHERE id = ?";
 static const char Q_OUTBOX_DROP[] =
-    "UPDATE outbox SET status = 'dropped', body = '', last_error = 'account deleted' "
+    "UPDATE outbox SET status = 'dropped', body = '', reply_to = NULL, last_error = 'account deleted' "
     "WHERE user_id = ? AND status = 'pending'";
 
 /* POST /account/delete (customers, with their password): personal data
@@ -517,6 +517,7 @@ int account_delete(struct request *r)
 	}
 	if (db_begin() == -1 || db_exec(Q_ANONYMISE, DB_ARGS(P_INT(uid))) < 0 ||
 	    code_drop_all(uid) == -1 || db_exec(Q_OUTBOX_DROP, DB_ARGS(P_INT(uid))) < 0 ||
+	    mail_tokens_drop(uid, 0) == -1 ||
 	    session_end_all(uid) == -1 || audit_add(request_ctx(r), uid, "account_deleted", "") == -1 ||
 	    db_commit() == -1)
 		return db_fail();

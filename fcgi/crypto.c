@@ -37,22 +37,45 @@ int crypto_sha256_hex(const void *data, size_t len, char out[65])
 	return 0;
 }
 
+/* random_bytes: fill b[0..n) from getrandom(2).  0 / -1. */
+static int random_bytes(unsigned char *b, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = getrandom(b + got, n - got, 0);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
 /* crypto_random_hex: nbytes (at most 64) random bytes from getrandom(2) as
  * 2 × nbytes hex digits and a NUL into out.  0 / -1. */
 int crypto_random_hex(char *out, size_t nbytes)
 {
 	unsigned char b[64];
-	size_t got = 0;
 
-	if (nbytes > sizeof(b))
+	if (nbytes > sizeof(b) || random_bytes(b, nbytes) == -1)
 		return -1;
-	while (got < nbytes) {
-		ssize_t n = getrandom(b + got, nbytes - got, 0);
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
 	hex(b, nbytes, out);
+	return 0;
+}
+
+/* crypto_reply_token: INMAIL_TOKEN_LEN symbols of a 32-letter alphabet of
+ * lower-case letters and digits (5 random bits each: 120 bits), as a mail
+ * address's local part can carry them through any MTA.  0 / -1. */
+int crypto_reply_token(char out[INMAIL_TOKEN_LEN + 1])
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned char b[INMAIL_TOKEN_LEN];
+
+	if (random_bytes(b, sizeof(b)) == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(b); i++)
+		out[i] = alphabet[b[i] & 31];
+	out[INMAIL_TOKEN_LEN] = '\0';
 	return 0;
 }
 

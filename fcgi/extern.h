@@ -160,6 +160,8 @@ char *str_fold_line(char *s);
 int crypto_sha256_hex(const void *data, size_t len, char out[65]);   /* 0 / -1 */
 int crypto_random_hex(char *out, size_t nbytes); /* 2 × nbytes random hex digits; 0 / -1 */
 int crypto_token(char out[65]);                 /* 64 random hex digits; 0 / -1 */
+#define INMAIL_TOKEN_LEN 24          /* a reply token: lower-case letters and digits */
+int crypto_reply_token(char out[INMAIL_TOKEN_LEN + 1]);  /* 120 random bits; 0 / -1 */
 int crypto_equal(const char *a, const char *b); /* 1 equal; time independent of content */
 
 /* ---- db.c: the connection and prepared statements --------------------- */
@@ -478,11 +480,14 @@ int code_drop_all(long long uid);
 int audit_add(const struct ctx *, long long user_id, const char *event, const char *detail);
 
 /* ---- mail.c: notifications into the outbox ----------------------------- */
+/* the first line of a ticket mail that can be answered (printf: the ticket) */
+#define MAIL_REPLY_MARKER "-- Reply above this line to answer ticket #%lld --"
 struct view *mail_new(const struct conf *, const char *name);
 int mail_queue(const struct ctx *, struct view *, const char *kind, const char *to,
                long long user_id, long long ticket_id, long expires);
 int mail_queue_active(const struct ctx *, struct view *, const char *kind, long long user_id,
                       long long ticket_id);
+int mail_tokens_drop(long long user_id, long long ticket_id);
 int mail_admins(const struct ctx *, long long account_id, const char *name, const char *who,
                 const char *email, long long ticket_id, const char *subject);
 
@@ -521,14 +526,17 @@ struct ticket {
 	const char *subject, *description, *created, *activity;
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
 };
+int ticket_read(struct arena *, long long id, struct ticket *);   /* 1 / 0 none / -1 */
 int ticket_get(struct request *, struct ticket *);
 int ticket_visible(const struct request *, const struct ticket *);
-int ticket_lock(struct request *, struct ticket *);
+int ticket_lock(struct arena *, struct ticket *);   /* status and agent again, locked */
 int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
                 const char *error, const char *draft);
 int ticket_list(struct request *);
 int ticket_new_form(struct request *);
 int ticket_create(struct request *);
+long long ticket_open(const struct ctx *, const struct user *customer, const char *subject,
+                      const char *desc, enum priority);
 int ticket_show(struct request *);
 int ticket_assign(struct request *);
 int ticket_resolve(struct request *);
@@ -542,6 +550,8 @@ int message_thread_load(struct request *, long long ticket_id, long long after, 
 long long message_thread_fill(struct request *, struct vdict *, const struct db_rows *);
 int message_poll(struct request *);
 int message_post(struct request *);
+long long message_add(const struct ctx *, const struct ticket *, const struct user *author,
+                      int customer, enum ticket_status next, const char *body);
 
 /* ---- agent.c: the agent picker and the admin's agent pages ------------- */
 int agent_options_load(struct request *, struct db_rows *);
@@ -576,7 +586,6 @@ const char *inmail_auto_name(enum inmail_auto);            /* "auto_submitted"..
 enum inmail_parse { INMAIL_OK, INMAIL_UNPARSEABLE, INMAIL_TOO_LARGE };
 #define INMAIL_TOKENS_MAX 8
 #define INMAIL_FILES_MAX 32
-#define INMAIL_TOKEN_LEN 24          /* a reply token: lower-case letters and digits */
 struct inmail_file {
 	const char *name;       /* UTF-8 file name (RFC 2231 / 2047 decoded) */
 	const char *ctype;      /* "image/png" as the mail says it */

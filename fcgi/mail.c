@@ -13,9 +13,16 @@
 
 static const char Q_OUT[] =
     "INSERT INTO outbox (kind, to_addr, subject, body, message_id, status, attempts, "
-    "created_at, next_attempt_at, expires_at, ticket_id, user_id) "
+    "created_at, next_attempt_at, expires_at, ticket_id, user_id, reply_to, in_reply_to) "
     "VALUES (?, ?, ?, ?, ?, 'pending', 0, NOW(), NOW(), "
-    "IF(? > 0, NOW() + INTERVAL ? SECOND, NULL), NULLIF(?, 0), NULLIF(?, 0))";
+    "IF(? > 0, NOW() + INTERVAL ? SECOND, NULL), NULLIF(?, 0), NULLIF(?, 0), ?, ?)";
+static const char Q_TICKET_MAIL[] =
+    "SELECT customer_id, IFNULL(agent_id, 0), status, mail_thread FROM tickets WHERE id = ?";
+enum { TQ_CUSTOMER, TQ_AGENT, TQ_STATUS, TQ_THREAD, TQ__N };
+static const char Q_THREAD_SET[] =
+    "UPDATE tickets SET mail_thread = ? WHERE id = ? AND mail_thread IS NULL";
+static const char Q_TOKEN_ADD[] =
+    "INSERT INTO reply_tokens (token_hash, ticket_id, user_id, created_at) VALUES (?, ?, ?, NOW())";
 
 /* mail_new: a mail view for template `name` with the common keys set. */
 struct view *mail_new(const struct conf *c, const char *name)
@@ -46,6 +53,53 @@ static void url_host(const char *url, char *out, size_t n)
 	out[i] = '\0';
 	if (i == 0)
 		snprintf(out, n, "localhost");
+}
+
+/* thread_and_token: the headers that tie mail `mid` about ticket_id into
+ * the email channel: In-Reply-To/References naming the ticket's first
+ * notification (this one, when it is the first), and, when the recipient
+ * can answer on the ticket (its customer or agent) and [mail_in] address
+ * is set, a Reply-To LOCAL+TOKEN@DOMAIN with a fresh reply token, of which
+ * only the hash is stored.  A closed ticket takes no answers: no token.
+ * 0 / -1. */
+static int thread_and_token(const struct ctx *x, long long ticket_id, long long user_id,
+                            const char *mid, const char **reply_to, const char **in_reply_to)
+{
+	struct db_rows t;
+	enum ticket_status st;
+	char tok[INMAIL_TOKEN_LEN + 1], hash[65];
+
+	*reply_to = *in_reply_to = NULL;
+	int n = db_query(x->a, &t, Q_TICKET_MAIL, TQ__N, DB_ARGS(P_INT(ticket_id)));
+	if (n != 1)
+		return n == 0 ? 0 : -1;
+	if (DB_CELL(&t, 0, TQ_THREAD))
+		*in_reply_to = DB_CELL(&t, 0, TQ_THREAD);
+	else if (db_exec(Q_THREAD_SET, DB_ARGS(P_STR(mid), P_INT(ticket_id))) < 0)
+		return -1;
+	const char *addr = x->conf->mailin_address, *at = strchr(addr, '@');
+	if (at == NULL || user_id <= 0 || ticket_status_parse(DB_CELL(&t, 0, TQ_STATUS), &st) == -1 ||
+	    st == TS_CLOSED ||
+	    (user_id != db_int(&t, 0, TQ_CUSTOMER) && user_id != db_int(&t, 0, TQ_AGENT)))
+		return 0;
+	if (crypto_reply_token(tok) == -1 || crypto_sha256_hex(tok, strlen(tok), hash) == -1)
+		return -1;
+	if (db_exec(Q_TOKEN_ADD, DB_ARGS(P_STR(hash), P_INT(ticket_id), P_INT(user_id))) < 0)
+		return -1;
+	*reply_to = arena_printf(x->a, "%.*s+%s%s", (int)(at - addr), addr, tok, at);
+	return 0;
+}
+
+static const char Q_TOKENS_DROP[] =
+    "DELETE FROM reply_tokens WHERE user_id = ? AND (? = 0 OR ticket_id = ?)";
+
+/* mail_tokens_drop: user_id lost access to ticket_id (0: to every ticket:
+ * disabled or deleted): none of their reply tokens for it works any more.
+ * 0 / -1. */
+int mail_tokens_drop(long long user_id, long long ticket_id)
+{
+	return db_exec(Q_TOKENS_DROP, DB_ARGS(P_INT(user_id), P_INT(ticket_id),
+	    P_INT(ticket_id))) < 0 ? -1 : 0;
 }
 
 /* mail_queue: render v (freed here) and insert the outbox row.  expires:
@@ -92,7 +146,17 @@ int mail_queue(const struct ctx *x, struct view *v, const char *kind, const char
 		return -1;
 	}
 	snprintf(mid, sizeof(mid), "<%.32s@%s>", tok, host);
-	rc = db_exec(Q_OUT, DB_ARGS(P_STR(kind), P_STR(to), P_STR(subject), P_STR(body), P_STR(mid), P_INT(expires), P_INT(expires), P_INT(ticket_id), P_INT(user_id))) < 0 ? -1 : 0;
+	const char *reply_to = NULL, *in_reply_to = NULL;
+	if (ticket_id > 0 && thread_and_token(x, ticket_id, user_id, mid, &reply_to, &in_reply_to) == -1) {
+		free(out);
+		return -1;
+	}
+	/* the reply marker: where a reply's quote begins (README "Email channel") */
+	if (reply_to)
+		body = arena_printf(x->a, MAIL_REPLY_MARKER "\n\n%s", ticket_id, body);
+	rc = db_exec(Q_OUT, DB_ARGS(P_STR(kind), P_STR(to), P_STR(subject), P_STR(body), P_STR(mid),
+	    P_INT(expires), P_INT(expires), P_INT(ticket_id), P_INT(user_id), P_STR(reply_to),
+	    P_STR(in_reply_to))) < 0 ? -1 : 0;
 	free(out);
 	return rc;
 }

@@ -36,13 +36,16 @@ static const char Q_CLAIM[] =
 static const char Q_ROW[] =
     "SELECT to_addr, subject, body, message_id, attempts, "
     "UNIX_TIMESTAMP(created_at), expires_at IS NOT NULL AND expires_at < NOW(), "
-    "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000') "
+    "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000'), reply_to, in_reply_to "
     "FROM outbox WHERE id = ? AND claimed_by = ? AND status = 'pending'";
-enum { OR_TO, OR_SUBJECT, OR_BODY, OR_MSGID, OR_ATTEMPTS, OR_CREATED, OR_EXPIRED, OR_DATE, OR__N };
+enum {
+	OR_TO, OR_SUBJECT, OR_BODY, OR_MSGID, OR_ATTEMPTS, OR_CREATED, OR_EXPIRED, OR_DATE,
+	OR_REPLY_TO, OR_IN_REPLY_TO, OR__N
+};
 /* A mail with an expiry carries a code or token: once it is sent, failed or
- * dropped its body is erased, so no code stays readable at rest (README
- * "Mail"). */
-#define ERASE_CODE "body = IF(expires_at IS NULL, body, ''), "
+ * dropped its body is erased, and every mail's Reply-To (it holds a reply
+ * token) with it, so no secret stays readable at rest (README "Mail"). */
+#define ERASE_CODE "body = IF(expires_at IS NULL, body, ''), reply_to = NULL, "
 static const char Q_RENEW[] =
     "UPDATE outbox SET lease_until = NOW() + INTERVAL ? SECOND "
     "WHERE id = ? AND claimed_by = ? AND status = 'pending'";
@@ -137,7 +140,7 @@ static char *subject_header(struct arena *a, const char *s)
 /* The whole RFC 5322 message with CRLF line ends. */
 static char *build_message(struct arena *a, const struct conf *c, const char *to,
                            const char *subject, const char *body, const char *mid,
-                           const char *date)
+                           const char *date, const char *reply_to, const char *thread)
 {
 	size_t n = strlen(body), o = 0;
 	char *crlf = arena_alloc(a, 2 * n + 3);
@@ -152,11 +155,17 @@ static char *build_message(struct arena *a, const struct conf *c, const char *to
 		crlf[o++] = '\n';
 	}
 	crlf[o] = '\0';
+	/* threading and the reply address (README "Email channel") */
+	const char *more = "";
+	if (reply_to && header_safe(reply_to))
+		more = arena_printf(a, "Reply-To: <%s>\r\n", reply_to);
+	if (thread && header_safe(thread))
+		more = arena_printf(a, "%sIn-Reply-To: %s\r\nReferences: %s\r\n", more, thread, thread);
 	return arena_printf(a,
-	    "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n"
+	    "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n%s"
 	    "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n%s",
-	    c->smtp_from, to, subject_header(a, subject), date, mid, crlf);
+	    c->smtp_from, to, subject_header(a, subject), date, mid, more, crlf);
 }
 
 static int auth_cb(auth_client_request_t req, char **result, int fields, void *arg)
@@ -314,7 +323,8 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 		log_info("mail %lld dropped: expired before delivery", id);
 		return;
 	}
-	char *msg = build_message(a, c, to, subject, body, mid, DB_CELL(&rows, 0, OR_DATE));
+	char *msg = build_message(a, c, to, subject, body, mid, DB_CELL(&rows, 0, OR_DATE),
+	    DB_CELL(&rows, 0, OR_REPLY_TO), DB_CELL(&rows, 0, OR_IN_REPLY_TO));
 	int code = send_one(c, to, msg, why, sizeof(why));
 	if (code >= 200 && code < 300) {
 		mark(M_SENT, id, NULL, 0);

@@ -93,6 +93,37 @@ static int notice_due(long long ticket_id, long long user_id)
 	return n < 0 ? -1 : n > 0;
 }
 
+/* message_add: `author`, the customer of locked ticket t when `customer`,
+ * else its agent, writes body; the ticket's status becomes `next` and the
+ * other party gets the new-message notice (one unread at a time).  In the
+ * caller's transaction: the page and the email channel both post here.
+ * The message id, or -1. */
+long long message_add(const struct ctx *x, const struct ticket *t, const struct user *author,
+                      int customer, enum ticket_status next, const char *body)
+{
+	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t->id), P_INT(author->id), P_STR(body))) < 0)
+		return -1;
+	long long mid = db_insert_id();
+	const char *st = ticket_status_name(next);
+	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0)
+		return -1;
+	long long to_id = customer ? t->agent_id : t->customer_id;
+	if (to_id == 0)
+		return mid;
+	int due = notice_due(t->id, to_id);
+	if (due <= 0)
+		return due == 0 ? mid : -1;
+	struct view *m = mail_new(x->conf, "new_message");
+	if (m) {
+		vdict_set(view_body(m), "NAME", arena_printf(x->a, "%s %s", author->first_name,
+		    author->last_name));
+		vdict_set_int(view_body(m), "TICKET", t->id);
+		vdict_set(view_body(m), "SUBJECT", t->subject);
+		vdict_set(view_body(m), "BODY", body);
+	}
+	return mail_queue_active(x, m, "new_message", to_id, t->id) == -1 ? -1 : mid;
+}
+
 /* POST /tickets/{id}/messages: its customer or its agent.  Empty → 422
  * "Type something!"; closed → 409 "This ticket is closed"; a customer
  * writing on a resolved ticket reopens it. */
@@ -119,7 +150,7 @@ int message_post(struct request *r)
 
 	/* access and recipient again from the locked row: the ticket may have
 	 * been reassigned since ticket_get read it */
-	if (db_begin() == -1 || ticket_lock(r, &t) == -1)
+	if (db_begin() == -1 || ticket_lock(r->a, &t) == -1)
 		return db_fail();
 	if (!ticket_visible(r, &t) || (!customer && t.agent_id != r->user->id)) {
 		db_rollback();
@@ -129,30 +160,8 @@ int message_post(struct request *r)
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t.id), P_INT(r->user->id), P_STR(body))) < 0)
-		return db_fail();
-	long long mid = db_insert_id();
-	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(ticket_status_name(next)), P_STR(ticket_status_name(next)), P_INT(t.id))) < 0)
-		return db_fail();
-	long long to_id = customer ? t.agent_id : t.customer_id;
-	if (to_id) {
-		int due = notice_due(t.id, to_id);
-		if (due == -1)
-			return db_fail();
-		if (due) {
-			struct view *m = mail_new(r->conf, "new_message");
-			if (m) {
-				vdict_set(view_body(m), "NAME", arena_printf(r->a, "%s %s",
-				    r->user->first_name, r->user->last_name));
-				vdict_set_int(view_body(m), "TICKET", t.id);
-				vdict_set(view_body(m), "SUBJECT", t.subject);
-				vdict_set(view_body(m), "BODY", body);
-			}
-			if (mail_queue_active(request_ctx(r), m, "new_message", to_id, t.id) == -1)
-				return db_fail();
-		}
-	}
-	if (db_commit() == -1)
+	long long mid = message_add(request_ctx(r), &t, r->user, customer, next, body);
+	if (mid == -1 || db_commit() == -1)
 		return db_fail();
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld#m%lld", t.id, mid));
 }

@@ -89,15 +89,15 @@ enum {
 /* ticket_get: load ticket r->path_id into t when the viewer may see it.
  * Returns 0, 404 (missing or not visible — the same answer), or the
  * status of a database failure. */
-int ticket_get(struct request *r, struct ticket *t)
+/* ticket_read: ticket `id` into *t (arena a).  1 found, 0 no such ticket,
+ * -1 failed (the database, or a row with an unknown status). */
+int ticket_read(struct arena *a, long long id, struct ticket *t)
 {
 	struct db_rows rows;
-	int n = db_query(r->a, &rows, Q_TICKET, TK__N, DB_ARGS(P_INT(r->path_id)));
+	int n = db_query(a, &rows, Q_TICKET, TK__N, DB_ARGS(P_INT(id)));
 
-	if (n < 0)
-		return db_status();
-	if (n == 0)
-		return 404;
+	if (n <= 0)
+		return n;
 	memset(t, 0, sizeof(*t));
 	t->id = db_int(&rows, 0, TK_ID);
 	t->customer_id = db_int(&rows, 0, TK_CUSTOMER_ID);
@@ -107,7 +107,7 @@ int ticket_get(struct request *r, struct ticket *t)
 	if (priority_parse(DB_CELL(&rows, 0, TK_PRIORITY), &t->priority) == -1 ||
 	    ticket_status_parse(DB_CELL(&rows, 0, TK_STATUS), &t->status) == -1) {
 		log_err("ticket %lld: unknown priority or status", t->id);
-		return 500;
+		return -1;
 	}
 	t->created = DB_CELL(&rows, 0, TK_CREATED);
 	t->activity = DB_CELL(&rows, 0, TK_ACTIVITY);
@@ -115,6 +115,19 @@ int ticket_get(struct request *r, struct ticket *t)
 	t->customer_email = DB_CELL(&rows, 0, TK_CUSTOMER_EMAIL);
 	t->agent_name = DB_CELL(&rows, 0, TK_AGENT_NAME);
 	t->agent_email = DB_CELL(&rows, 0, TK_AGENT_EMAIL);
+	return 1;
+}
+
+/* ticket_get: the ticket of the route ({id}) the user may see: 0, or the
+ * HTTP status (404 for one they may not see, 5xx). */
+int ticket_get(struct request *r, struct ticket *t)
+{
+	int n = ticket_read(r->a, r->path_id, t);
+
+	if (n < 0)
+		return db_status();
+	if (n == 0)
+		return 404;
 	return ticket_visible(r, t) ? 0 : 404;
 }
 
@@ -388,6 +401,30 @@ static const char Q_T_INSERT[] =
     "INSERT INTO tickets (customer_id, subject, description, priority, status, created_at, "
     "last_activity) VALUES (?, ?, ?, ?, 'open', NOW(), NOW())";
 
+/* ticket_open: customer c raises a ticket; the confirmation goes to them
+ * and the needs-an-agent mail to every admin.  In the caller's
+ * transaction: the page and the email channel both raise tickets here.
+ * The ticket id, or -1. */
+long long ticket_open(const struct ctx *x, const struct user *c, const char *subject,
+                      const char *desc, enum priority prio)
+{
+	if (db_exec(Q_T_INSERT, DB_ARGS(P_INT(c->id), P_STR(subject), P_STR(desc),
+	        P_STR(priority_name(prio)))) < 0)
+		return -1;
+	long long id = db_insert_id();
+	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
+	struct view *m = mail_new(x->conf, "ticket_created");
+	if (m) {
+		vdict_set_int(view_body(m), "TICKET", id);
+		vdict_set(view_body(m), "SUBJECT", subject);
+		vdict_set(view_body(m), "NAME", name);
+	}
+	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1 ||
+	    mail_admins(x, c->id, "ticket_needs_agent", name, c->email, id, subject) == -1)
+		return -1;
+	return id;
+}
+
 /* POST /tickets: subject 1–200, description 1–20000 ("Query cannot be
  * empty"), priority low|normal|high|urgent.  Any other field (customer_id,
  * agent_id, status, …) is ignored: the handler reads only these. */
@@ -402,20 +439,8 @@ int ticket_create(struct request *r)
 	if (f.n)
 		return new_page(r, 422, subject, desc, prio, &f);
 
-	if (db_begin() == -1 || db_exec(Q_T_INSERT, DB_ARGS(P_INT(r->user->id), P_STR(subject),
-	        P_STR(desc), P_STR(priority_name(prio)))) < 0)
-		return db_fail();
-	long long id = db_insert_id();
-	const char *name = arena_printf(r->a, "%s %s", r->user->first_name, r->user->last_name);
-	struct view *m = mail_new(r->conf, "ticket_created");
-	if (m) {
-		vdict_set_int(view_body(m), "TICKET", id);
-		vdict_set(view_body(m), "SUBJECT", subject);
-		vdict_set(view_body(m), "NAME", name);
-	}
-	if (mail_queue(request_ctx(r), m, "ticket_created", r->user->email, r->user->id, id, 0) == -1 ||
-	    mail_admins(request_ctx(r), r->user->id, "ticket_needs_agent", name, r->user->email, id, subject) == -1 ||
-	    db_commit() == -1)
+	long long id = db_begin() == -1 ? -1 : ticket_open(request_ctx(r), r->user, subject, desc, prio);
+	if (id == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_TICKET_CREATED);
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", id));
@@ -526,11 +551,11 @@ static const char Q_AGENT_NOW[] =
  * status and agent from the locked row, so that the access check and the
  * choice of a mail recipient that follow see the ticket as it is now, not
  * as it was before the lock.  0 / -1. */
-int ticket_lock(struct request *r, struct ticket *t)
+int ticket_lock(struct arena *a, struct ticket *t)
 {
 	struct db_rows rows, ag;
 
-	if (db_query(r->a, &rows, Q_LOCK_ROW, LK__N, DB_ARGS(P_INT(t->id))) != 1)
+	if (db_query(a, &rows, Q_LOCK_ROW, LK__N, DB_ARGS(P_INT(t->id))) != 1)
 		return -1;
 	if (ticket_status_parse(DB_CELL(&rows, 0, LK_STATUS), &t->status) == -1)
 		return -1;
@@ -539,7 +564,7 @@ int ticket_lock(struct request *r, struct ticket *t)
 		t->agent_id = agent;
 		t->agent_name = t->agent_email = NULL;
 		if (agent) {
-			if (db_query(r->a, &ag, Q_AGENT_NOW, AG__N, DB_ARGS(P_INT(agent))) != 1)
+			if (db_query(a, &ag, Q_AGENT_NOW, AG__N, DB_ARGS(P_INT(agent))) != 1)
 				return -1;
 			t->agent_name = DB_CELL(&ag, 0, AG_NAME);
 			t->agent_email = DB_CELL(&ag, 0, AG_EMAIL);
@@ -576,13 +601,15 @@ int ticket_assign(struct request *r)
 		return ticket_page(r, &t, 422, NULL, "Choose an active agent", NULL);
 	}
 	const char *agent_name = DB_CELL(&ag, 0, AG_NAME);
-	if (ticket_lock(r, &t) == -1)
+	if (ticket_lock(r->a, &t) == -1)
 		return db_fail();
 	if (t.status == TS_CLOSED) {
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	if (db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
+	/* the agent it leaves loses access, and with it every reply token */
+	if ((t.agent_id && t.agent_id != agent_id && mail_tokens_drop(t.agent_id, t.id) == -1) ||
+	    db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
 	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
 	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
 		return db_fail();
@@ -624,7 +651,7 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
 {
 	enum ticket_status to;
 
-	if (db_begin() == -1 || ticket_lock(r, t) == -1)
+	if (db_begin() == -1 || ticket_lock(r->a, t) == -1)
 		return db_fail();
 	if (!ticket_visible(r, t)) {
 		db_rollback();
@@ -716,7 +743,7 @@ int ticket_rate(struct request *r)
 	/* the status again from the locked row (`now`); a refusal still shows
 	 * the page as it was read */
 	now = t;
-	if (db_begin() == -1 || ticket_lock(r, &now) == -1)
+	if (db_begin() == -1 || ticket_lock(r->a, &now) == -1)
 		return db_fail();
 	if (now.status != TS_CLOSED) {
 		db_rollback();

@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} is assigned to you: {{SUBJECT}}
+Subject: [#{{TICKET}}] Assigned to you: {{SUBJECT}}
 
 Hello,
 

@@ -1,4 +1,4 @@
-Subject: Agent {{AGENT}} is now handling ticket #{{TICKET}}
+Subject: [#{{TICKET}}] Agent {{AGENT}} is now handling ticket #{{TICKET}}
 
 Hello,
 

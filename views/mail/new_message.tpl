@@ -1,4 +1,4 @@
-Subject: New message on ticket #{{TICKET}}: {{SUBJECT}}
+Subject: [#{{TICKET}}] New message: {{SUBJECT}}
 
 {{NAME}} wrote on ticket #{{TICKET}}:
 

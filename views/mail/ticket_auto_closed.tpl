@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} was closed automatically
+Subject: [#{{TICKET}}] Closed automatically
 
 Hello {{NAME}},
 

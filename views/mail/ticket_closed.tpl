@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} was closed by the customer
+Subject: [#{{TICKET}}] Closed by the customer
 
 Hello,
 

@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} received: {{SUBJECT}}
+Subject: [#{{TICKET}}] Received: {{SUBJECT}}
 
 Hello {{NAME}},
 

@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} needs an agent: {{SUBJECT}}
+Subject: [#{{TICKET}}] Needs an agent: {{SUBJECT}}
 
 Hello,
 

@@ -1,4 +1,4 @@
-Subject: Ticket #{{TICKET}} is resolved: {{SUBJECT}}
+Subject: [#{{TICKET}}] Resolved: {{SUBJECT}}
 
 Hello,
 
