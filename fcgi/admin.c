@@ -1,6 +1,6 @@
 /*
  * admin.c — ccr-admin (README "Operations"): migrate, create-admin,
- * create-agent, auto-close, purge, check-config, backup, restore.  Runs on
+ * create-agent, auto-close, purge, check-config, backup, restore, mail-in.  Runs on
  * the server as the operator.
  */
 #include <errno.h>
@@ -25,7 +25,75 @@ static void usage(void)
 	    "  purge                           delete expired sessions, codes, throttle rows\n"
 	    "  auto-close                      close tickets resolved auto_close_days ago\n"
 	    "  backup [--dir D]                compressed consistent dump to backup_dir (keeps backup_keep)\n"
-	    "  restore FILE                    load a backup into an empty database\n");
+	    "  restore FILE                    load a backup into an empty database\n"
+	    "  mail-in [--sender ADDR]         one inbound mail on stdin (an MTA's pipe); exit 0\n"
+	    "                                  once its outcome is stored, 75 to retry later\n");
+}
+
+/* sysexits(3): what an MTA's pipe makes of mail-in's exit */
+enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_IOERR_ = 74, EX_TEMPFAIL_ = 75 };
+
+/* mail-in: the raw message from stdin, read whole up to twice max_bytes
+ * (a larger one is refused, so the MTA bounces it to its sender: never
+ * silently lost); then the email channel's rules.  Exit 0 only after the
+ * outcome is committed; 75 when the database cannot be reached, so the MTA
+ * keeps the message and retries. */
+static int cmd_mail_in(const struct conf *c, int argc, char **argv)
+{
+	const char *sender = NULL;
+	struct mailin_result res;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--sender") && i + 1 < argc)
+			sender = argv[++i];
+		else {
+			usage();
+			return EX_USAGE_;
+		}
+	}
+	if (c->mailin_address[0] == '\0') {
+		fprintf(stderr, "ccr-admin: mail-in: [mail_in] address is not set\n");
+		return EX_TEMPFAIL_;
+	}
+	size_t cap = 2 * (size_t)c->mailin_max_bytes, len = 0, size = 64 * 1024;
+	char *raw = malloc(size);
+	/* read to the end, or until the message is past cap */
+	while (raw && len <= cap) {
+		if (len == size) {
+			char *more = realloc(raw, size *= 2);
+			if (more == NULL)
+				free(raw);
+			raw = more;
+			continue;
+		}
+		size_t n = fread(raw + len, 1, size - len, stdin);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	if (raw == NULL) {
+		fprintf(stderr, "ccr-admin: mail-in: out of memory\n");
+		return EX_TEMPFAIL_;
+	}
+	if (ferror(stdin)) {
+		free(raw);
+		fprintf(stderr, "ccr-admin: mail-in: cannot read the message\n");
+		return EX_IOERR_;
+	}
+	if (len > cap) {
+		free(raw);
+		fprintf(stderr, "ccr-admin: mail-in: message larger than %zu bytes refused\n", cap);
+		return EX_DATAERR_;
+	}
+	struct arena *a = arena_new(0);
+	db_init(c);
+	int rc = mailin_deliver(c, a, raw, len, sender, &res) == 0 ? EX_OK_ : EX_TEMPFAIL_;
+	if (rc == EX_TEMPFAIL_)
+		fprintf(stderr, "ccr-admin: mail-in: database unavailable, try again later\n");
+	db_close();
+	arena_free(a);
+	free(raw);
+	return rc;
 }
 
 /* Read one line from stdin without its newline; echo off on a terminal. */
@@ -178,11 +246,13 @@ static int cmd_purge(const struct conf *c)
 	k = db_exec(Q_PURGE_CODES, DB_NOARGS);
 	f = purge_batches(Q_PURGE_FAILS, c->login_failures_days);
 	a = purge_batches(Q_PURGE_AUDIT, c->audit_days);
-	if (s < 0 || k < 0 || f < 0 || a < 0) {
+	long long m = mailin_purge(c);
+	if (s < 0 || k < 0 || f < 0 || a < 0 || m < 0) {
 		fprintf(stderr, "ccr-admin: purge: %s\n", db_last_msg());
 		return 1;
 	}
-	printf("purged %lld sessions, %lld codes, %lld login failures, %lld audit rows\n", s, k, f, a);
+	printf("purged %lld sessions, %lld codes, %lld login failures, %lld audit rows, "
+	    "%lld inbound mail rows\n", s, k, f, a, m);
 	db_close();
 	return 0;
 }
@@ -208,9 +278,18 @@ int main(int argc, char **argv)
 	}
 	log_init("ccr-admin", 0);
 	const char *cmd = argv[optind];
+	int mail_in = !strcmp(cmd, "mail-in");
 	if (conf_load(&conf, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
-		return 1;
+		/* an MTA keeps the mail while the operator fixes the file */
+		return mail_in ? EX_TEMPFAIL_ : 1;
+	}
+	if (mail_in) {
+		if (view_root(conf.views_dir) == -1) {
+			fprintf(stderr, "ccr-admin: views_dir %s unusable\n", conf.views_dir);
+			return EX_TEMPFAIL_;
+		}
+		return cmd_mail_in(&conf, argc - optind - 1, argv + optind + 1);
 	}
 	if (!strcmp(cmd, "check-config")) {
 		printf("%s: ok\n", path);

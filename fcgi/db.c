@@ -220,7 +220,8 @@ static int bind_params(struct params *p, const struct db_param *v, size_t n)
 		size_t i = p->n;
 		switch (v[i].type) {
 		case DB_T_STR:
-			p->lens[i] = strlen(v[i].s);
+		case DB_T_BLOB:
+			p->lens[i] = v[i].type == DB_T_BLOB ? v[i].len : strlen(v[i].s);
 			p->b[i].buffer_type = MYSQL_TYPE_STRING;
 			p->b[i].buffer = (void *)(uintptr_t)v[i].s;
 			p->b[i].buffer_length = p->lens[i];
@@ -426,17 +427,21 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, size_t want_
 			size_t ncap = cap ? cap * 2 : 8;
 			char **nc = arena_alloc(a, ncap * ncols * sizeof(*nc));
 			long long *nn = arena_alloc(a, ncap * ncols * sizeof(*nn));
+			size_t *nl = arena_alloc(a, ncap * ncols * sizeof(*nl));
 			if (out->cell) {
 				memcpy(nc, out->cell, out->nrows * ncols * sizeof(*nc));
 				memcpy(nn, out->num, out->nrows * ncols * sizeof(*nn));
+				memcpy(nl, out->len, out->nrows * ncols * sizeof(*nl));
 			}
 			out->cell = nc;
 			out->num = nn;
+			out->len = nl;
 			cap = ncap;
 		}
 		for (i = 0; i < ncols; i++) {
 			size_t k = out->nrows * ncols + i;
 			out->cell[k] = nulls[i] ? NULL : arena_strndup(a, rb[i].buffer, lens[i]);
+			out->len[k] = nulls[i] ? 0 : lens[i];
 			out->num[k] = 0;
 			if (out->cell[k] && out->is_int[i] && parse_int(out->cell[k], &out->num[k]) == -1) {
 				/* an UNSIGNED BIGINT past the signed range: refuse, never wrap */

@@ -171,11 +171,12 @@ enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
  * or a number to P_STR, does not build), and passed as an array whose
  * length the compiler counts: db_exec(Q, DB_ARGS(P_INT(id), P_STR(s))).
  * The count is checked against the statement's placeholders at run time. */
-enum db_type { DB_T_NULL, DB_T_INT, DB_T_STR };
+enum db_type { DB_T_NULL, DB_T_INT, DB_T_STR, DB_T_BLOB };
 struct db_param {
 	enum db_type type;
 	long long i;
 	const char *s;
+	size_t len;             /* DB_T_BLOB: bytes at s (NULs and all) */
 };
 static inline struct db_param db_param_int(long long v)
 {
@@ -185,7 +186,12 @@ static inline struct db_param db_param_str(const char *s) /* NULL binds SQL NULL
 {
 	return (struct db_param){ .type = s ? DB_T_STR : DB_T_NULL, .s = s };
 }
+static inline struct db_param db_param_blob(const void *p, size_t len)
+{
+	return (struct db_param){ .type = DB_T_BLOB, .s = (const char *)p, .len = len };
+}
 #define P_INT(v) db_param_int(v)
+#define P_BLOB(p, n) db_param_blob(p, n)
 #define P_STR(s) db_param_str(s)
 #define P_NULL ((struct db_param){ .type = DB_T_NULL })
 #define DB_ARGS(...) (const struct db_param[]){ __VA_ARGS__ }, \
@@ -199,10 +205,12 @@ struct db_rows {
 	size_t nrows, ncols;
 	char **cell;            /* nrows*ncols, NULL for SQL NULL; arena-owned */
 	long long *num;         /* nrows*ncols: the integer columns' values */
+	size_t *len;            /* nrows*ncols: bytes in each cell (binary columns) */
 	unsigned char *is_int;  /* ncols: the column has an integer type */
 	const char *sql;        /* for the log when a column is misread */
 };
 #define DB_CELL(r, i, j) ((r)->cell[(i) * (r)->ncols + (j)])
+#define DB_LEN(r, i, j) ((r)->len[(i) * (r)->ncols + (j)])
 long long db_int(const struct db_rows *, size_t row, size_t col); /* NULL: 0 */
 int db_init(const struct conf *);           /* settings only; connects lazily */
 void db_request_start(void);
@@ -211,7 +219,6 @@ void db_close(void);
 int db_ping(void);
 enum db_err db_last_err(void);
 const char *db_last_msg(void);
-/* Parameter types in fmt: 's' const char *, 'i' long long, 'n' NULL. */
 long long db_exec(const char *sql, const struct db_param *, size_t n);  /* affected, -1 */
 int db_query(struct arena *, struct db_rows *, const char *sql, size_t ncols,
              const struct db_param *, size_t n);                    /* rows, -1 */

@@ -95,6 +95,10 @@ static const char Q_OUTBOX[] =
     "SELECT COUNT(*), IFNULL(UNIX_TIMESTAMP() - UNIX_TIMESTAMP(MIN(created_at)), 0) "
     "FROM outbox WHERE status = 'pending'";
 enum { OB_PENDING, OB_OLDEST, OB__N };
+/* the email channel's counters live in the database: ccr-admin mail-in,
+ * run by an MTA, is not a ccrd process */
+static const char Q_MAIL_IN[] = "SELECT name, SUM(n) FROM mail_counters GROUP BY name ORDER BY name";
+enum { MC_NAME, MC_N, MC__N };
 
 /* GET /metrics: the exposition text.  Route names come from the table. */
 int metrics_page(struct request *r)
@@ -148,6 +152,20 @@ int metrics_page(struct request *r)
 		EMIT("# HELP ccr_outbox_oldest_pending_seconds Age of the oldest pending mail.\n"
 		     "# TYPE ccr_outbox_oldest_pending_seconds gauge\n"
 		     "ccr_outbox_oldest_pending_seconds %s\n", DB_CELL(&rows, 0, OB_OLDEST));
+		if (db_query(r->a, &rows, Q_MAIL_IN, MC__N, DB_NOARGS) >= 0) {
+			EMIT("# HELP ccr_mail_in_total Inbound mails by outcome (received: all of them).\n"
+			     "# TYPE ccr_mail_in_total counter\n");
+			for (size_t i = 0; i < rows.nrows; i++)
+				if (strncmp(DB_CELL(&rows, i, MC_NAME), "rejected_", 9) != 0)
+					EMIT("ccr_mail_in_total{outcome=\"%s\"} %s\n", DB_CELL(&rows, i, MC_NAME),
+					    DB_CELL(&rows, i, MC_N));
+			EMIT("# HELP ccr_mail_in_rejected_total Inbound mails kept in the rejected list, by reason.\n"
+			     "# TYPE ccr_mail_in_rejected_total counter\n");
+			for (size_t i = 0; i < rows.nrows; i++)
+				if (strncmp(DB_CELL(&rows, i, MC_NAME), "rejected_", 9) == 0)
+					EMIT("ccr_mail_in_rejected_total{reason=\"%s\"} %s\n",
+					    DB_CELL(&rows, i, MC_NAME) + 9, DB_CELL(&rows, i, MC_N));
+		}
 	} else {
 		EMIT("ccr_database_up 0\n");
 	}

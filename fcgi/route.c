@@ -42,6 +42,9 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF },
 	{ "POST", "/admin/agents/{id}/reject", agent_reject, RF_AUTH | RF_ADMIN | RF_CSRF },
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN },
+	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN },
+	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -30,6 +30,7 @@
 <li><a href="/tickets">All tickets</a></li>
 <li><a href="/tickets?assigned=none">Unassigned</a></li>
 <li><a href="/admin/agents">Agents</a></li>
+<li><a href="/admin/mail">Rejected mail</a></li>
 <li><a href="/account">Account</a></li>
 {{/NAV_ADMIN}}
 {{#NAV_ANON}}
