@@ -32,7 +32,9 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror $(CPPFLAGS) $(CFLAGS) -MMD -MP
-LIBS      = $(shell pkg-config --libs $(PKGS))
+# --as-needed: each program records only the libraries it calls (ccr-admin,
+# run once per inbound mail, does not start libcurl and its TLS stack)
+LIBS      = -Wl,--as-needed $(shell pkg-config --libs $(PKGS))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
@@ -70,7 +72,7 @@ run-deps:
 # Which install step the goals on the command line need before compiling:
 # none for `make`/`make all`/`make install`/`make deb` (build-check only).
 TEST_GOALS := check e2e e2e-asan faults screenshots unit unit-asan templates lintian \
-              bench bench-data bench-tools fuzz fuzz-check fuzz-build
+              bench bench-data bench-tools bench-mail fuzz fuzz-check fuzz-build
 INSTALL_STEP := $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),deps,$(if $(filter run,$(MAKECMDGOALS)),run-deps))
 
 # The build never installs: it stops, naming what is missing.
@@ -307,7 +309,7 @@ BENCH_OUT      ?= test/bench/RESULTS.md
 BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
 BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
 
-.PHONY: bench bench-data bench-tools bench-clean
+.PHONY: bench bench-data bench-tools bench-clean bench-mail
 bench-tools: $(BENCH_TOOLS)
 $(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
 	@mkdir -p $(@D)
@@ -323,6 +325,10 @@ bench: all $(BENCH_TOOLS)
 	$(PYTHON) test/bench/bench.py run $(BENCH_ARGS) --rounds $(BENCH_ROUNDS) \
 	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
 	  --out $(BENCH_OUT)
+	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
+# only the email channel's row (mails/s through ccr-admin mail-in, CPU per mail)
+bench-mail: all
+	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
 bench-clean:
 	rm -rf $(CCR_BENCH_DIR)
 # ---- end of benchmarks -------------------------------------------------------
