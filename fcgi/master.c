@@ -1,6 +1,8 @@
 /*
- * master.c — supervise the workers and the mailer: spawn, reap, respawn
- * with back-off, reload on SIGHUP, stop on SIGTERM/SIGINT, reopen logs on
+ * master.c — supervise the workers, the mailer and (when [mail_in]
+ * imap_url is set) the IMAP fetcher: spawn, reap, respawn with back-off,
+ * reload on SIGHUP (a new generation of every child, so a fetcher starts,
+ * stops or changes with imap_url), stop on SIGTERM/SIGINT, reopen logs on
  * SIGUSR1 (README "Operations").
  *
  * The master blocks every signal it cares about and takes them one at a
@@ -20,7 +22,8 @@
 
 #include "extern.h"
 
-enum kind { K_WORKER, K_MAILER };
+enum kind { K_WORKER, K_MAILER, K_FETCHER, K__MAX };
+static const char *const kind_names[K__MAX] = { "worker", "mailer", "fetcher" };
 #define MAX_CHILDREN 1024
 #define STORM_WINDOW 60.0        /* seconds */
 #define STORM_CRASHES 20         /* crashes within the window = a storm */
@@ -73,7 +76,13 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
-		int rc = k == K_WORKER ? worker_main(c, lfd) : (close(lfd), mailer_main(c));
+		int rc;
+		if (k == K_WORKER)
+			rc = worker_main(c, lfd);
+		else {
+			close(lfd);
+			rc = k == K_MAILER ? mailer_main(c) : fetcher_main(c);
+		}
 		exit(rc);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -138,7 +147,7 @@ static int reap(void)
 			children[i].pid = 0;
 			double now = now_s(), lived = now - ch.started;
 			int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
-			const char *what = ch.kind == K_WORKER ? "worker" : "mailer";
+			const char *what = kind_names[ch.kind];
 			if (WIFEXITED(status) && WEXITSTATUS(status) == EX_BADCONF) {
 				log_err("%s %d exited %d: bad configuration; not respawning", what,
 				    (int)pid, EX_BADCONF);
@@ -176,9 +185,12 @@ static int reap(void)
 	return badconf;
 }
 
+/* The children a configuration wants: slot 0 the mailer, then the
+ * workers, then the fetcher when imap_url is set. */
 static void set_slots(const struct conf *c)
 {
-	int n = conf_workers(c) + 1;
+	int fetcher = c->imap_url[0] != '\0';
+	int n = conf_workers(c) + 1 + fetcher;
 
 	free(slots);
 	slots = calloc((size_t)n, sizeof(*slots));
@@ -186,7 +198,7 @@ static void set_slots(const struct conf *c)
 		abort();
 	nslots = n;
 	for (int i = 0; i < n; i++) {
-		slots[i].kind = i == 0 ? K_MAILER : K_WORKER;
+		slots[i].kind = i == 0 ? K_MAILER : fetcher && i == n - 1 ? K_FETCHER : K_WORKER;
 		slots[i].wanted = 1;
 	}
 }
@@ -237,14 +249,16 @@ static void shutdown_all(const struct conf *c)
 		double left = deadline - now_s();
 		if (left <= 0 && !workers_killed && mailer_deadline - now_s() > 0) {
 			int n = 0;
+			/* the fetcher too: a message it had not moved yet is fetched
+			 * again later and is then a duplicate, a no-op */
 			for (int i = 0; i < MAX_CHILDREN; i++)
-				if (children[i].pid && children[i].kind == K_WORKER) {
+				if (children[i].pid && children[i].kind != K_MAILER) {
 					kill(children[i].pid, SIGKILL);
 					n++;
 				}
 			if (n)
-				log_err("shutdown_timeout passed: killing %d workers; the mailer has until "
-				    "[smtp] timeout + 5 s", n);
+				log_err("shutdown_timeout passed: killing %d workers (and the fetcher); the "
+				    "mailer has until [smtp] timeout + 5 s", n);
 			workers_killed = 1;
 		}
 		if (workers_killed)
@@ -284,7 +298,8 @@ int master_run(struct conf *c, int lfd)
 		log_warn("metrics: no shared memory; /metrics answers 503");
 	set_slots(c);
 	fill(c, lfd);
-	log_info("ready: %d workers and a mailer on %s", conf_workers(c), c->listen);
+	log_info("ready: %d workers%s on %s", conf_workers(c),
+	    c->imap_url[0] ? ", a mailer and an IMAP fetcher" : " and a mailer", c->listen);
 	sd_notify(0, "READY=1");
 
 	for (;;) {
@@ -330,7 +345,8 @@ int master_run(struct conf *c, int lfd)
 			fill(c, lfd);
 			signal_children(SIGTERM, 1);
 			metrics_add(MET_RELOADS, 1);
-			log_info("reloaded %s: generation %u, %d workers", c->path, gen, conf_workers(c));
+			log_info("reloaded %s: generation %u, %d workers%s", c->path, gen, conf_workers(c),
+			    c->imap_url[0] ? " and an IMAP fetcher" : "");
 			sd_notify(0, "READY=1");
 		}
 	}

@@ -18,6 +18,7 @@ As a module (what test/e2e/run.py uses):
     st.start()            # raises StackError with the relevant log tail
     ... st.db_stop(); st.db_start(); st.db_freeze(); st.db_thaw();
     ... st.smtp_stop(); st.smtp_start(); st.ccrd_pid(); st.worker_pids() ...
+    ... st.set_mail_in(address="support@example.com"); st.fetcher_pids() ...
     st.stop()             # reverse order; no process left behind
 
 Layout of $VAR: ccr.conf, db/, run/{mysql.sock,
@@ -231,7 +232,7 @@ def pgroup_members(pgid):
 
 def proc_name(pid):
     """The process name ccrd gives each child with prctl(PR_SET_NAME):
-    "ccrd-worker" or "ccrd-mailer" ("" when pid is gone).  Only comm, never
+    "ccrd-worker", "ccrd-mailer" or "ccrd-fetcher" ("" when pid is gone).  Only comm, never
     the command line, so a checkout path holding "mailer" fools nothing."""
     try:
         with open("/proc/%d/comm" % pid) as f:
@@ -606,10 +607,23 @@ class Stack:
         logged = {int(m) for m in re.findall(r"ccrd\[(\d+)\][^\n]*\bmailer\b", log)}
         return [p for p in kids if p in logged]
 
+    def fetcher_pids(self):
+        """Children of the ccrd master that are the IMAP fetcher (comm
+        "ccrd-fetcher"; there is one only while [mail_in] imap_url is set)."""
+        return [p for p in self.ccrd_children() if proc_name(p) == "ccrd-fetcher"]
+
     def worker_pids(self):
-        """Children of the ccrd master except the mailer (see mailer_pids)."""
-        mailers = set(self.mailer_pids())
-        return [p for p in self.ccrd_children() if p not in mailers]
+        """Children of the ccrd master except the mailer (see mailer_pids)
+        and the IMAP fetcher."""
+        others = set(self.mailer_pids()) | set(self.fetcher_pids())
+        return [p for p in self.ccrd_children() if p not in others]
+
+    def set_mail_in(self, **keys):
+        """Set [mail_in] keys (a value None drops the key) and rewrite
+        ccr.conf, e.g. set_mail_in(address="support@example.com"); a running
+        ccrd reads them at its next SIGHUP."""
+        for k, v in keys.items():
+            self.set_conf("mail_in", k, v)
 
     def ccrd_signal(self, sig):
         os.kill(self.ccrd.pid, sig)

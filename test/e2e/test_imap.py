@@ -1,0 +1,315 @@
+"""The IMAP fetcher against a real Dovecot (test/mailservers.py): every
+message processed once and moved to the done folder, through kill -9 of
+the fetcher, a dropped IMAP connection, a database outage and two fetchers
+on one mailbox.
+
+Each test starts its own Dovecot (fresh mailbox, fresh UIDVALIDITY), points
+the stack's ccrd at it ([mail_in] imap_* keys, SIGHUP) and turns the fetcher
+off again at the end, so later modules see no fetcher.
+"""
+import collections
+import os
+import re
+import signal
+import sys
+import time
+
+import faults_util as fu
+import helpers
+import stack
+import tickets_util as tu
+
+sys.path.insert(0, os.path.join(stack.REPO, "test"))
+import mailservers as ms  # noqa: E402
+
+SUPPORT = "support@example.com"
+
+
+# ------------------------------------------------------------------ set-up
+
+def metric(ctx, name):
+    """The value of one counter of GET /metrics (0 when absent)."""
+    r = ctx.get("/metrics")
+    assert r.status == 200, "GET /metrics: %d" % r.status
+    m = re.search(r"^%s(?:\{[^}]*\})? (\d+)$" % re.escape(name), r.text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+class Imap:
+    """A private Dovecot for one test and the stack's fetcher pointed at it."""
+
+    def __init__(self, ctx, name, **conf):
+        self.ctx = ctx
+        self.st = ctx.stack
+        self.dir = os.path.join(self.st.var, "imap", name)
+        self.dv = ms.Dovecot(self.dir, ms.free_port())
+        self.conf = dict(ms.fetcher_keys(self.dv), address=SUPPORT, tickets_per_hour="100000")
+        self.conf.update(conf)
+
+    def __enter__(self):
+        self.dv.start()
+        return self
+
+    def fetcher_on(self, timeout=20):
+        """Write the keys, SIGHUP, wait for the new generation's fetcher."""
+        mark = self.ctx.log_mark()
+        self.st.set_mail_in(**self.conf)
+        self.st.ccrd_signal(signal.SIGHUP)
+        self.ctx.wait_until(lambda: "reloaded " in self.ctx.log_since(mark) and
+                            "fetcher started as" in self.ctx.log_since(mark), timeout,
+                            "ccrd to reload and start its fetcher", 0.05)
+        pids = self.ctx.wait_until(self.st.fetcher_pids, 10, "the fetcher among ccrd's children")
+        assert len(pids) == 1, "fetchers: %s" % pids
+        return pids[0]
+
+    def fetcher_off(self, timeout=20):
+        mark = self.ctx.log_mark()
+        self.st.set_mail_in(**{k: None for k in self.conf if k.startswith("imap_")})
+        self.st.ccrd_signal(signal.SIGHUP)
+        self.ctx.wait_until(lambda: "reloaded " in self.ctx.log_since(mark) and
+                            not self.st.fetcher_pids(), timeout, "the fetcher to stop", 0.05)
+
+    def __exit__(self, *exc):
+        try:
+            if self.st.ccrd_pid():
+                self.fetcher_off()
+        finally:
+            self.dv.stop()
+
+    def drop_tickets(self, sender, n, tag):
+        """n new-ticket mails from sender; returns their subjects."""
+        subjects = []
+        for i in range(n):
+            s = "IMAP %s %03d" % (tag, i)
+            self.dv.drop(ms.new_ticket_mail(sender, s, "Body of %s." % s))
+            subjects.append(s)
+        return subjects
+
+    def wait_drained(self, n_done, timeout=60):
+        """INBOX empty and at least n_done messages in the done folder."""
+        self.ctx.wait_until(lambda: self.dv.count("INBOX") == 0 and
+                            self.dv.count(self.dv.done) >= n_done, timeout,
+                            "INBOX empty and %d messages in %s (now %d / %d)" % (
+                                n_done, self.dv.done, self.dv.count("INBOX"),
+                                self.dv.count(self.dv.done)), 0.1)
+
+
+def tickets_by_subject(ctx, customer_id, tag):
+    rows = ctx.sql("SELECT id, subject FROM tickets WHERE customer_id = %d AND subject LIKE %s"
+                   % (customer_id, helpers.sql_str("IMAP %s %%" % tag)))
+    return collections.Counter(r[1] for r in rows), {r[1]: int(r[0]) for r in rows}
+
+
+def message_ids(raws):
+    out = collections.Counter()
+    for raw in raws:
+        m = re.search(rb"^Message-ID: *(<[^>\r\n]+>)", raw, re.M | re.I)
+        out[m.group(1).decode() if m else None] += 1
+    return out
+
+
+def delivered_twice(ctx, mark):
+    """mail-in lines saying a mail was a duplicate (delivered before)."""
+    return [l for l in ctx.log_since(mark).splitlines() if "mail-in: duplicate" in l]
+
+
+def check_all_once(ctx, im, u, tag, subjects):
+    """Every subject is exactly one ticket of u; every message of INBOX is
+    now in the done folder (by Message-ID), none left behind."""
+    counts, _ids = tickets_by_subject(ctx, u.id, tag)
+    missing = [s for s in subjects if counts[s] == 0]
+    twice = [s for s in subjects if counts[s] > 1]
+    assert not missing and not twice, "tickets missing %s, made twice %s" % (missing[:5], twice[:5])
+    assert im.dv.count("INBOX") == 0, "left in INBOX: %d" % im.dv.count("INBOX")
+    done = message_ids(im.dv.messages(im.dv.done))
+    assert len(done) >= len(subjects), "done folder holds %d distinct messages of %d" % (
+        len(done), len(subjects))
+    claims = ctx.sql_value("SELECT COUNT(*) FROM imap_claims WHERE lease_until > NOW()")
+    assert claims == "0", "imap_claims rows left: %s" % ctx.sql("SELECT * FROM imap_claims")
+
+
+# ------------------------------------------------------------------ tests
+
+def test_imap_mailbox_processed_once_and_moved(ctx):
+    """Mails in a Dovecot INBOX: each new-ticket mail becomes one ticket
+    (database and pages), a reply to the notification's Reply-To becomes a
+    message on it, a second copy of a mail changes nothing; all end up in
+    the done folder, none left; ccr_imap_fetched_total counts them; the
+    startup log mentions the fetcher; the password never reaches the log."""
+    u = tu.register_customer(ctx)
+    tag = os.urandom(3).hex()
+    mark = ctx.log_mark()
+    with Imap(ctx, "once") as im:
+        subjects = im.drop_tickets(u.email, 5, tag)
+        fetched0 = metric(ctx, "ccr_imap_fetched_total")
+        mails = ctx.mail_mark()
+        im.fetcher_on()
+        im.wait_drained(5)
+        check_all_once(ctx, im, u, tag, subjects)
+        _c, ids = tickets_by_subject(ctx, u.id, tag)
+        assert metric(ctx, "ccr_imap_fetched_total") - fetched0 == 5
+        outcomes = ctx.sql("SELECT outcome FROM mail_in WHERE ticket_id IN (%s)"
+                           % ",".join(map(str, ids.values())))
+        assert sorted(o[0] for o in outcomes) == ["ticket"] * 5, outcomes
+        # the pages: the list and each ticket
+        r = u.s.get("/tickets")
+        assert r.status == 200
+        for s in subjects:
+            assert s in r.text, "GET /tickets lacks %r" % s
+        tid = ids[subjects[0]]
+        r = u.s.get("/tickets/%d" % tid)
+        assert r.status == 200 and "Body of %s." % subjects[0] in r.text, r.status
+        # the notification carries a reply address; a reply to it is a message
+        m = helpers.wait_mails(ctx, [tu.mail_about(tid, u.email)], mails, 20,
+                               "the ticket_created mail of #%d" % tid)[0]
+        reply_to = str(m.msg.get("Reply-To", ""))
+        assert re.search(r"support\+[a-z0-9]+@example\.com", reply_to), \
+            "Reply-To %r" % reply_to
+        text = "Reply by mail %s." % tag
+        raw = ms.new_ticket_mail(u.email, "Re: " + m.subject, text, to=reply_to)
+        im.dv.drop(raw)
+        im.wait_drained(6)
+        ctx.wait_until(lambda: ctx.sql_value(
+            "SELECT COUNT(*) FROM messages WHERE ticket_id = %d AND body = %s"
+            % (tid, helpers.sql_str(text))) == "1", 10, "the reply as a message")
+        r = u.s.get("/tickets/%d" % tid)
+        assert text in r.text, "the ticket page lacks the mailed reply"
+        # the same mail again (an MTA retry, a copy): a no-op, moved all the same
+        im.dv.drop(raw)
+        im.wait_drained(7)
+        assert ctx.sql_value("SELECT COUNT(*) FROM messages WHERE ticket_id = %d AND body = %s"
+                             % (tid, helpers.sql_str(text))) == "1"
+        assert metric(ctx, "ccr_imap_fetched_total") - fetched0 == 7
+    log = ctx.log_since(mark)
+    assert "and an IMAP fetcher" in log, "the reload line does not mention the fetcher"
+    assert im.dv.password not in log, "the IMAP password is in ccrd's log"
+    assert len(delivered_twice(ctx, mark)) == 1, delivered_twice(ctx, mark)
+
+
+test_imap_mailbox_processed_once_and_moved.timeout = 120
+
+
+def test_imap_fetcher_kill9_mid_batch(ctx):
+    """kill -9 of the fetcher while it works through 60 mails: the master
+    starts another, which takes over the dead one's claim at once; every
+    mail becomes exactly one ticket and all are moved."""
+    u = tu.register_customer(ctx)
+    tag = os.urandom(3).hex()
+    n = 60
+    mark = ctx.log_mark()
+    with Imap(ctx, "kill9") as im:
+        subjects = im.drop_tickets(u.email, n, tag)
+        pid = im.fetcher_on()
+        ctx.wait_until(lambda: im.dv.count(im.dv.done) >= 5, 30, "the fetcher to begin", 0.01)
+        os.kill(pid, signal.SIGKILL)
+        left = im.dv.count("INBOX")
+        assert left > 0, "the batch was over before the kill: use more mails"
+        new = ctx.wait_until(lambda: [p for p in ctx.stack.fetcher_pids() if p != pid], 20,
+                             "a new fetcher")
+        im.wait_drained(n, 90)
+        check_all_once(ctx, im, u, tag, subjects)
+        log = ctx.log_since(mark)
+        assert re.search(r"fetcher %d killed by signal 9" % pid, log), "the master did not log it"
+        # at most the mail in flight was delivered twice (a no-op the second time)
+        assert len(delivered_twice(ctx, mark)) <= 1, delivered_twice(ctx, mark)
+        assert new
+
+
+test_imap_fetcher_kill9_mid_batch.timeout = 150
+
+
+def test_imap_server_dropped_mid_batch(ctx):
+    """Dovecot killed (every process, so the connection drops) and started
+    again while the fetcher works: no mail lost or doubled, the errors
+    counted in ccr_imap_errors_total and logged with curl's words."""
+    u = tu.register_customer(ctx)
+    tag = os.urandom(3).hex()
+    n = 60
+    mark = ctx.log_mark()
+    with Imap(ctx, "drop") as im:
+        subjects = im.drop_tickets(u.email, n, tag)
+        errors0 = metric(ctx, "ccr_imap_errors_total")
+        im.fetcher_on()
+        ctx.wait_until(lambda: im.dv.count(im.dv.done) >= 5, 30, "the fetcher to begin", 0.01)
+        im.dv.kill()
+        assert im.dv.count("INBOX") > 0, "the batch was over before the kill"
+        ctx.wait_until(lambda: metric(ctx, "ccr_imap_errors_total") > errors0, 15,
+                       "an IMAP error counted while Dovecot is down", 0.1)
+        time.sleep(1.5)                     # a few failed polls
+        im.dv.start()
+        im.wait_drained(n, 90)
+        check_all_once(ctx, im, u, tag, subjects)
+        log = ctx.log_since(mark)
+        assert re.search(r"fetcher: .* failed: .*\(curl \d+\)", log), "no curl error logged"
+        assert len(delivered_twice(ctx, mark)) <= 1, delivered_twice(ctx, mark)
+
+
+test_imap_server_dropped_mid_batch.timeout = 150
+
+
+def test_imap_database_down_keeps_mail_on_server(ctx):
+    """MariaDB stopped while the fetcher works: what is not delivered stays
+    in INBOX (nothing is moved without its outcome committed), the fetcher
+    says so and waits; after MariaDB is back every mail is one ticket."""
+    st = ctx.stack
+    u = tu.register_customer(ctx)
+    tag = os.urandom(3).hex()
+    n = 60
+    mark = ctx.log_mark()
+    with Imap(ctx, "dbdown") as im:
+        subjects = im.drop_tickets(u.email, n, tag)
+        im.fetcher_on()
+        try:
+            ctx.wait_until(lambda: im.dv.count(im.dv.done) >= 3, 30, "the fetcher to begin",
+                           0.01)
+            st.db_stop()
+            t_down = time.monotonic()
+            time.sleep(2)
+            inbox, done = im.dv.count("INBOX"), im.dv.count(im.dv.done)
+            assert inbox > 0, "all %d delivered before MariaDB stopped" % n
+            time.sleep(2)
+            assert (im.dv.count("INBOX"), im.dv.count(im.dv.done)) == (inbox, done), \
+                "messages moved while the database was down"
+            assert "database unavailable" in ctx.log_since(mark), "the fetcher did not say so"
+        finally:
+            st.db_start()
+        im.wait_drained(n, 90)
+        assert time.monotonic() - t_down > 4
+        check_all_once(ctx, im, u, tag, subjects)
+    st.wait_healthy()
+
+
+test_imap_database_down_keeps_mail_on_server.timeout = 180
+
+
+def test_imap_two_fetchers_never_process_twice(ctx):
+    """Two ccrd masters on one database, each with a fetcher on the same
+    mailbox: 80 mails, each delivered once (no "duplicate" outcome: the
+    claims kept the fetchers apart, not the Message-ID rule), all moved."""
+    st = ctx.stack
+    u = tu.register_customer(ctx)
+    tag = os.urandom(3).hex()
+    n = 80
+    mark = ctx.log_mark()
+    with Imap(ctx, "two") as im:
+        subjects = im.drop_tickets(u.email, n, tag)
+        st.set_mail_in(**im.conf)
+        b = fu.ExtraCcrd(st, "ccrd-imap-b", os.path.join(st.var, "imap", "two-b"), workers=1)
+        try:
+            b.start()
+            im.fetcher_on()
+            im.wait_drained(n, 90)
+            b_log = fu.read_from(b.log)
+        finally:
+            b.stop()
+        check_all_once(ctx, im, u, tag, subjects)
+        twice = delivered_twice(ctx, mark) + [l for l in b_log.splitlines()
+                                              if "mail-in: duplicate" in l]
+        assert not twice, "delivered twice: %s" % twice[:3]
+        a_moved = len(re.findall(r"fetcher: uid \d+: ticket, moved", ctx.log_since(mark)))
+        b_moved = len(re.findall(r"fetcher: uid \d+: ticket, moved", b_log))
+        assert a_moved + b_moved == n, (a_moved, b_moved)
+        fu.measure("imap two fetchers: a moved %d, b moved %d", a_moved, b_moved)
+
+
+test_imap_two_fetchers_never_process_twice.timeout = 180
