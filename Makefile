@@ -352,7 +352,8 @@ FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
 FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 
 # what each target links beyond its own object: the pure text functions,
-# or the whole library (form.c, cookie.c and request.c reach the response
+# inmail.c with crypto.c (mail: GMime and libcrypto), or the whole library
+# (form.c, cookie.c and request.c reach the response
 # and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)

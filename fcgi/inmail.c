@@ -991,31 +991,34 @@ static size_t inmail_html_tag(struct inmail_html *h, const char *s, size_t len, 
 	return j < len ? j + 1 : len;
 }
 
-/* inmail_html_tidy: lines without trailing blanks, no two blank lines in a
- * row, none at the ends; clean UTF-8 in the arena. */
+/* inmail_html_tidy: s made clean UTF-8, then its lines without trailing
+ * blanks, no two blank lines in a row, trimmed at both ends; in the arena. */
 static char *inmail_html_tidy(struct arena *a, const GString *g)
 {
-	GString *t = g_string_sized_new(g->len + 1);
-	char *res;
+	const char *s = inmail_clean(a, g->str, g->len, 0);
+	char *out = arena_alloc(a, strlen(s) + 1), *w = out;
 	int blank = 0;
 
-	for (const char *p = g->str; *p;) {
+	for (const char *p = s; *p;) {
 		const char *e = inmail_eol(p), *le = e;
 		while (le > p && (le[-1] == ' ' || le[-1] == '\t'))
 			le--;
 		if (le == p) {
-			blank = t->len > 0;
+			blank = w > out;
 		} else {
-			if (t->len)
-				g_string_append(t, blank ? "\n\n" : "\n");
-			g_string_append_len(t, p, le - p);
+			if (w > out) {
+				*w++ = '\n';
+				if (blank)
+					*w++ = '\n';
+			}
+			memcpy(w, p, (size_t)(le - p));
+			w += le - p;
 			blank = 0;
 		}
 		p = *e ? e + 1 : e;
 	}
-	res = inmail_clean(a, t->str, t->len, 0);
-	g_string_free(t, TRUE);
-	return res;
+	*w = '\0';
+	return str_trim(out);
 }
 
 char *inmail_html_text(struct arena *a, const char *html, size_t len)

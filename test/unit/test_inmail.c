@@ -518,7 +518,8 @@ static void test_html_text(void **state)
 	html_is(state, "a < b and c<d", "a < b and c");
 	html_is(state, "x <a href=\"y>z\" title='q>'>link</a> y", "x link y");
 	html_is(state, "  lots   of \n\t space  ", "lots of space");
-	html_is(state, "<pre>  keep\n    this</pre>after", "  keep\n    this\nafter");
+	html_is(state, "x<pre>  keep\n    this</pre>after", "x\n  keep\n    this\nafter");
+	html_is(state, "&nbsp; <p> \x0b one\x01 </p>", "one");
 	html_is(state, "<ul><li>a</li><li>b</li></ul><table><tr><td>1</td><td>2</td></tr></table>",
 	        "a\nb\n1 2");
 	html_is(state, "<div>a</div><div><br></div><div><br></div><div><br></div><div>b</div>",
