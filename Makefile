@@ -343,7 +343,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -358,12 +358,15 @@ FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
 FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 
 # what each target links beyond its own object: the pure text functions,
-# or the whole library (form.c, cookie.c and request.c reach the response
+# inmail.c with crypto.c (mail: GMime and libcrypto), or the whole library
+# (form.c, cookie.c and request.c reach the response
 # and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)
 FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
+FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
+FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
 FUZZ_WHOLE    := form cookie fcgi route
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))

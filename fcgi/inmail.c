@@ -79,7 +79,7 @@ static int inmail_ws(int c)
 /* inmail_clean: s[0..len) as valid UTF-8 in the arena.  Invalid bytes
  * become U+FFFD; CRLF and a lone CR become LF; NUL and the other control
  * characters (C0 but LF and TAB, DEL, C1) are dropped.  one_line: runs of
- * whitespace become one space and the ends are trimmed. */
+ * whitespace and C0 controls become one space and the ends are trimmed. */
 static char *inmail_clean(struct arena *a, const char *str, size_t len, int one_line)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -94,7 +94,7 @@ static char *inmail_clean(struct arena *a, const char *str, size_t len, int one_
 			i += (i + 1 < len && s[i + 1] == '\n') ? 2 : 1;
 			continue;
 		}
-		if (one_line && inmail_ws((int)c)) {
+		if (one_line && (c < 0x20 || c == 0x7f || c == ' ')) {
 			space = w > out;
 			i++;
 			continue;
@@ -163,8 +163,8 @@ static char *inmail_iconv(iconv_t cd, char *in, size_t len, size_t *outlen)
 }
 
 /* inmail_to_utf8: decoded body bytes in charset (NULL: none given) as clean
- * UTF-8 text with LF line ends.  UTF-8 and US-ASCII are taken as they are
- * (invalid bytes replaced); none, or one iconv does not know: UTF-8 when
+ * UTF-8 text with LF line ends.  UTF-8 is taken as it is (invalid bytes
+ * replaced); US-ASCII, none, or a charset iconv does not know: UTF-8 when
  * the bytes are valid UTF-8, else windows-1252 (latin1 with the quotes). */
 static char *inmail_to_utf8(struct arena *a, char *in, size_t len, const char *charset)
 {
@@ -172,10 +172,9 @@ static char *inmail_to_utf8(struct arena *a, char *in, size_t len, const char *c
 	size_t n;
 	char *u, *res;
 
-	if (charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0 ||
-	                strcasecmp(charset, "us-ascii") == 0 || strcasecmp(charset, "ascii") == 0))
-		charset = NULL;
-	if (charset)
+	if (charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0))
+		return inmail_clean(a, in, len, 0);
+	if (charset && strcasecmp(charset, "us-ascii") != 0 && strcasecmp(charset, "ascii") != 0)
 		cd = g_mime_iconv_open("UTF-8", charset);
 	if (cd == (iconv_t)-1 && utf8_valid(in, len))
 		return inmail_clean(a, in, len, 0);
@@ -622,43 +621,68 @@ static int inmail_is_original(const char *b, const char *e)
 	return e - b == 16 && strncasecmp(b, "Original Message", 16) == 0;
 }
 
-/* inmail_is_cut: the line at p starts the quote: the reply marker, "On …
- * wrote:" (on one line or wrapped onto the next), Outlook's original
- * message line or its "From: " block with "Sent: " within four lines, or a
- * '>' line. */
-static int inmail_is_cut(const char *p)
+/* inmail_is_outlook: Outlook's header block: a "From: " line with a
+ * "Sent: " line within the next four. */
+static int inmail_is_outlook(const char *p)
 {
-	const char *e = inmail_eol(p), *b = p, *n, *ne;
+	const char *b = p, *e = inmail_eol(p), *n = e;
 
-	if (inmail_is_marker(p, e) || inmail_is_original(p, e))
-		return 1;
 	inmail_trim_range(&b, &e);
-	if (b < e && *b == '>')
-		return 1;
-	if (inmail_starts(b, e, "On ")) {
-		if (inmail_ends(b, e, "wrote:"))
+	if (!inmail_starts(b, e, "From: "))
+		return 0;
+	for (int i = 0; i < 4 && *n; i++) {
+		const char *nb = n + 1, *ne = inmail_eol(nb);
+		n = ne;
+		inmail_trim_range(&nb, &ne);
+		if (inmail_starts(nb, ne, "Sent: "))
 			return 1;
-		if (*(n = inmail_eol(p))) {
-			n++;
-			ne = inmail_eol(n);
-			inmail_trim_range(&n, &ne);
-			if (n < ne && inmail_ends(n, ne, "wrote:"))
-				return 1;
-		}
-	}
-	if (inmail_starts(b, e, "From: ")) {
-		n = inmail_eol(p);
-		for (int i = 0; i < 4 && *n; i++) {
-			n++;
-			ne = inmail_eol(n);
-			const char *nb = n;
-			inmail_trim_range(&nb, &ne);
-			if (inmail_starts(nb, ne, "Sent: "))
-				return 1;
-			n = inmail_eol(n);
-		}
 	}
 	return 0;
+}
+
+/* inmail_is_rule: a line of underscores only (Outlook's rule above its
+ * header block). */
+static int inmail_is_rule(const char *b, const char *e)
+{
+	inmail_trim_range(&b, &e);
+	if (e - b < 8)
+		return 0;
+	for (; b < e; b++)
+		if (*b != '_')
+			return 0;
+	return 1;
+}
+
+/* inmail_is_on_wrote: "On … wrote:" on the line [b, e) or wrapped onto the
+ * line after it (next: its start, or NULL at the end). */
+static int inmail_is_on_wrote(const char *b, const char *e, const char *next)
+{
+	const char *ne;
+
+	if (!inmail_starts(b, e, "On "))
+		return 0;
+	if (inmail_ends(b, e, "wrote:"))
+		return 1;
+	if (!next)
+		return 0;
+	ne = inmail_eol(next);
+	inmail_trim_range(&next, &ne);
+	return next < ne && inmail_ends(next, ne, "wrote:");
+}
+
+/* inmail_is_cut: the line at p starts the quote: the reply marker, "On …
+ * wrote:", Outlook's original message line or its header block (with the
+ * rule above it), or a '>' line. */
+static int inmail_is_cut(const char *p)
+{
+	const char *e = inmail_eol(p), *b = p, *next = *e ? e + 1 : NULL;
+
+	if (inmail_is_marker(p, e) || inmail_is_original(p, e) || inmail_is_outlook(p))
+		return 1;
+	if (next && inmail_is_rule(p, e) && inmail_is_outlook(next))
+		return 1;
+	inmail_trim_range(&b, &e);
+	return (b < e && *b == '>') || inmail_is_on_wrote(b, e, next);
 }
 
 /* inmail_cut_signature: from the last "-- " (or "--") line to the end. */
@@ -967,31 +991,34 @@ static size_t inmail_html_tag(struct inmail_html *h, const char *s, size_t len, 
 	return j < len ? j + 1 : len;
 }
 
-/* inmail_html_tidy: lines without trailing blanks, no two blank lines in a
- * row, none at the ends; clean UTF-8 in the arena. */
+/* inmail_html_tidy: s made clean UTF-8, then its lines without trailing
+ * blanks, no two blank lines in a row, trimmed at both ends; in the arena. */
 static char *inmail_html_tidy(struct arena *a, const GString *g)
 {
-	GString *t = g_string_sized_new(g->len + 1);
-	char *res;
+	const char *s = inmail_clean(a, g->str, g->len, 0);
+	char *out = arena_alloc(a, strlen(s) + 1), *w = out;
 	int blank = 0;
 
-	for (const char *p = g->str; *p;) {
+	for (const char *p = s; *p;) {
 		const char *e = inmail_eol(p), *le = e;
 		while (le > p && (le[-1] == ' ' || le[-1] == '\t'))
 			le--;
 		if (le == p) {
-			blank = t->len > 0;
+			blank = w > out;
 		} else {
-			if (t->len)
-				g_string_append(t, blank ? "\n\n" : "\n");
-			g_string_append_len(t, p, le - p);
+			if (w > out) {
+				*w++ = '\n';
+				if (blank)
+					*w++ = '\n';
+			}
+			memcpy(w, p, (size_t)(le - p));
+			w += le - p;
 			blank = 0;
 		}
 		p = *e ? e + 1 : e;
 	}
-	res = inmail_clean(a, t->str, t->len, 0);
-	g_string_free(t, TRUE);
-	return res;
+	*w = '\0';
+	return str_trim(out);
 }
 
 char *inmail_html_text(struct arena *a, const char *html, size_t len)
