@@ -199,7 +199,7 @@ static int reply(struct job *j, long long ticket_id, const struct user *u)
 		return reject(j, MR_EMPTY);
 	if (utf8_len(text) > MESSAGE_MAX)
 		return reject(j, MR_TOO_LONG);
-	if (message_add(&j->x, &t, u, customer, next, text) == -1)
+	if (message_add(&j->x, &t, u, customer, next, text, NULL, 0) == -1)
 		return -1;
 	j->out->outcome = MO_MESSAGE;
 	return 0;
@@ -252,7 +252,7 @@ static int raise_ticket(struct job *j, const struct user *u)
 	const char *desc = *j->m->text ? j->m->text : subject;
 	if (utf8_len(desc) > DESCRIPTION_MAX)
 		return reject(j, MR_TOO_LONG);
-	long long id = ticket_open(&j->x, u, subject, desc, PRIO_NORMAL);
+	long long id = ticket_open(&j->x, u, subject, desc, PRIO_NORMAL, NULL, 0);
 	if (id == -1)
 		return -1;
 	j->out->outcome = MO_TICKET;

@@ -28,8 +28,10 @@ int message_thread_load(struct request *r, long long ticket_id, long long after,
 	    P_INT(after))) < 0 ? -1 : 0;
 }
 
-/* message_thread_fill: MESSAGE rows into d; returns the last message id (0: none). */
-long long message_thread_fill(struct request *r, struct vdict *d, const struct db_rows *m)
+/* message_thread_fill: MESSAGE rows into d, each with its attachments (at:
+ * attach_thread_load's rows); returns the last message id (0: none). */
+long long message_thread_fill(struct request *r, struct vdict *d, const struct db_rows *m,
+                              const struct db_rows *at)
 {
 	long long last = 0;
 
@@ -42,6 +44,7 @@ long long message_thread_fill(struct request *r, struct vdict *d, const struct d
 		page_set_time(r, row, "TIME", DB_CELL(m, i, MT_TIME));
 		vdict_set(row, "SIDE", db_int(m, i, MT_AUTHOR_ID) == r->user->id ? "mine" : "theirs");
 		last = db_int(m, i, MT_ID);
+		attach_fill(r, row, at, last);
 	}
 	return last;
 }
@@ -50,7 +53,7 @@ long long message_thread_fill(struct request *r, struct vdict *d, const struct d
 int message_poll(struct request *r)
 {
 	struct ticket t;
-	struct db_rows msgs;
+	struct db_rows msgs, at;
 	const char *a = req_query(r, "after");
 	char *end = NULL;
 	long long after = a ? strtoll(a, &end, 10) : 0;
@@ -62,12 +65,13 @@ int message_poll(struct request *r)
 		r->message = "after must be a message number";
 		return 422;
 	}
-	if (message_thread_load(r, t.id, after, &msgs) == -1)
+	if (message_thread_load(r, t.id, after, &msgs) == -1 ||
+	    (msgs.nrows && attach_thread_load(r, t.id, after, &at) == -1))
 		return db_status();
 	struct view *v = view_new(NULL, "messages.tpl");
 	if (v == NULL)
 		return 500;
-	message_thread_fill(r, view_body(v), &msgs);
+	message_thread_fill(r, view_body(v), &msgs, msgs.nrows ? &at : NULL);
 	return page_render(r, v, 200);
 }
 
@@ -94,16 +98,20 @@ static int notice_due(long long ticket_id, long long user_id)
 }
 
 /* message_add: `author`, the customer of locked ticket t when `customer`,
- * else its agent, writes body; the ticket's status becomes `next` and the
+ * else its agent, writes body with files[0..nfiles) (measured by
+ * attach_check); the ticket's status becomes `next` and the
  * other party gets the new-message notice (one unread at a time).  In the
  * caller's transaction: the page and the email channel both post here.
  * The message id, or -1. */
 long long message_add(const struct ctx *x, const struct ticket *t, const struct user *author,
-                      int customer, enum ticket_status next, const char *body)
+                      int customer, enum ticket_status next, const char *body,
+                      struct attach_file *files, size_t nfiles)
 {
 	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t->id), P_INT(author->id), P_STR(body))) < 0)
 		return -1;
 	long long mid = db_insert_id();
+	if (attach_store(x->a, t->id, mid, author->id, files, nfiles) == -1)
+		return -1;
 	const char *st = ticket_status_name(next);
 	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0)
 		return -1;
@@ -120,13 +128,18 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 		vdict_set_int(view_body(m), "TICKET", t->id);
 		vdict_set(view_body(m), "SUBJECT", t->subject);
 		vdict_set(view_body(m), "BODY", body);
+		if (nfiles && attach_mail_fill(x, view_body(m), t->id, mid) == -1)
+			return -1;
 	}
 	return mail_queue_active(x, m, "new_message", to_id, t->id) == -1 ? -1 : mid;
 }
 
-/* POST /tickets/{id}/messages: its customer or its agent.  Empty → 422
- * "Type something!"; closed → 409 "This ticket is closed"; a customer
- * writing on a resolved ticket reopens it. */
+/* POST /tickets/{id}/messages: its customer or its agent, urlencoded or
+ * multipart with up to 5 attachments.  Neither text nor a file → 422
+ * "Type something!"; six files → 422 "At most 5 attachments"; a file over
+ * max_file_bytes or all over 25 MiB → 413 "Attachments are too large";
+ * closed → 409 "This ticket is closed"; a customer writing on a resolved
+ * ticket reopens it. */
 int message_post(struct request *r)
 {
 	struct ticket t;
@@ -144,9 +157,12 @@ int message_post(struct request *r)
 	if (ticket_move(move, t.status, &next) == -1)
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	form_read(r, &form_message, in, &f);
-	const char *body = in[MSG_BODY].s;
+	const char *body = in[MSG_BODY].s, *why = NULL;
 	if (f.n)
 		return ticket_page(r, &t, 422, f.e[0].key, f.e[0].msg, body);
+	s = attach_check(r->conf, r->files, r->nfiles, &why);
+	if (s)
+		return ticket_page(r, &t, s, "ERR_ATTACHMENT", why, body);
 
 	/* access and recipient again from the locked row: the ticket may have
 	 * been reassigned since ticket_get read it */
@@ -160,7 +176,8 @@ int message_post(struct request *r)
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	long long mid = message_add(request_ctx(r), &t, r->user, customer, next, body);
+	long long mid = message_add(request_ctx(r), &t, r->user, customer, next, body, r->files,
+	    r->nfiles);
 	if (mid == -1 || db_commit() == -1)
 		return db_fail();
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld#m%lld", t.id, mid));
