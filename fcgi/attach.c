@@ -362,7 +362,11 @@ int attach_get(struct request *r)
 	static struct arena *scratch;
 	struct db_rows rows;
 	struct ticket t;
-	int n = db_query(r->a, &rows, Q_ONE, A1__N, DB_ARGS(P_INT(r->path_id)));
+	int n;
+
+	if (r->user == NULL)
+		return 404;     /* like a file that is not there: no login redirect names it */
+	n = db_query(r->a, &rows, Q_ONE, A1__N, DB_ARGS(P_INT(r->path_id)));
 
 	if (n <= 0)
 		return n < 0 ? db_status() : 404;

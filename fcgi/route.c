@@ -38,7 +38,7 @@ static const struct route routes[] = {
 	{ "POST", "/tickets/{id}/close", ticket_close, RF_AUTH | RF_CUSTOMER | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
 	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
-	{ "GET", "/attachments/{id}/{name}", attach_get, RF_AUTH, NULL },
+	{ "GET", "/attachments/{id}/{name}", attach_get, 0, NULL },   /* anonymous: 404 */
 	{ "GET", "/admin/agents", agent_list, RF_AUTH | RF_ADMIN, NULL },
 	{ "POST", "/admin/agents", agent_create, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
