@@ -357,6 +357,9 @@ char *filename_clean(struct arena *a, const char *raw, size_t len)
 		while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
 			keep--;
 		memmove(s + keep, end - ext, ext + 1);
+		for (char *p = s + 1; *p; p++)   /* the cut may have joined two dots */
+			if (*p == '.' && p[-1] == '.')
+				*p = '_';
 	}
 	return *s ? s : strcpy(out, "attachment");
 }
