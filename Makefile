@@ -72,7 +72,7 @@ run-deps:
 # Which install step the goals on the command line need before compiling:
 # none for `make`/`make all`/`make install`/`make deb` (build-check only).
 TEST_GOALS := check e2e e2e-asan faults screenshots unit unit-asan templates lintian \
-              bench bench-data bench-tools bench-mail fuzz fuzz-check fuzz-build
+              bench bench-data bench-tools bench-mail bench-attach fuzz fuzz-check fuzz-build
 INSTALL_STEP := $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),deps,$(if $(filter run,$(MAKECMDGOALS)),run-deps))
 
 # The build never installs: it stops, naming what is missing.
@@ -309,7 +309,7 @@ BENCH_OUT      ?= test/bench/RESULTS.md
 BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
 BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
 
-.PHONY: bench bench-data bench-tools bench-clean bench-mail
+.PHONY: bench bench-data bench-tools bench-clean bench-mail bench-attach
 bench-tools: $(BENCH_TOOLS)
 $(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
 	@mkdir -p $(@D)
@@ -326,6 +326,10 @@ bench: all $(BENCH_TOOLS)
 	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
 	  --out $(BENCH_OUT)
 	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
+	$(PYTHON) test/bench/attachbench.py --md $(BENCH_OUT)
+# only the attachments' rows (10 MiB upload, 1 MiB download next to nginx from disk)
+bench-attach: all
+	$(PYTHON) test/bench/attachbench.py --md $(BENCH_OUT)
 # only the email channel's row (mails/s through ccr-admin mail-in, CPU per mail)
 bench-mail: all
 	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)

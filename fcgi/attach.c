@@ -350,6 +350,34 @@ static int attach_range(const char *h, long long size, long long *lo, long long 
 	return 1;
 }
 
+/* a download in progress: the bytes [lo, hi] of the pieces from seq on */
+struct attach_out {
+	struct request *r;
+	long long lo, hi, seq, sent;
+	int stop, gone;
+};
+
+/* db_stream's callback: the part of piece `seq` inside [lo, hi] out */
+static int attach_piece(void *arg, long long seq, const void *data, size_t n)
+{
+	struct attach_out *o = arg;
+	long long start = seq * ATTACH_CHUNK, len = (long long)n;
+
+	if (seq != o->seq || (len != ATTACH_CHUNK && start + len <= o->hi))
+		return o->stop = 1;     /* a piece missing or short: the size is not what is stored */
+	long long from = o->lo > start ? o->lo - start : 0;
+	long long to = o->hi < start + len - 1 ? o->hi - start + 1 : len;
+	o->seq++;
+	if (to > from) {
+		if (resp_stream_write(o->r, (const char *)data + from, (size_t)(to - from)) == -1)
+			return o->stop = o->gone = 1;   /* the client went away */
+		o->sent += to - from;
+	}
+	if (o->seq * ATTACH_CHUNK > o->hi)
+		o->stop = 1;
+	return o->stop;
+}
+
 static const char Q_ONE[] =
     "SELECT ticket_id, filename, content_type, size, sha256 FROM attachments WHERE id = ?";
 enum { A1_TICKET, A1_NAME, A1_TYPE, A1_SIZE, A1_SHA, A1__N };
@@ -359,7 +387,6 @@ static const char Q_PIECES[] =
 
 int attach_get(struct request *r)
 {
-	static struct arena *scratch;
 	struct db_rows rows;
 	struct ticket t;
 	int n;
@@ -406,39 +433,18 @@ int attach_get(struct request *r)
 	if (strcmp(r->method, "HEAD") == 0 || size == 0)
 		return r->status;
 
-	/* the pieces overlapping [lo, hi], a few at a time, each query's rows in
-	 * a scratch arena emptied before the next */
-	if (scratch == NULL)
-		scratch = arena_new(64 * 1024);
-	long long sent = 0, seq = lo / ATTACH_CHUNK;
-	int bad = 0;
-	while (!bad && seq * ATTACH_CHUNK <= hi) {
-		arena_reset(scratch);
-		n = db_query(scratch, &rows, Q_PIECES, 2, DB_ARGS(P_INT(r->path_id), P_INT(seq)));
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n && seq * ATTACH_CHUNK <= hi; i++, seq++) {
-			long long start = seq * ATTACH_CHUNK;
-			long long len = (long long)DB_LEN(&rows, (size_t)i, 1);
-			if (db_int(&rows, (size_t)i, 0) != seq || (len != ATTACH_CHUNK && start + len <= hi)) {
-				bad = 1;
-				break;
-			}
-			long long from = lo > start ? lo - start : 0;
-			long long to = hi < start + len - 1 ? hi - start + 1 : len;
-			if (to > from && resp_stream_write(r, DB_CELL(&rows, (size_t)i, 1) + from,
-			        (size_t)(to - from)) == -1) {
-				arena_reset(scratch);
-				return r->status;   /* the client went away */
-			}
-			sent += to > from ? to - from : 0;
-		}
-		if (n < 2)
+	/* the pieces overlapping [lo, hi], a few at a time, each read straight
+	 * into the one piece buffer and written out before the next */
+	struct attach_out o = { .r = r, .lo = lo, .hi = hi, .seq = lo / ATTACH_CHUNK };
+	while (!o.stop && o.seq * ATTACH_CHUNK <= hi) {
+		long long first = o.seq;
+		n = db_stream(Q_PIECES, DB_ARGS(P_INT(r->path_id), P_INT(o.seq)), attach_buffer(),
+		    ATTACH_CHUNK, attach_piece, &o);
+		if (n <= 0 || o.seq == first)
 			break;
 	}
-	arena_reset(scratch);
-	if (sent != hi - lo + 1)
+	if (o.sent != hi - lo + 1 && !o.gone)
 		log_err("attach: req=%s attachment %lld: %lld of %lld bytes sent (%s)", r->id,
-		    r->path_id, sent, hi - lo + 1, n < 0 ? db_last_msg() : "pieces missing");
+		    r->path_id, o.sent, hi - lo + 1, n < 0 ? db_last_msg() : "pieces missing");
 	return r->status;
 }

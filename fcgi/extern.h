@@ -232,6 +232,8 @@ const char *db_last_msg(void);
 long long db_exec(const char *sql, const struct db_param *, size_t n);  /* affected, -1 */
 int db_query(struct arena *, struct db_rows *, const char *sql, size_t ncols,
              const struct db_param *, size_t n);                    /* rows, -1 */
+int db_stream(const char *sql, const struct db_param *, size_t n, void *buf, size_t cap,
+              int (*fn)(void *, long long, const void *, size_t), void *arg); /* rows, -1 */
 long long db_insert_id(void);
 int db_begin(void);
 int db_commit(void);
