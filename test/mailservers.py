@@ -57,6 +57,13 @@ def _readable_by_nobody(path):
     return bool(st.st_mode & stat.S_IROTH or st.st_uid == NOBODY)
 
 
+def _conf_value(path, section, key):
+    import configparser
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(path)
+    return cp.get(section, key, fallback=None)
+
+
 def _wait_dead(pids, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,6 +148,10 @@ class Postfix:
             os.chown(self.conf, NOBODY, -1)
         if not _readable_by_nobody(self.conf):
             raise MailServerError("%s is not readable by nobody" % self.conf)
+        views = _conf_value(self.conf, "server", "views_dir")
+        if views and not _readable_by_nobody(os.path.join(views, "mail")):
+            raise MailServerError("%s (the mail templates mail-in renders) is not readable "
+                                  "by nobody" % views)
 
     def write_config(self):
         for d in (self.etc, self.spool, self.data):

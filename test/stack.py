@@ -409,6 +409,13 @@ class Stack:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("\n".join(lines))
+        # keep the owner a test gave it (mailservers.Postfix hands it to
+        # nobody, who runs ccr-admin mail-in): still 0600, never world-readable
+        try:
+            old = os.stat(self.conf)
+            os.chown(tmp, old.st_uid, old.st_gid)
+        except FileNotFoundError:
+            pass
         os.replace(tmp, self.conf)
 
     # ---------------------------------------------------------------- MariaDB
