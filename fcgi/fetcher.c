@@ -477,9 +477,9 @@ static enum batch_end one_message(struct fetcher *f, long long uid, const char *
 		claim_drop(f, uid);
 		return B_IMAP_ERROR;
 	}
-	if (f->body.dropped)
-		log_warn("fetcher: uid %lld: larger than %ld bytes; the first %zu handed over",
-		    uid, cap, f->body.len);
+	if (f->body.len >= (size_t)cap)   /* BODY[]<0.cap> stops there; dropped: a server past it */
+		log_warn("fetcher: uid %lld: larger than %ld bytes; the first %zu handed over "
+		    "(rejected as too large)", uid, cap - 1, f->body.len);
 	if (mailin_deliver(c, f->a, f->body.p ? f->body.p : "", f->body.len, NULL, &res) == -1) {
 		log_warn("fetcher: uid %lld left in %s: the database is unavailable", uid, c->imap_folder);
 		return B_DB_DOWN;

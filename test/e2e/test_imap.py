@@ -325,3 +325,67 @@ def test_imap_two_fetchers_never_process_twice(ctx):
 
 
 test_imap_two_fetchers_never_process_twice.timeout = 180
+
+
+def test_imap_too_large_rejected_whole_or_capped_and_moved(ctx):
+    """max_bytes = 64 KiB: a 200 KiB mail is fetched whole and rejected as
+    too large; a 3 MiB one is fetched only up to max_bytes + 1 MiB and
+    rejected as too large with that much kept; both moved.  With a 60 s
+    poll interval, turning the fetcher off stops it at once (its wait ends
+    on SIGTERM)."""
+    cap = 65536 + 1024 * 1024
+    before = int(ctx.sql_value("SELECT IFNULL(MAX(id), 0) FROM rejected_mail"))
+    with Imap(ctx, "large", max_bytes="65536", imap_poll_interval="60") as im:
+        pad = "x" * 76 + "\r\n"
+        mid = ms.new_ticket_mail("big@example.com", "Mid-size", pad * (200 * 1024 // 78))
+        huge = ms.new_ticket_mail("big@example.com", "Huge", pad * (3 * 1024 * 1024 // 78))
+        im.dv.drop(mid)
+        im.dv.drop(huge)
+        mark = ctx.log_mark()
+        im.fetcher_on()
+        im.wait_drained(2, 30)
+        rows = ctx.sql("SELECT reason, size FROM rejected_mail WHERE id > %d ORDER BY id" % before)
+        # (UIDs follow Dovecot's scan of new/, not the order of the drops)
+        assert sorted(rows, key=lambda r: int(r[1])) == [["too_large", str(len(mid))],
+                                                         ["too_large", str(cap)]], rows
+        kept = ctx.sql_value("SELECT SUM(LENGTH(c.data)) FROM rejected_mail_chunks c JOIN "
+                             "rejected_mail m ON m.id = c.mail_id WHERE m.id > %d AND m.size = %d"
+                             % (before, cap))
+        assert kept == str(cap), kept
+        got = b"".join(bytes.fromhex(r[0]) for r in ctx.sql(
+            "SELECT HEX(c.data) FROM rejected_mail_chunks c JOIN rejected_mail m ON "
+            "m.id = c.mail_id WHERE m.id > %d AND m.size = %d ORDER BY c.seq" % (before, cap)))
+        diff = next((i for i in range(min(len(got), cap)) if got[i] != huge[i]), None)
+        assert got == huge[:cap], "kept %d bytes, first difference at %s: %r / %r" % (
+            len(got), diff, got[diff:diff + 40] if diff is not None else b"",
+            huge[diff:diff + 40] if diff is not None else b"")
+        assert "larger than %d bytes" % (cap - 1) in ctx.log_since(mark)
+        t0 = time.monotonic()
+        im.fetcher_off()
+        assert time.monotonic() - t0 < 5, "the fetcher took %.1f s to stop" % (time.monotonic() - t0)
+
+
+test_imap_too_large_rejected_whole_or_capped_and_moved.timeout = 90
+
+
+def test_imap_bad_imap_url_is_a_bad_config(ctx):
+    """An imap_url naming a folder (the folder is imap_folder): the fetcher
+    exits EX_BADCONF (78) and the master with it, saying why."""
+    st = ctx.stack
+    d = os.path.join(st.var, "imap", "badconf")
+    b = fu.ExtraCcrd(st, "ccrd-badconf", d, workers=1, overrides={"mail_in": dict(
+        ms.fetcher_keys(ms.Dovecot(d, 1)), address=SUPPORT, imap_url="imap://127.0.0.1:1/INBOX")})
+    b.write_conf()
+    with open(b.log, "ab") as out:
+        p = stack.spawn([st.ccrd_bin, "-c", b.conf], stdout=out, stderr=out)
+    try:
+        rc = p.wait(20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        stack.kill_group(p.pid)
+    log = fu.read_from(b.log)
+    assert rc == 78, "ccrd exited %s: %s" % (rc, log[-600:])
+    assert "imap_url names the server only" in log, log[-600:]
+    assert "fetcher" in log and "bad configuration" in log, log[-600:]
