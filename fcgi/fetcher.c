@@ -92,6 +92,10 @@ static const char Q_CLAIM_NEW[] =
 static const char Q_CLAIM_TAKE[] =
     "UPDATE imap_claims SET claimed_by = ?, lease_until = NOW() + INTERVAL ? SECOND "
     "WHERE mailbox_key = ? AND uid = ?";
+/* this host's claimers, for claims_tidy (claimed_by is host:pid) */
+static const char Q_CLAIMERS[] =
+    "SELECT DISTINCT claimed_by FROM imap_claims WHERE claimed_by LIKE CONCAT(?, ':%')";
+static const char Q_CLAIMS_OF[] = "DELETE FROM imap_claims WHERE claimed_by = ?";
 static const char Q_CLAIM_DROP[] =
     "DELETE FROM imap_claims WHERE mailbox_key = ? AND uid = ? AND claimed_by = ?";
 
@@ -384,6 +388,23 @@ static enum claim claim(struct fetcher *f, long long uid)
 	return CLAIM_DB_DOWN;
 }
 
+/* claims_tidy: between batches this fetcher holds no claim, so any of its
+ * own is left over (the database went away before it was dropped), as is
+ * any of a fetcher on this host that died (kill -9 after the move): drop
+ * them rather than wait for their leases. */
+static void claims_tidy(struct fetcher *f)
+{
+	struct db_rows r;
+	int n = db_query(f->a, &r, Q_CLAIMERS, 1, DB_ARGS(P_STR(host)));
+
+	for (int i = 0; i < n; i++) {
+		const char *by = DB_CELL(&r, i, 0);
+		if (by && (strcmp(by, me) == 0 || claimer_dead(by)) &&
+		    db_exec(Q_CLAIMS_OF, DB_ARGS(P_STR(by))) > 0)
+			log_info("fetcher: dropped the stale claims of %s", by);
+	}
+}
+
 static void claim_drop(struct fetcher *f, long long uid)
 {
 	db_request_start();
@@ -511,6 +532,7 @@ static enum batch_end batch(struct fetcher *f)
 	db_request_start();
 	if (db_ping() == -1)
 		return B_DB_DOWN;           /* no point in downloading now */
+	claims_tidy(f);
 	f->h = session_new(f);
 	if (f->h == NULL) {
 		log_err("fetcher: curl_easy_init failed");
