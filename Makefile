@@ -32,7 +32,9 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -MMD -MP
 ALL_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror $(CPPFLAGS) $(CFLAGS) -MMD -MP
-LIBS      = $(shell pkg-config --libs $(PKGS))
+# --as-needed: each program records only the libraries it calls (ccr-admin,
+# run once per inbound mail, does not start libcurl and its TLS stack)
+LIBS      = -Wl,--as-needed $(shell pkg-config --libs $(PKGS))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 # Sources: the library shared by ccrd, ccr-admin and the unit tests.
@@ -40,7 +42,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # two programs' entries, outside the library).
 LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c cookie.c route.c session.c flash.c \
-            page.c password.c user.c code.c audit.c mail.c account.c ticket.c \
+            page.c password.c user.c code.c audit.c mail.c inmail.c account.c ticket.c \
             message.c agent.c mailin.c metrics.c mailer.c fetcher.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
@@ -74,7 +76,7 @@ run-deps:
 # Which install step the goals on the command line need before compiling:
 # none for `make`/`make all`/`make install`/`make deb` (build-check only).
 TEST_GOALS := check e2e e2e-asan faults screenshots unit unit-asan templates lintian \
-              bench bench-data bench-tools fuzz fuzz-check fuzz-build
+              bench bench-data bench-tools bench-mail fuzz fuzz-check fuzz-build
 INSTALL_STEP := $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),deps,$(if $(filter run,$(MAKECMDGOALS)),run-deps))
 
 # The build never installs: it stops, naming what is missing.
@@ -311,7 +313,7 @@ BENCH_OUT      ?= test/bench/RESULTS.md
 BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
 BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
 
-.PHONY: bench bench-data bench-tools bench-clean
+.PHONY: bench bench-data bench-tools bench-clean bench-mail
 bench-tools: $(BENCH_TOOLS)
 $(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
 	@mkdir -p $(@D)
@@ -327,6 +329,10 @@ bench: all $(BENCH_TOOLS)
 	$(PYTHON) test/bench/bench.py run $(BENCH_ARGS) --rounds $(BENCH_ROUNDS) \
 	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
 	  --out $(BENCH_OUT)
+	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
+# only the email channel's row (mails/s through ccr-admin mail-in, CPU per mail)
+bench-mail: all
+	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
 bench-clean:
 	rm -rf $(CCR_BENCH_DIR)
 # ---- end of benchmarks -------------------------------------------------------
@@ -341,7 +347,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -356,12 +362,15 @@ FUZZ_TEXT_O := $(FB)/obj/text.o $(FB)/obj/arena.o $(FB)/obj/log.o
 FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 
 # what each target links beyond its own object: the pure text functions,
-# or the whole library (form.c, cookie.c and request.c reach the response
+# inmail.c with crypto.c (mail: GMime and libcrypto), or the whole library
+# (form.c, cookie.c and request.c reach the response
 # and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)
 FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
+FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
+FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
 FUZZ_WHOLE    := form cookie fcgi route
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))

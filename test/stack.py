@@ -396,6 +396,10 @@ class Stack:
             "site": {
                 "base_url": self.base_url,
             },
+            # the email channel: replies go to support+TOKEN@example.com
+            "mail_in": {
+                "address": "support@example.com",
+            },
         }
         for sec, kv in self.extra_conf.items():
             conf.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""mailbench.py — messages per second through the email channel (`make bench`,
+or alone: `make bench-mail`).
+
+A private stack (test/stack.py: MariaDB, the schema) in a temporary folder;
+ccrd is stopped once the schema is in, so the outbox keeps each ticket
+mail's Reply-To and no mailer competes for the cores.  Then, side by side in
+one run:
+
+  new      N mails from N/10 customers to the support address (each raises a
+           ticket, its confirmation and the admins' mail queued);
+  reply    N replies, each with the reply token of a real notification
+           (taken from the outbox) and a quoted body (each becomes a message);
+  dup      the same N replies again (each found by its Message-ID: nothing new);
+
+each through `ccr-admin mail-in` one at a time (as an MTA's pipe with a
+destination concurrency of 1 runs it) and two at a time (one per core).
+CPU per message: ccr-admin's user+system time (rusage of the children) and
+mariadbd's (from /proc), divided by the messages.
+
+Writes the "Email channel" section of RESULTS.md (replaced in place) and
+the "mail_in" key of RESULTS.json.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.dont_write_bytecode = True
+import stack  # noqa: E402
+
+START = "<!-- mail-in: written by test/bench/mailbench.py -->"
+END = "<!-- /mail-in -->"
+
+
+def proc_cpu(pid):
+    """user+system seconds of one process (from /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = os.times()
+    return r.children_user + r.children_system
+
+
+def mail(frm, to, subject, body, mid, extra=""):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Thu, 3 Dec 2026 10:00:00 +0000\r\n"
+            "Message-ID: <%s@bench.example.net>\r\n%sMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s"
+            % (frm, to, subject, mid, extra, body.replace("\n", "\r\n"))).encode()
+
+
+def pipe(st, raw):
+    p = subprocess.run([st.admin_bin, "-c", st.conf, "mail-in"], input=raw,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise stack.StackError("mail-in exit %d: %s" % (p.returncode, p.stderr[-300:]))
+
+
+def timed(st, raws, conc):
+    db_pid = st.db_pid()
+    c0, d0, t0 = children_cpu(), proc_cpu(db_pid), time.monotonic()
+    if conc == 1:
+        for r in raws:
+            pipe(st, r)
+    else:
+        with ThreadPoolExecutor(conc) as ex:
+            list(ex.map(lambda r: pipe(st, r), raws))
+    t = time.monotonic() - t0
+    n = len(raws)
+    return {"n": n, "conc": conc, "seconds": round(t, 3), "per_s": round(n / t, 1),
+            "admin_cpu_ms": round(1000 * (children_cpu() - c0) / n, 2),
+            "db_cpu_ms": round(1000 * (proc_cpu(db_pid) - d0) / n, 2)}
+
+
+def run(a):
+    tmp = tempfile.mkdtemp(prefix="ccr-mailbench-")
+    port = stack.pick_free_port()
+    st = stack.Stack(os.path.join(tmp, "var"), port, workers=2,
+                     extra_conf={"mail_in": {"tickets_per_hour": "100000"}})
+    res = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "n": a.n, "rows": []}
+    try:
+        st.start()
+        st.ccrd_stop()
+        ncust = max(1, a.n // 10)
+        st.sql("INSERT INTO users (email, first_name, last_name, role, state, created_at, updated_at) "
+               "VALUES " + ",".join("('bench%d@example.org', 'Bench', 'Customer%d', 'customer', "
+                                    "'active', NOW(), NOW())" % (i, i) for i in range(ncust)))
+        body = ("My order %d has not arrived. The tracking page says it was delivered\n"
+                "yesterday, but nobody rang and there is nothing at the door.\n\n-- \nBench")
+        for conc in (1, 2):
+            tag = "c%d" % conc
+            new = [mail("Bench Customer <bench%d@example.org>" % (i % ncust), "support@example.com",
+                        "Order %d missing" % i, body % i, "%s-new-%d" % (tag, i)) for i in range(a.n)]
+            row = timed(st, new, conc)
+            row["kind"] = "new"
+            res["rows"].append(row)
+            # the customers' confirmations, still pending, hold real reply tokens
+            got = st.sql("SELECT o.reply_to, t.customer_id, t.subject, u.email FROM outbox o "
+                         "JOIN tickets t ON t.id = o.ticket_id JOIN users u ON u.id = t.customer_id "
+                         "WHERE o.kind = 'ticket_created' AND o.reply_to IS NOT NULL "
+                         "AND t.subject LIKE 'Order %%' ORDER BY o.id DESC LIMIT %d" % a.n)
+            replies = [mail(email, rt, "Re: [#x] " + subj,
+                            "Still nothing, please check.\n\nOn Thu, 3 Dec 2026, Support wrote:\n"
+                            "> We received your ticket\n> " + subj + "\n",
+                            "%s-re-%d" % (tag, i))
+                       for i, (rt, _cid, subj, email) in enumerate(got)]
+            row = timed(st, replies, conc)
+            row["kind"] = "reply"
+            res["rows"].append(row)
+            row = timed(st, replies, conc)
+            row["kind"] = "dup"
+            res["rows"].append(row)
+        msgs = int(st.sql("SELECT COUNT(*) FROM messages")[0][0])
+        tickets = int(st.sql("SELECT COUNT(*) FROM tickets")[0][0])
+        if tickets != 2 * a.n or msgs != 2 * a.n:
+            raise stack.StackError("expected %d tickets and messages, got %d and %d"
+                                   % (2 * a.n, tickets, msgs))
+    finally:
+        st.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
+
+def report(res):
+    lines = [START, "## Email channel (`ccr-admin mail-in`)", "",
+             "Generated by test/bench/mailbench.py on %s: %d mails per row through "
+             "`ccr-admin mail-in` against the private MariaDB (ccrd stopped), one process at a "
+             "time and two at a time. CPU per message: ccr-admin (user+system) and mariadbd. "
+             "new: a mail from a customer raises a ticket; reply: a reply with a real token "
+             "becomes a message; dup: the same replies again, recognised by Message-ID."
+             % (res["started"], res["n"]), "",
+             "| mails | at once | mails/s | ccr-admin CPU ms/mail | mariadbd CPU ms/mail |",
+             "|---|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        lines.append("| %s | %d | %.0f | %.1f | %.1f |" % (r["kind"], r["conc"], r["per_s"],
+                                                         r["admin_cpu_ms"], r["db_cpu_ms"]))
+    if res.get("fetcher"):
+        f = res["fetcher"]
+        lines += ["", "IMAP fetcher: %d messages from a local Dovecot in %.1f s: %.0f messages/s."
+                  % (f["n"], f["seconds"], f["per_s"])]
+    lines += ["", END, ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--md", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--json", default=os.path.join(HERE, "RESULTS.json"))
+    a = ap.parse_args()
+    res = run(a)
+    for r in res["rows"]:
+        print("mail-in %-5s x%d: %7.1f mails/s, ccr-admin %.1f ms, mariadbd %.1f ms CPU per mail"
+              % (r["kind"], r["conc"], r["per_s"], r["admin_cpu_ms"], r["db_cpu_ms"]))
+    text = open(a.md).read() if os.path.exists(a.md) else ""
+    sec = report(res)
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _m: sec, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + sec
+    with open(a.md, "w") as f:
+        f.write(text)
+    data = json.load(open(a.json)) if os.path.exists(a.json) else {}
+    data["mail_in"] = res
+    with open(a.json, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except stack.StackError as e:
+        print("mailbench: %s" % e, file=sys.stderr)
+        sys.exit(1)
