@@ -393,3 +393,21 @@ def test_imap_bad_imap_url_is_a_bad_config(ctx):
     assert rc == 78, "ccrd exited %s: %s" % (rc, log[-600:])
     assert "imap_url names the server only" in log, log[-600:]
     assert "fetcher" in log and "bad configuration" in log, log[-600:]
+
+
+def test_imap_starttls_required_refuses_a_plaintext_server(ctx):
+    """imap_starttls = required against a server that offers no STARTTLS:
+    the fetcher never logs in (no password in clear), counts and logs the
+    error, and the mail stays in INBOX."""
+    with Imap(ctx, "tls", imap_starttls="required") as im:
+        im.dv.drop(ms.new_ticket_mail("tls@example.com", "TLS", "Never fetched."))
+        errors0 = metric(ctx, "ccr_imap_errors_total")
+        mark = ctx.log_mark()
+        im.fetcher_on()
+        ctx.wait_until(lambda: metric(ctx, "ccr_imap_errors_total") >= errors0 + 2, 15,
+                       "two failed polls counted", 0.1)
+        assert im.dv.count("INBOX") == 1 and im.dv.count(im.dv.done) == 0
+        assert re.search(r"fetcher: .*failed: .*STARTTLS.*\(curl \d+\)", ctx.log_since(mark)), \
+            ctx.log_since(mark)[-600:]
+        with open(im.dv.log_path, errors="replace") as f:
+            assert "Login: user=" not in f.read(), "the fetcher logged in without TLS"
