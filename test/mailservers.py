@@ -279,7 +279,7 @@ class Dovecot:
     is Maildir/, folder F is Maildir/.F/ (Maildir++)."""
 
     def __init__(self, workdir, port, user="support@example.com", password="imap s3cret",
-                 done="Done"):
+                 done="Done", capability=None):
         self.dir = os.path.abspath(workdir)
         self.port = int(port)
         self.user = user
@@ -289,6 +289,9 @@ class Dovecot:
         self.maildir = os.path.join(self.home, "Maildir")
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
+        # capability: the post-login CAPABILITY list Dovecot advertises
+        # (e.g. without MOVE, so a client takes COPY + EXPUNGE); None = its own
+        self.capability = capability
         self.proc = None
         self._n = 0
 
@@ -339,7 +342,7 @@ namespace inbox {{
 }}
 protocol imap {{
   mail_max_userip_connections = 100
-}}
+{caps}}}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
@@ -354,7 +357,8 @@ service stats {{
     port = 0
   }}
 }}
-""".format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done)
+""".format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done,
+           caps="  imap_capability = %s\n" % self.capability if self.capability else "")
         with open(self.conf, "w") as f:
             f.write(text)
 

@@ -38,11 +38,11 @@ def metric(ctx, name):
 class Imap:
     """A private Dovecot for one test and the stack's fetcher pointed at it."""
 
-    def __init__(self, ctx, name, **conf):
+    def __init__(self, ctx, name, capability=None, **conf):
         self.ctx = ctx
         self.st = ctx.stack
         self.dir = os.path.join(self.st.var, "imap", name)
-        self.dv = ms.Dovecot(self.dir, ms.free_port())
+        self.dv = ms.Dovecot(self.dir, ms.free_port(), capability=capability)
         self.conf = dict(ms.fetcher_keys(self.dv), address=SUPPORT, tickets_per_hour="100000")
         self.conf.update(conf)
 
@@ -411,3 +411,35 @@ def test_imap_starttls_required_refuses_a_plaintext_server(ctx):
             ctx.log_since(mark)[-600:]
         with open(im.dv.log_path, errors="replace") as f:
             assert "Login: user=" not in f.read(), "the fetcher logged in without TLS"
+
+
+BASE_CAPS = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE"
+
+
+def test_imap_without_move_copies_flags_and_expunges(ctx):
+    """A server that does not advertise MOVE: the fetcher copies, flags
+    \\Deleted and expunges - with UIDPLUS by UID (UID EXPUNGE), without it
+    by a plain EXPUNGE; either way every mail is one ticket, in the done
+    folder once, none left in INBOX (nor flagged there)."""
+    u = tu.register_customer(ctx)
+    for caps in (BASE_CAPS + " UIDPLUS", BASE_CAPS):
+        tag = os.urandom(3).hex()
+        with Imap(ctx, "nomove-" + tag, capability=caps) as im:
+            subjects = im.drop_tickets(u.email, 8, tag)
+            im.fetcher_on()
+            im.wait_drained(8)
+            check_all_once(ctx, im, u, tag, subjects)
+            done = message_ids(im.dv.messages(im.dv.done))
+            assert len(done) == 8 and set(done.values()) == {1}, done
+        # Dovecot's session summaries (all written now: the fetcher and the
+        # server stopped) count messages flagged \\Deleted (STORE) and
+        # expunged; a MOVE flags none
+        with open(im.dv.log_path, errors="replace") as f:
+            log = f.read()
+        flagged = sum(int(x) for x in re.findall(r"\bdeleted=(\d+)", log))
+        gone = sum(int(x) for x in re.findall(r"\bexpunged=(\d+)", log))
+        assert (flagged, gone) == (8, 8), "Dovecot counted deleted=%d expunged=%d (%s)" % (
+            flagged, gone, caps)
+
+
+test_imap_without_move_copies_flags_and_expunges.timeout = 120
