@@ -279,7 +279,7 @@ class Dovecot:
     is Maildir/, folder F is Maildir/.F/ (Maildir++)."""
 
     def __init__(self, workdir, port, user="support@example.com", password="imap s3cret",
-                 done="Done", capability=None):
+                 done="Done", capability=None, tls_port=None):
         self.dir = os.path.abspath(workdir)
         self.port = int(port)
         self.user = user
@@ -292,12 +292,26 @@ class Dovecot:
         # capability: the post-login CAPABILITY list Dovecot advertises
         # (e.g. without MOVE, so a client takes COPY + EXPUNGE); None = its own
         self.capability = capability
+        # tls_port: also TLS, with a fresh self-signed certificate for
+        # 127.0.0.1 (no client trusts it): imaps on tls_port, STARTTLS on port
+        self.tls_port = tls_port
         self.proc = None
         self._n = 0
 
     @property
     def url(self):
         return "imap://127.0.0.1:%d" % self.port
+
+    def _tls_config(self):
+        if not self.tls_port:
+            return "ssl = no\n"
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        if not os.path.exists(cert):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True, timeout=60)
+        return "ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % (cert, key)
 
     def write_config(self):
         for d in ("run", "state"):
@@ -317,8 +331,7 @@ log_path = {log}
 info_log_path = {log}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{tls}disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = {uid}
 last_valid_uid = {uid}
@@ -349,7 +362,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service stats {{
@@ -358,7 +372,8 @@ service stats {{
   }}
 }}
 """.format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done,
-           caps="  imap_capability = %s\n" % self.capability if self.capability else "")
+           caps="  imap_capability = %s\n" % self.capability if self.capability else "",
+           tls=self._tls_config(), tls_port=self.tls_port or 0)
         with open(self.conf, "w") as f:
             f.write(text)
 

@@ -38,11 +38,12 @@ def metric(ctx, name):
 class Imap:
     """A private Dovecot for one test and the stack's fetcher pointed at it."""
 
-    def __init__(self, ctx, name, capability=None, **conf):
+    def __init__(self, ctx, name, capability=None, tls=False, **conf):
         self.ctx = ctx
         self.st = ctx.stack
         self.dir = os.path.join(self.st.var, "imap", name)
-        self.dv = ms.Dovecot(self.dir, ms.free_port(), capability=capability)
+        self.dv = ms.Dovecot(self.dir, ms.free_port(), capability=capability,
+                             tls_port=ms.free_port() if tls else None)
         self.conf = dict(ms.fetcher_keys(self.dv), address=SUPPORT, tickets_per_hour="100000")
         self.conf.update(conf)
 
@@ -443,3 +444,25 @@ def test_imap_without_move_copies_flags_and_expunges(ctx):
 
 
 test_imap_without_move_copies_flags_and_expunges.timeout = 120
+
+
+def test_imap_tls_certificate_is_verified(ctx):
+    """A server whose certificate nobody signed: refused over imaps:// and
+    over imap:// with STARTTLS alike (curl's certificate error logged and
+    counted), never logged in to, the mail left in INBOX."""
+    with Imap(ctx, "cert", tls=True) as im:
+        im.dv.drop(ms.new_ticket_mail("cert@example.com", "Cert", "Never fetched."))
+        for url, starttls in (("imaps://127.0.0.1:%d" % im.dv.tls_port, "required"),
+                              (im.dv.url, "required")):
+            im.conf.update(imap_url=url, imap_starttls=starttls)
+            errors0 = metric(ctx, "ccr_imap_errors_total")
+            mark = ctx.log_mark()
+            im.fetcher_on()
+            ctx.wait_until(lambda: metric(ctx, "ccr_imap_errors_total") >= errors0 + 2, 15,
+                           "two failed polls counted (%s)" % url, 0.1)
+            log = ctx.log_since(mark)
+            assert re.search(r"fetcher: .*failed: .*certificate.*\(curl 60\)", log), log[-600:]
+            im.fetcher_off()
+        assert im.dv.count("INBOX") == 1 and im.dv.count(im.dv.done) == 0
+        with open(im.dv.log_path, errors="replace") as f:
+            assert "Login: user=" not in f.read(), "the fetcher logged in to an untrusted server"
