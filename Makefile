@@ -20,9 +20,9 @@ CXX      := g++
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
             libgmime-3.0-dev libcurl4-openssl-dev
-RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
+RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
-            slowhttptest debhelper dpkg-dev postfix dovecot-imapd
+            slowhttptest debhelper dpkg-dev dovecot-imapd
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
             gmime-3.0 libcurl
