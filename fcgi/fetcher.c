@@ -563,8 +563,13 @@ static enum batch_end batch(struct fetcher *f)
 		end = B_IMAP_ERROR;
 		goto out;
 	}
-	if (f->body.dropped)
+	if (f->body.dropped) {
+		/* cut mid-number perhaps: the last UID kept may be partial, drop it */
+		char *sp = strrchr(f->body.p, ' ');
+		if (sp)
+			*sp = '\0';
 		log_warn("fetcher: UID SEARCH answer past %ld bytes; the rest waits", SEARCH_MAX);
+	}
 	char validity[24];
 	snprintf(validity, sizeof(validity), "%s", f->uidvalidity);
 	char *k = arena_printf(f->a, "%s\n%s\n%s\n%s", c->imap_url, c->imap_user, c->imap_folder,
