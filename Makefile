@@ -20,9 +20,9 @@ CXX      := g++
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
             libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev
-RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd
+RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
-            slowhttptest debhelper dpkg-dev
+            slowhttptest debhelper dpkg-dev dovecot-imapd
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
             gmime-3.0 libcurl libmagic
@@ -56,9 +56,13 @@ all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
 # deps: everything (build, stack, test tools); run-deps: what `make run` needs.
+# Postfix's installer asks what to configure: preseeded "No configuration"
+# (the tests run private instances; installing it removes opensmtpd).
 APT_MISSING = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  case " $$missing " in *" postfix "*) echo "postfix postfix/main_mailer_type select No configuration" \
+	    | debconf-set-selections;; esac; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    -o DPkg::Lock::Timeout=300 $$missing; \
 	fi

@@ -29,7 +29,15 @@
  * the literal, so downloads use the ;UID=N;PARTIAL=0.N URL form; ;UIDVALIDITY=V
  * in the mailbox part makes libcurl refuse a mailbox re-selected with
  * another UIDVALIDITY; UID MOVE / UID COPY of a UID that is gone answer OK
- * ("No messages found"), so a move counts only when COPYUID names the UID.
+ * ("No messages found"), so a move counts only when COPYUID names the UID;
+ * a custom command answered NO (CREATE of a folder that exists) makes
+ * libcurl close the connection, so the done folder is created once, not
+ * every poll.
+ *
+ * The folder is listed with UID SEARCH UNDELETED: a message flagged
+ * \Deleted is on its way out (a COPY whose EXPUNGE failed).  Each batch
+ * first drops stale claims: its own fetcher's (none is held between
+ * batches) and those of dead fetchers on this host.
  */
 #include <errno.h>
 #include <poll.h>
@@ -92,6 +100,10 @@ static const char Q_CLAIM_NEW[] =
 static const char Q_CLAIM_TAKE[] =
     "UPDATE imap_claims SET claimed_by = ?, lease_until = NOW() + INTERVAL ? SECOND "
     "WHERE mailbox_key = ? AND uid = ?";
+/* this host's claimers, for claims_tidy (claimed_by is host:pid) */
+static const char Q_CLAIMERS[] =
+    "SELECT DISTINCT claimed_by FROM imap_claims WHERE claimed_by LIKE CONCAT(?, ':%')";
+static const char Q_CLAIMS_OF[] = "DELETE FROM imap_claims WHERE claimed_by = ?";
 static const char Q_CLAIM_DROP[] =
     "DELETE FROM imap_claims WHERE mailbox_key = ? AND uid = ? AND claimed_by = ?";
 
@@ -384,6 +396,23 @@ static enum claim claim(struct fetcher *f, long long uid)
 	return CLAIM_DB_DOWN;
 }
 
+/* claims_tidy: between batches this fetcher holds no claim, so any of its
+ * own is left over (the database went away before it was dropped), as is
+ * any of a fetcher on this host that died (kill -9 after the move): drop
+ * them rather than wait for their leases. */
+static void claims_tidy(struct fetcher *f)
+{
+	struct db_rows r;
+	int n = db_query(f->a, &r, Q_CLAIMERS, 1, DB_ARGS(P_STR(host)));
+
+	for (int i = 0; i < n; i++) {
+		const char *by = DB_CELL(&r, i, 0);
+		if (by && (strcmp(by, me) == 0 || claimer_dead(by)) &&
+		    db_exec(Q_CLAIMS_OF, DB_ARGS(P_STR(by))) > 0)
+			log_info("fetcher: dropped the stale claims of %s", by);
+	}
+}
+
 static void claim_drop(struct fetcher *f, long long uid)
 {
 	db_request_start();
@@ -477,9 +506,9 @@ static enum batch_end one_message(struct fetcher *f, long long uid, const char *
 		claim_drop(f, uid);
 		return B_IMAP_ERROR;
 	}
-	if (f->body.dropped)
-		log_warn("fetcher: uid %lld: larger than %ld bytes; the first %zu handed over",
-		    uid, cap, f->body.len);
+	if (f->body.len >= (size_t)cap)   /* BODY[]<0.cap> stops there; dropped: a server past it */
+		log_warn("fetcher: uid %lld: larger than %ld bytes; the first %zu handed over "
+		    "(rejected as too large)", uid, cap - 1, f->body.len);
 	if (mailin_deliver(c, f->a, f->body.p ? f->body.p : "", f->body.len, NULL, &res) == -1) {
 		log_warn("fetcher: uid %lld left in %s: the database is unavailable", uid, c->imap_folder);
 		return B_DB_DOWN;
@@ -511,6 +540,7 @@ static enum batch_end batch(struct fetcher *f)
 	db_request_start();
 	if (db_ping() == -1)
 		return B_DB_DOWN;           /* no point in downloading now */
+	claims_tidy(f);
 	f->h = session_new(f);
 	if (f->h == NULL) {
 		log_err("fetcher: curl_easy_init failed");
@@ -541,8 +571,13 @@ static enum batch_end batch(struct fetcher *f)
 		end = B_IMAP_ERROR;
 		goto out;
 	}
-	if (f->body.dropped)
+	if (f->body.dropped) {
+		/* cut mid-number perhaps: the last UID kept may be partial, drop it */
+		char *sp = strrchr(f->body.p, ' ');
+		if (sp)
+			*sp = '\0';
 		log_warn("fetcher: UID SEARCH answer past %ld bytes; the rest waits", SEARCH_MAX);
+	}
 	char validity[24];
 	snprintf(validity, sizeof(validity), "%s", f->uidvalidity);
 	char *k = arena_printf(f->a, "%s\n%s\n%s\n%s", c->imap_url, c->imap_user, c->imap_folder,

@@ -57,6 +57,13 @@ def _readable_by_nobody(path):
     return bool(st.st_mode & stat.S_IROTH or st.st_uid == NOBODY)
 
 
+def _conf_value(path, section, key):
+    import configparser
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(path)
+    return cp.get(section, key, fallback=None)
+
+
 def _wait_dead(pids, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,6 +148,10 @@ class Postfix:
             os.chown(self.conf, NOBODY, -1)
         if not _readable_by_nobody(self.conf):
             raise MailServerError("%s is not readable by nobody" % self.conf)
+        views = _conf_value(self.conf, "server", "views_dir")
+        if views and not _readable_by_nobody(os.path.join(views, "mail")):
+            raise MailServerError("%s (the mail templates mail-in renders) is not readable "
+                                  "by nobody" % views)
 
     def write_config(self):
         for d in (self.etc, self.spool, self.data):
@@ -268,7 +279,7 @@ class Dovecot:
     is Maildir/, folder F is Maildir/.F/ (Maildir++)."""
 
     def __init__(self, workdir, port, user="support@example.com", password="imap s3cret",
-                 done="Done"):
+                 done="Done", capability=None, tls_port=None):
         self.dir = os.path.abspath(workdir)
         self.port = int(port)
         self.user = user
@@ -278,12 +289,29 @@ class Dovecot:
         self.maildir = os.path.join(self.home, "Maildir")
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
+        # capability: the post-login CAPABILITY list Dovecot advertises
+        # (e.g. without MOVE, so a client takes COPY + EXPUNGE); None = its own
+        self.capability = capability
+        # tls_port: also TLS, with a fresh self-signed certificate for
+        # 127.0.0.1 (no client trusts it): imaps on tls_port, STARTTLS on port
+        self.tls_port = tls_port
         self.proc = None
         self._n = 0
 
     @property
     def url(self):
         return "imap://127.0.0.1:%d" % self.port
+
+    def _tls_config(self):
+        if not self.tls_port:
+            return "ssl = no\n"
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        if not os.path.exists(cert):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True, timeout=60)
+        return "ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % (cert, key)
 
     def write_config(self):
         for d in ("run", "state"):
@@ -303,8 +331,7 @@ log_path = {log}
 info_log_path = {log}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{tls}disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = {uid}
 last_valid_uid = {uid}
@@ -328,14 +355,15 @@ namespace inbox {{
 }}
 protocol imap {{
   mail_max_userip_connections = 100
-}}
+{caps}}}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service stats {{
@@ -343,7 +371,9 @@ service stats {{
     port = 0
   }}
 }}
-""".format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done)
+""".format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done,
+           caps="  imap_capability = %s\n" % self.capability if self.capability else "",
+           tls=self._tls_config(), tls_port=self.tls_port or 0)
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -381,6 +411,22 @@ service stats {{
         self.proc.wait(10)
         _wait_dead(pids, 10)
         self.proc = None
+        # A process killed inside a Maildir write leaves its dotlock
+        # (dovecot-uidlist.lock), which a new server honours for 2 minutes:
+        # with no Dovecot process left, every lock is stale.
+        for root, _dirs, files in os.walk(self.maildir):
+            for n in files:
+                if n.endswith(".lock"):
+                    os.unlink(os.path.join(root, n))
+
+    def freeze(self):
+        """SIGSTOP every Dovecot process: connections wait, unanswered."""
+        for p in self.pids():
+            os.kill(p, signal.SIGSTOP)
+
+    def thaw(self):
+        for p in self.pids():
+            os.kill(p, signal.SIGCONT)
 
     def restart(self, timeout=15):
         self.kill()

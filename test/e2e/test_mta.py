@@ -7,6 +7,7 @@ above, the notification quoted below), and sent over SMTP to Postfix.
 """
 import html
 import os
+import smtplib
 import sys
 
 import helpers
@@ -113,3 +114,14 @@ def test_database_down_postfix_defers_then_delivers_once(ctx):
 
 
 test_database_down_postfix_defers_then_delivers_once.timeout = 150
+
+
+def test_postfix_refuses_other_domains(ctx):
+    """The test MTA is no open relay: it takes mail only for the support domain."""
+    with Mta(ctx, "relay") as pf:
+        try:
+            send(pf, b"From: a@b.test\r\nSubject: x\r\n\r\nx\r\n", "a@b.test",
+                 "someone@elsewhere.test")
+        except smtplib.SMTPRecipientsRefused:
+            return
+    raise AssertionError("Postfix relayed to another domain")
