@@ -214,22 +214,20 @@ static const struct form_field *mp_field(const struct form *fm, const char *name
 	return NULL;
 }
 
-/* One parse over b (its first plen bytes the header prefix). */
-static int mp_parse(struct arena *a, struct mp *m, size_t plen, const char *boundary,
-                    const struct form *fm, size_t max_text, struct kvlist *form,
-                    struct attach_file *files, size_t *nfiles, size_t *sent, const char **why)
+/* One parse of m->stream (the header prefix, then the body). */
+static int mp_parse(struct arena *a, struct mp *m, const struct form *fm, size_t max_text,
+                    struct kvlist *form, struct attach_file *files, size_t *nfiles, size_t *sent,
+                    const char **why)
 {
 	size_t cap = 0, text = 0;
 	char *buf;
 
-	(void)boundary;
 	form->v = NULL;
 	form->n = 0;
 	*nfiles = *sent = 0;
 	m->parser = g_mime_parser_new_with_stream(m->stream);
 	g_mime_parser_set_persist_stream(m->parser, TRUE);
 	m->root = g_mime_parser_construct_part(m->parser, NULL);
-	(void)plen;
 	*why = "The form cannot be read";
 	if (m->root == NULL || !GMIME_IS_MULTIPART(m->root))
 		return 422;
@@ -324,7 +322,7 @@ static int mp_run(struct arena *a, GByteArray *b, size_t plen, const char *bound
 	*handle = m;
 	if (rc != 0)
 		return rc;
-	return mp_parse(a, m, plen, boundary, fm, max_text, form, files, nfiles, sent, why);
+	return mp_parse(a, m, fm, max_text, form, files, nfiles, sent, why);
 }
 
 /* the header line GMime reads the body's type from, and its boundary */
