@@ -243,7 +243,8 @@ static const char Q_OF_MESSAGE[] =
 
 /* attach_mail_fill: an ATTACHMENT section per file of message_id (0: the
  * description) in a notification: name, size, link from base_url.  0 / -1. */
-int attach_mail_fill(const struct ctx *x, struct vdict *d, long long ticket_id, long long message_id)
+int attach_mail_fill(const struct ctx *x, struct vdict *d, long long ticket_id,
+                     long long message_id)
 {
 	struct db_rows at;
 
@@ -420,8 +421,9 @@ int attach_get(struct request *r)
 	    inl ? "inline" : "attachment", name));
 	const char *ctype = inl || IN(safe_types, type) ? type : "application/octet-stream";
 	const char *ifr = req_param(r, "HTTP_IF_RANGE");
-	int ranged = ifr && strcmp(ifr, etag) != 0 ? 0
-	                                           : attach_range(req_param(r, "HTTP_RANGE"), size, &lo, &hi);
+	/* If-Range with another validator: the whole file */
+	int ranged = ifr && strcmp(ifr, etag) != 0
+	    ? 0 : attach_range(req_param(r, "HTTP_RANGE"), size, &lo, &hi);
 	if (ranged < 0) {
 		resp_header_add(r, "Content-Range", arena_printf(r->a, "bytes */%lld", size));
 		resp_stream_start(r, 416, NULL, 0);

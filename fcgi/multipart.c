@@ -95,7 +95,7 @@ int multipart_stream_rewind(void *stream)
 
 /* the boundary of a multipart/form-data Content-Type: exactly one, 1..70
  * characters.  Arena copy, or NULL with *why. */
-static const char *mp_boundary(struct arena *a, const char *ctype, const char **why)
+static const char *multipart_boundary(struct arena *a, const char *ctype, const char **why)
 {
 	GMimeContentType *ct;
 	const char *b = NULL;
@@ -127,9 +127,9 @@ static const char *mp_boundary(struct arena *a, const char *ctype, const char **
 	return b;
 }
 
-/* mp_scan: the bounds on the raw body (see the rules at the top): 0, or
+/* multipart_scan: the bounds on the raw body (see the rules at the top): 0, or
  * 422 with *why. */
-static int mp_scan(const char *body, size_t len, const char *boundary, const char **why)
+static int multipart_scan(const char *body, size_t len, const char *boundary, const char **why)
 {
 	char delim[80];
 	size_t dl = (size_t)snprintf(delim, sizeof(delim), "--%s", boundary);
@@ -180,7 +180,7 @@ static int mp_scan(const char *body, size_t len, const char *boundary, const cha
 }
 
 /* the decoded content of a part, as a stream the caller unrefs */
-static GMimeStream *mp_content(GMimePart *p)
+static GMimeStream *multipart_content(GMimePart *p)
 {
 	GMimeDataWrapper *w = g_mime_part_get_content(p);
 	GMimeStream *raw = w ? g_mime_data_wrapper_get_stream(w) : NULL;
@@ -206,7 +206,7 @@ static GMimeStream *mp_content(GMimePart *p)
 }
 
 /* the field of fm called name, or NULL */
-static const struct form_field *mp_field(const struct form *fm, const char *name)
+static const struct form_field *multipart_field(const struct form *fm, const char *name)
 {
 	for (int i = 0; fm && i < fm->n; i++)
 		if (strcmp(fm->f[i].name, name) == 0)
@@ -215,9 +215,9 @@ static const struct form_field *mp_field(const struct form *fm, const char *name
 }
 
 /* One parse of m->stream (the header prefix, then the body). */
-static int mp_parse(struct arena *a, struct mp *m, const struct form *fm, size_t max_text,
-                    struct kvlist *form, struct attach_file *files, size_t *nfiles, size_t *sent,
-                    const char **why)
+static int multipart_parse_tree(struct arena *a, struct mp *m, const struct form *fm,
+                                size_t max_text, struct kvlist *form, struct attach_file *files,
+                                size_t *nfiles, size_t *sent, const char **why)
 {
 	size_t cap = 0, text = 0;
 	char *buf;
@@ -260,11 +260,11 @@ static int mp_parse(struct arena *a, struct mp *m, const struct form *fm, size_t
 			return 422;
 		}
 		const char *filename = g_mime_content_disposition_get_parameter(d, "filename");
-		const struct form_field *f = mp_field(fm, name);
+		const struct form_field *f = multipart_field(fm, name);
 		if (f && f->kind == FK_FILE) {
 			if (filename == NULL)
 				continue;
-			GMimeStream *s = mp_content(GMIME_PART(o));
+			GMimeStream *s = multipart_content(GMIME_PART(o));
 			char probe;
 			if (filename[0] == '\0' && multipart_stream_read(s, &probe, 1) == 0) {
 				g_object_unref(s);      /* the browser's empty file input */
@@ -285,7 +285,7 @@ static int mp_parse(struct arena *a, struct mp *m, const struct form *fm, size_t
 		}
 		if (filename != NULL || (f == NULL && strcmp(name, "csrf_token") != 0))
 			continue;            /* not a field of this form */
-		GMimeStream *s = mp_content(GMIME_PART(o));
+		GMimeStream *s = multipart_content(GMIME_PART(o));
 		long got = multipart_stream_read(s, buf, max_text - text + 1);
 		g_object_unref(s);
 		if (got < 0)
@@ -309,27 +309,28 @@ static int mp_parse(struct arena *a, struct mp *m, const struct form *fm, size_t
 	return 0;
 }
 
-/* mp_run: bounds, then the parse, over array b (prefix + body). */
-static int mp_run(struct arena *a, GByteArray *b, size_t plen, const char *boundary,
-                  const struct form *fm, size_t max_text, struct kvlist *form,
-                  struct attach_file *files, size_t *nfiles, size_t *sent, void **handle,
-                  const char **why)
+/* multipart_run: bounds, then the parse, over array b (prefix + body). */
+static int multipart_run(struct arena *a, GByteArray *b, size_t plen, const char *boundary,
+                         const struct form *fm, size_t max_text, struct kvlist *form,
+                         struct attach_file *files, size_t *nfiles, size_t *sent, void **handle,
+                         const char **why)
 {
 	struct mp *m = g_new0(struct mp, 1);
-	int rc = mp_scan((const char *)b->data + plen, b->len - plen, boundary, why);
+	int rc = multipart_scan((const char *)b->data + plen, b->len - plen, boundary, why);
 
 	m->stream = g_mime_stream_mem_new_with_byte_array(b);   /* owns b */
 	*handle = m;
 	if (rc != 0)
 		return rc;
-	return mp_parse(a, m, fm, max_text, form, files, nfiles, sent, why);
+	return multipart_parse_tree(a, m, fm, max_text, form, files, nfiles, sent, why);
 }
 
 /* the header line GMime reads the body's type from, and its boundary */
-static char *mp_prefix(struct arena *a, const char *ctype, const char **boundary, const char **why)
+static char *multipart_prefix(struct arena *a, const char *ctype, const char **boundary,
+                              const char **why)
 {
 	multipart_init();
-	*boundary = mp_boundary(a, ctype, why);
+	*boundary = multipart_boundary(a, ctype, why);
 	return *boundary ? arena_printf(a, "Content-Type: %s\r\n\r\n", ctype) : NULL;
 }
 
@@ -339,7 +340,7 @@ int multipart_parse(struct arena *a, const char *ctype, const char *body, size_t
                     const char **why)
 {
 	const char *boundary;
-	char *pre = mp_prefix(a, ctype, &boundary, why);
+	char *pre = multipart_prefix(a, ctype, &boundary, why);
 
 	*handle = NULL;
 	*nfiles = *sent = 0;
@@ -351,7 +352,7 @@ int multipart_parse(struct arena *a, const char *ctype, const char *body, size_t
 	GByteArray *b = g_byte_array_sized_new((guint)(plen + len));
 	g_byte_array_append(b, (const guint8 *)pre, (guint)plen);
 	g_byte_array_append(b, (const guint8 *)body, (guint)len);
-	return mp_run(a, b, plen, boundary, fm, max_text, form, files, nfiles, sent, handle, why);
+	return multipart_run(a, b, plen, boundary, fm, max_text, form, files, nfiles, sent, handle, why);
 }
 
 /* multipart_read: the body of r (len bytes, Content-Type ctype), read
@@ -360,7 +361,7 @@ int multipart_parse(struct arena *a, const char *ctype, const char *body, size_t
 int multipart_read(struct request *r, size_t len, const char *ctype)
 {
 	const char *boundary, *why = NULL;
-	char *pre = mp_prefix(r->a, ctype, &boundary, &why);
+	char *pre = multipart_prefix(r->a, ctype, &boundary, &why);
 	FCGX_Request *f = r->fcgx;
 
 	r->files = arena_alloc(r->a, ATTACH_MAX_FILES * sizeof(*r->files));
@@ -378,7 +379,7 @@ int multipart_read(struct request *r, size_t len, const char *ctype)
 		r->message = "Incomplete request body";
 		return 400;
 	}
-	int rc = mp_run(r->a, b, plen, boundary, r->route ? r->route->form : NULL,
+	int rc = multipart_run(r->a, b, plen, boundary, r->route ? r->route->form : NULL,
 	    (size_t)r->conf->max_body, &r->form, r->files, &r->nfiles, &r->files_sent, &r->upload,
 	    &why);
 	r->message = why;

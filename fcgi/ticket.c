@@ -373,7 +373,7 @@ int ticket_list(struct request *r)
 /* ---- raise a ticket -------------------------------------------------- */
 
 /* the limits a file input states */
-static void attach_limits(struct request *r, struct vdict *d)
+static void ticket_attach_limits(struct request *r, struct vdict *d)
 {
 	vdict_set(d, "ATTACH_LIMIT", arena_printf(r->a, "Up to %d files, each at most %.0f MiB",
 	    ATTACH_MAX_FILES, (double)r->conf->attach_max_file_bytes / (1024 * 1024)));
@@ -396,7 +396,7 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 		[PRIO_URGENT] = "PRIO_URGENT",
 	};
 	vdict_show(b, shown[prio]);
-	attach_limits(r, b);
+	ticket_attach_limits(r, b);
 	if (f)
 		form_error_show(v, f);
 	return page_render(r, v, status);
@@ -528,7 +528,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		vdict_set(f, "BODY_DRAFT", draft ? draft : "");
 		if (err_key && (!strcmp(err_key, "ERR_BODY") || !strcmp(err_key, "ERR_ATTACHMENT")))
 			vdict_set(vdict_section(f, err_key), "MSG", error);
-		attach_limits(r, f);
+		ticket_attach_limits(r, f);
 	}
 	if (admin && !closed)
 		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
