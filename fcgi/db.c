@@ -536,12 +536,20 @@ int db_begin(void)
 		gone_this_request = 1;
 		return -1;
 	}
+	double t0 = clock_ms();
 	if (mysql_autocommit(conn, 0) != 0) {
 		note("begin", mysql_errno(conn), mysql_error(conn));
 		db_close();
-		/* a stale connection: one fresh try, nothing has run yet */
-		if (db_connect() == -1 || mysql_autocommit(conn, 0) != 0)
+		/* a stale connection fails at once and gets one fresh try (nothing
+		 * has run yet); a server that made us wait for read_timeout does
+		 * not: a frozen server cost a POST read_timeout + connect_timeout
+		 * (8 s) where every answer must come within read_timeout + 1 s */
+		if (clock_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_autocommit(conn, 0) != 0) {
+			last_err = DB_GONE;
+			gone_this_request = 1;
+			db_close();
 			return -1;
+		}
 	}
 	in_tx = 1;
 	return 0;
