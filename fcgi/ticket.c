@@ -412,6 +412,8 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 	        P_STR(priority_name(prio)))) < 0)
 		return -1;
 	long long id = db_insert_id();
+	if (timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
+		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
 	struct view *m = mail_new(x->conf, "ticket_created");
 	if (m) {
@@ -459,12 +461,12 @@ static const char Q_NOTICE_SEEN[] =
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
                 const char *error, const char *draft)
 {
-	struct db_rows msgs, rating, agents = { 0 };
+	struct db_rows tl, rating, agents = { 0 };
 	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
-	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
+	if (timeline_load(r, t->id, 0, &tl) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
@@ -489,10 +491,20 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		vdict_set(c, "CUSTOMER", t->customer_name);
 		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
 	}
-	long long last = message_thread_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &msgs);
-	vdict_set_int(b, "LAST_MSG_ID", last);
-	if (msgs.nrows == 0)
+	size_t nmsgs = 0;
+	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &nmsgs);
+	vdict_set_int(b, "LAST_SEQ", last);
+	if (nmsgs == 0)
 		vdict_show(b, "NO_MESSAGES");
+	int note_err = err_key && !strcmp(err_key, "ERR_NOTE");
+	if ((admin || agent) && !closed) {
+		struct vdict *f = vdict_section(b, "CAN_NOTE");
+		vdict_set(f, "NOTE_DRAFT", note_err && draft ? draft : "");
+		if (note_err)
+			vdict_set(vdict_section(f, "ERR_NOTE"), "MSG", error);
+	}
+	if (note_err)
+		draft = NULL;
 	if (closed)
 		vdict_show(b, "CLOSED_NOTICE");
 	else if (customer || agent) {
@@ -610,6 +622,8 @@ int ticket_assign(struct request *r)
 	/* the agent it leaves loses access, and with it every reply token */
 	if ((t.agent_id && t.agent_id != agent_id && mail_tokens_drop(t.agent_id, t.id) == -1) ||
 	    db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
+	    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_ASSIGNED, .actor = r->user->id,
+	        .agent_id = agent_id }) == -1 ||
 	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
 	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
 		return db_fail();
@@ -649,6 +663,10 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
                       const char *refusal, const char *mail_tpl, enum mail_to who,
                       enum flash flash)
 {
+	static const enum timeline_kind recorded[TM__MAX] = {
+		[TM_RESOLVE] = TLK_RESOLVED, [TM_CLOSE] = TLK_CLOSED, [TM_REOPEN] = TLK_REOPENED,
+		[TM_CUSTOMER_REPLY] = TLK_MESSAGE, [TM_AGENT_REPLY] = TLK_MESSAGE,
+	};
 	enum ticket_status to;
 
 	if (db_begin() == -1 || ticket_lock(r->a, t) == -1)
@@ -663,7 +681,9 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
 		return ticket_page(r, t, 409, NULL, refusal, NULL);
 	}
 	const char *name = ticket_status_name(to);
-	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0)
+	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0 ||
+	    timeline_add(t->id, &(struct timeline_entry){ .kind = recorded[move],
+	        .actor = r->user->id }) == -1)
 		return db_fail();
 	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
@@ -756,6 +776,9 @@ int ticket_rate(struct request *r)
 		}
 		return db_fail();
 	}
+	if (timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_RATED, .actor = r->user->id,
+	        .detail = arena_printf(r->a, "%lld", score) }) == -1)
+		return db_fail();
 	if (db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_RATED);
@@ -805,7 +828,9 @@ int ticket_auto_close(const struct conf *c)
 					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, DC_NAME));
 					vdict_set_int(view_body(v), "DAYS", c->auto_close_days);
 				}
-				if (mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
+				if (timeline_add(id, &(struct timeline_entry){ .kind = TLK_AUTO_CLOSED,
+				        .detail = arena_printf(x.a, "%d", c->auto_close_days) }) == -1 ||
+				    mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
 				        db_int(&rows, i, DC_CUSTOMER_ID), id, 0) == -1 ||
 				    audit_add(&x, db_int(&rows, i, DC_CUSTOMER_ID), "ticket_auto_closed",
 				        arena_printf(x.a, "ticket %lld", id)) == -1)

@@ -26,7 +26,7 @@
 </section>
 <section aria-labelledby="conv-h">
 <h2 id="conv-h">Conversation</h2>
-<ol class="thread" id="thread" data-poll="/tickets/{{ID}}/messages" data-after="{{LAST_MSG_ID}}" aria-live="polite" aria-labelledby="conv-h">
+<ol class="thread" id="thread" data-poll="/tickets/{{ID}}/messages" data-after="{{LAST_SEQ}}" aria-live="polite" aria-labelledby="conv-h">
 {{>THREAD}}
 </ol>
 {{#NO_MESSAGES}}
@@ -48,6 +48,22 @@
 </div>
 </form>
 {{/CAN_REPLY}}
+{{#CAN_NOTE}}
+<form class="form card note-form" method="post" action="/tickets/{{ID}}/notes" novalidate>
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<div class="field">
+<label for="note-body">Internal note <span class="muted">(agents and admins only; the customer never sees it)</span></label>
+<textarea id="note-body" name="body" rows="3" maxlength="10000" required data-draft-key="note-{{ID}}"{{#ERR_NOTE}} aria-invalid="true" aria-describedby="note-body-error"{{/ERR_NOTE}}>
+{{NOTE_DRAFT:pre_escape}}</textarea>
+{{#ERR_NOTE}}
+<p class="field-error" id="note-body-error">{{MSG}}</p>
+{{/ERR_NOTE}}
+</div>
+<div class="actions">
+<button type="submit" class="btn">Add note</button>
+</div>
+</form>
+{{/CAN_NOTE}}
 {{#CLOSED_NOTICE}}
 <p class="notice">This ticket is closed</p>
 {{/CLOSED_NOTICE}}

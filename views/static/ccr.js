@@ -36,7 +36,7 @@
     });
   }
 
-  /* <ol id="thread" data-poll data-after>: fetch newer messages. */
+  /* <ol id="thread" data-poll data-after>: fetch newer timeline entries (messages, notes, events). */
   var thread = document.getElementById('thread');
   var poll = thread && thread.getAttribute('data-poll');
   if (!poll || !window.fetch || !('content' in document.createElement('template'))) return;
@@ -62,8 +62,8 @@
       if (!el.id || !document.getElementById(el.id)) thread.appendChild(document.importNode(el, true));
     });
     if (!last) return;
-    var id = last.getAttribute('data-id');
-    if (id) thread.setAttribute('data-after', id);
+    var seq = last.getAttribute('data-seq');
+    if (seq) thread.setAttribute('data-after', seq);
     var none = document.getElementById('no-messages');
     if (none) none.parentNode.removeChild(none);
   };

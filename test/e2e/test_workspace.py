@@ -1,0 +1,331 @@
+"""The agent's workspace: internal notes, the one timeline (page, poll
+fragment, mail), priority changes, saved replies and the customer's
+history.
+
+The visibility matrix runs every viewer (the customer, its agent, another
+agent, an admin, anonymous) over the ticket page, the poll fragment and the
+mail sink, for a note and every kind of event.  Users are made once per run
+(module cache W); every test makes the tickets it needs.
+"""
+import html
+import re
+
+import helpers
+import tickets_util as tu
+import test_mail as tm
+
+W = {}
+PRIORITY = False
+
+
+# ------------------------------------------------------------------ fixtures
+
+def world(ctx):
+    if W.get("_ctx") is not ctx:
+        W.clear()
+        W["_ctx"] = ctx
+    return W
+
+
+def admin(ctx):
+    w = world(ctx)
+    if "admin" not in w:
+        w["admin"] = tu.make_admin(ctx, "Wanda", "Wsadmin")
+    return w["admin"]
+
+
+def admin2(ctx):
+    w = world(ctx)
+    if "admin2" not in w:
+        w["admin2"] = tu.make_admin(ctx, "Otto", "Wsadmintwo")
+    return w["admin2"]
+
+
+def agents(ctx):
+    """a1: the ticket's agent; a2: an agent who never holds the tickets under test."""
+    w = world(ctx)
+    if "a1" not in w:
+        w["a1"], w["a2"] = tu.new_agents(ctx, admin(ctx), [("Aldo", "Wsagent"),
+                                                           ("Bea", "Wsagenttwo")])
+    return w["a1"], w["a2"]
+
+
+def customer(ctx, key="c1", first="Cleo"):
+    w = world(ctx)
+    if key not in w:
+        w[key] = tu.register_customer(ctx, first, "Ws" + key.capitalize() + tu.unique_word("")[:4])
+    return w[key]
+
+
+def raise_ticket(user, subject=None):
+    subject = subject or "Scanner %s stalls" % tu.unique_word("")
+    r = user.s.post("/tickets", {"subject": subject, "description": "It stalls at 50 %."})
+    assert r.status == 303, "POST /tickets: %d %s" % (r.status, helpers.page_errors(r))
+    return int(re.search(r"/tickets/(\d+)", r.location).group(1))
+
+
+def assign(ctx, tid, agent):
+    r = admin(ctx).s.post("/tickets/%d/assign" % tid, {"agent_id": str(agent.id)})
+    assert r.status == 303, "assign #%d: %d %s" % (tid, r.status, helpers.page_errors(r))
+
+
+def act(user, tid, action, form=None, expect=303):
+    r = user.s.post("/tickets/%d/%s" % (tid, action), form or {})
+    assert r.status == expect, "POST /tickets/%d/%s as %s: %d (want %d) %s" % (
+        tid, action, user.role, r.status, expect, helpers.page_errors(r))
+    return r
+
+
+def add_note(user, tid, body, expect=303):
+    r = act(user, tid, "notes", {"body": body}, expect)
+    if expect == 303:
+        m = re.fullmatch(r"/tickets/%d#n(\d+)" % tid, r.location or "")
+        assert m, "note redirect %r, want /tickets/%d#n{id}" % (r.location, tid)
+        return int(m.group(1)), r
+    return None, r
+
+
+def post_ok(user, tid, body):
+    r = user.s.post("/tickets/%d/messages" % tid, {"body": body})
+    assert r.status == 303, "POST message as %s: %d %s" % (user.role, r.status, helpers.page_errors(r))
+    return True
+
+
+def text_of(s):
+    t = re.sub(r"<(script|style)\b.*?</\1>", " ", s, flags=re.S)
+    t = re.sub(r"<[^>]+>", " ", t)
+    return " ".join(html.unescape(t).split())
+
+
+def note_ids(s):
+    return [int(x) for x in re.findall(r'<li\b[^>]*\bid="n(\d+)"', s)]
+
+
+def msg_ids(s):
+    return [int(x) for x in re.findall(r'<li\b[^>]*\bid="m(\d+)"', s)]
+
+
+def seqs(s):
+    return [int(x) for x in re.findall(r'<li\b[^>]*\bdata-seq="(\d+)"', s)]
+
+
+def outbox_bodies(ctx, tid):
+    return [(to, tm.unbatch(subj), tm.unbatch(body)) for to, subj, body in ctx.sql(
+        "SELECT to_addr, subject, body FROM outbox WHERE ticket_id = %d ORDER BY id" % tid)]
+
+
+def flash_after(sess, r, want):
+    page = sess.follow(r)
+    assert page.status == 200, "GET %s after the redirect: %d" % (r.location, page.status)
+    assert want in text_of(page.text), "flash %r not shown on %s" % (want, r.location)
+    return page
+
+
+# ------------------------------------------------------------------ notes and the timeline
+
+CUSTOMER_EVENTS = ("raised the ticket", "An agent is now handling this ticket",
+                   "marked the ticket as resolved", "reopened the ticket", "closed the ticket",
+                   "rated the help 4 out of 5")
+
+
+def lived_ticket(ctx):
+    """A ticket of c1 through its whole life, with notes and every event:
+    created, assigned, a note by its agent, a note by an admin, messages,
+    priority changed, resolved, reopened, closed, rated.  Returns
+    (tid, the note words, the note ids)."""
+    c = customer(ctx)
+    a1, _a2 = agents(ctx)
+    ad = admin(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    assert post_ok(c, tid, "It still stalls today.")
+    w1, w2 = tu.unique_word("noteone"), tu.unique_word("notetwo")
+    n1, r = add_note(a1, tid, "Firmware 2.1 known bug %s <b>bold</b>" % w1)
+    flash_after(a1.s, r, "Note added")
+    n2, _ = add_note(ad, tid, "Customer is a VIP %s" % w2)
+    assert post_ok(a1, tid, "Please update the firmware.")
+    if PRIORITY:
+        act(a1, tid, "priority", {"priority": "high"})
+    act(a1, tid, "resolve")
+    act(c, tid, "reopen")
+    act(c, tid, "close")
+    act(c, tid, "rating", {"score": "4", "comment": "ok"})
+    return tid, (w1, w2), (n1, n2)
+
+
+def test_note_and_events_visibility_matrix(ctx):
+    c = customer(ctx)
+    c2 = customer(ctx, "c2", "Dora")
+    a1, a2 = agents(ctx)
+    ad = admin(ctx)
+    mark = ctx.mail_mark()
+    tid, words, nids = lived_ticket(ctx)
+    anon = tu.client(ctx)
+    # the page and the poll fragment, for each viewer
+    for u in (c, a1, ad):
+        page = u.s.get("/tickets/%d" % tid)
+        poll = u.s.get("/tickets/%d/messages?after=0" % tid)
+        assert page.status == 200 and poll.status == 200, "%s: %d %d" % (u.role, page.status,
+                                                                         poll.status)
+        assert "<html" not in poll.text.lower()
+        for where, text in (("page", page.text), ("poll", poll.text)):
+            t = text_of(text)
+            assert len(msg_ids(text)) == 2, "%s %s: messages %s" % (u.role, where, msg_ids(text))
+            for ev in CUSTOMER_EVENTS:
+                if u is not c and ev.startswith("An agent"):
+                    continue    # staff read who assigned whom instead
+                assert ev in t, "%s %s lacks the event %r: %s" % (u.role, where, ev, t[:2000])
+            if u is c:
+                for w in words:
+                    assert w not in text, "the customer's %s shows a note (%s)" % (where, w)
+                assert note_ids(text) == [] and "Internal note" not in t
+                assert "assigned the ticket to" not in t, "customer sees who assigned whom"
+                assert "priority" not in t.lower() or where == "page", "customer sees the priority event"
+                assert "changed the priority" not in t
+            else:
+                assert note_ids(text) == list(nids), "%s %s notes %s" % (u.role, where, note_ids(text))
+                for w in words:
+                    assert w in t, "%s %s lacks note word %s" % (u.role, where, w)
+                assert "<b>bold</b>" not in text, "note body not escaped"
+                assert t.count("Internal note") >= 2, "notes not labelled 'Internal note'"
+                assert "Wanda Wsadmin assigned the ticket to Aldo Wsagent" in t, t[:3000]
+                assert not PRIORITY or "changed the priority from normal to high" in t
+                s = seqs(text)
+                assert s == sorted(s), "%s %s timeline out of order %s" % (u.role, where, s)
+    # the events come in time order, and the notes in between
+    s = ad.s.get("/tickets/%d/messages?after=0" % tid).text
+    order = [text_of(li) for li in re.findall(r"<li\b.*?</li>", s, re.S)]
+    keys = ["raised the ticket", "assigned the ticket to", "It still stalls", words[0], words[1],
+            "update the firmware"] + (["changed the priority"] if PRIORITY else []) + ["marked the ticket as resolved",
+            "reopened the ticket", "closed the ticket", "rated the help"]
+    pos = [next(i for i, li in enumerate(order) if k in li) for k in keys]
+    assert pos == sorted(pos), "timeline order %s for %s" % (pos, order)
+    # another agent, another customer: 404 like a missing ticket; anonymous: the login
+    for u in (a2, c2):
+        for path in ("/tickets/%d" % tid, "/tickets/%d/messages?after=0" % tid):
+            assert u.s.get(path).status == 404, "%s GET %s" % (u.role, path)
+    for path in ("/tickets/%d" % tid, "/tickets/%d/messages?after=0" % tid):
+        r = anon.get(path)
+        assert r.status == 303 and "/login" in (r.location or ""), "anonymous GET %s: %d" % (path, r.status)
+    # the customer's poll after the last thing it saw never brings a note
+    last = max(seqs(c.s.get("/tickets/%d/messages?after=0" % tid).text))
+    assert c.s.get("/tickets/%d/messages?after=%d" % (tid, last)).text.strip() == ""
+    # mail: nothing to the customer names a note; note mail has no reply token
+    tu.wait_outbox_flushed(ctx, "ticket_id = %d" % tid)
+    for to, subj, body in outbox_bodies(ctx, tid):
+        if to == c.email:
+            for w in words:
+                assert w not in body and w not in subj, "mail to the customer carries a note"
+            assert "Internal note" not in subj + body
+    for m in tu.mails_since(ctx, mark):
+        if c.email in m.to:
+            for w in words:
+                assert w not in m.body, "a mail to the customer carries a note: %r" % m.subject
+        if "Internal note" in m.subject:
+            assert m.msg.get("Reply-To") is None, "note mail offers a reply token"
+
+
+def test_note_mail_goes_to_the_other_staff_only(ctx):
+    c = customer(ctx)
+    a1, a2 = agents(ctx)
+    ad, ad2 = admin(ctx), admin2(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    kind = lambda: [(to, subj) for to, subj, _b in outbox_bodies(ctx, tid) if "Internal note" in subj]
+    # the agent writes first: no admin wrote a note on it yet, so nobody is mailed
+    add_note(a1, tid, "first note by the agent")
+    assert kind() == [], "a note before any admin's was mailed: %s" % kind()
+    # an admin writes: the assigned agent is mailed, and nobody else
+    mark = ctx.mail_mark()
+    w = tu.unique_word("adminnote")
+    add_note(ad, tid, "admin says %s" % w)
+    assert [to for to, _s in kind()] == [a1.email], kind()
+    m, = helpers.wait_mails(ctx, [lambda m: a1.email in m.to and w in m.body], mark,
+                            what="the note mail to the agent")
+    assert "#%d" % tid in m.subject and m.msg.get("Reply-To") is None
+    assert "Reply above this line" not in m.body
+    # the agent writes again: the admin who wrote a note is mailed, the other admin not
+    n = len(kind())
+    add_note(a1, tid, "agent answers the admin")
+    assert [to for to, _s in kind()[n:]] == [ad.email], kind()
+    assert ad2.email not in [to for to, _s in kind()]
+    assert a2.email not in [to for to, _s in kind()]
+    assert c.email not in [to for to, _s in kind()]
+
+
+def test_note_permissions_and_validation(ctx):
+    c = customer(ctx)
+    a1, a2 = agents(ctx)
+    tid = raise_ticket(c)
+    # unassigned: an admin may note, no agent is mailed
+    add_note(admin(ctx), tid, "triage: looks like hardware")
+    assign(ctx, tid, a1)
+    r = c.s.post("/tickets/%d/notes" % tid, {"body": "customer note"})
+    assert r.status == 403, "customer POST note: %d" % r.status
+    r = a2.s.post("/tickets/%d/notes" % tid, {"body": "intruder note"})
+    assert r.status == 404, "other agent POST note: %d" % r.status
+    _n, r = add_note(a1, tid, "   ", expect=422)
+    assert "Type the note first" in text_of(r.text)
+    _n, r = add_note(a1, tid, "x" * 10001, expect=422)
+    assert "too long" in text_of(r.text)
+    r = a1.s.request("POST", "/tickets/%d/notes" % tid, {"body": "no token"}, csrf=None)
+    assert r.status == 403
+    notes = ctx.sql("SELECT body FROM notes WHERE ticket_id = %d" % tid)
+    assert notes == [["triage: looks like hardware"]], notes
+    act(c, tid, "close")
+    _n, r = add_note(a1, tid, "after close", expect=409)
+    assert "This ticket is closed" in text_of(r.text)
+
+
+def test_reply_by_mail_never_carries_a_note(ctx):
+    c = customer(ctx)
+    a1, _a2 = agents(ctx)
+    tid = raise_ticket(c)
+    mark = ctx.mail_mark()
+    assign(ctx, tid, a1)
+    to_c = tm.notification(ctx, tid, c.email, mark, "assignment mail to the customer")
+    to_a = tm.notification(ctx, tid, a1.email, mark, "assignment mail to the agent")
+    w = tu.unique_word("secretnote")
+    add_note(a1, tid, "internal: %s" % w)
+    add_note(admin(ctx), tid, "internal too: %s" % w)
+    mark = ctx.mail_mark()
+    # the customer answers by mail: a message, and the agent's notice has no note
+    tm.deliver(ctx, tm.answer(to_c, c.email, "Still broken after the update."))
+    assert tm.messages(ctx, tid) == [(c.id, "Still broken after the update.")]
+    # the agent answers by mail: the customer's notice has no note
+    tm.deliver(ctx, tm.answer(to_a, a1.email, "Try the other cable."))
+    helpers.wait_mails(ctx, [lambda m: c.email in m.to and "other cable" in m.body], mark,
+                       what="the customer's new-message mail")
+    tu.wait_outbox_flushed(ctx, "ticket_id = %d" % tid)
+    for m in tu.mails_since(ctx, mark):
+        if c.email in m.to:
+            assert w not in m.body and "Internal note" not in m.subject, m.subject
+    # answering the note mail: it has no reply token, so mail to the support
+    # address with its subject is refused (an agent without a token) and adds nothing
+    note_mail, = helpers.wait_mails(ctx, [lambda m: a1.email in m.to and w in m.body], mark,
+                                    what="the admin's note mail to the agent")
+    assert note_mail.msg.get("Reply-To") is None
+    before = tm.messages(ctx, tid)
+    tm.deliver(ctx, tm.compose(a1.email, tm.SUPPORT, "Re: " + note_mail.subject,
+                               "replying to the note %s" % w))
+    assert tm.messages(ctx, tid) == before, "a reply to a note mail became a message"
+    page = c.s.get("/tickets/%d" % tid)
+    assert w not in page.text
+
+
+def test_poll_carries_new_entries_of_every_kind_the_viewer_may_see(ctx):
+    c = customer(ctx)
+    a1, _a2 = agents(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    start = {u.role: max(seqs(u.s.get("/tickets/%d" % tid).text)) for u in (c, a1)}
+    nid, _ = add_note(a1, tid, "poll note")
+    assert post_ok(a1, tid, "poll message")
+    act(a1, tid, "resolve")
+    got_c = c.s.get("/tickets/%d/messages?after=%d" % (tid, start["customer"])).text
+    got_a = a1.s.get("/tickets/%d/messages?after=%d" % (tid, start["agent"])).text
+    assert note_ids(got_c) == [] and "poll note" not in got_c
+    assert len(msg_ids(got_c)) == 1 and "marked the ticket as resolved" in text_of(got_c)
+    assert note_ids(got_a) == [nid] and len(msg_ids(got_a)) == 1
+    assert "marked the ticket as resolved" in text_of(got_a)
+    assert a1.s.get("/tickets/%d/messages?after=x" % tid).status == 422
