@@ -38,6 +38,7 @@ static const struct route routes[] = {
 	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF },
 	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF },
 	{ "POST", "/tickets/{id}/notes", note_post, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
+	{ "POST", "/tickets/{id}/priority", ticket_priority, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
 	{ "GET", "/admin/agents", agent_list, RF_AUTH | RF_ADMIN },
 	{ "POST", "/admin/agents", agent_create, RF_AUTH | RF_ADMIN | RF_CSRF },
 	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF },

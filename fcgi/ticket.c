@@ -515,6 +515,15 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	}
 	if (admin && !closed)
 		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
+	if ((admin || agent) && !closed) {
+		struct vdict *pf = vdict_section(b, "CAN_PRIORITY");
+		for (int p = 0; p < PRIO__MAX; p++) {
+			struct vdict *o = vdict_section(pf, "PRIO_OPTION");
+			vdict_set(o, "PRIO_NAME", priority_names[p]);
+			if (p == (int)t->priority)
+				vdict_show(o, "SELECTED");
+		}
+	}
 	if (agent && t->status == TS_OPEN)
 		vdict_show(b, "CAN_RESOLVE");
 	if ((customer || admin) && !closed)
@@ -738,6 +747,57 @@ int ticket_reopen(struct request *r)
 		return s;
 	return transition(r, &t, TM_REOPEN, "This ticket is already open", NULL,
 	    TO_NOBODY, FLASH_TICKET_REOPENED);
+}
+
+static const char Q_PRIORITY_NOW[] = "SELECT priority FROM tickets WHERE id = ? FOR UPDATE";
+static const char Q_SET_PRIORITY[] =
+    "UPDATE tickets SET priority = ?, last_activity = NOW() WHERE id = ?";
+
+/* POST /tickets/{id}/priority: its agent or an admin; priority
+ * low|normal|high|urgent → 303, flash "Priority changed"; the change is a
+ * timeline event and an audit row ("ticket_priority").  The same priority
+ * again changes and records nothing; a closed ticket is 409. */
+int ticket_priority(struct request *r)
+{
+	struct ticket t;
+	struct form_value in[PRI__N];
+	struct form_errors f = { .n = 0 };
+	struct db_rows cur;
+	enum priority old;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	if (form_read(r, &form_priority, in, &f))
+		return ticket_page(r, &t, 422, NULL, f.e[0].msg, NULL);
+	enum priority to = (enum priority)in[PRI_PRIORITY].i;
+	if (db_begin() == -1 || ticket_lock(r->a, &t) == -1)
+		return db_fail();
+	if (!ticket_visible(r, &t)) {
+		db_rollback();
+		return 404;
+	}
+	if (t.status == TS_CLOSED) {
+		db_rollback();
+		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
+	}
+	if (db_query(r->a, &cur, Q_PRIORITY_NOW, 1, DB_ARGS(P_INT(t.id))) != 1 ||
+	    priority_parse(DB_CELL(&cur, 0, 0), &old) == -1)
+		return db_fail();
+	if (old != to) {
+		const char *detail = arena_printf(r->a, "%s %s", priority_name(old), priority_name(to));
+		if (db_exec(Q_SET_PRIORITY, DB_ARGS(P_STR(priority_name(to)), P_INT(t.id))) < 0 ||
+		    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_PRIORITY,
+		        .actor = r->user->id, .detail = detail }) == -1 ||
+		    audit_add(request_ctx(r), t.customer_id, "ticket_priority",
+		        arena_printf(r->a, "ticket %lld from %s to %s", t.id, priority_name(old),
+		            priority_name(to))) == -1)
+			return db_fail();
+	}
+	if (db_commit() == -1)
+		return db_fail();
+	flash_set(r, FLASH_PRIORITY_CHANGED);
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", t.id));
 }
 
 static const char Q_RATE[] =

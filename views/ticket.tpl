@@ -82,6 +82,18 @@
 <button type="submit" class="btn">Assign</button>
 </form>
 {{/CAN_ASSIGN}}
+{{#CAN_PRIORITY}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/priority">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<label class="inline-label" for="set-priority">Priority</label>
+<select id="set-priority" name="priority" required>
+{{#PRIO_OPTION}}
+<option value="{{PRIO_NAME}}"{{#SELECTED}} selected{{/SELECTED}}>{{PRIO_NAME}}</option>
+{{/PRIO_OPTION}}
+</select>
+<button type="submit" class="btn">Change priority</button>
+</form>
+{{/CAN_PRIORITY}}
 {{#CAN_RESOLVE}}
 <form class="inline-form" method="post" action="/tickets/{{ID}}/resolve">
 <input type="hidden" name="csrf_token" value="{{CSRF}}">

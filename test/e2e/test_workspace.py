@@ -15,7 +15,7 @@ import tickets_util as tu
 import test_mail as tm
 
 W = {}
-PRIORITY = False
+PRIORITY = True
 
 
 # ------------------------------------------------------------------ fixtures
@@ -329,3 +329,45 @@ def test_poll_carries_new_entries_of_every_kind_the_viewer_may_see(ctx):
     assert note_ids(got_a) == [nid] and len(msg_ids(got_a)) == 1
     assert "marked the ticket as resolved" in text_of(got_a)
     assert a1.s.get("/tickets/%d/messages?after=x" % tid).status == 422
+
+
+# ------------------------------------------------------------------ priority
+
+def test_priority_change_timeline_and_audit(ctx):
+    c = customer(ctx)
+    a1, a2 = agents(ctx)
+    ad = admin(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    r = act(a1, tid, "priority", {"priority": "urgent"})
+    assert r.location == "/tickets/%d" % tid, r.location
+    flash_after(a1.s, r, "Priority changed")
+    assert ctx.sql_value("SELECT priority FROM tickets WHERE id = %d" % tid) == "urgent"
+    act(ad, tid, "priority", {"priority": "low"})
+    assert ctx.sql_value("SELECT priority FROM tickets WHERE id = %d" % tid) == "low"
+    audit = ctx.sql("SELECT actor_id, user_id, detail FROM audit_log WHERE event = 'ticket_priority' "
+                    "AND detail LIKE 'ticket %d %%' ORDER BY id" % tid)
+    assert audit == [[str(a1.id), str(c.id), "ticket %d from normal to urgent" % tid],
+                     [str(ad.id), str(c.id), "ticket %d from urgent to low" % tid]], audit
+    ev = ctx.sql("SELECT actor_id, detail FROM timeline WHERE ticket_id = %d AND kind = 'priority' "
+                 "ORDER BY id" % tid)
+    assert ev == [[str(a1.id), "normal urgent"], [str(ad.id), "urgent low"]], ev
+    t = text_of(a1.s.get("/tickets/%d" % tid).text)
+    assert "Aldo Wsagent changed the priority from normal to urgent" in t
+    assert "Wanda Wsadmin changed the priority from urgent to low" in t
+    assert "changed the priority" not in text_of(c.s.get("/tickets/%d" % tid).text)
+    assert "changed the priority" not in c.s.get("/tickets/%d/messages?after=0" % tid).text
+    # the same priority again: nothing recorded
+    act(a1, tid, "priority", {"priority": "low"})
+    assert len(ctx.sql("SELECT id FROM timeline WHERE ticket_id = %d AND kind = 'priority'" % tid)) == 2
+    # refusals: a bad value, the customer, another agent, no token, a closed ticket
+    r = act(a1, tid, "priority", {"priority": "critical"}, expect=422)
+    assert "Choose a priority" in text_of(r.text)
+    act(a1, tid, "priority", {}, expect=422)
+    act(c, tid, "priority", {"priority": "high"}, expect=403)
+    act(a2, tid, "priority", {"priority": "high"}, expect=404)
+    r = a1.s.request("POST", "/tickets/%d/priority" % tid, {"priority": "high"}, csrf=None)
+    assert r.status == 403
+    act(c, tid, "close")
+    act(ad, tid, "priority", {"priority": "high"}, expect=409)
+    assert ctx.sql_value("SELECT priority FROM tickets WHERE id = %d" % tid) == "low"
