@@ -544,6 +544,7 @@ struct ticket {
 	enum priority priority;
 	const char *subject, *description, *created, *activity;
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
+	const char *customer_first;              /* the customer's first name */
 };
 int ticket_read(struct arena *, long long id, struct ticket *);   /* 1 / 0 none / -1 */
 int ticket_get(struct request *, struct ticket *);

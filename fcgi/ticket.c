@@ -77,13 +77,13 @@ static const char Q_TICKET[] =
     "SELECT t.id, t.customer_id, IFNULL(t.agent_id, 0), t.subject, t.description, t.priority, "
     "t.status, UNIX_TIMESTAMP(t.created_at), UNIX_TIMESTAMP(t.last_activity), "
     "CONCAT(c.first_name, ' ', c.last_name), c.email, "
-    "CONCAT(a.first_name, ' ', a.last_name), a.email "
+    "CONCAT(a.first_name, ' ', a.last_name), a.email, c.first_name "
     "FROM tickets t JOIN users c ON c.id = t.customer_id "
     "LEFT JOIN users a ON a.id = t.agent_id WHERE t.id = ?";
 enum {
 	TK_ID, TK_CUSTOMER_ID, TK_AGENT_ID, TK_SUBJECT, TK_DESCRIPTION, TK_PRIORITY, TK_STATUS,
 	TK_CREATED, TK_ACTIVITY, TK_CUSTOMER_NAME, TK_CUSTOMER_EMAIL, TK_AGENT_NAME, TK_AGENT_EMAIL,
-	TK__N
+	TK_CUSTOMER_FIRST, TK__N
 };
 
 /* ticket_get: load ticket r->path_id into t when the viewer may see it.
@@ -115,6 +115,7 @@ int ticket_read(struct arena *a, long long id, struct ticket *t)
 	t->customer_email = DB_CELL(&rows, 0, TK_CUSTOMER_EMAIL);
 	t->agent_name = DB_CELL(&rows, 0, TK_AGENT_NAME);
 	t->agent_email = DB_CELL(&rows, 0, TK_AGENT_EMAIL);
+	t->customer_first = DB_CELL(&rows, 0, TK_CUSTOMER_FIRST);
 	return 1;
 }
 
@@ -461,7 +462,7 @@ static const char Q_NOTICE_SEEN[] =
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
                 const char *error, const char *draft)
 {
-	struct db_rows tl, rating, agents = { 0 };
+	struct db_rows tl, rating, agents = { 0 }, replies = { 0 };
 	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
@@ -470,6 +471,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
+		return db_status();
+	if (agent && !closed && reply_options_load(r, &replies) == -1)
 		return db_status();
 	if (db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(t->id), P_INT(r->user->id))) < 0)
 		return db_status();
@@ -510,6 +513,12 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	else if (customer || agent) {
 		struct vdict *f = vdict_section(b, "CAN_REPLY");
 		vdict_set(f, "BODY_DRAFT", draft ? draft : "");
+		if (agent) {
+			struct vdict *sr = vdict_section(f, "SAVED_REPLIES");
+			reply_options_fill(r, sr, &replies, t->customer_first, t->id);
+			if (replies.nrows == 0)
+				vdict_show(sr, "NO_SAVED_REPLIES");
+		}
 		if (err_key && !strcmp(err_key, "ERR_BODY"))
 			vdict_set(vdict_section(f, "ERR_BODY"), "MSG", error);
 	}
@@ -545,12 +554,30 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	return page_render(r, v, status);
 }
 
+/* GET /tickets/{id}[?reply=ID]: reply names a saved reply the viewer may
+ * use, whose text (placeholders filled in) prefills the reply box; one
+ * they may not use (another person's personal reply, none) is 404. */
 int ticket_show(struct request *r)
 {
 	struct ticket t;
+	const char *q = req_query(r, "reply"), *body = NULL, *draft = NULL;
 	int st = ticket_get(r, &t);
 
-	return st ? st : ticket_page(r, &t, 200, NULL, NULL, NULL);
+	if (st)
+		return st;
+	if (q) {
+		char *end;
+		long long id = strtoll(q, &end, 10);
+		if (*q < '0' || *q > '9' || *end || id <= 0)
+			return 404;
+		int n = reply_find(r, id, &body);
+		if (n < 0)
+			return db_status();
+		if (n == 0)
+			return 404;
+		draft = reply_fill(r->a, body, t.customer_first, r->user->first_name, t.id);
+	}
+	return ticket_page(r, &t, 200, NULL, NULL, draft);
 }
 
 /* ---- assignment and the life cycle ------------------------------------ */

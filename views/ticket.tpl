@@ -33,6 +33,21 @@
 <p class="empty" id="no-messages">No messages yet</p>
 {{/NO_MESSAGES}}
 {{#CAN_REPLY}}
+{{#SAVED_REPLIES}}
+<form class="reply-tools" method="get" action="/tickets/{{ID}}" data-insert-into="reply-body">
+<div class="field">
+<label for="saved-reply">Saved reply</label>
+<select id="saved-reply" name="reply" required>
+<option value="">Choose a saved reply</option>
+{{#SAVED_REPLY}}
+<option value="{{REPLY_ID}}" data-body="{{REPLY_BODY}}">{{REPLY_TITLE}}{{#SHARED}} (shared){{/SHARED}}</option>
+{{/SAVED_REPLY}}
+</select>
+</div>
+<button type="submit" class="btn">Insert reply</button>
+<a class="btn btn-ghost" href="/replies">Manage saved replies</a>
+</form>
+{{/SAVED_REPLIES}}
 <form class="form card reply-form" method="post" action="/tickets/{{ID}}/messages" novalidate>
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <div class="field">

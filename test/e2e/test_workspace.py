@@ -371,3 +371,129 @@ def test_priority_change_timeline_and_audit(ctx):
     act(c, tid, "close")
     act(ad, tid, "priority", {"priority": "high"}, expect=409)
     assert ctx.sql_value("SELECT priority FROM tickets WHERE id = %d" % tid) == "low"
+
+
+# ------------------------------------------------------------------ saved replies
+
+def save_reply(user, title, body, shared=False, expect=303):
+    form = {"title": title, "body": body}
+    if shared:
+        form["shared"] = "1"
+    r = user.s.post("/replies", form)
+    assert r.status == expect, "POST /replies as %s: %d (want %d) %s" % (
+        user.role, r.status, expect, helpers.page_errors(r))
+    return r
+
+
+def reply_id(ctx, owner, title):
+    return int(ctx.sql_value("SELECT id FROM saved_replies WHERE owner_id = %d AND title = %s"
+                             % (owner.id, helpers.sql_str(title))))
+
+
+def reply_box(text):
+    m = re.search(r'<textarea[^>]*id="reply-body"[^>]*>(.*?)</textarea>', text, re.S)
+    assert m, "no reply box on the page"
+    return m.group(1)
+
+
+def test_saved_replies_placeholders_filled_and_escaped(ctx):
+    a1, _a2 = agents(ctx)
+    c = customer(ctx, "cx", '<i>Zoe</i> & "Co"')
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    title = "Greeting " + tu.unique_word("")
+    body = "Hi {customer_first_name}, {agent_first_name} here about #{ticket_number}. {unknown}"
+    r = save_reply(a1, title, body)
+    assert r.location == "/replies"
+    flash_after(a1.s, r, "Reply saved")
+    rid = reply_id(ctx, a1, title)
+    page = a1.s.get("/replies")
+    assert page.status == 200 and title in page.text
+    assert "{customer_first_name}" in html.unescape(page.text), "the list shows the text as saved"
+    # ?reply= prefills the box (no JavaScript needed), filled in and escaped
+    p = a1.s.get("/tickets/%d?reply=%d" % (tid, rid))
+    assert p.status == 200, "GET ?reply=: %d" % p.status
+    box = reply_box(p.text)
+    want = 'Hi <i>Zoe</i> & "Co", Aldo here about #%d. {unknown}' % tid
+    assert html.unescape(box).strip() == want, "prefilled %r, want %r" % (html.unescape(box), want)
+    assert "<i>Zoe</i>" not in p.text, "a placeholder's value was not escaped"
+    # the page's own insertion: the option carries the same filled text, escaped
+    opt = re.search(r'<option value="%d" data-body="([^"]*)"' % rid, p.text)
+    assert opt, "the saved reply is not offered on the ticket page"
+    assert html.unescape(opt.group(1)) == want
+    # the plain page has an empty box; the customer never sees saved replies
+    assert html.unescape(reply_box(a1.s.get("/tickets/%d" % tid).text)).strip() == ""
+    cp = c.s.get("/tickets/%d" % tid)
+    assert 'id="saved-reply"' not in cp.text and title not in cp.text
+
+
+def test_saved_replies_idor_and_roles(ctx):
+    a1, a2 = agents(ctx)
+    ad, ad2 = admin(ctx), admin2(ctx)
+    c = customer(ctx)
+    mine = "Mine " + tu.unique_word("")
+    save_reply(a1, mine, "personal text of a1")
+    rid = reply_id(ctx, a1, mine)
+    t2 = raise_ticket(c)
+    assign(ctx, t2, a2)
+    # another agent cannot use, see or delete it
+    assert a2.s.get("/tickets/%d?reply=%d" % (t2, rid)).status == 404
+    assert mine not in a2.s.get("/replies").text
+    assert mine not in a2.s.get("/tickets/%d" % t2).text
+    assert a2.s.post("/replies/%d/delete" % rid).status == 404
+    assert ad.s.post("/replies/%d/delete" % rid).status == 404, "an admin deleted a personal reply"
+    assert c.s.get("/tickets/%d?reply=%d" % (t2, rid)).status == 404
+    for bad in ("x", "0", "-1", "99999999999"):
+        assert a1.s.get("/tickets/%d?reply=%s" % (t2, bad)).status == 404
+    # shared: admins only; every agent uses them; only admins delete them
+    shared = "Shared " + tu.unique_word("")
+    r = save_reply(a1, shared, "agents cannot share", shared=True, expect=403)
+    assert "Only admins" in text_of(r.text)
+    assert ctx.sql_value("SELECT COUNT(*) FROM saved_replies WHERE title = %s" % helpers.sql_str(shared)) == "0"
+    save_reply(ad, shared, "Dear {customer_first_name}, thanks.", shared=True)
+    sid = reply_id(ctx, ad, shared)
+    assert ctx.sql_value("SELECT shared FROM saved_replies WHERE id = %d" % sid) == "1"
+    for u in (a1, a2, ad2):
+        assert shared in u.s.get("/replies").text, "%s does not see the shared reply" % u.role
+    p = a2.s.get("/tickets/%d?reply=%d" % (t2, sid))
+    assert p.status == 200 and html.unescape(reply_box(p.text)).strip() == \
+        "Dear %s, thanks." % c.first
+    assert a2.s.post("/replies/%d/delete" % sid).status == 403
+    # roles and the login
+    assert c.s.get("/replies").status == 403
+    assert c.s.post("/replies", {"title": "x", "body": "y"}).status == 403
+    r = tu.client(ctx).get("/replies")
+    assert r.status == 303 and "/login" in r.location
+    assert a1.s.request("POST", "/replies", {"title": "t", "body": "b"}, csrf=None).status == 403
+    # validation
+    r = save_reply(a1, "", "body", expect=422)
+    assert "Title is required" in text_of(r.text)
+    r = save_reply(a1, "t" * 101, "body", expect=422)
+    assert "too long" in text_of(r.text)
+    r = save_reply(a1, "ok title", "   ", expect=422)
+    assert "Type the reply" in text_of(r.text)
+    save_reply(a1, "ok title", "x" * 10001, expect=422)
+    # deletes: the owner, and an admin for a shared one
+    r = a1.s.post("/replies/%d/delete" % rid)
+    assert r.status == 303 and r.location == "/replies"
+    flash_after(a1.s, r, "Reply deleted")
+    assert ad2.s.post("/replies/%d/delete" % sid).status == 303
+    assert ctx.sql_value("SELECT COUNT(*) FROM saved_replies WHERE id IN (%d, %d)" % (rid, sid)) == "0"
+    assert a1.s.post("/replies/%d/delete" % rid).status == 404
+
+
+def test_saved_replies_at_most_200_per_person(ctx):
+    g, = tu.new_agents(ctx, admin(ctx), [("Lim", "Wslimit" + tu.unique_word("")[:4])])
+    ctx.sql("INSERT INTO saved_replies (owner_id, shared, title, body, created_at) "
+            "SELECT %d, 0, CONCAT('bulk ', seq), 'text', NOW() FROM seq_1_to_199" % g.id)
+    assert ctx.sql_value("SELECT COUNT(*) FROM saved_replies WHERE owner_id = %d" % g.id) == "199"
+    save_reply(g, "the 200th", "text")
+    r = save_reply(g, "the 201st", "text", expect=422)
+    assert "You already have 200 saved replies" in text_of(r.text), text_of(r.text)[:500]
+    assert ctx.sql_value("SELECT COUNT(*) FROM saved_replies WHERE owner_id = %d" % g.id) == "200"
+    # shared replies count for the admin who saved them; other people are not limited by it
+    a1, _a2 = agents(ctx)
+    save_reply(a1, "unaffected " + tu.unique_word(""), "text")
+    g_id = reply_id(ctx, g, "the 200th")
+    assert g.s.post("/replies/%d/delete" % g_id).status == 303
+    save_reply(g, "the 201st", "text")

@@ -36,6 +36,28 @@
     });
   }
 
+  /* <form data-insert-into="ID"> around a <select> of saved replies (each
+     <option data-body>, its text filled in by the server): insert the chosen
+     text into textarea #ID at the cursor instead of reloading the page
+     with ?reply=; keyboard and screen readers use the same select and button. */
+  each(document.querySelectorAll('form[data-insert-into]'), function (f) {
+    f.addEventListener('submit', function (e) {
+      var ta = document.getElementById(f.getAttribute('data-insert-into'));
+      var sel = f.querySelector('select');
+      var opt = sel && sel.options[sel.selectedIndex];
+      if (!ta || !opt || !opt.value) return;   /* no choice: the browser's own check */
+      e.preventDefault();
+      var text = opt.getAttribute('data-body') || '';
+      var start = ta.selectionStart, end = ta.selectionEnd, v = ta.value;
+      if (typeof start !== 'number') { start = end = v.length; }
+      ta.value = v.slice(0, start) + text + v.slice(end);
+      ta.focus();
+      var at = start + text.length;
+      try { ta.setSelectionRange(at, at); } catch (err) { /* ignore */ }
+      ta.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+  });
+
   /* <ol id="thread" data-poll data-after>: fetch newer timeline entries (messages, notes, events). */
   var thread = document.getElementById('thread');
   var poll = thread && thread.getAttribute('data-poll');
