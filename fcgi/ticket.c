@@ -230,16 +230,54 @@ static int parse_cursor(const char *s, long long *ts, long long *id)
 }
 
 static const char *list_url(struct request *r, const char *status, const char *assigned,
-                            const char *q, const char *after)
+                            long long customer, const char *q, const char *after)
 {
-	return arena_printf(r->a, "/tickets?status=%s%s%s%s%s%s%s", url_encode(r->a, status),
+	return arena_printf(r->a, "/tickets?status=%s%s%s%s%s%s%s%s", url_encode(r->a, status),
+	    customer ? arena_printf(r->a, "&customer=%lld", customer) : "",
 	    assigned ? "&assigned=" : "", assigned ? url_encode(r->a, assigned) : "",
 	    q && *q ? "&q=" : "", q && *q ? url_encode(r->a, q) : "", after ? "&after=" : "",
 	    after ? after : "");
 }
 
-/* GET /tickets: scoped by role; filters status, assigned (admin), q;
- * keyset pagination with `after`. */
+static const char Q_CUSTOMER_OF[] =
+    "SELECT CONCAT(first_name, ' ', last_name) FROM users WHERE id = ? AND role = 'customer'";
+static const char Q_AGENT_HOLDS[] =
+    "SELECT COUNT(*) FROM tickets FORCE INDEX (tickets_customer) "
+    "WHERE customer_id = ? AND agent_id = ?";
+
+/* by_customer: ?customer=ID of the list — the customer's name when the
+ * viewer may list that customer's tickets (an admin; an agent holding one
+ * of them), else NULL with *status 404 (or a database failure's). */
+static const char *by_customer(struct request *r, const char *param, long long *id, int *status)
+{
+	struct db_rows rows;
+	char *end;
+
+	*status = 404;
+	*id = strtoll(param, &end, 10);
+	if (*param < '1' || *param > '9' || *end || *id <= 0 || is_role(r, ROLE_CUSTOMER))
+		return NULL;
+	int n = db_query(r->a, &rows, Q_CUSTOMER_OF, 1, DB_ARGS(P_INT(*id)));
+	if (n != 1) {
+		*status = n < 0 ? db_status() : 404;
+		return NULL;
+	}
+	const char *name = DB_CELL(&rows, 0, 0);
+	if (is_role(r, ROLE_AGENT)) {
+		struct db_rows held;
+		if (db_query(r->a, &held, Q_AGENT_HOLDS, 1, DB_ARGS(P_INT(*id), P_INT(r->user->id))) != 1) {
+			*status = db_status();
+			return NULL;
+		}
+		if (db_int(&held, 0, 0) == 0)
+			return NULL;
+	}
+	return name;
+}
+
+/* GET /tickets: scoped by role; filters status, assigned (admin), q,
+ * customer (admins; agents holding one of that customer's tickets: all of
+ * that customer's tickets); keyset pagination with `after`. */
 int ticket_list(struct request *r)
 {
 	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
@@ -251,10 +289,21 @@ int ticket_list(struct request *r)
 	int admin = is_role(r, ROLE_ADMIN), none = 0, by_agent = 0, cursor;
 	struct db_rows rows, agents = { 0 };
 	int n;
+	long long cust_id = 0;
+	const char *cust_name = NULL, *cparam = req_query(r, "customer");
 
+	if (cparam) {
+		int st404;
+		cust_name = by_customer(r, cparam, &cust_id, &st404);
+		if (cust_name == NULL)
+			return st404;
+		assigned = NULL;
+	}
 	utf8_truncate(q, 200);            /* a search box, not a document */
 	q = str_trim(q);
-	if (admin && assigned && !strcmp(assigned, "none"))
+	if (cust_name)
+		assigned = NULL;
+	else if (admin && assigned && !strcmp(assigned, "none"))
 		none = 1;
 	else if (admin && assigned && *assigned) {
 		char *end;
@@ -275,19 +324,23 @@ int ticket_list(struct request *r)
 		return 422;
 	}
 	cursor = parse_cursor(req_query(r, "after"), &ts, &cid);
-	int customer = is_role(r, ROLE_CUSTOMER), agent = is_role(r, ROLE_AGENT) || by_agent;
+	int customer = is_role(r, ROLE_CUSTOMER), agent = (is_role(r, ROLE_AGENT) || by_agent) && !cust_name;
+	/* one customer's tickets: their own list, or ?customer= */
+	int cust_scope = customer || cust_name;
+	if (cust_name)
+		scope_id = cust_id;
 
-	if (*q && (customer || agent)) {
+	if (*q && (cust_scope || agent)) {
 		const char *pat = like_pattern(r->a, q);
-		n = db_query(r->a, &rows, customer ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
+		n = db_query(r->a, &rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
 		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
 		        P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (*q) {
 		sql = none ? Q_S_NONE : Q_S_ALL;
 		n = db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
 		    P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
-	} else if (customer || agent) {
-		sql = customer ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
+	} else if (cust_scope || agent) {
+		sql = cust_scope ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
 		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
 		              P_INT(cid), P_INT(limit)))
 		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_STR(status),
@@ -307,7 +360,8 @@ int ticket_list(struct request *r)
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
-	heading = customer ? "My tickets" : is_role(r, ROLE_AGENT) ? "Assigned to me"
+	heading = cust_name ? arena_printf(r->a, "Tickets of %s", cust_name)
+	    : customer ? "My tickets" : is_role(r, ROLE_AGENT) ? "Assigned to me"
 	    : none ? "Unassigned" : by_agent ? "Tickets of one agent" : "All tickets";
 	struct view *v = page_new(r, "tickets.tpl", heading);
 	if (v == NULL)
@@ -321,11 +375,14 @@ int ticket_list(struct request *r)
 	vdict_show(b, all ? "SEL_ALL" : sel[st]);
 	if (assigned)
 		vdict_set(vdict_section(b, "HAS_ASSIGNED"), "ASSIGNED", assigned);
+	if (cust_name)
+		vdict_set_int(vdict_section(b, "HAS_CUSTOMER"), "CUSTOMER_ID", cust_id);
 	if (customer)
 		vdict_show(b, "CAN_CREATE");
 	if (!customer)
 		vdict_show(b, "STAFF");
-	const char *here = list_url(r, status, assigned, q, cursor ? req_query(r, "after") : NULL);
+	const char *here = list_url(r, status, assigned, cust_id, q,
+	    cursor ? req_query(r, "after") : NULL);
 	size_t shown = (size_t)n > (size_t)r->conf->page_size ? (size_t)r->conf->page_size : (size_t)n;
 	for (size_t i = 0; i < shown; i++) {
 		struct vdict *t = vdict_section(b, "TICKET");
@@ -354,9 +411,9 @@ int ticket_list(struct request *r)
 				msg = "You are yet to raise a ticket";
 			else if (none && !all && st == TS_OPEN)
 				msg = "There is nothing left to assign";
-			else if (is_role(r, ROLE_AGENT) && all)
+			else if (is_role(r, ROLE_AGENT) && all && !cust_name)
 				msg = "No tickets are assigned to you yet";
-			else if (admin && all && !by_agent)
+			else if (admin && all && !by_agent && !cust_name)
 				msg = "There are no tickets yet";
 		}
 		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
@@ -364,10 +421,12 @@ int ticket_list(struct request *r)
 	if ((size_t)n > shown) {
 		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, TL_ACTIVITY),
 		    DB_CELL(&rows, shown - 1, TL_ID));
-		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL", list_url(r, status, assigned, q, after));
+		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL",
+		    list_url(r, status, assigned, cust_id, q, after));
 	}
 	if (cursor)
-		vdict_set(vdict_section(b, "FIRST_PAGE"), "URL", list_url(r, status, assigned, q, NULL));
+		vdict_set(vdict_section(b, "FIRST_PAGE"), "URL",
+		    list_url(r, status, assigned, cust_id, q, NULL));
 	return page_render(r, v, 200);
 }
 
@@ -454,6 +513,11 @@ int ticket_create(struct request *r)
 static const char Q_RATING[] =
     "SELECT score, comment, UNIX_TIMESTAMP(created_at) FROM ratings WHERE ticket_id = ?";
 enum { RT_SCORE, RT_COMMENT, RT_CREATED, RT__N };
+static const char Q_HISTORY[] =
+    "SELECT id, subject, status, UNIX_TIMESTAMP(last_activity) FROM tickets "
+    "FORCE INDEX (tickets_customer) WHERE customer_id = ? AND id <> ? "
+    "ORDER BY last_activity DESC, id DESC LIMIT 5";
+enum { HI_ID, HI_SUBJECT, HI_STATUS, HI_ACTIVITY, HI__N };
 static const char Q_NOTICE_SEEN[] =
     "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
 
@@ -462,7 +526,7 @@ static const char Q_NOTICE_SEEN[] =
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
                 const char *error, const char *draft)
 {
-	struct db_rows tl, rating, agents = { 0 }, replies = { 0 };
+	struct db_rows tl, rating, agents = { 0 }, replies = { 0 }, history = { 0 };
 	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
@@ -473,6 +537,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
 		return db_status();
 	if (agent && !closed && reply_options_load(r, &replies) == -1)
+		return db_status();
+	if ((admin || agent) && db_query(r->a, &history, Q_HISTORY, HI__N,
+	        DB_ARGS(P_INT(t->customer_id), P_INT(t->id))) < 0)
 		return db_status();
 	if (db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(t->id), P_INT(r->user->id))) < 0)
 		return db_status();
@@ -493,6 +560,21 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		struct vdict *c = vdict_section(b, "SHOW_CUSTOMER");
 		vdict_set(c, "CUSTOMER", t->customer_name);
 		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
+		vdict_set_int(c, "CUSTOMER_ID", t->customer_id);
+	}
+	if (admin || agent) {
+		struct vdict *h = vdict_section(b, "HISTORY");
+		vdict_set(h, "CUSTOMER", t->customer_name);
+		vdict_set_int(h, "CUSTOMER_ID", t->customer_id);
+		for (size_t i = 0; i < history.nrows; i++) {
+			struct vdict *o = vdict_section(h, "OTHER");
+			vdict_set(o, "OTHER_ID", DB_CELL(&history, i, HI_ID));
+			vdict_set(o, "OTHER_SUBJECT", DB_CELL(&history, i, HI_SUBJECT));
+			vdict_set(o, "OTHER_STATUS", DB_CELL(&history, i, HI_STATUS));
+			page_set_time(r, o, "OTHER", DB_CELL(&history, i, HI_ACTIVITY));
+		}
+		if (history.nrows == 0)
+			vdict_show(h, "NO_OTHER");
 	}
 	size_t nmsgs = 0;
 	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &nmsgs);

@@ -15,11 +15,25 @@
 <div><dt>Created</dt><dd><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></dd></div>
 <div><dt>Last activity</dt><dd><time datetime="{{ACTIVITY_ISO}}" title="{{ACTIVITY_TEXT}}">{{ACTIVITY_AGO}}</time></dd></div>
 {{#SHOW_CUSTOMER}}
-<div><dt>Customer</dt><dd>{{CUSTOMER}}<br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
+<div><dt>Customer</dt><dd><a href="/tickets?customer={{CUSTOMER_ID}}">{{CUSTOMER}}</a><br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
 {{/SHOW_CUSTOMER}}
 <div><dt>Agent</dt><dd>{{AGENT}}</dd></div>
 </dl>
 </section>
+{{#HISTORY}}
+<section class="card" aria-labelledby="history-h">
+<h2 id="history-h">Other tickets of {{CUSTOMER}}</h2>
+{{#NO_OTHER}}
+<p class="empty">This is their only ticket</p>
+{{/NO_OTHER}}
+<ul class="history-list">
+{{#OTHER}}
+<li><a href="/tickets/{{OTHER_ID}}"><span class="ticket-num">#{{OTHER_ID}}</span> {{OTHER_SUBJECT}}</a> <span class="badge badge-{{OTHER_STATUS}}">{{OTHER_STATUS}}</span> <time datetime="{{OTHER_ISO}}" title="{{OTHER_TEXT}}">{{OTHER_AGO}}</time></li>
+{{/OTHER}}
+</ul>
+<p><a href="/tickets?customer={{CUSTOMER_ID}}">All tickets of {{CUSTOMER}}</a></p>
+</section>
+{{/HISTORY}}
 <section class="card" aria-labelledby="desc-h">
 <h2 id="desc-h">Description</h2>
 <div class="ticket-desc">{{DESCRIPTION:pre_escape}}</div>

@@ -497,3 +497,56 @@ def test_saved_replies_at_most_200_per_person(ctx):
     g_id = reply_id(ctx, g, "the 200th")
     assert g.s.post("/replies/%d/delete" % g_id).status == 303
     save_reply(g, "the 201st", "text")
+
+
+# ------------------------------------------------------------------ the customer's history
+
+def list_ids(text):
+    m = re.search(r"<tbody>(.*?)</tbody>", text, re.S)
+    assert m, "no ticket list"
+    return [int(x) for x in re.findall(r'<td data-label="Subject"[^>]*><a href="/tickets/(\d+)"',
+                                       m.group(1))]
+
+
+def test_customer_history_on_the_ticket_page_and_list(ctx):
+    a1, a2 = agents(ctx)
+    ad = admin(ctx)
+    c = tu.register_customer(ctx, "Hana", "Wshistory" + tu.unique_word("")[:4])
+    other = customer(ctx, "c2", "Dora")
+    tids = [raise_ticket(c, "History %d %s" % (i, tu.unique_word(""))) for i in range(8)]
+    foreign = raise_ticket(other)
+    cur = tids[3]
+    assign(ctx, cur, a1)
+    # the five latest others (newest activity first), never the ticket itself
+    want = [int(x[0]) for x in ctx.sql(
+        "SELECT id FROM tickets WHERE customer_id = %d AND id <> %d "
+        "ORDER BY last_activity DESC, id DESC LIMIT 5" % (c.id, cur))]
+    for u in (a1, ad):
+        p = u.s.get("/tickets/%d" % cur)
+        assert p.status == 200
+        sec = re.search(r'<section[^>]*aria-labelledby="history-h".*?</section>', p.text, re.S)
+        assert sec, "%s: no history section" % u.role
+        got = [int(x) for x in re.findall(r'<a href="/tickets/(\d+)"', sec.group(0))]
+        assert got == want, "%s: history %s, want %s" % (u.role, got, want)
+        assert 'href="/tickets?customer=%d"' % c.id in p.text, "the customer's name is no link"
+    cp = c.s.get("/tickets/%d" % cur)
+    assert 'history-h' not in cp.text and "customer=%d" % c.id not in cp.text
+    # the list of all their tickets: admins, and agents holding one of them
+    every = sorted(tids, reverse=True)
+    for u in (a1, ad):
+        r = u.s.get("/tickets?customer=%d" % c.id)
+        assert r.status == 200, "%s GET ?customer=: %d" % (u.role, r.status)
+        assert sorted(list_ids(r.text), reverse=True) == every, list_ids(r.text)
+        assert "Tickets of Hana" in text_of(r.text)
+        assert foreign not in list_ids(r.text)
+        r = u.s.get("/tickets?customer=%d&status=open&q=History" % c.id)
+        assert r.status == 200 and sorted(list_ids(r.text), reverse=True) == every
+    # others: 404 (an agent holding none of them, customers — the same one too —, unknown ids)
+    for u, cid in ((a2, c.id), (c, c.id), (other, c.id), (ad, 99999999), (ad, a1.id),
+                   (a1, other.id), (ad, "x")):
+        r = u.s.get("/tickets?customer=%s" % cid)
+        assert r.status == 404, "%s GET ?customer=%s: %d" % (u.role, cid, r.status)
+    # losing the ticket loses the list
+    assign(ctx, cur, a2)
+    assert a1.s.get("/tickets?customer=%d" % c.id).status == 404
+    assert a2.s.get("/tickets?customer=%d" % c.id).status == 200
