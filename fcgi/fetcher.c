@@ -29,7 +29,15 @@
  * the literal, so downloads use the ;UID=N;PARTIAL=0.N URL form; ;UIDVALIDITY=V
  * in the mailbox part makes libcurl refuse a mailbox re-selected with
  * another UIDVALIDITY; UID MOVE / UID COPY of a UID that is gone answer OK
- * ("No messages found"), so a move counts only when COPYUID names the UID.
+ * ("No messages found"), so a move counts only when COPYUID names the UID;
+ * a custom command answered NO (CREATE of a folder that exists) makes
+ * libcurl close the connection, so the done folder is created once, not
+ * every poll.
+ *
+ * The folder is listed with UID SEARCH UNDELETED: a message flagged
+ * \Deleted is on its way out (a COPY whose EXPUNGE failed).  Each batch
+ * first drops stale claims: its own fetcher's (none is held between
+ * batches) and those of dead fetchers on this host.
  */
 #include <errno.h>
 #include <poll.h>
@@ -563,8 +571,13 @@ static enum batch_end batch(struct fetcher *f)
 		end = B_IMAP_ERROR;
 		goto out;
 	}
-	if (f->body.dropped)
+	if (f->body.dropped) {
+		/* cut mid-number perhaps: the last UID kept may be partial, drop it */
+		char *sp = strrchr(f->body.p, ' ');
+		if (sp)
+			*sp = '\0';
 		log_warn("fetcher: UID SEARCH answer past %ld bytes; the rest waits", SEARCH_MAX);
+	}
 	char validity[24];
 	snprintf(validity, sizeof(validity), "%s", f->uidvalidity);
 	char *k = arena_printf(f->a, "%s\n%s\n%s\n%s", c->imap_url, c->imap_user, c->imap_folder,

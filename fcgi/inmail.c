@@ -99,7 +99,12 @@ static char *inmail_clean(struct arena *a, const char *str, size_t len, int one_
 			i++;
 			continue;
 		}
-		if (space) {
+		if (n != 0 && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
+		               (c == 0xc2 && s[i + 1] < 0xa0))) {
+			i += n;         /* a control character: dropped, a pending space kept */
+			continue;
+		}
+		if (space) {    /* a space only between two kept characters */
 			*w++ = ' ';
 			space = 0;
 		}
@@ -107,9 +112,6 @@ static char *inmail_clean(struct arena *a, const char *str, size_t len, int one_
 			memcpy(w, "\xef\xbf\xbd", 3);
 			w += 3;
 			i++;
-		} else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
-		           (c == 0xc2 && s[i + 1] < 0xa0)) {
-			i += n;         /* a control character */
 		} else {
 			memcpy(w, s + i, n);
 			w += n;

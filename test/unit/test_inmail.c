@@ -403,6 +403,21 @@ static void test_recipients(void **state)
 	assert_int_equal(m.ntokens, 0);
 }
 
+/* fuzz_mail found it: "Ann Smith \x9a<...>" gave the display name a
+ * trailing space (the space was written before the control character that
+ * followed it was dropped) */
+static void test_display_name_space_before_control_dropped(void **state)
+{
+	struct inmail m;
+
+	assert_int_equal(parse(*state, "From: Ann Smith \x9a<ann@example.net>\r\nTo: x@y.z\r\n\r\nx\r\n",
+	                       NULL, &m), INMAIL_OK);
+	assert_string_equal(m.from, "ann@example.net");
+	size_t n = strlen(m.from_name);
+	assert_true(n > 0 && m.from_name[n - 1] != ' ');
+	assert_memory_equal(m.from_name, "Ann Smith", 9);
+}
+
 static void test_unparseable(void **state)
 {
 	struct inmail m;
@@ -555,6 +570,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_files, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_recipients, arena_setup, arena_teardown),
+		cmocka_unit_test_setup_teardown(test_display_name_space_before_control_dropped,
+		    arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_unparseable, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_charsets, arena_setup, arena_teardown),
 		cmocka_unit_test(test_strip_quote),
