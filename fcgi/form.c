@@ -155,7 +155,7 @@ static const struct form_field saved_reply_fields[SR__N] = {
 	[SR_BODY] = { .name = "body", .kind = FK_TEXT, .err = "ERR_BODY", .min = 1, .max = 10000,
 	    .missing = "Type the reply's text",
 	    .too_long = "The reply is too long (10000 characters at most)" },
-	[SR_SHARED] = { .name = "shared", .kind = FK_CHOICE, .err = "ERR_SHARED",
+	[SR_SHARED] = { .name = "shared", .kind = FK_CHOICE, .err = "FORM_ERROR",
 	    .missing = "Shared is 1 or absent", .choices = shared_names, .nchoices = 2, .dflt = 0 },
 };
 const struct form form_saved_reply = { saved_reply_fields, SR__N };

@@ -50,10 +50,22 @@ def agents(ctx):
     return w["a1"], w["a2"]
 
 
+def new_customer(ctx, first, last):
+    """A customer on this module's own client address: the tickets it raises
+    spend that address's hourly budget of admin mail ([limits]), not the one
+    of the address test_tickets shares (tickets_util.addr)."""
+    w = world(ctx)
+    if "addr" not in w:
+        w["addr"] = helpers.fresh_addr()
+    return helpers.register(ctx, password=tu.PASSWORD, first=first, last=last,
+                            client=helpers.Client(ctx.port, w["addr"]), prefix="cust",
+                            then="/tickets")
+
+
 def customer(ctx, key="c1", first="Cleo"):
     w = world(ctx)
     if key not in w:
-        w[key] = tu.register_customer(ctx, first, "Ws" + key.capitalize() + tu.unique_word("")[:4])
+        w[key] = new_customer(ctx, first, "Ws" + key.capitalize() + tu.unique_word("")[:4])
     return w[key]
 
 
@@ -473,6 +485,8 @@ def test_saved_replies_idor_and_roles(ctx):
     r = save_reply(a1, "ok title", "   ", expect=422)
     assert "Type the reply" in text_of(r.text)
     save_reply(a1, "ok title", "x" * 10001, expect=422)
+    r = ad.s.post("/replies", {"title": "odd", "body": "b", "shared": "yes"})
+    assert r.status == 422 and "Shared is 1 or absent" in text_of(r.text), r.status
     # deletes: the owner, and an admin for a shared one
     r = a1.s.post("/replies/%d/delete" % rid)
     assert r.status == 303 and r.location == "/replies"
@@ -511,7 +525,7 @@ def list_ids(text):
 def test_customer_history_on_the_ticket_page_and_list(ctx):
     a1, a2 = agents(ctx)
     ad = admin(ctx)
-    c = tu.register_customer(ctx, "Hana", "Wshistory" + tu.unique_word("")[:4])
+    c = new_customer(ctx, "Hana", "Wshistory" + tu.unique_word("")[:4])
     other = customer(ctx, "c2", "Dora")
     tids = [raise_ticket(c, "History %d %s" % (i, tu.unique_word(""))) for i in range(8)]
     foreign = raise_ticket(other)
