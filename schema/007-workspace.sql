@@ -35,14 +35,13 @@ CREATE TABLE timeline (
   CONSTRAINT timeline_ticket_fk FOREIGN KEY (ticket_id) REFERENCES tickets (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- what was there before: each ticket's creation and its messages, in time order
+-- what was there before: each ticket's creation, then its messages in id
+-- order (a ticket's time order), both in primary-key order so nothing is
+-- sorted; the timeline's order only matters within a ticket
+INSERT INTO timeline (ticket_id, kind, actor_id, created_at)
+SELECT id, 'created', customer_id, created_at FROM tickets ORDER BY id;
 INSERT INTO timeline (ticket_id, kind, actor_id, message_id, created_at)
-SELECT ticket_id, kind, actor_id, message_id, at FROM (
-  SELECT id AS ticket_id, 'created' AS kind, customer_id AS actor_id, NULL AS message_id,
-         created_at AS at, 0 AS ord FROM tickets
-  UNION ALL
-  SELECT ticket_id, 'message', author_id, id, created_at, id FROM messages
-) old ORDER BY at, ticket_id, ord;
+SELECT ticket_id, 'message', author_id, id, created_at FROM messages ORDER BY id;
 
 -- Saved replies: personal (shared = 0, its owner's) or shared (shared = 1,
 -- every agent and admin may use them, admins manage them).

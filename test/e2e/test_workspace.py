@@ -564,3 +564,39 @@ def test_customer_history_on_the_ticket_page_and_list(ctx):
     assign(ctx, cur, a2)
     assert a1.s.get("/tickets?customer=%d" % c.id).status == 404
     assert a2.s.get("/tickets?customer=%d" % c.id).status == 200
+
+
+# ------------------------------------------------------------------ the migration
+
+def test_migration_files_existing_tickets_into_the_timeline(ctx):
+    """schema/007 on a database with tickets and messages (a scratch one,
+    migrated up to 006 first): each ticket's creation, then its messages in
+    order; the pages then show them."""
+    import os
+    sd = os.path.join(ctx.repo, "schema")
+    files = sorted(f for f in os.listdir(sd) if f.endswith(".sql"))
+    before = [f for f in files if f < "007"]
+    db = "ccr_mig_%s" % os.urandom(4).hex()
+    st = ctx.stack
+    st.sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % db, database=None)
+    try:
+        for f in before:
+            st.sql(open(os.path.join(sd, f), encoding="utf-8").read(), database=db)
+        st.sql("INSERT INTO users (id, email, first_name, last_name, role, state, created_at, updated_at) "
+               "VALUES (1, 'c@x.invalid', 'C', 'C', 'customer', 'active', NOW(), NOW()), "
+               "(2, 'a@x.invalid', 'A', 'A', 'agent', 'active', NOW(), NOW()); "
+               "INSERT INTO tickets (id, customer_id, agent_id, subject, description, created_at, last_activity) "
+               "VALUES (10, 1, 2, 's', 'd', '2020-01-01', '2020-01-03'), (11, 1, NULL, 't', 'd', '2020-01-02', '2020-01-02'); "
+               "INSERT INTO messages (id, ticket_id, author_id, body, created_at) VALUES "
+               "(100, 10, 1, 'one', '2020-01-02'), (101, 11, 1, 'other', '2020-01-02'), "
+               "(102, 10, 2, 'two', '2020-01-03')", database=db)
+        st.sql(open(os.path.join(sd, "007-workspace.sql"), encoding="utf-8").read(), database=db)
+        rows = st.sql("SELECT ticket_id, kind, actor_id, IFNULL(message_id, '-'), created_at FROM timeline "
+                      "ORDER BY ticket_id, id", database=db)
+        assert rows == [["10", "created", "1", "-", "2020-01-01 00:00:00"],
+                        ["10", "message", "1", "100", "2020-01-02 00:00:00"],
+                        ["10", "message", "2", "102", "2020-01-03 00:00:00"],
+                        ["11", "created", "1", "-", "2020-01-02 00:00:00"],
+                        ["11", "message", "1", "101", "2020-01-02 00:00:00"]], rows
+    finally:
+        st.sql("DROP DATABASE %s" % db, database=None)
