@@ -19,13 +19,13 @@ CXX      := g++
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
-            libgmime-3.0-dev libcurl4-openssl-dev
+            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev dovecot-imapd
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
-            gmime-3.0 libcurl
+            gmime-3.0 libcurl libmagic
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
@@ -41,9 +41,9 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # In the reading order of README "Source layout" (main.c and admin.c are the
 # two programs' entries, outside the library).
 LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
-            worker.c fcgi.c request.c form.c cookie.c route.c session.c flash.c \
+            worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c account.c ticket.c \
-            message.c timeline.c note.c reply.c agent.c mailin.c metrics.c mailer.c fetcher.c migrate.c backup.c
+            message.c attach.c timeline.c note.c reply.c agent.c mailin.c metrics.c mailer.c fetcher.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -76,7 +76,7 @@ run-deps:
 # Which install step the goals on the command line need before compiling:
 # none for `make`/`make all`/`make install`/`make deb` (build-check only).
 TEST_GOALS := check e2e e2e-asan faults screenshots unit unit-asan templates lintian \
-              bench bench-data bench-tools bench-mail fuzz fuzz-check fuzz-build
+              bench bench-data bench-tools bench-mail bench-attach fuzz fuzz-check fuzz-build
 INSTALL_STEP := $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),deps,$(if $(filter run,$(MAKECMDGOALS)),run-deps))
 
 # The build never installs: it stops, naming what is missing.
@@ -313,7 +313,7 @@ BENCH_OUT      ?= test/bench/RESULTS.md
 BENCH_TOOLS    := $(B)/bench/fcgi-ceiling $(B)/bench/hashbench
 BENCH_ARGS      = --cache $(CCR_BENCH_DIR) --sizes "$(BENCH_SIZES)"
 
-.PHONY: bench bench-data bench-tools bench-clean bench-mail
+.PHONY: bench bench-data bench-tools bench-clean bench-mail bench-attach
 bench-tools: $(BENCH_TOOLS)
 $(B)/bench/fcgi-ceiling: test/bench/fcgi_ceiling.c | deps
 	@mkdir -p $(@D)
@@ -330,6 +330,10 @@ bench: all $(BENCH_TOOLS)
 	  --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) --conns $(BENCH_CONNS) \
 	  --out $(BENCH_OUT)
 	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
+	$(PYTHON) test/bench/attachbench.py --md $(BENCH_OUT)
+# only the attachments' rows (10 MiB upload, 1 MiB download next to nginx from disk)
+bench-attach: all
+	$(PYTHON) test/bench/attachbench.py --md $(BENCH_OUT)
 # only the email channel's row (mails/s through ccr-admin mail-in, CPU per mail)
 bench-mail: all
 	$(PYTHON) test/bench/mailbench.py --md $(BENCH_OUT)
@@ -347,7 +351,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -371,7 +375,7 @@ FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
 FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
-FUZZ_WHOLE    := form cookie fcgi route
+FUZZ_WHOLE    := form cookie fcgi route multipart
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))

@@ -97,6 +97,7 @@ static const struct key keys[] = {
 	I("mail_in", "imap_poll_interval", imap_poll_interval, 1, 86400),
 	E("mail_in", "imap_starttls", imap_starttls, starttls_names),
 	I("mail_in", "imap_timeout", imap_timeout, 1, 3600),
+	I("attachments", "max_file_bytes", attach_max_file_bytes, 1, ATTACH_MAX_REQUEST_BYTES),
 };
 
 void conf_defaults(struct conf *c)
@@ -148,6 +149,7 @@ void conf_defaults(struct conf *c)
 	snprintf(c->imap_folder, sizeof(c->imap_folder), "INBOX");
 	snprintf(c->imap_done_folder, sizeof(c->imap_done_folder), "Done");
 	c->imap_poll_interval = 60;
+	c->attach_max_file_bytes = 10L * 1024 * 1024;
 	c->imap_starttls = STARTTLS_REQUIRED;
 	c->imap_timeout = 60;
 }

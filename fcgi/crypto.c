@@ -37,6 +37,38 @@ int crypto_sha256_hex(const void *data, size_t len, char out[65])
 	return 0;
 }
 
+/* crypto_sha256_begin / _add / _end: SHA-256 of data given in pieces (a
+ * file read chunk by chunk).  begin: the state, or NULL; end frees it and
+ * writes the digest as crypto_sha256_hex does.  0 / -1. */
+void *crypto_sha256_begin(void)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int crypto_sha256_add(void *c, const void *data, size_t len)
+{
+	return EVP_DigestUpdate(c, data, len) == 1 ? 0 : -1;
+}
+
+int crypto_sha256_end(void *c, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int ok = EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen == 32;
+
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return -1;
+	hex(md, 32, out);
+	return 0;
+}
+
 /* random_bytes: fill b[0..n) from getrandom(2).  0 / -1. */
 static int random_bytes(unsigned char *b, size_t n)
 {

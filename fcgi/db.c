@@ -462,6 +462,69 @@ int db_query(struct arena *a, struct db_rows *out, const char *sql, size_t want_
 	return (int)out->nrows;
 }
 
+/* db_stream: a SELECT of two columns, an integer and a binary value of at
+ * most cap bytes, read row by row as the server sends it (not stored):
+ * each row's bytes land in buf and fn(arg, number, buf, len) is called; a
+ * non-zero fn stops the reading (the rest is discarded).  For files, which
+ * must never be held whole: no arena copy, one buffer.  Returns the rows
+ * passed to fn, or -1 (a value over cap is an error). */
+int db_stream(const char *sql, const struct db_param *v, size_t n, void *buf, size_t cap,
+              int (*fn)(void *, long long, const void *, size_t), void *arg)
+{
+	MYSQL_STMT *st;
+	MYSQL_BIND rb[2];
+	long long num = 0;
+	unsigned long lens[2] = { 0, 0 };
+	my_bool nulls[2] = { 0, 0 };
+	int rc, rows = 0;
+
+	last_err = DB_OK;
+	st = run(sql, v, n);
+	if (st == NULL)
+		return -1;
+	if (mysql_stmt_field_count(st) != 2) {
+		log_err("db: db_stream wants 2 columns: %.60s", sql);
+		mysql_stmt_free_result(st);
+		last_err = DB_OTHER;
+		return -1;
+	}
+	memset(rb, 0, sizeof(rb));
+	rb[0].buffer_type = MYSQL_TYPE_LONGLONG;
+	rb[0].buffer = &num;
+	rb[0].is_null = &nulls[0];
+	rb[0].length = &lens[0];
+	rb[1].buffer_type = MYSQL_TYPE_BLOB;
+	rb[1].buffer = buf;
+	rb[1].buffer_length = cap;
+	rb[1].is_null = &nulls[1];
+	rb[1].length = &lens[1];
+	if (mysql_stmt_bind_result(st, rb) != 0) {
+		note("bind_result", mysql_stmt_errno(st), mysql_stmt_error(st));
+		mysql_stmt_free_result(st);
+		return -1;
+	}
+	while ((rc = mysql_stmt_fetch(st)) == 0) {
+		rows++;
+		if (fn(arg, num, buf, nulls[1] ? 0 : lens[1]) != 0) {
+			mysql_stmt_free_result(st);
+			return rows;
+		}
+	}
+	if (rc != MYSQL_NO_DATA) {
+		if (rc == MYSQL_DATA_TRUNCATED) {
+			log_err("db: a value over %zu bytes for: %.60s", cap, sql);
+			last_err = DB_OTHER;
+		} else
+			note("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+		mysql_stmt_free_result(st);
+		if (last_err == DB_GONE)
+			db_close();
+		return -1;
+	}
+	mysql_stmt_free_result(st);
+	return rows;
+}
+
 int db_begin(void)
 {
 	last_err = DB_OK;

@@ -120,7 +120,12 @@ struct conf {
 	int imap_poll_interval;
 	int imap_starttls;           /* enum starttls_mode, for imap:// URLs */
 	int imap_timeout;
+	/* [attachments] */
+	long attach_max_file_bytes;  /* one file; a request carries at most ATTACH_MAX_REQUEST_BYTES */
 };
+#define ATTACH_MAX_FILES 5                          /* files on one message or ticket */
+#define ATTACH_MAX_REQUEST_BYTES (25L * 1024 * 1024) /* files of one request, and of one mail */
+#define ATTACH_BODY_SLACK (64L * 1024)              /* an upload body's room for its fields */
 enum unknown_senders { UNKNOWN_DROP, UNKNOWN_TICKET };
 void conf_defaults(struct conf *);
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);
@@ -155,9 +160,14 @@ char *url_encode(struct arena *, const char *s);
 const char *local_path(const char *n);   /* a safe redirect target, or NULL */
 void utf8_truncate(char *s, size_t max_chars);
 char *str_fold_line(char *s);
+#define FILENAME_MAX_BYTES 255
+char *filename_clean(struct arena *, const char *raw, size_t len); /* never empty */
 
 /* ---- crypto.c: SHA-256, random tokens, constant-time compare ----------- */
 int crypto_sha256_hex(const void *data, size_t len, char out[65]);   /* 0 / -1 */
+void *crypto_sha256_begin(void);                            /* NULL: failed */
+int crypto_sha256_add(void *, const void *data, size_t len); /* 0 / -1 */
+int crypto_sha256_end(void *, char out[65]);                 /* frees; 0 / -1 */
 int crypto_random_hex(char *out, size_t nbytes); /* 2 × nbytes random hex digits; 0 / -1 */
 int crypto_token(char out[65]);                 /* 64 random hex digits; 0 / -1 */
 #define INMAIL_TOKEN_LEN 24          /* a reply token: lower-case letters and digits */
@@ -222,6 +232,8 @@ const char *db_last_msg(void);
 long long db_exec(const char *sql, const struct db_param *, size_t n);  /* affected, -1 */
 int db_query(struct arena *, struct db_rows *, const char *sql, size_t ncols,
              const struct db_param *, size_t n);                    /* rows, -1 */
+int db_stream(const char *sql, const struct db_param *, size_t n, void *buf, size_t cap,
+              int (*fn)(void *, long long, const void *, size_t), void *arg); /* rows, -1 */
 long long db_insert_id(void);
 int db_begin(void);
 int db_commit(void);
@@ -262,6 +274,7 @@ struct resp_header {
 	const char *value;
 };
 #define RESP_MAX_HEADERS 16
+struct attach_file;
 struct request {
 	struct arena *a;
 	void *fcgx;                 /* FCGX_Request * */
@@ -273,6 +286,11 @@ struct request {
 	struct kvlist query;
 	struct kvlist form;
 	struct kvlist cookies;
+	/* a multipart/form-data body (multipart.c, upload routes only) */
+	struct attach_file *files;  /* its files, at most ATTACH_MAX_FILES */
+	size_t nfiles;
+	size_t files_sent;          /* file parts it carried: more than nfiles = too many */
+	void *upload;               /* the parse behind files[], released after the response */
 	long long path_id;          /* the {id} of the route, 0 when none */
 	const struct route *route;
 	/* session (session.c) */
@@ -288,11 +306,16 @@ struct request {
 	const char *message;        /* a person-readable reason for an error page */
 	struct resp_header hdr[RESP_MAX_HEADERS];
 	size_t nhdr;
+	const char *csp;            /* Content-Security-Policy; NULL: the site's */
+	const char *cache;          /* Cache-Control; NULL: no-store */
+	int streamed;               /* the handler wrote the response (resp_stream_*) */
 	double t0;                  /* clock_ms() at the start */
 	struct ctx ctx;             /* request_ctx's */
 };
 void request_init(struct request *, struct arena *, void *fcgx, const struct conf *);
-int request_read(struct request *);          /* HTTP status: 0 ok, 413/400/422 */
+int request_read(struct request *);          /* head and body: HTTP status, 0 ok */
+int request_read_head(struct request *);     /* params, query: HTTP status, 0 ok */
+int request_read_body(struct request *);     /* by r->route's flags: 0, 400/413/415/422 */
 void request_refuse(struct request *, int status, const char *why);
 const struct ctx *request_ctx(struct request *);
 const char *req_param(const struct request *, const char *name); /* FastCGI env */
@@ -302,6 +325,11 @@ int resp_header_add(struct request *, const char *name, const char *value);
 int resp_redirect(struct request *, const char *location);  /* returns 303 */
 int resp_text(struct request *, int status, const char *text);
 void resp_send(struct request *);
+/* A response written piece by piece (a file): the status line and headers
+ * with Content-Length len, then the body in resp_stream_write calls (none
+ * for HEAD).  r->streamed tells route_dispatch it was sent. */
+void resp_stream_start(struct request *, int status, const char *ctype, long long len); /* len -1: none */
+int resp_stream_write(struct request *, const void *data, size_t n);   /* 0 / -1 */
 const char *resp_reason(int status);
 
 /* ---- form.c: the urlencoded parser, fields, rules, field errors -------- */
@@ -340,6 +368,7 @@ enum form_kind {
 	FK_CONFIRM,  /* must equal field same_as */
 	FK_INT,      /* decimal, min..max */
 	FK_CHOICE,   /* one of choices[]; absent or empty: dflt */
+	FK_FILE,     /* files of a multipart body: at most max (too_long past it) */
 };
 struct form_field {
 	const char *name;           /* the form field's name */
@@ -351,6 +380,7 @@ struct form_field {
 	int same_as;                /* FK_CONFIRM */
 	const char *const *choices; /* FK_CHOICE, nchoices names */
 	int nchoices, dflt;
+	int or_file;                /* FK_TEXT: empty is fine when the form carries a file */
 };
 struct form_value {
 	const char *s;              /* the (normalised) text, never NULL */
@@ -377,9 +407,9 @@ enum { CHG_CURRENT, CHG_PASSWORD, CHG_CONFIRM, CHG__N };
 extern const struct form form_change;
 enum { DEL_PASSWORD, DEL__N };
 extern const struct form form_delete;
-enum { TKT_SUBJECT, TKT_DESCRIPTION, TKT_PRIORITY, TKT__N };
+enum { TKT_SUBJECT, TKT_DESCRIPTION, TKT_PRIORITY, TKT_ATTACHMENT, TKT__N };
 extern const struct form form_ticket;
-enum { MSG_BODY, MSG__N };
+enum { MSG_BODY, MSG_ATTACHMENT, MSG__N };
 extern const struct form form_message;
 enum { RATE_SCORE, RATE_COMMENT, RATE__N };
 extern const struct form form_rating;
@@ -391,6 +421,35 @@ enum { PRI_PRIORITY, PRI__N };
 extern const struct form form_priority;
 enum { SR_TITLE, SR_BODY, SR_SHARED, SR__N };
 extern const struct form form_saved_reply;
+
+/* ---- multipart.c: multipart/form-data bodies (RFC 7578) through GMime -- */
+/* A file to store: from an upload (stream: a GMimeStream of its decoded
+ * bytes) or from a mail (data, len in memory).  attach_check fills the rest. */
+struct attach_file {
+	const char *name;           /* filename_clean'd, never empty */
+	void *stream;               /* GMimeStream *, or NULL for data */
+	const unsigned char *data;
+	size_t len;
+	size_t off;                 /* read position in data */
+	/* attach_check: */
+	long long size;
+	char sha256[65];
+	char ctype[128];            /* libmagic's answer for the bytes */
+};
+/* multipart_parse: body (len bytes, sent as Content-Type ctype) of a form
+ * with field table fm: text parts named in fm (and csrf_token) become pairs
+ * in *form, parts named as its FK_FILE field with a filename become
+ * files[] (the first ATTACH_MAX_FILES; *sent counts all), any other part
+ * is ignored.  The parse lives in *handle until multipart_free.  Returns 0,
+ * 413 (text fields over max_text bytes) or 422, with *why. */
+int multipart_parse(struct arena *, const char *ctype, const char *body, size_t len,
+                    const struct form *fm, size_t max_text, struct kvlist *form,
+                    struct attach_file *files, size_t *nfiles, size_t *sent,
+                    void **handle, const char **why);
+int multipart_read(struct request *, size_t len, const char *ctype); /* the body; HTTP status */
+void multipart_free(void *handle);
+long multipart_stream_read(void *stream, void *buf, size_t n);      /* bytes, 0 end, -1 */
+int multipart_stream_rewind(void *stream);                          /* 0 / -1 */
 
 /* ---- cookie.c: the Cookie header in, Set-Cookie out -------------------- */
 int cookie_parse(struct arena *, const char *hdr, struct kvlist *out,
@@ -408,12 +467,16 @@ enum route_flag {
 	RF_CSRF = 1 << 4,     /* state-changing: csrf_token must match */
 	RF_NODB = 1 << 5,     /* may run without the database */
 	RF_POLL = 1 << 6,     /* background poll: not activity (last_seen stays) */
+	RF_UPLOAD = 1 << 7,   /* also multipart/form-data with files, up to
+	                       * ATTACH_MAX_REQUEST_BYTES + ATTACH_BODY_SLACK */
 };
 struct route {
 	const char *method;
-	const char *pattern;  /* "/tickets/{id}/messages": {id} = 1..18 digits */
+	const char *pattern;  /* "/tickets/{id}/messages": {id} = 1..18 digits,
+	                       * {name} = one path segment (ignored) */
 	handler_fn handler;
 	unsigned flags;
+	const struct form *form;  /* RF_UPLOAD: the fields a multipart body may carry */
 };
 /* route_match: the route, or NULL with *status 404 or 405 (allow filled). */
 const struct route *route_match(const char *method, const char *path,
@@ -556,7 +619,7 @@ int ticket_list(struct request *);
 int ticket_new_form(struct request *);
 int ticket_create(struct request *);
 long long ticket_open(const struct ctx *, const struct user *customer, const char *subject,
-                      const char *desc, enum priority);
+                      const char *desc, enum priority, struct attach_file *, size_t nfiles);
 int ticket_show(struct request *);
 int ticket_assign(struct request *);
 int ticket_resolve(struct request *);
@@ -569,7 +632,28 @@ int ticket_auto_close(const struct conf *);   /* ccr-admin auto-close: count or 
 /* ---- message.c: a ticket's conversation -------------------------------- */
 int message_post(struct request *);
 long long message_add(const struct ctx *, const struct ticket *, const struct user *author,
-                      int customer, enum ticket_status next, const char *body);
+                      int customer, enum ticket_status next, const char *body,
+                      struct attach_file *, size_t nfiles);
+
+/* ---- attach.c: attachments: limits, storage, lists, the download ------- */
+/* attach_check: measure files[0..n) (size, SHA-256, libmagic's type; each
+ * read once, then rewound).  0, 413 when one is over max_file_bytes or all
+ * over ATTACH_MAX_REQUEST_BYTES (*why says so), or 500. */
+int attach_check(const struct conf *, struct attach_file *, size_t n, const char **why);
+/* attach_fits: whether file f (measured) may be kept next to `used` bytes. */
+int attach_fits(const struct conf *, const struct attach_file *f, long long used);
+/* attach_store: checked files on ticket_id (message_id 0: its description)
+ * by uploader, in the caller's transaction.  0 / -1. */
+int attach_store(struct arena *, long long ticket_id, long long message_id, long long uploader,
+                 struct attach_file *, size_t n);
+int attach_measure_all(struct attach_file *, size_t n);   /* each file's size, SHA, type; 0 / -1 */
+/* attach_mail_fill: an ATTACHMENT section (NAME, SIZE, URL from base_url)
+ * per file of message_id (0: the description) in a notification.  0 / -1. */
+int attach_mail_fill(const struct ctx *, struct vdict *, long long ticket_id, long long message_id);
+int attach_thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
+/* attach_fill: the ATTACHMENT sections of message_id (0: the description) */
+void attach_fill(struct request *, struct vdict *, const struct db_rows *, long long message_id);
+int attach_get(struct request *);       /* GET /attachments/{id}/{name} */
 
 /* ---- timeline.c: a ticket's messages, notes and events in one order ---- */
 /* timeline.kind: a closed set, names[] as the ENUM column spells them. */
@@ -589,7 +673,7 @@ const char *timeline_kind_name(enum timeline_kind);
 int timeline_add(long long ticket_id, const struct timeline_entry *);
 int timeline_load(struct request *, long long ticket_id, long long after, struct db_rows *);
 long long timeline_fill(struct request *, struct vdict *, const struct db_rows *,
-                        size_t *messages);
+                        const struct db_rows *attachments, size_t *messages);
 int timeline_poll(struct request *);
 
 /* ---- note.c: internal notes -------------------------------------------- */

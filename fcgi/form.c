@@ -98,6 +98,11 @@ static const struct form_field delete_fields[DEL__N] = {
 };
 const struct form form_delete = { delete_fields, DEL__N };
 
+/* files of a multipart body (README "Attachments"); their sizes are
+ * attach_check's (413), their number this rule's (422) */
+#define F_ATTACHMENT { .name = "attachment", .kind = FK_FILE, .err = "ERR_ATTACHMENT", \
+	.max = ATTACH_MAX_FILES, .too_long = "At most 5 attachments" }
+
 /* Any other field a client sends (customer_id, agent_id, status, …) is
  * not in the table, so no handler ever reads it. */
 static const struct form_field ticket_fields[TKT__N] = {
@@ -108,13 +113,15 @@ static const struct form_field ticket_fields[TKT__N] = {
 	[TKT_PRIORITY] = { .name = "priority", .kind = FK_CHOICE, .err = "ERR_PRIORITY",
 	    .missing = "Choose a priority", .choices = priority_names, .nchoices = PRIO__MAX,
 	    .dflt = PRIO_NORMAL },
+	[TKT_ATTACHMENT] = F_ATTACHMENT,
 };
 const struct form form_ticket = { ticket_fields, TKT__N };
 
 static const struct form_field message_fields[MSG__N] = {
 	[MSG_BODY] = { .name = "body", .kind = FK_TEXT, .err = "ERR_BODY", .min = 1, .max = 10000,
 	    .missing = "Type something!",
-	    .too_long = "The message is too long (10000 characters at most)" },
+	    .too_long = "The message is too long (10000 characters at most)", .or_file = 1 },
+	[MSG_ATTACHMENT] = F_ATTACHMENT,
 };
 const struct form form_message = { message_fields, MSG__N };
 
@@ -177,11 +184,13 @@ static int read_int(const char *s, long long min, long long max, long long *out)
 /* The rule of field f on its normalised value v (vals: the form's values
  * so far, for FK_CONFIRM).  NULL when good, else the message. */
 static const char *check(const struct form_field *f, struct form_value *v,
-                         const struct form_value *vals, struct arena *a)
+                         const struct form_value *vals, struct arena *a, size_t files)
 {
 	size_t n;
 
 	switch (f->kind) {
+	case FK_FILE:
+		return v->i > f->max ? f->too_long : NULL;
 	case FK_EMAIL:
 		return email_valid(v->s) ? NULL : f->missing;
 	case FK_SECRET:
@@ -198,7 +207,7 @@ static const char *check(const struct form_field *f, struct form_value *v,
 	case FK_TEXT:
 		/* blank is judged on a trimmed copy; the length on the text as typed */
 		if (f->min > 0 && *str_trim(arena_strdup(a, v->s)) == '\0')
-			return f->missing;
+			return f->or_file && files > 0 ? NULL : f->missing;
 		n = utf8_len(v->s);
 		return f->max && n > (size_t)f->max ? f->too_long : NULL;
 	case FK_LINE:
@@ -245,8 +254,12 @@ int form_read(struct request *r, const struct form *fm, struct form_value *out,
 		case FK_CONFIRM:
 			v->s = raw ? raw : "";
 			break;
+		case FK_FILE:
+			v->s = "";
+			v->i = (long long)r->files_sent;   /* the files are r->files[0..nfiles) */
+			break;
 		}
-		const char *msg = check(f, v, out, r->a);
+		const char *msg = check(f, v, out, r->a, r->files_sent);
 		v->ok = msg == NULL;
 		if (f->err)
 			form_error_add(errs, f->err, msg);
@@ -260,7 +273,7 @@ static const char *check_one(const struct form_field *f, const char *s)
 {
 	struct form_value v = { .s = s ? s : "" };
 
-	return check(f, &v, &v, NULL);
+	return check(f, &v, &v, NULL, 0);
 }
 
 const char *form_check_first_name(const char *v)

@@ -24,9 +24,9 @@
  * - text: the first text/plain part that is no attachment, else the first
  *   such text/html as text; decoded, converted from its charset (an unknown
  *   or missing one: UTF-8 when valid, else windows-1252), LF line ends, the
- *   quote and signature cut.  Then one line "attachment NAME was not kept"
- *   per part with a filename; those parts are files[] (past
- *   INMAIL_FILES_MAX only counted in files_dropped).
+ *   quote and signature cut.  Parts with a filename are files[] (past
+ *   INMAIL_FILES_MAX only counted in files_dropped); mailin.c decides which
+ *   are kept and says so in the message.
  */
 #include <errno.h>
 #include <iconv.h>
@@ -211,37 +211,28 @@ static char *inmail_part_data(struct arena *a, GMimePart *p, size_t *len)
 	return out;
 }
 
-/* The walk over the parts: the text candidates and the attachment names. */
-struct inmail_name {
-	const char *name;
-	struct inmail_name *next;
-};
+/* The walk over the parts: the text candidates and the files. */
 struct inmail_walk {
 	struct arena *a;
 	struct inmail *out;
 	GMimePart *plain, *html;
-	struct inmail_name *names, **tail;
 };
 
 /* inmail_add_file: a part with a filename becomes a files[] entry. */
 static void inmail_add_file(struct inmail_walk *w, GMimePart *p, const char *filename)
 {
-	struct inmail_name *n = arena_alloc(w->a, sizeof(*n));
 	struct inmail *out = w->out;
 	struct inmail_file *f;
+	const char *name;
 	char *ctype;
 
-	n->name = inmail_clean(w->a, filename, strlen(filename), 1);
-	if (n->name[0] == '\0')
-		n->name = "unnamed";
-	*w->tail = n;
-	w->tail = &n->next;
 	if (out->nfiles >= INMAIL_FILES_MAX) {
 		out->files_dropped++;
 		return;
 	}
+	name = inmail_clean(w->a, filename, strlen(filename), 1);
 	f = &out->files[out->nfiles++];
-	f->name = n->name;
+	f->name = name[0] ? name : "unnamed";
 	ctype = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(GMIME_OBJECT(p)));
 	f->ctype = inmail_clean(w->a, ctype, strlen(ctype), 1);
 	g_free(ctype);
@@ -284,7 +275,7 @@ static char *inmail_part_text(struct arena *a, GMimePart *p)
 	return inmail_to_utf8(a, raw, len, cs && cs[0] ? cs : NULL);
 }
 
-/* inmail_text: the new text of the mail, then a line per attachment. */
+/* inmail_text: the new text of the mail. */
 static const char *inmail_text(struct inmail_walk *w)
 {
 	char *t = arena_strdup(w->a, "");
@@ -295,11 +286,7 @@ static const char *inmail_text(struct inmail_walk *w)
 		char *h = inmail_part_text(w->a, w->html);
 		t = inmail_html_text(w->a, h, strlen(h));
 	}
-	t = inmail_strip_quote(t);
-	for (struct inmail_name *n = w->names; n; n = n->next)
-		t = arena_printf(w->a, "%s%s%sattachment %s was not kept", t,
-		                 t[0] && n == w->names ? "\n" : "", t[0] ? "\n" : "", n->name);
-	return t;
+	return inmail_strip_quote(t);
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -516,7 +503,6 @@ static void inmail_fill(struct arena *a, GMimeMessage *m, const char *envelope,
 		inmail_recipients(a, out, g_mime_message_get_cc(m), support, 0);
 		inmail_delivered_to(a, out, m, support);
 	}
-	w.tail = &w.names;
 	g_mime_message_foreach(m, inmail_walk_part, &w);
 	out->text = inmail_text(&w);
 }

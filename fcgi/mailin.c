@@ -105,6 +105,11 @@ struct job {
 	size_t len;
 	long long row;                /* mail_in.id */
 	struct mailin_result *out;
+	/* the files kept (README "Attachments": the page's limits), and the
+	 * text with a line for each file that was not */
+	struct attach_file files[ATTACH_MAX_FILES];
+	size_t nfiles;
+	const char *text;
 };
 
 /* count: one event on the channel's counters (the writer's shard). */
@@ -194,12 +199,12 @@ static int reply(struct job *j, long long ticket_id, const struct user *u)
 		}
 		return mail_queue(&j->x, v, "reply_closed", u->email, u->id, t.id, 0);
 	}
-	const char *text = j->m->text;
-	if (*text == '\0')
+	const char *text = j->text;
+	if (*text == '\0' && j->nfiles == 0)
 		return reject(j, MR_EMPTY);
 	if (utf8_len(text) > MESSAGE_MAX)
 		return reject(j, MR_TOO_LONG);
-	if (message_add(&j->x, &t, u, customer, next, text) == -1)
+	if (message_add(&j->x, &t, u, customer, next, text, j->files, j->nfiles) == -1)
 		return -1;
 	j->out->outcome = MO_MESSAGE;
 	return 0;
@@ -249,14 +254,54 @@ static int raise_ticket(struct job *j, const struct user *u)
 	snprintf(subject, sizeof(subject), "%s", *j->m->subject ? j->m->subject : "(no subject)");
 	utf8_truncate(subject, SUBJECT_MAX);
 	/* a mail with only a subject is a ticket all the same: the subject says it */
-	const char *desc = *j->m->text ? j->m->text : subject;
+	const char *desc = *j->text ? j->text : subject;
 	if (utf8_len(desc) > DESCRIPTION_MAX)
 		return reject(j, MR_TOO_LONG);
-	long long id = ticket_open(&j->x, u, subject, desc, PRIO_NORMAL);
+	long long id = ticket_open(&j->x, u, subject, desc, PRIO_NORMAL, j->files, j->nfiles);
 	if (id == -1)
 		return -1;
 	j->out->outcome = MO_TICKET;
 	j->out->ticket_id = id;
+	return 0;
+}
+
+/* keep_files: the mail's files within the page's limits (at most
+ * ATTACH_MAX_FILES, each at most max_file_bytes, all at most
+ * ATTACH_MAX_REQUEST_BYTES, in the order of the mail) go to j->files; the
+ * text gets "attachment NAME was not kept: WHY" for each other one.  0 / -1. */
+static int keep_files(struct job *j)
+{
+	const struct inmail *m = j->m;
+	char *t = arena_strdup(j->x.a, m->text);
+	long long used = 0;
+	int lines = 0;
+
+	j->nfiles = 0;
+	for (size_t i = 0; i < m->nfiles; i++) {
+		struct attach_file f = {
+			.name = filename_clean(j->x.a, m->files[i].name, strlen(m->files[i].name)),
+			.data = m->files[i].data, .len = m->files[i].len,
+		};
+		const char *why = NULL;
+		if (attach_measure_all(&f, 1) == -1)
+			return -1;
+		if (j->nfiles == ATTACH_MAX_FILES)
+			why = "more than 5 attachments";
+		else if (!attach_fits(j->c, &f, used))
+			why = "too large";
+		if (why == NULL) {
+			used += f.size;
+			j->files[j->nfiles++] = f;
+			continue;
+		}
+		t = arena_printf(j->x.a, "%s%s%sattachment %s was not kept: %s", t,
+		    *t && !lines ? "\n" : "", *t ? "\n" : "", f.name, why);
+		lines++;
+	}
+	if (m->files_dropped)
+		t = arena_printf(j->x.a, "%s%s%s%zu more attachments were not kept", t,
+		    *t && !lines ? "\n" : "", *t ? "\n" : "", m->files_dropped);
+	j->text = t;
 	return 0;
 }
 
@@ -275,6 +320,8 @@ static int decide(struct job *j)
 		j->out->outcome = MO_AUTOMATIC;
 		return 0;
 	}
+	if (keep_files(j) == -1)
+		return -1;
 	for (size_t i = 0; i < m->ntokens; i++) {
 		char hash[65];
 		struct db_rows r;

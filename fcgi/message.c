@@ -32,16 +32,20 @@ static int notice_due(long long ticket_id, long long user_id)
 }
 
 /* message_add: `author`, the customer of locked ticket t when `customer`,
- * else its agent, writes body; the ticket's status becomes `next` and the
+ * else its agent, writes body with files[0..nfiles) (measured by
+ * attach_check); the ticket's status becomes `next` and the
  * other party gets the new-message notice (one unread at a time).  In the
  * caller's transaction: the page and the email channel both post here.
  * The message id, or -1. */
 long long message_add(const struct ctx *x, const struct ticket *t, const struct user *author,
-                      int customer, enum ticket_status next, const char *body)
+                      int customer, enum ticket_status next, const char *body,
+                      struct attach_file *files, size_t nfiles)
 {
 	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t->id), P_INT(author->id), P_STR(body))) < 0)
 		return -1;
 	long long mid = db_insert_id();
+	if (attach_store(x->a, t->id, mid, author->id, files, nfiles) == -1)
+		return -1;
 	const char *st = ticket_status_name(next);
 	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0 ||
 	    timeline_add(t->id, &(struct timeline_entry){ .kind = TLK_MESSAGE, .actor = author->id,
@@ -65,13 +69,18 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 		vdict_set_int(view_body(m), "TICKET", t->id);
 		vdict_set(view_body(m), "SUBJECT", t->subject);
 		vdict_set(view_body(m), "BODY", body);
+		if (nfiles && attach_mail_fill(x, view_body(m), t->id, mid) == -1)
+			return -1;
 	}
 	return mail_queue_active(x, m, "new_message", to_id, t->id) == -1 ? -1 : mid;
 }
 
-/* POST /tickets/{id}/messages: its customer or its agent.  Empty → 422
- * "Type something!"; closed → 409 "This ticket is closed"; a customer
- * writing on a resolved ticket reopens it. */
+/* POST /tickets/{id}/messages: its customer or its agent, urlencoded or
+ * multipart with up to 5 attachments.  Neither text nor a file → 422
+ * "Type something!"; six files → 422 "At most 5 attachments"; a file over
+ * max_file_bytes or all over 25 MiB → 413 "Attachments are too large";
+ * closed → 409 "This ticket is closed"; a customer writing on a resolved
+ * ticket reopens it. */
 int message_post(struct request *r)
 {
 	struct ticket t;
@@ -89,9 +98,12 @@ int message_post(struct request *r)
 	if (ticket_move(move, t.status, &next) == -1)
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	form_read(r, &form_message, in, &f);
-	const char *body = in[MSG_BODY].s;
+	const char *body = in[MSG_BODY].s, *why = NULL;
 	if (f.n)
 		return ticket_page(r, &t, 422, f.e[0].key, f.e[0].msg, body);
+	s = attach_check(r->conf, r->files, r->nfiles, &why);
+	if (s)
+		return ticket_page(r, &t, s, "ERR_ATTACHMENT", why, body);
 
 	/* access and recipient again from the locked row: the ticket may have
 	 * been reassigned since ticket_get read it */
@@ -105,7 +117,8 @@ int message_post(struct request *r)
 		db_rollback();
 		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
 	}
-	long long mid = message_add(request_ctx(r), &t, r->user, customer, next, body);
+	long long mid = message_add(request_ctx(r), &t, r->user, customer, next, body, r->files,
+	    r->nfiles);
 	if (mid == -1 || db_commit() == -1)
 		return db_fail();
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld#m%lld", t.id, mid));

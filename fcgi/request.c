@@ -78,10 +78,10 @@ static int clean_values(struct kvlist *l)
 	return 0;
 }
 
-/* request_read: fill r from the FastCGI parameters and the body.
+/* request_read_head: fill r from the FastCGI parameters and the query.
  * Returns 0, or the HTTP status of the refusal (r->message says why):
- * 400 malformed, 413 body too large (not read), 415 body type, 422 bad text. */
-int request_read(struct request *r)
+ * 400 malformed, 422 bad text. */
+int request_read_head(struct request *r)
 {
 	const char *m = req_param(r, "REQUEST_METHOD");
 	const char *uri = req_param(r, "DOCUMENT_URI");
@@ -130,11 +130,34 @@ int request_read(struct request *r)
 			return 422;
 		}
 	}
+	return 0;
+}
+
+/* ctype is the media type `type` (parameters may follow) */
+static int ctype_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	return ct && strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* request_read_body: a POST body by the rules of r->route (NULL: none
+ * matched, the default rules).  application/x-www-form-urlencoded on every
+ * route, at most [server] max_body; multipart/form-data only on RF_UPLOAD
+ * routes, at most ATTACH_MAX_REQUEST_BYTES + ATTACH_BODY_SLACK.  A body
+ * over its limit answers 413 without being read.  Returns 0, or the HTTP
+ * status of the refusal (r->message says why): 400 malformed, 413 too
+ * large, 415 body type, 422 bad text or a malformed multipart body. */
+int request_read_body(struct request *r)
+{
+	int rc;
+
 	if (strcmp(r->method, "POST") != 0)
 		return 0;
 
 	const char *cl = req_param(r, "CONTENT_LENGTH");
 	const char *ct = req_param(r, "CONTENT_TYPE");
+	int upload = r->route && (r->route->flags & RF_UPLOAD) && ctype_is(ct, "multipart/form-data");
 	long long len = 0;
 	if (cl && *cl) {
 		char *end;
@@ -145,16 +168,29 @@ int request_read(struct request *r)
 			return 400;
 		}
 	}
-	if (len > r->conf->max_body) {
+	if (upload && len > ATTACH_MAX_REQUEST_BYTES + ATTACH_BODY_SLACK) {
+		r->message = "Attachments are too large";
+		return 413;
+	}
+	if (!upload && len > r->conf->max_body) {
 		/* a body over [server] max_body: 413 without reading it */
 		r->message = "The request is too large";
 		return 413;
 	}
 	if (len == 0)
 		return 0;
-	if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 ||
-	    (ct[33] != '\0' && ct[33] != ';' && ct[33] != ' ')) {
-		r->message = "Forms must be sent as application/x-www-form-urlencoded";
+	if (upload) {
+		rc = multipart_read(r, (size_t)len, ct);
+		if (rc == 0 && clean_values(&r->form) == -1) {
+			r->message = "Invalid characters";
+			return 422;
+		}
+		return rc;
+	}
+	if (!ctype_is(ct, "application/x-www-form-urlencoded")) {
+		r->message = r->route && (r->route->flags & RF_UPLOAD)
+		    ? "Forms must be sent as application/x-www-form-urlencoded or multipart/form-data"
+		    : "Forms must be sent as application/x-www-form-urlencoded";
 		return 415;
 	}
 	char *body = arena_alloc(r->a, (size_t)len + 1);
@@ -178,6 +214,14 @@ int request_read(struct request *r)
 		return 422;
 	}
 	return 0;
+}
+
+/* request_read: head and body, by the default rules (no route). */
+int request_read(struct request *r)
+{
+	int rc = request_read_head(r);
+
+	return rc ? rc : request_read_body(r);
 }
 
 /* request_refuse: answer status without routing (a FastCGI role other
@@ -235,7 +279,9 @@ const char *resp_reason(int s)
 {
 	switch (s) {
 	case 200: return "OK";
+	case 206: return "Partial Content";
 	case 303: return "See Other";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -244,6 +290,7 @@ const char *resp_reason(int s)
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
@@ -252,22 +299,26 @@ const char *resp_reason(int s)
 	}
 }
 
-/* resp_send: write status, headers (the security headers of README
- * "Accounts and security" on every response) and body.  Header lines are
- * formatted here with snprintf: libfcgi's own FCGX_FPrintF knows no %zu. */
-void resp_send(struct request *r)
+/* resp_head: the status line and headers (the security headers of README
+ * "Accounts and security" on every response; r->csp and r->cache replace
+ * the site's policy and no-store).  Header lines are formatted here with
+ * snprintf: libfcgi's own FCGX_FPrintF knows no %zu. */
+static void resp_head(struct request *r)
 {
 	FCGX_Request *f = r->fcgx;
 	FCGX_Stream *out = f->out;
 	char line[2200];
 	int n;
 
-	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, resp_reason(r->status));
-	FCGX_PutStr(line, n, out);
-	FCGX_PutS("Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; form-action 'self'\r\n"
-	          "X-Content-Type-Options: nosniff\r\n"
-	          "Referrer-Policy: same-origin\r\n"
-	          "Cache-Control: no-store\r\n", out);
+	n = snprintf(line, sizeof(line), "Status: %d %s\r\n"
+	    "Content-Security-Policy: %s\r\n"
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: same-origin\r\n"
+	    "Cache-Control: %s\r\n", r->status, resp_reason(r->status),
+	    r->csp ? r->csp : "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+	    r->cache ? r->cache : "no-store");
+	if (n > 0 && (size_t)n < sizeof(line))
+		FCGX_PutStr(line, n, out);
 	if (r->location && header_safe(r->location) && strlen(r->location) < 2048) {
 		n = snprintf(line, sizeof(line), "Location: %s\r\n", r->location);
 		FCGX_PutStr(line, n, out);
@@ -277,6 +328,20 @@ void resp_send(struct request *r)
 		if (n > 0 && (size_t)n < sizeof(line))
 			FCGX_PutStr(line, n, out);
 	}
+}
+
+/* resp_send: write status, headers and body (nothing when the handler
+ * streamed its response already). */
+void resp_send(struct request *r)
+{
+	FCGX_Request *f = r->fcgx;
+	FCGX_Stream *out = f->out;
+	char line[512];
+	int n;
+
+	if (r->streamed)
+		return;
+	resp_head(r);
 	if (r->body) {
 		n = snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
 		    r->ctype, r->body_len);
@@ -286,4 +351,31 @@ void resp_send(struct request *r)
 	} else {
 		FCGX_PutS("Content-Length: 0\r\n\r\n", out);
 	}
+}
+
+void resp_stream_start(struct request *r, int status, const char *ctype, long long len)
+{
+	FCGX_Request *f = r->fcgx;
+	char line[512];
+	int n;
+
+	r->status = status;
+	r->streamed = 1;
+	resp_head(r);
+	n = snprintf(line, sizeof(line), "%s%s%s", ctype ? "Content-Type: " : "", ctype ? ctype : "",
+	    ctype ? "\r\n" : "");
+	if (len >= 0)   /* a 304 says nothing of the length */
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "Content-Length: %lld\r\n", len);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
+	if (n > 0 && (size_t)n < sizeof(line))
+		FCGX_PutStr(line, n, f->out);
+}
+
+int resp_stream_write(struct request *r, const void *data, size_t n)
+{
+	FCGX_Request *f = r->fcgx;
+
+	if (strcmp(r->method, "HEAD") == 0 || n == 0)
+		return 0;
+	return FCGX_PutStr(data, (int)n, f->out) == (int)n ? 0 : -1;
 }

@@ -10,46 +10,48 @@
 #include "extern.h"
 
 static const struct route routes[] = {
-	{ "GET", "/", account_home, 0 },
-	{ "GET", "/healthz", metrics_healthz, RF_NODB },
-	{ "GET", "/metrics", metrics_page, RF_NODB },
-	{ "GET", "/login", account_login_form, 0 },
-	{ "POST", "/login", account_login, RF_CSRF },
-	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF },
-	{ "GET", "/register", account_register_form, 0 },
-	{ "POST", "/register", account_register, RF_CSRF },
-	{ "GET", "/password/forgot", account_forgot_form, 0 },
-	{ "POST", "/password/forgot", account_forgot, RF_CSRF },
-	{ "GET", "/password/reset", account_reset_form, 0 },
-	{ "POST", "/password/reset", account_reset, RF_CSRF },
-	{ "GET", "/password/change", account_change_form, RF_AUTH },
-	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF },
-	{ "GET", "/account", account_show, RF_AUTH },
-	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF },
-	{ "GET", "/tickets", ticket_list, RF_AUTH },
-	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF },
-	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER },
-	{ "GET", "/tickets/{id}", ticket_show, RF_AUTH },
-	{ "GET", "/tickets/{id}/messages", timeline_poll, RF_AUTH | RF_POLL },
-	{ "POST", "/tickets/{id}/messages", message_post, RF_AUTH | RF_CUSTOMER | RF_AGENT | RF_CSRF },
-	{ "POST", "/tickets/{id}/assign", ticket_assign, RF_AUTH | RF_ADMIN | RF_CSRF },
-	{ "POST", "/tickets/{id}/resolve", ticket_resolve, RF_AUTH | RF_AGENT | RF_CSRF },
-	{ "POST", "/tickets/{id}/close", ticket_close, RF_AUTH | RF_CUSTOMER | RF_ADMIN | RF_CSRF },
-	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF },
-	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF },
-	{ "POST", "/tickets/{id}/notes", note_post, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
-	{ "POST", "/tickets/{id}/priority", ticket_priority, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
-	{ "GET", "/replies", reply_list, RF_AUTH | RF_AGENT | RF_ADMIN },
-	{ "POST", "/replies", reply_create, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
-	{ "POST", "/replies/{id}/delete", reply_delete, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF },
-	{ "GET", "/admin/agents", agent_list, RF_AUTH | RF_ADMIN },
-	{ "POST", "/admin/agents", agent_create, RF_AUTH | RF_ADMIN | RF_CSRF },
-	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF },
-	{ "POST", "/admin/agents/{id}/reject", agent_reject, RF_AUTH | RF_ADMIN | RF_CSRF },
-	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF },
-	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN },
-	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN },
-	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF },
+	{ "GET", "/", account_home, 0, NULL },
+	{ "GET", "/healthz", metrics_healthz, RF_NODB, NULL },
+	{ "GET", "/metrics", metrics_page, RF_NODB, NULL },
+	{ "GET", "/login", account_login_form, 0, NULL },
+	{ "POST", "/login", account_login, RF_CSRF, NULL },
+	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF, NULL },
+	{ "GET", "/register", account_register_form, 0, NULL },
+	{ "POST", "/register", account_register, RF_CSRF, NULL },
+	{ "GET", "/password/forgot", account_forgot_form, 0, NULL },
+	{ "POST", "/password/forgot", account_forgot, RF_CSRF, NULL },
+	{ "GET", "/password/reset", account_reset_form, 0, NULL },
+	{ "POST", "/password/reset", account_reset, RF_CSRF, NULL },
+	{ "GET", "/password/change", account_change_form, RF_AUTH, NULL },
+	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF, NULL },
+	{ "GET", "/account", account_show, RF_AUTH, NULL },
+	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	{ "GET", "/tickets", ticket_list, RF_AUTH, NULL },
+	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF | RF_UPLOAD, &form_ticket },
+	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER, NULL },
+	{ "GET", "/tickets/{id}", ticket_show, RF_AUTH, NULL },
+	{ "GET", "/tickets/{id}/messages", timeline_poll, RF_AUTH | RF_POLL, NULL },
+	{ "POST", "/tickets/{id}/messages", message_post,
+	  RF_AUTH | RF_CUSTOMER | RF_AGENT | RF_CSRF | RF_UPLOAD, &form_message },
+	{ "POST", "/tickets/{id}/assign", ticket_assign, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/resolve", ticket_resolve, RF_AUTH | RF_AGENT | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/close", ticket_close, RF_AUTH | RF_CUSTOMER | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	{ "GET", "/attachments/{id}/{name}", attach_get, 0, NULL },   /* anonymous: 404 */
+	{ "POST", "/tickets/{id}/notes", note_post, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/priority", ticket_priority, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
+	{ "GET", "/replies", reply_list, RF_AUTH | RF_AGENT | RF_ADMIN, NULL },
+	{ "POST", "/replies", reply_create, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/replies/{id}/delete", reply_delete, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
+	{ "GET", "/admin/agents", agent_list, RF_AUTH | RF_ADMIN, NULL },
+	{ "POST", "/admin/agents", agent_create, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/admin/agents/{id}/reject", agent_reject, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN, NULL },
+	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN, NULL },
+	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -65,10 +67,19 @@ const char *route_name(int i)
 	return names[i];
 }
 
-/* Match path against pattern; {id} takes 1..18 digits into *id. 1 match, 0 not. */
+/* Match path against pattern; {id} takes 1..18 digits into *id, {name}
+ * one path segment of 1..255 bytes (not kept). 1 match, 0 not. */
 static int pattern_match(const char *pat, const char *path, long long *id)
 {
 	while (*pat && *path) {
+		if (strncmp(pat, "{name}", 6) == 0) {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || n > FILENAME_MAX_BYTES * 3)
+				return 0;
+			path += n;
+			pat += 6;
+			continue;
+		}
 		if (strncmp(pat, "{id}", 4) == 0) {
 			const char *s = path;
 			long long v = 0;
@@ -160,11 +171,18 @@ void route_dispatch(struct request *r)
 	int status;
 
 	db_request_start();
-	status = request_read(r);
+	status = request_read_head(r);
 	if (status == 0) {
-		r->route = route_match(r->method, r->path, &r->path_id, &status, allow, sizeof(allow));
-		if (r->route == NULL && status == 405)
-			resp_header_add(r, "Allow", arena_strdup(r->a, allow));
+		/* the route first: its flags say which bodies it takes; a body
+		 * refused still answers before 404 or 405 */
+		int miss = 0;
+		r->route = route_match(r->method, r->path, &r->path_id, &miss, allow, sizeof(allow));
+		status = request_read_body(r);
+		if (status == 0 && r->route == NULL) {
+			status = miss;
+			if (miss == 405)
+				resp_header_add(r, "Allow", arena_strdup(r->a, allow));
+		}
 	}
 	if (status == 0)
 		status = guard(r, r->route);
@@ -191,9 +209,13 @@ void route_dispatch(struct request *r)
 		resp_header_add(r, "Retry-After", "5");   /* every 503 says when to retry */
 	if (status >= 400 && r->body == NULL)
 		page_error(r, status);
-	r->status = status;
+	if (!r->streamed)
+		r->status = status;
 	resp_send(r);
+	multipart_free(r->upload);
+	r->upload = NULL;
 	double ms = clock_ms() - r->t0;
+	status = r->status;
 	metrics_request(r->route ? (int)(r->route - routes) : -1, status, ms);
 	log_access(r->id, r->method, r->path, status, ms,
 	    r->user ? r->user->id : 0, r->remote_addr);

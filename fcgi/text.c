@@ -303,3 +303,63 @@ char *str_fold_line(char *s)
 			*p = ' ';
 	return s;
 }
+
+/* filename_clean: a file name as it may be stored and offered for download
+ * (README "Attachments"), never refused: only the last component of a path
+ * ('/' or '\\'); control characters (NUL, CR, LF, TAB, DEL, C1 as bytes)
+ * and malformed UTF-8 become '_', and so do '"' and the second dot of
+ * "..";  leading dots and spaces and trailing dots and spaces go; at most
+ * FILENAME_MAX_BYTES bytes, cut at a character boundary and keeping an
+ * extension of up to 16 bytes; nothing left is "attachment".  len: the raw
+ * bytes (NULs included).  Arena memory. */
+char *filename_clean(struct arena *a, const char *raw, size_t len)
+{
+	const char *base = raw;
+	char *out, *o, *s, *end, *dot;
+	size_t n;
+
+	for (size_t i = 0; i < len; i++)
+		if (raw[i] == '/' || raw[i] == '\\')
+			base = raw + i + 1;
+	len -= (size_t)(base - raw);
+	out = o = arena_alloc(a, len * 3 + sizeof("attachment"));
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)base[i];
+		size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		if (c < 0x20 || c == 0x7f || c == '"') {
+			*o++ = '_';
+			i++;
+		} else if (c < 0x80) {
+			char ch = (char)(c == '.' && o > out && o[-1] == '.' ? '_' : c);
+			*o++ = ch;
+			i++;
+		} else if (i + k <= len && utf8_valid(base + i, k) &&
+		           !(k == 2 && c == 0xc2 && (unsigned char)base[i + 1] < 0xa0)) {
+			memcpy(o, base + i, k);   /* C1 controls (U+0080..U+009F) excepted */
+			o += k;
+			i += k;
+		} else {
+			*o++ = '_';
+			i++;
+		}
+	}
+	*o = '\0';
+	for (s = out; *s == '.' || *s == ' '; s++)
+		;
+	for (end = s + strlen(s); end > s && (end[-1] == '.' || end[-1] == ' '); end--)
+		;
+	*end = '\0';
+	n = (size_t)(end - s);
+	if (n > FILENAME_MAX_BYTES) {
+		dot = strrchr(s, '.');
+		size_t ext = dot && end - dot <= 16 ? (size_t)(end - dot) : 0;
+		size_t keep = FILENAME_MAX_BYTES - ext;
+		while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+			keep--;
+		memmove(s + keep, end - ext, ext + 1);
+		for (char *p = s + 1; *p; p++)   /* the cut may have joined two dots */
+			if (*p == '.' && p[-1] == '.')
+				*p = '_';
+	}
+	return *s ? s : strcpy(out, "attachment");
+}

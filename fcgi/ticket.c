@@ -432,6 +432,15 @@ int ticket_list(struct request *r)
 
 /* ---- raise a ticket -------------------------------------------------- */
 
+/* the limits a file input states */
+static void ticket_attach_limits(struct request *r, struct vdict *d)
+{
+	vdict_set(d, "ATTACH_LIMIT", arena_printf(r->a, "Up to %d files, each at most %.0f MiB",
+	    ATTACH_MAX_FILES, (double)r->conf->attach_max_file_bytes / (1024 * 1024)));
+	vdict_set_int(d, "ATTACH_MAX_BYTES", r->conf->attach_max_file_bytes);
+	vdict_set_int(d, "ATTACH_MAX_FILES", ATTACH_MAX_FILES);
+}
+
 static int new_page(struct request *r, int status, const char *subject, const char *desc,
                     enum priority prio, const struct form_errors *f)
 {
@@ -447,6 +456,7 @@ static int new_page(struct request *r, int status, const char *subject, const ch
 		[PRIO_URGENT] = "PRIO_URGENT",
 	};
 	vdict_show(b, shown[prio]);
+	ticket_attach_limits(r, b);
 	if (f)
 		form_error_show(v, f);
 	return page_render(r, v, status);
@@ -461,18 +471,21 @@ static const char Q_T_INSERT[] =
     "INSERT INTO tickets (customer_id, subject, description, priority, status, created_at, "
     "last_activity) VALUES (?, ?, ?, ?, 'open', NOW(), NOW())";
 
-/* ticket_open: customer c raises a ticket; the confirmation goes to them
+/* ticket_open: customer c raises a ticket, with files[0..nfiles) (measured
+ * by attach_check) on its description; the confirmation goes to them
  * and the needs-an-agent mail to every admin.  In the caller's
  * transaction: the page and the email channel both raise tickets here.
  * The ticket id, or -1. */
 long long ticket_open(const struct ctx *x, const struct user *c, const char *subject,
-                      const char *desc, enum priority prio)
+                      const char *desc, enum priority prio, struct attach_file *files,
+                      size_t nfiles)
 {
 	if (db_exec(Q_T_INSERT, DB_ARGS(P_INT(c->id), P_STR(subject), P_STR(desc),
 	        P_STR(priority_name(prio)))) < 0)
 		return -1;
 	long long id = db_insert_id();
-	if (timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
+	if (attach_store(x->a, id, 0, c->id, files, nfiles) == -1 ||
+	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
 		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
 	struct view *m = mail_new(x->conf, "ticket_created");
@@ -480,6 +493,8 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 		vdict_set_int(view_body(m), "TICKET", id);
 		vdict_set(view_body(m), "SUBJECT", subject);
 		vdict_set(view_body(m), "NAME", name);
+		if (nfiles && attach_mail_fill(x, view_body(m), id, 0) == -1)
+			return -1;
 	}
 	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1 ||
 	    mail_admins(x, c->id, "ticket_needs_agent", name, c->email, id, subject) == -1)
@@ -488,20 +503,29 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 }
 
 /* POST /tickets: subject 1–200, description 1–20000 ("Query cannot be
- * empty"), priority low|normal|high|urgent.  Any other field (customer_id,
- * agent_id, status, …) is ignored: the handler reads only these. */
+ * empty"), priority low|normal|high|urgent, urlencoded or multipart with
+ * up to 5 attachments (six: 422 "At most 5 attachments"; too large: 413
+ * "Attachments are too large").  Any other field (customer_id, agent_id,
+ * status, …) is ignored: the handler reads only these. */
 int ticket_create(struct request *r)
 {
 	struct form_value in[TKT__N];
 	struct form_errors f = { .n = 0 };
+	const char *why = NULL;
 
 	form_read(r, &form_ticket, in, &f);
 	const char *subject = in[TKT_SUBJECT].s, *desc = in[TKT_DESCRIPTION].s;
 	enum priority prio = (enum priority)in[TKT_PRIORITY].i;
 	if (f.n)
 		return new_page(r, 422, subject, desc, prio, &f);
+	int s = attach_check(r->conf, r->files, r->nfiles, &why);
+	if (s) {
+		form_error_add(&f, "ERR_ATTACHMENT", why);
+		return new_page(r, s, subject, desc, prio, &f);
+	}
 
-	long long id = db_begin() == -1 ? -1 : ticket_open(request_ctx(r), r->user, subject, desc, prio);
+	long long id = db_begin() == -1 ? -1 : ticket_open(request_ctx(r), r->user, subject, desc, prio,
+	    r->files, r->nfiles);
 	if (id == -1 || db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_TICKET_CREATED);
@@ -526,12 +550,13 @@ static const char Q_NOTICE_SEEN[] =
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
                 const char *error, const char *draft)
 {
-	struct db_rows tl, rating, agents = { 0 }, replies = { 0 }, history = { 0 };
+	struct db_rows tl, rating, at, agents = { 0 }, replies = { 0 }, history = { 0 };
 	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
 	if (timeline_load(r, t->id, 0, &tl) == -1 ||
+	    attach_thread_load(r, t->id, 0, &at) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
@@ -576,8 +601,10 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		if (history.nrows == 0)
 			vdict_show(h, "NO_OTHER");
 	}
+	attach_fill(r, b, &at, 0);
 	size_t nmsgs = 0;
-	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &nmsgs);
+	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &at,
+	    &nmsgs);
 	vdict_set_int(b, "LAST_SEQ", last);
 	if (nmsgs == 0)
 		vdict_show(b, "NO_MESSAGES");
@@ -601,8 +628,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 			if (replies.nrows == 0)
 				vdict_show(sr, "NO_SAVED_REPLIES");
 		}
-		if (err_key && !strcmp(err_key, "ERR_BODY"))
-			vdict_set(vdict_section(f, "ERR_BODY"), "MSG", error);
+		if (err_key && (!strcmp(err_key, "ERR_BODY") || !strcmp(err_key, "ERR_ATTACHMENT")))
+			vdict_set(vdict_section(f, err_key), "MSG", error);
+		ticket_attach_limits(r, f);
 	}
 	if (admin && !closed)
 		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);

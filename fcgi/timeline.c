@@ -109,10 +109,11 @@ static const char *event_text(struct arena *a, enum timeline_kind k, const char 
 	return "";
 }
 
-/* timeline_fill: ENTRY rows of d from rows (timeline_load's); returns the
- * last timeline id shown (0: none), *messages the number of messages. */
+/* timeline_fill: ENTRY rows of d from rows (timeline_load's), each
+ * message with its files (at: attach_thread_load's rows, or NULL); returns
+ * the last timeline id shown (0: none), *messages the number of messages. */
 long long timeline_fill(struct request *r, struct vdict *d, const struct db_rows *rows,
-                        size_t *messages)
+                        const struct db_rows *at, size_t *messages)
 {
 	int staff = r->user->role != ROLE_CUSTOMER;
 	long long last = 0;
@@ -137,8 +138,11 @@ long long timeline_fill(struct request *r, struct vdict *d, const struct db_rows
 			vdict_set(m, "AUTHOR_ROLE", DB_CELL(rows, i, TE_ROLE));
 			vdict_set(m, "BODY", DB_CELL(rows, i, TE_BODY));
 			vdict_set(m, "SIDE", db_int(rows, i, TE_ACTOR) == r->user->id ? "mine" : "theirs");
-			if (k == TLK_MESSAGE && messages)
-				(*messages)++;
+			if (k == TLK_MESSAGE) {
+				attach_fill(r, m, at, db_int(rows, i, TE_ITEM));
+				if (messages)
+					(*messages)++;
+			}
 		} else {
 			vdict_set(vdict_section(row, "IS_EVENT"), "TEXT",
 			    event_text(r->a, (enum timeline_kind)k, who, DB_CELL(rows, i, TE_AGENT),
@@ -154,7 +158,7 @@ long long timeline_fill(struct request *r, struct vdict *d, const struct db_rows
 int timeline_poll(struct request *r)
 {
 	struct ticket t;
-	struct db_rows rows;
+	struct db_rows rows, at;
 	const char *a = req_query(r, "after");
 	char *end = NULL;
 	long long after = a ? strtoll(a, &end, 10) : 0;
@@ -168,9 +172,17 @@ int timeline_poll(struct request *r)
 	}
 	if (timeline_load(r, t.id, after, &rows) == -1)
 		return db_status();
+	/* the files of the messages among them: of message ids from the lowest on */
+	long long first = 0;
+	for (size_t i = 0; i < rows.nrows; i++)
+		if (!strcmp(DB_CELL(&rows, i, TE_KIND), kind_names[TLK_MESSAGE]) &&
+		    DB_CELL(&rows, i, TE_ITEM) && (first == 0 || db_int(&rows, i, TE_ITEM) < first))
+			first = db_int(&rows, i, TE_ITEM);
+	if (first && attach_thread_load(r, t.id, first - 1, &at) == -1)
+		return db_status();
 	struct view *v = view_new(NULL, "messages.tpl");
 	if (v == NULL)
 		return 500;
-	timeline_fill(r, view_body(v), &rows, NULL);
+	timeline_fill(r, view_body(v), &rows, first ? &at : NULL, NULL);
 	return page_render(r, v, 200);
 }

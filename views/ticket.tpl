@@ -37,6 +37,13 @@
 <section class="card" aria-labelledby="desc-h">
 <h2 id="desc-h">Description</h2>
 <div class="ticket-desc">{{DESCRIPTION:pre_escape}}</div>
+{{#ATTACHMENTS}}
+<ul class="attachments" aria-label="Attachments">
+{{#ATTACHMENT}}
+<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
+{{/ATTACHMENT}}
+</ul>
+{{/ATTACHMENTS}}
 </section>
 <section aria-labelledby="conv-h">
 <h2 id="conv-h">Conversation</h2>
@@ -62,7 +69,7 @@
 <a class="btn btn-ghost" href="/replies">Manage saved replies</a>
 </form>
 {{/SAVED_REPLIES}}
-<form class="form card reply-form" method="post" action="/tickets/{{ID}}/messages" novalidate>
+<form class="form card reply-form" method="post" action="/tickets/{{ID}}/messages" enctype="multipart/form-data" novalidate>
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <div class="field">
 <label for="reply-body">Your reply</label>
@@ -71,6 +78,15 @@
 {{#ERR_BODY}}
 <p class="field-error" id="reply-body-error">{{MSG}}</p>
 {{/ERR_BODY}}
+</div>
+<div class="field">
+<label for="reply-attachment">Attach files <span class="muted">(optional)</span></label>
+<input type="file" id="reply-attachment" name="attachment" multiple data-max-files="{{ATTACH_MAX_FILES}}" data-max-bytes="{{ATTACH_MAX_BYTES}}" aria-describedby="reply-attachment-hint{{#ERR_ATTACHMENT}} reply-attachment-error{{/ERR_ATTACHMENT}}"{{#ERR_ATTACHMENT}} aria-invalid="true"{{/ERR_ATTACHMENT}}>
+<p class="hint" id="reply-attachment-hint">{{ATTACH_LIMIT}}</p>
+<ul class="file-list" hidden></ul>
+{{#ERR_ATTACHMENT}}
+<p class="field-error" id="reply-attachment-error">{{MSG}}</p>
+{{/ERR_ATTACHMENT}}
 </div>
 <div class="actions">
 <button type="submit" class="btn btn-primary">Send reply</button>

@@ -2,7 +2,7 @@
 <section class="card medium" aria-labelledby="new-ticket-h">
 <h1 id="new-ticket-h">New ticket</h1>
 <p class="lead">Tell us what you need. You can follow the answer on the ticket's page, and we email you when it changes.</p>
-<form class="form" method="post" action="/tickets" novalidate>
+<form class="form" method="post" action="/tickets" enctype="multipart/form-data" novalidate>
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 {{#FORM_ERROR}}
 <p class="form-error" role="alert">{{MSG}}</p>
@@ -34,6 +34,15 @@
 {{#ERR_DESCRIPTION}}
 <p class="field-error" id="description-error">{{MSG}}</p>
 {{/ERR_DESCRIPTION}}
+</div>
+<div class="field">
+<label for="attachment">Attach files <span class="muted">(optional)</span></label>
+<input type="file" id="attachment" name="attachment" multiple data-max-files="{{ATTACH_MAX_FILES}}" data-max-bytes="{{ATTACH_MAX_BYTES}}" aria-describedby="attachment-hint{{#ERR_ATTACHMENT}} attachment-error{{/ERR_ATTACHMENT}}"{{#ERR_ATTACHMENT}} aria-invalid="true"{{/ERR_ATTACHMENT}}>
+<p class="hint" id="attachment-hint">{{ATTACH_LIMIT}}</p>
+<ul class="file-list" hidden></ul>
+{{#ERR_ATTACHMENT}}
+<p class="field-error" id="attachment-error">{{MSG}}</p>
+{{/ERR_ATTACHMENT}}
 </div>
 <div class="actions">
 <button type="submit" class="btn btn-primary">Create ticket</button>

@@ -962,3 +962,36 @@ class Context:
     @staticmethod
     def wait_until(pred, timeout, what, interval=0.05):
         return wait_until(pred, timeout, what, interval)
+
+
+def encode_multipart(fields, files=(), boundary=None):
+    """A multipart/form-data body as browsers send it (RFC 7578): fields is
+    [(name, str)], files [(field, filename, bytes, content_type)]; a
+    filename given as bytes goes out raw, a str has '"', CR and LF
+    percent-encoded as the HTML standard does.  (content_type, body)."""
+    b = boundary or "----ccrFormBoundary" + os.urandom(8).hex()
+    out = []
+    for k, v in fields:
+        out += [b"--" + b.encode(), ('Content-Disposition: form-data; name="%s"' % k).encode(),
+                b"", v.encode("utf-8") if isinstance(v, str) else v]
+    for field, name, data, ctype in files:
+        if isinstance(name, str):
+            name = name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A").encode()
+        out += [b"--" + b.encode(),
+                b'Content-Disposition: form-data; name="' + field.encode() + b'"; filename="' +
+                name + b'"', ("Content-Type: %s" % ctype).encode(), b"", data]
+    out.append(b"--" + b.encode() + b"--")
+    return "multipart/form-data; boundary=" + b, b"\r\n".join(out) + b"\r\n"
+
+
+def post_multipart(client, path, fields, files=(), csrf="auto", timeout=60):
+    """POST a multipart form with the client's cookies and csrf token."""
+    fields = list(fields)
+    if csrf is not None and not any(k == "csrf_token" for k, _ in fields):
+        fields.append(("csrf_token", client.last_csrf if csrf == "auto" else csrf))
+    ctype, body = encode_multipart(fields, files)
+    r = client.raw("POST", path, body=body, headers={"Content-Type": ctype}, timeout=timeout)
+    tok = csrf_from(r.text) if "html" in (r.header("Content-Type") or "") else None
+    if tok:
+        client.last_csrf = tok
+    return r

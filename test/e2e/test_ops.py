@@ -75,6 +75,14 @@ def test_backup_then_restore_into_an_empty_database_is_identical(ctx):
     s.get("/tickets/new")
     r = s.post("/tickets", {"subject": "Backup ✓ subject", "description": "line1\nline2 ünïcode"})
     assert r.status == 303, r
+    # attachments: BLOB pieces with every byte value must round-trip (--hex-blob)
+    s.get("/tickets/new")
+    blob = bytes(range(256)) * 4100 + b"\0\r\n\x1a'\"\\"
+    r = helpers.post_multipart(s, "/tickets", [("subject", "Backup with files"),
+                                               ("description", "see attached")],
+                               [("attachment", "bytes.bin", blob, "application/octet-stream"),
+                                ("attachment", "empty.txt", b"", "text/plain")])
+    assert r.status == 303, r
     bdir = os.path.join(ctx.tmp, "backups")
     conf = _conf_with(ctx, os.path.join(ctx.tmp, "bk.conf"), database__backup_keep="2")
     for _ in range(3):
@@ -107,6 +115,11 @@ def test_backup_then_restore_into_an_empty_database_is_identical(ctx):
     n = ctx.stack.sql("SELECT COUNT(*) FROM ccr_restore.tickets WHERE subject = 'Backup ✓ subject'",
                       database=None)
     assert n[0][0] == "1", n
+    n = ctx.stack.sql("SELECT COUNT(*), SUM(LENGTH(c.data)) FROM ccr_restore.attachment_chunks c "
+                      "JOIN ccr_restore.attachments a ON a.id = c.attachment_id "
+                      "JOIN ccr_restore.tickets t ON t.id = a.ticket_id "
+                      "WHERE t.subject = 'Backup with files'", database=None)
+    assert list(n[0]) == ["3", str(len(blob))], "attachment pieces after restore: %s" % n
     ctx.stack.sql("DROP DATABASE ccr_restore", database=None)
 
 

@@ -3,6 +3,10 @@ Subject: [#{{TICKET}}] New message: {{SUBJECT}}
 {{NAME}} wrote on ticket #{{TICKET}}:
 
 {{BODY}}
+{{#ATTACHMENT}}
+Attached: {{NAME}} ({{SIZE}})
+  {{URL}}
+{{/ATTACHMENT}}
 
 Reply here:
 

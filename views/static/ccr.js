@@ -58,6 +58,42 @@
     });
   });
 
+  /* <input type=file data-max-files data-max-bytes> followed by <ul class="file-list">:
+     list the chosen files with their sizes before sending, and say which
+     ones the server will refuse (the server checks again: 422 / 413). */
+  var human = function (n) {
+    if (n < 1024) return n + (n === 1 ? ' byte' : ' bytes');
+    if (n < 1048576) return (n / 1024).toFixed(1) + ' KiB';
+    return (n / 1048576).toFixed(1) + ' MiB';
+  };
+  each(document.querySelectorAll('input[type=file][data-max-files]'), function (input) {
+    var list = input.parentNode.querySelector('.file-list');
+    if (!list) return;
+    var maxFiles = parseInt(input.getAttribute('data-max-files'), 10) || 5;
+    var maxBytes = parseInt(input.getAttribute('data-max-bytes'), 10) || 0;
+    var show = function () {
+      while (list.firstChild) list.removeChild(list.firstChild);
+      var files = input.files || [];
+      var line = function (text, cls) {
+        var li = document.createElement('li');
+        if (cls) li.className = cls;
+        li.appendChild(document.createTextNode(text));
+        list.appendChild(li);
+      };
+      var total = 0;
+      each(files, function (f) {
+        total += f.size;
+        var big = maxBytes && f.size > maxBytes;
+        line(f.name + ' \u2014 ' + human(f.size) + (big ? ' (too large)' : ''), big ? 'file-warn' : '');
+      });
+      if (files.length > maxFiles) line('At most ' + maxFiles + ' attachments', 'file-warn');
+      if (total > 25 * 1048576) line('Attachments are too large', 'file-warn');
+      list.hidden = files.length === 0;
+    };
+    input.addEventListener('change', show);
+    show();
+  });
+
   /* <ol id="thread" data-poll data-after>: fetch newer timeline entries (messages, notes, events). */
   var thread = document.getElementById('thread');
   var poll = thread && thread.getAttribute('data-poll');
