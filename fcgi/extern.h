@@ -415,6 +415,12 @@ enum { RATE_SCORE, RATE_COMMENT, RATE__N };
 extern const struct form form_rating;
 enum { ASG_AGENT, ASG__N };
 extern const struct form form_assign;
+enum { NOTE_BODY, NOTE__N };
+extern const struct form form_note;
+enum { PRI_PRIORITY, PRI__N };
+extern const struct form form_priority;
+enum { SR_TITLE, SR_BODY, SR_SHARED, SR__N };
+extern const struct form form_saved_reply;
 
 /* ---- multipart.c: multipart/form-data bodies (RFC 7578) through GMime -- */
 /* A file to store: from an upload (stream: a GMimeStream of its decoded
@@ -520,7 +526,8 @@ enum flash {
 	FLASH_TICKET_CREATED, FLASH_AGENT_ASSIGNED, FLASH_TICKET_CLOSED,
 	FLASH_TICKET_RESOLVED, FLASH_TICKET_REOPENED, FLASH_RATED,
 	FLASH_AGENT_CREATED, FLASH_AGENT_APPROVED, FLASH_AGENT_REJECTED,
-	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH__MAX
+	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH_NOTE_ADDED, FLASH_PRIORITY_CHANGED,
+	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH__MAX
 };
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
@@ -557,6 +564,11 @@ int mail_queue(const struct ctx *, struct view *, const char *kind, const char *
                long long user_id, long long ticket_id, long expires);
 int mail_queue_active(const struct ctx *, struct view *, const char *kind, long long user_id,
                       long long ticket_id);
+/* mail_queue_staff: like mail_queue_active, threaded with the ticket's
+ * mail but never with a reply token (internal notes: an answer by mail
+ * would become a message the customer sees). */
+int mail_queue_staff(const struct ctx *, struct view *, const char *kind, long long user_id,
+                     long long ticket_id);
 int mail_tokens_drop(long long user_id, long long ticket_id);
 int mail_admins(const struct ctx *, long long account_id, const char *name, const char *who,
                 const char *email, long long ticket_id, const char *subject);
@@ -595,6 +607,7 @@ struct ticket {
 	enum priority priority;
 	const char *subject, *description, *created, *activity;
 	const char *customer_name, *customer_email, *agent_name, *agent_email;
+	const char *customer_first;              /* the customer's first name */
 };
 int ticket_read(struct arena *, long long id, struct ticket *);   /* 1 / 0 none / -1 */
 int ticket_get(struct request *, struct ticket *);
@@ -613,13 +626,10 @@ int ticket_resolve(struct request *);
 int ticket_close(struct request *);
 int ticket_reopen(struct request *);
 int ticket_rate(struct request *);
+int ticket_priority(struct request *);
 int ticket_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
 
 /* ---- message.c: a ticket's conversation -------------------------------- */
-int message_thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
-long long message_thread_fill(struct request *, struct vdict *, const struct db_rows *,
-                              const struct db_rows *attachments);
-int message_poll(struct request *);
 int message_post(struct request *);
 long long message_add(const struct ctx *, const struct ticket *, const struct user *author,
                       int customer, enum ticket_status next, const char *body,
@@ -644,6 +654,42 @@ int attach_thread_load(struct request *, long long ticket_id, long long after, s
 /* attach_fill: the ATTACHMENT sections of message_id (0: the description) */
 void attach_fill(struct request *, struct vdict *, const struct db_rows *, long long message_id);
 int attach_get(struct request *);       /* GET /attachments/{id}/{name} */
+
+/* ---- timeline.c: a ticket's messages, notes and events in one order ---- */
+/* timeline.kind: a closed set, names[] as the ENUM column spells them. */
+enum timeline_kind {
+	TLK_MESSAGE, TLK_NOTE, TLK_CREATED, TLK_ASSIGNED, TLK_PRIORITY, TLK_RESOLVED, TLK_CLOSED,
+	TLK_REOPENED, TLK_AUTO_CLOSED, TLK_RATED, TLK__MAX
+};
+struct timeline_entry {
+	enum timeline_kind kind;
+	long long actor;          /* who did it, 0 = nobody (auto-close) */
+	long long message_id;     /* TLK_MESSAGE */
+	long long note_id;        /* TLK_NOTE */
+	long long agent_id;       /* TLK_ASSIGNED: to whom */
+	const char *detail;       /* TLK_PRIORITY "OLD NEW", TLK_RATED the score, TLK_AUTO_CLOSED days */
+};
+const char *timeline_kind_name(enum timeline_kind);
+int timeline_add(long long ticket_id, const struct timeline_entry *);
+int timeline_load(struct request *, long long ticket_id, long long after, struct db_rows *);
+long long timeline_fill(struct request *, struct vdict *, const struct db_rows *,
+                        const struct db_rows *attachments, size_t *messages);
+int timeline_poll(struct request *);
+
+/* ---- note.c: internal notes -------------------------------------------- */
+int note_post(struct request *);
+
+/* ---- reply.c: saved replies -------------------------------------------- */
+#define REPLY_MAX_PER_PERSON 200
+int reply_list(struct request *);
+int reply_create(struct request *);
+int reply_delete(struct request *);
+int reply_options_load(struct request *, struct db_rows *);
+const char *reply_fill(struct arena *, const char *body, const char *customer_first,
+                       const char *agent_first, long long ticket_id);
+void reply_options_fill(struct request *, struct vdict *, const struct db_rows *,
+                        const char *customer_first, long long ticket_id);
+int reply_find(struct request *, long long id, const char **body);  /* 1 / 0 not usable / -1 */
 
 /* ---- agent.c: the agent picker and the admin's agent pages ------------- */
 int agent_options_load(struct request *, struct db_rows *);

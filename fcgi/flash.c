@@ -28,6 +28,10 @@ static const struct {
 	[FLASH_AGENT_REJECTED] = { "Agent request rejected", "ok" },
 	[FLASH_AGENT_DISABLED] = { "Agent disabled", "ok" },
 	[FLASH_SESSION_ENDED] = { "Please log in again", "error" },
+	[FLASH_NOTE_ADDED] = { "Note added", "ok" },
+	[FLASH_PRIORITY_CHANGED] = { "Priority changed", "ok" },
+	[FLASH_REPLY_SAVED] = { "Reply saved", "ok" },
+	[FLASH_REPLY_DELETED] = { "Reply deleted", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */

@@ -140,6 +140,33 @@ static const struct form_field assign_fields[ASG__N] = {
 };
 const struct form form_assign = { assign_fields, ASG__N };
 
+static const struct form_field note_fields[NOTE__N] = {
+	[NOTE_BODY] = { .name = "body", .kind = FK_TEXT, .err = "ERR_NOTE", .min = 1, .max = 10000,
+	    .missing = "Type the note first",
+	    .too_long = "The note is too long (10000 characters at most)" },
+};
+const struct form form_note = { note_fields, NOTE__N };
+
+static const struct form_field priority_fields[PRI__N] = {
+	[PRI_PRIORITY] = { .name = "priority", .kind = FK_CHOICE, .err = "FORM_ERROR",
+	    .missing = "Choose a priority: low, normal, high or urgent", .choices = priority_names,
+	    .nchoices = PRIO__MAX, .dflt = -1 },
+};
+const struct form form_priority = { priority_fields, PRI__N };
+
+/* shared: "1" asks for a shared reply (admins only, checked by the handler) */
+static const char *const shared_names[] = { "0", "1" };
+static const struct form_field saved_reply_fields[SR__N] = {
+	[SR_TITLE] = { .name = "title", .kind = FK_LINE, .err = "ERR_TITLE", .min = 1, .max = 100,
+	    .missing = "Title is required", .too_long = "The title is too long (100 characters at most)" },
+	[SR_BODY] = { .name = "body", .kind = FK_TEXT, .err = "ERR_BODY", .min = 1, .max = 10000,
+	    .missing = "Type the reply's text",
+	    .too_long = "The reply is too long (10000 characters at most)" },
+	[SR_SHARED] = { .name = "shared", .kind = FK_CHOICE, .err = "FORM_ERROR",
+	    .missing = "Shared is 1 or absent", .choices = shared_names, .nchoices = 2, .dflt = 0 },
+};
+const struct form form_saved_reply = { saved_reply_fields, SR__N };
+
 /* ---- reading and checking ---------------------------------------------- */
 
 /* A decimal integer, all of it, in min..max. */

@@ -105,8 +105,19 @@ int mail_tokens_drop(long long user_id, long long ticket_id)
 /* mail_queue: render v (freed here) and insert the outbox row.  expires:
  * seconds after which the mail is pointless (reset codes), 0 = never.
  * 0, or -1 (logged; the caller rolls back). */
+static int queue(const struct ctx *x, struct view *v, const char *kind, const char *to,
+                 long long user_id, long long ticket_id, long expires, int tokens);
+
 int mail_queue(const struct ctx *x, struct view *v, const char *kind, const char *to,
                long long user_id, long long ticket_id, long expires)
+{
+	return queue(x, v, kind, to, user_id, ticket_id, expires, 1);
+}
+
+/* queue: mail_queue, with a reply token for the recipient when `tokens`
+ * and thread_and_token allows one; without, only the thread headers. */
+static int queue(const struct ctx *x, struct view *v, const char *kind, const char *to,
+                 long long user_id, long long ticket_id, long expires, int tokens)
 {
 	char *out = NULL, *subject, *body, host[128], mid[200], tok[65];
 	size_t len;
@@ -147,7 +158,9 @@ int mail_queue(const struct ctx *x, struct view *v, const char *kind, const char
 	}
 	snprintf(mid, sizeof(mid), "<%.32s@%s>", tok, host);
 	const char *reply_to = NULL, *in_reply_to = NULL;
-	if (ticket_id > 0 && thread_and_token(x, ticket_id, user_id, mid, &reply_to, &in_reply_to) == -1) {
+	/* user 0 to thread_and_token: threaded, never a token */
+	if (ticket_id > 0 && thread_and_token(x, ticket_id, tokens ? user_id : 0, mid, &reply_to,
+	        &in_reply_to) == -1) {
 		free(out);
 		return -1;
 	}
@@ -179,6 +192,22 @@ int mail_queue_active(const struct ctx *x, struct view *v, const char *kind, lon
 		return n < 0 ? -1 : 0;
 	}
 	return mail_queue(x, v, kind, to, user_id, ticket_id, 0);
+}
+
+int mail_queue_staff(const struct ctx *x, struct view *v, const char *kind, long long user_id,
+                     long long ticket_id)
+{
+	const char *to = NULL;
+	int n;
+
+	if (v == NULL)
+		return -1;
+	n = user_id > 0 ? user_active_email(x->a, user_id, &to) : 0;
+	if (n != 1) {
+		view_free(v);
+		return n < 0 ? -1 : 0;
+	}
+	return queue(x, v, kind, to, user_id, ticket_id, 0, 0);
 }
 
 static const char Q_ADMIN_MAILS[] =

@@ -1,7 +1,6 @@
 /*
- * message.c — the conversation of a ticket: post a message, poll
- * for newer ones as an HTML fragment, and the thread both pages share
- * (views/messages.tpl).  New-message mail goes to the other party, at most
+ * message.c — the conversation of a ticket: post a message (its place in
+ * the timeline and the poll are timeline.c's).  New-message mail goes to the other party, at most
  * one unread notice per ticket and recipient until they open the ticket.
  */
 #include <stdio.h>
@@ -9,71 +8,6 @@
 #include <string.h>
 
 #include "extern.h"
-
-#define THREAD_MAX 1000
-
-static const char Q_THREAD[] =
-    "SELECT m.id, CONCAT(u.first_name, ' ', u.last_name), u.role, m.body, "
-    "UNIX_TIMESTAMP(m.created_at), m.author_id "
-    "FROM messages m JOIN users u ON u.id = m.author_id "
-    "WHERE m.ticket_id = ? AND m.id > ? ORDER BY m.id LIMIT 1000";
-enum { MT_ID, MT_AUTHOR, MT_ROLE, MT_BODY, MT_TIME, MT_AUTHOR_ID, MT__N };
-
-/* message_thread_load: the messages of a ticket after message id `after`,
- * oldest first.  0 / -1. */
-int message_thread_load(struct request *r, long long ticket_id, long long after,
-                        struct db_rows *out)
-{
-	return db_query(r->a, out, Q_THREAD, MT__N, DB_ARGS(P_INT(ticket_id),
-	    P_INT(after))) < 0 ? -1 : 0;
-}
-
-/* message_thread_fill: MESSAGE rows into d, each with its attachments (at:
- * attach_thread_load's rows); returns the last message id (0: none). */
-long long message_thread_fill(struct request *r, struct vdict *d, const struct db_rows *m,
-                              const struct db_rows *at)
-{
-	long long last = 0;
-
-	for (size_t i = 0; i < m->nrows; i++) {
-		struct vdict *row = vdict_section(d, "MESSAGE");
-		vdict_set(row, "MSG_ID", DB_CELL(m, i, MT_ID));
-		vdict_set(row, "AUTHOR", DB_CELL(m, i, MT_AUTHOR));
-		vdict_set(row, "AUTHOR_ROLE", DB_CELL(m, i, MT_ROLE));
-		vdict_set(row, "BODY", DB_CELL(m, i, MT_BODY));
-		page_set_time(r, row, "TIME", DB_CELL(m, i, MT_TIME));
-		vdict_set(row, "SIDE", db_int(m, i, MT_AUTHOR_ID) == r->user->id ? "mine" : "theirs");
-		last = db_int(m, i, MT_ID);
-		attach_fill(r, row, at, last);
-	}
-	return last;
-}
-
-/* GET /tickets/{id}/messages?after=N: the newer messages as a fragment. */
-int message_poll(struct request *r)
-{
-	struct ticket t;
-	struct db_rows msgs, at;
-	const char *a = req_query(r, "after");
-	char *end = NULL;
-	long long after = a ? strtoll(a, &end, 10) : 0;
-	int s = ticket_get(r, &t);
-
-	if (s)
-		return s;
-	if (a && (*end || after < 0)) {
-		r->message = "after must be a message number";
-		return 422;
-	}
-	if (message_thread_load(r, t.id, after, &msgs) == -1 ||
-	    (msgs.nrows && attach_thread_load(r, t.id, after, &at) == -1))
-		return db_status();
-	struct view *v = view_new(NULL, "messages.tpl");
-	if (v == NULL)
-		return 500;
-	message_thread_fill(r, view_body(v), &msgs, msgs.nrows ? &at : NULL);
-	return page_render(r, v, 200);
-}
 
 static const char Q_MSG_INSERT[] =
     "INSERT INTO messages (ticket_id, author_id, body, created_at) VALUES (?, ?, ?, NOW())";
@@ -113,7 +47,14 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 	if (attach_store(x->a, t->id, mid, author->id, files, nfiles) == -1)
 		return -1;
 	const char *st = ticket_status_name(next);
-	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0)
+	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0 ||
+	    timeline_add(t->id, &(struct timeline_entry){ .kind = TLK_MESSAGE, .actor = author->id,
+	        .message_id = mid }) == -1)
+		return -1;
+	/* a customer's reply that reopens a resolved ticket is a reopening too */
+	if (next == TS_OPEN && t->status != TS_OPEN &&
+	    timeline_add(t->id, &(struct timeline_entry){ .kind = TLK_REOPENED,
+	        .actor = author->id }) == -1)
 		return -1;
 	long long to_id = customer ? t->agent_id : t->customer_id;
 	if (to_id == 0)

@@ -77,13 +77,13 @@ static const char Q_TICKET[] =
     "SELECT t.id, t.customer_id, IFNULL(t.agent_id, 0), t.subject, t.description, t.priority, "
     "t.status, UNIX_TIMESTAMP(t.created_at), UNIX_TIMESTAMP(t.last_activity), "
     "CONCAT(c.first_name, ' ', c.last_name), c.email, "
-    "CONCAT(a.first_name, ' ', a.last_name), a.email "
+    "CONCAT(a.first_name, ' ', a.last_name), a.email, c.first_name "
     "FROM tickets t JOIN users c ON c.id = t.customer_id "
     "LEFT JOIN users a ON a.id = t.agent_id WHERE t.id = ?";
 enum {
 	TK_ID, TK_CUSTOMER_ID, TK_AGENT_ID, TK_SUBJECT, TK_DESCRIPTION, TK_PRIORITY, TK_STATUS,
 	TK_CREATED, TK_ACTIVITY, TK_CUSTOMER_NAME, TK_CUSTOMER_EMAIL, TK_AGENT_NAME, TK_AGENT_EMAIL,
-	TK__N
+	TK_CUSTOMER_FIRST, TK__N
 };
 
 /* ticket_get: load ticket r->path_id into t when the viewer may see it.
@@ -115,6 +115,7 @@ int ticket_read(struct arena *a, long long id, struct ticket *t)
 	t->customer_email = DB_CELL(&rows, 0, TK_CUSTOMER_EMAIL);
 	t->agent_name = DB_CELL(&rows, 0, TK_AGENT_NAME);
 	t->agent_email = DB_CELL(&rows, 0, TK_AGENT_EMAIL);
+	t->customer_first = DB_CELL(&rows, 0, TK_CUSTOMER_FIRST);
 	return 1;
 }
 
@@ -229,16 +230,54 @@ static int parse_cursor(const char *s, long long *ts, long long *id)
 }
 
 static const char *list_url(struct request *r, const char *status, const char *assigned,
-                            const char *q, const char *after)
+                            long long customer, const char *q, const char *after)
 {
-	return arena_printf(r->a, "/tickets?status=%s%s%s%s%s%s%s", url_encode(r->a, status),
+	return arena_printf(r->a, "/tickets?status=%s%s%s%s%s%s%s%s", url_encode(r->a, status),
+	    customer ? arena_printf(r->a, "&customer=%lld", customer) : "",
 	    assigned ? "&assigned=" : "", assigned ? url_encode(r->a, assigned) : "",
 	    q && *q ? "&q=" : "", q && *q ? url_encode(r->a, q) : "", after ? "&after=" : "",
 	    after ? after : "");
 }
 
-/* GET /tickets: scoped by role; filters status, assigned (admin), q;
- * keyset pagination with `after`. */
+static const char Q_CUSTOMER_OF[] =
+    "SELECT CONCAT(first_name, ' ', last_name) FROM users WHERE id = ? AND role = 'customer'";
+static const char Q_AGENT_HOLDS[] =
+    "SELECT COUNT(*) FROM tickets FORCE INDEX (tickets_customer) "
+    "WHERE customer_id = ? AND agent_id = ?";
+
+/* by_customer: ?customer=ID of the list — the customer's name when the
+ * viewer may list that customer's tickets (an admin; an agent holding one
+ * of them), else NULL with *status 404 (or a database failure's). */
+static const char *by_customer(struct request *r, const char *param, long long *id, int *status)
+{
+	struct db_rows rows;
+	char *end;
+
+	*status = 404;
+	*id = strtoll(param, &end, 10);
+	if (*param < '1' || *param > '9' || *end || *id <= 0 || is_role(r, ROLE_CUSTOMER))
+		return NULL;
+	int n = db_query(r->a, &rows, Q_CUSTOMER_OF, 1, DB_ARGS(P_INT(*id)));
+	if (n != 1) {
+		*status = n < 0 ? db_status() : 404;
+		return NULL;
+	}
+	const char *name = DB_CELL(&rows, 0, 0);
+	if (is_role(r, ROLE_AGENT)) {
+		struct db_rows held;
+		if (db_query(r->a, &held, Q_AGENT_HOLDS, 1, DB_ARGS(P_INT(*id), P_INT(r->user->id))) != 1) {
+			*status = db_status();
+			return NULL;
+		}
+		if (db_int(&held, 0, 0) == 0)
+			return NULL;
+	}
+	return name;
+}
+
+/* GET /tickets: scoped by role; filters status, assigned (admin), q,
+ * customer (admins; agents holding one of that customer's tickets: all of
+ * that customer's tickets); keyset pagination with `after`. */
 int ticket_list(struct request *r)
 {
 	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
@@ -250,10 +289,21 @@ int ticket_list(struct request *r)
 	int admin = is_role(r, ROLE_ADMIN), none = 0, by_agent = 0, cursor;
 	struct db_rows rows, agents = { 0 };
 	int n;
+	long long cust_id = 0;
+	const char *cust_name = NULL, *cparam = req_query(r, "customer");
 
+	if (cparam) {
+		int st404;
+		cust_name = by_customer(r, cparam, &cust_id, &st404);
+		if (cust_name == NULL)
+			return st404;
+		assigned = NULL;
+	}
 	utf8_truncate(q, 200);            /* a search box, not a document */
 	q = str_trim(q);
-	if (admin && assigned && !strcmp(assigned, "none"))
+	if (cust_name)
+		assigned = NULL;
+	else if (admin && assigned && !strcmp(assigned, "none"))
 		none = 1;
 	else if (admin && assigned && *assigned) {
 		char *end;
@@ -274,19 +324,23 @@ int ticket_list(struct request *r)
 		return 422;
 	}
 	cursor = parse_cursor(req_query(r, "after"), &ts, &cid);
-	int customer = is_role(r, ROLE_CUSTOMER), agent = is_role(r, ROLE_AGENT) || by_agent;
+	int customer = is_role(r, ROLE_CUSTOMER), agent = (is_role(r, ROLE_AGENT) || by_agent) && !cust_name;
+	/* one customer's tickets: their own list, or ?customer= */
+	int cust_scope = customer || cust_name;
+	if (cust_name)
+		scope_id = cust_id;
 
-	if (*q && (customer || agent)) {
+	if (*q && (cust_scope || agent)) {
 		const char *pat = like_pattern(r->a, q);
-		n = db_query(r->a, &rows, customer ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
+		n = db_query(r->a, &rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
 		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
 		        P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (*q) {
 		sql = none ? Q_S_NONE : Q_S_ALL;
 		n = db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
 		    P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
-	} else if (customer || agent) {
-		sql = customer ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
+	} else if (cust_scope || agent) {
+		sql = cust_scope ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
 		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
 		              P_INT(cid), P_INT(limit)))
 		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_STR(status),
@@ -306,7 +360,8 @@ int ticket_list(struct request *r)
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
-	heading = customer ? "My tickets" : is_role(r, ROLE_AGENT) ? "Assigned to me"
+	heading = cust_name ? arena_printf(r->a, "Tickets of %s", cust_name)
+	    : customer ? "My tickets" : is_role(r, ROLE_AGENT) ? "Assigned to me"
 	    : none ? "Unassigned" : by_agent ? "Tickets of one agent" : "All tickets";
 	struct view *v = page_new(r, "tickets.tpl", heading);
 	if (v == NULL)
@@ -320,11 +375,14 @@ int ticket_list(struct request *r)
 	vdict_show(b, all ? "SEL_ALL" : sel[st]);
 	if (assigned)
 		vdict_set(vdict_section(b, "HAS_ASSIGNED"), "ASSIGNED", assigned);
+	if (cust_name)
+		vdict_set_int(vdict_section(b, "HAS_CUSTOMER"), "CUSTOMER_ID", cust_id);
 	if (customer)
 		vdict_show(b, "CAN_CREATE");
 	if (!customer)
 		vdict_show(b, "STAFF");
-	const char *here = list_url(r, status, assigned, q, cursor ? req_query(r, "after") : NULL);
+	const char *here = list_url(r, status, assigned, cust_id, q,
+	    cursor ? req_query(r, "after") : NULL);
 	size_t shown = (size_t)n > (size_t)r->conf->page_size ? (size_t)r->conf->page_size : (size_t)n;
 	for (size_t i = 0; i < shown; i++) {
 		struct vdict *t = vdict_section(b, "TICKET");
@@ -353,9 +411,9 @@ int ticket_list(struct request *r)
 				msg = "You are yet to raise a ticket";
 			else if (none && !all && st == TS_OPEN)
 				msg = "There is nothing left to assign";
-			else if (is_role(r, ROLE_AGENT) && all)
+			else if (is_role(r, ROLE_AGENT) && all && !cust_name)
 				msg = "No tickets are assigned to you yet";
-			else if (admin && all && !by_agent)
+			else if (admin && all && !by_agent && !cust_name)
 				msg = "There are no tickets yet";
 		}
 		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
@@ -363,10 +421,12 @@ int ticket_list(struct request *r)
 	if ((size_t)n > shown) {
 		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, TL_ACTIVITY),
 		    DB_CELL(&rows, shown - 1, TL_ID));
-		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL", list_url(r, status, assigned, q, after));
+		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL",
+		    list_url(r, status, assigned, cust_id, q, after));
 	}
 	if (cursor)
-		vdict_set(vdict_section(b, "FIRST_PAGE"), "URL", list_url(r, status, assigned, q, NULL));
+		vdict_set(vdict_section(b, "FIRST_PAGE"), "URL",
+		    list_url(r, status, assigned, cust_id, q, NULL));
 	return page_render(r, v, 200);
 }
 
@@ -424,7 +484,8 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 	        P_STR(priority_name(prio)))) < 0)
 		return -1;
 	long long id = db_insert_id();
-	if (attach_store(x->a, id, 0, c->id, files, nfiles) == -1)
+	if (attach_store(x->a, id, 0, c->id, files, nfiles) == -1 ||
+	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
 		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
 	struct view *m = mail_new(x->conf, "ticket_created");
@@ -476,6 +537,11 @@ int ticket_create(struct request *r)
 static const char Q_RATING[] =
     "SELECT score, comment, UNIX_TIMESTAMP(created_at) FROM ratings WHERE ticket_id = ?";
 enum { RT_SCORE, RT_COMMENT, RT_CREATED, RT__N };
+static const char Q_HISTORY[] =
+    "SELECT id, subject, status, UNIX_TIMESTAMP(last_activity) FROM tickets "
+    "FORCE INDEX (tickets_customer) WHERE customer_id = ? AND id <> ? "
+    "ORDER BY last_activity DESC, id DESC LIMIT 5";
+enum { HI_ID, HI_SUBJECT, HI_STATUS, HI_ACTIVITY, HI__N };
 static const char Q_NOTICE_SEEN[] =
     "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
 
@@ -484,16 +550,21 @@ static const char Q_NOTICE_SEEN[] =
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
                 const char *error, const char *draft)
 {
-	struct db_rows msgs, rating, at, agents = { 0 };
+	struct db_rows tl, rating, at, agents = { 0 }, replies = { 0 }, history = { 0 };
 	int customer = t->customer_id == r->user->id, admin = is_role(r, ROLE_ADMIN);
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
-	if (message_thread_load(r, t->id, 0, &msgs) == -1 ||
+	if (timeline_load(r, t->id, 0, &tl) == -1 ||
 	    attach_thread_load(r, t->id, 0, &at) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
+		return db_status();
+	if (agent && !closed && reply_options_load(r, &replies) == -1)
+		return db_status();
+	if ((admin || agent) && db_query(r->a, &history, Q_HISTORY, HI__N,
+	        DB_ARGS(P_INT(t->customer_id), P_INT(t->id))) < 0)
 		return db_status();
 	if (db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(t->id), P_INT(r->user->id))) < 0)
 		return db_status();
@@ -514,24 +585,64 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		struct vdict *c = vdict_section(b, "SHOW_CUSTOMER");
 		vdict_set(c, "CUSTOMER", t->customer_name);
 		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
+		vdict_set_int(c, "CUSTOMER_ID", t->customer_id);
+	}
+	if (admin || agent) {
+		struct vdict *h = vdict_section(b, "HISTORY");
+		vdict_set(h, "CUSTOMER", t->customer_name);
+		vdict_set_int(h, "CUSTOMER_ID", t->customer_id);
+		for (size_t i = 0; i < history.nrows; i++) {
+			struct vdict *o = vdict_section(h, "OTHER");
+			vdict_set(o, "OTHER_ID", DB_CELL(&history, i, HI_ID));
+			vdict_set(o, "OTHER_SUBJECT", DB_CELL(&history, i, HI_SUBJECT));
+			vdict_set(o, "OTHER_STATUS", DB_CELL(&history, i, HI_STATUS));
+			page_set_time(r, o, "OTHER", DB_CELL(&history, i, HI_ACTIVITY));
+		}
+		if (history.nrows == 0)
+			vdict_show(h, "NO_OTHER");
 	}
 	attach_fill(r, b, &at, 0);
-	long long last = message_thread_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &msgs,
-	    &at);
-	vdict_set_int(b, "LAST_MSG_ID", last);
-	if (msgs.nrows == 0)
+	size_t nmsgs = 0;
+	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &at,
+	    &nmsgs);
+	vdict_set_int(b, "LAST_SEQ", last);
+	if (nmsgs == 0)
 		vdict_show(b, "NO_MESSAGES");
+	int note_err = err_key && !strcmp(err_key, "ERR_NOTE");
+	if ((admin || agent) && !closed) {
+		struct vdict *f = vdict_section(b, "CAN_NOTE");
+		vdict_set(f, "NOTE_DRAFT", note_err && draft ? draft : "");
+		if (note_err)
+			vdict_set(vdict_section(f, "ERR_NOTE"), "MSG", error);
+	}
+	if (note_err)
+		draft = NULL;
 	if (closed)
 		vdict_show(b, "CLOSED_NOTICE");
 	else if (customer || agent) {
 		struct vdict *f = vdict_section(b, "CAN_REPLY");
 		vdict_set(f, "BODY_DRAFT", draft ? draft : "");
+		if (agent) {
+			struct vdict *sr = vdict_section(f, "SAVED_REPLIES");
+			reply_options_fill(r, sr, &replies, t->customer_first, t->id);
+			if (replies.nrows == 0)
+				vdict_show(sr, "NO_SAVED_REPLIES");
+		}
 		if (err_key && (!strcmp(err_key, "ERR_BODY") || !strcmp(err_key, "ERR_ATTACHMENT")))
 			vdict_set(vdict_section(f, err_key), "MSG", error);
 		ticket_attach_limits(r, f);
 	}
 	if (admin && !closed)
 		agent_options_fill(vdict_section(b, "CAN_ASSIGN"), &agents, t->agent_id);
+	if ((admin || agent) && !closed) {
+		struct vdict *pf = vdict_section(b, "CAN_PRIORITY");
+		for (int p = 0; p < PRIO__MAX; p++) {
+			struct vdict *o = vdict_section(pf, "PRIO_OPTION");
+			vdict_set(o, "PRIO_NAME", priority_names[p]);
+			if (p == (int)t->priority)
+				vdict_show(o, "SELECTED");
+		}
+	}
 	if (agent && t->status == TS_OPEN)
 		vdict_show(b, "CAN_RESOLVE");
 	if ((customer || admin) && !closed)
@@ -553,12 +664,30 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	return page_render(r, v, status);
 }
 
+/* GET /tickets/{id}[?reply=ID]: reply names a saved reply the viewer may
+ * use, whose text (placeholders filled in) prefills the reply box; one
+ * they may not use (another person's personal reply, none) is 404. */
 int ticket_show(struct request *r)
 {
 	struct ticket t;
+	const char *q = req_query(r, "reply"), *body = NULL, *draft = NULL;
 	int st = ticket_get(r, &t);
 
-	return st ? st : ticket_page(r, &t, 200, NULL, NULL, NULL);
+	if (st)
+		return st;
+	if (q) {
+		char *end;
+		long long id = strtoll(q, &end, 10);
+		if (*q < '0' || *q > '9' || *end || id <= 0)
+			return 404;
+		int n = reply_find(r, id, &body);
+		if (n < 0)
+			return db_status();
+		if (n == 0)
+			return 404;
+		draft = reply_fill(r->a, body, t.customer_first, r->user->first_name, t.id);
+	}
+	return ticket_page(r, &t, 200, NULL, NULL, draft);
 }
 
 /* ---- assignment and the life cycle ------------------------------------ */
@@ -639,6 +768,8 @@ int ticket_assign(struct request *r)
 	/* the agent it leaves loses access, and with it every reply token */
 	if ((t.agent_id && t.agent_id != agent_id && mail_tokens_drop(t.agent_id, t.id) == -1) ||
 	    db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
+	    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_ASSIGNED, .actor = r->user->id,
+	        .agent_id = agent_id }) == -1 ||
 	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
 	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
 		return db_fail();
@@ -678,6 +809,10 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
                       const char *refusal, const char *mail_tpl, enum mail_to who,
                       enum flash flash)
 {
+	static const enum timeline_kind recorded[TM__MAX] = {
+		[TM_RESOLVE] = TLK_RESOLVED, [TM_CLOSE] = TLK_CLOSED, [TM_REOPEN] = TLK_REOPENED,
+		[TM_CUSTOMER_REPLY] = TLK_MESSAGE, [TM_AGENT_REPLY] = TLK_MESSAGE,
+	};
 	enum ticket_status to;
 
 	if (db_begin() == -1 || ticket_lock(r->a, t) == -1)
@@ -692,7 +827,9 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
 		return ticket_page(r, t, 409, NULL, refusal, NULL);
 	}
 	const char *name = ticket_status_name(to);
-	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0)
+	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0 ||
+	    timeline_add(t->id, &(struct timeline_entry){ .kind = recorded[move],
+	        .actor = r->user->id }) == -1)
 		return db_fail();
 	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
@@ -749,6 +886,57 @@ int ticket_reopen(struct request *r)
 	    TO_NOBODY, FLASH_TICKET_REOPENED);
 }
 
+static const char Q_PRIORITY_NOW[] = "SELECT priority FROM tickets WHERE id = ? FOR UPDATE";
+static const char Q_SET_PRIORITY[] =
+    "UPDATE tickets SET priority = ?, last_activity = NOW() WHERE id = ?";
+
+/* POST /tickets/{id}/priority: its agent or an admin; priority
+ * low|normal|high|urgent → 303, flash "Priority changed"; the change is a
+ * timeline event and an audit row ("ticket_priority").  The same priority
+ * again changes and records nothing; a closed ticket is 409. */
+int ticket_priority(struct request *r)
+{
+	struct ticket t;
+	struct form_value in[PRI__N];
+	struct form_errors f = { .n = 0 };
+	struct db_rows cur;
+	enum priority old;
+	int s = ticket_get(r, &t);
+
+	if (s)
+		return s;
+	if (form_read(r, &form_priority, in, &f))
+		return ticket_page(r, &t, 422, NULL, f.e[0].msg, NULL);
+	enum priority to = (enum priority)in[PRI_PRIORITY].i;
+	if (db_begin() == -1 || ticket_lock(r->a, &t) == -1)
+		return db_fail();
+	if (!ticket_visible(r, &t)) {
+		db_rollback();
+		return 404;
+	}
+	if (t.status == TS_CLOSED) {
+		db_rollback();
+		return ticket_page(r, &t, 409, NULL, "This ticket is closed", NULL);
+	}
+	if (db_query(r->a, &cur, Q_PRIORITY_NOW, 1, DB_ARGS(P_INT(t.id))) != 1 ||
+	    priority_parse(DB_CELL(&cur, 0, 0), &old) == -1)
+		return db_fail();
+	if (old != to) {
+		const char *detail = arena_printf(r->a, "%s %s", priority_name(old), priority_name(to));
+		if (db_exec(Q_SET_PRIORITY, DB_ARGS(P_STR(priority_name(to)), P_INT(t.id))) < 0 ||
+		    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_PRIORITY,
+		        .actor = r->user->id, .detail = detail }) == -1 ||
+		    audit_add(request_ctx(r), t.customer_id, "ticket_priority",
+		        arena_printf(r->a, "ticket %lld from %s to %s", t.id, priority_name(old),
+		            priority_name(to))) == -1)
+			return db_fail();
+	}
+	if (db_commit() == -1)
+		return db_fail();
+	flash_set(r, FLASH_PRIORITY_CHANGED);
+	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", t.id));
+}
+
 static const char Q_RATE[] =
     "INSERT INTO ratings (ticket_id, score, comment, created_at) VALUES (?, ?, ?, NOW())";
 
@@ -785,6 +973,9 @@ int ticket_rate(struct request *r)
 		}
 		return db_fail();
 	}
+	if (timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_RATED, .actor = r->user->id,
+	        .detail = arena_printf(r->a, "%lld", score) }) == -1)
+		return db_fail();
 	if (db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_RATED);
@@ -834,7 +1025,9 @@ int ticket_auto_close(const struct conf *c)
 					vdict_set(view_body(v), "NAME", DB_CELL(&rows, i, DC_NAME));
 					vdict_set_int(view_body(v), "DAYS", c->auto_close_days);
 				}
-				if (mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
+				if (timeline_add(id, &(struct timeline_entry){ .kind = TLK_AUTO_CLOSED,
+				        .detail = arena_printf(x.a, "%d", c->auto_close_days) }) == -1 ||
+				    mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
 				        db_int(&rows, i, DC_CUSTOMER_ID), id, 0) == -1 ||
 				    audit_add(&x, db_int(&rows, i, DC_CUSTOMER_ID), "ticket_auto_closed",
 				        arena_printf(x.a, "ticket %lld", id)) == -1)

@@ -24,6 +24,7 @@
 {{/NAV_CUSTOMER}}
 {{#NAV_AGENT}}
 <li><a href="/tickets">Assigned to me</a></li>
+<li><a href="/replies">Saved replies</a></li>
 <li><a href="/account">Account</a></li>
 {{/NAV_AGENT}}
 {{#NAV_ADMIN}}
@@ -31,6 +32,7 @@
 <li><a href="/tickets?assigned=none">Unassigned</a></li>
 <li><a href="/admin/agents">Agents</a></li>
 <li><a href="/admin/mail">Rejected mail</a></li>
+<li><a href="/replies">Saved replies</a></li>
 <li><a href="/account">Account</a></li>
 {{/NAV_ADMIN}}
 {{#NAV_ANON}}

@@ -1,6 +1,7 @@
 {{%AUTOESCAPE context="HTML"}}
-{{#MESSAGE}}
-<li class="msg msg-{{SIDE}}" id="m{{MSG_ID}}" data-id="{{MSG_ID}}">
+{{#ENTRY}}
+{{#IS_MESSAGE}}
+<li class="msg msg-{{SIDE}}" id="m{{ITEM_ID}}" data-seq="{{SEQ}}">
 <p class="msg-meta"><span class="msg-author">{{AUTHOR}}</span><span class="visually-hidden">,</span> <span class="msg-role">{{AUTHOR_ROLE}}</span><span class="visually-hidden">, wrote</span> <time datetime="{{TIME_ISO}}" title="{{TIME_TEXT}}">{{TIME_AGO}}</time><span class="visually-hidden">:</span></p>
 <div class="msg-body">{{BODY:pre_escape}}</div>
 {{#ATTACHMENTS}}
@@ -11,4 +12,16 @@
 </ul>
 {{/ATTACHMENTS}}
 </li>
-{{/MESSAGE}}
+{{/IS_MESSAGE}}
+{{#IS_NOTE}}
+<li class="tl-note" id="n{{ITEM_ID}}" data-seq="{{SEQ}}">
+<p class="msg-meta"><strong class="note-label">Internal note</strong><span class="visually-hidden">, not shown to the customer, by</span> <span class="msg-author">{{AUTHOR}}</span> <span class="msg-role">{{AUTHOR_ROLE}}</span> <time datetime="{{TIME_ISO}}" title="{{TIME_TEXT}}">{{TIME_AGO}}</time><span class="visually-hidden">:</span></p>
+<div class="msg-body">{{BODY:pre_escape}}</div>
+</li>
+{{/IS_NOTE}}
+{{#IS_EVENT}}
+<li class="tl-event" id="e{{SEQ}}" data-seq="{{SEQ}}">
+<p><span class="event-text">{{TEXT}}</span> <time datetime="{{TIME_ISO}}" title="{{TIME_TEXT}}">{{TIME_AGO}}</time></p>
+</li>
+{{/IS_EVENT}}
+{{/ENTRY}}

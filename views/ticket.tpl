@@ -15,11 +15,25 @@
 <div><dt>Created</dt><dd><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></dd></div>
 <div><dt>Last activity</dt><dd><time datetime="{{ACTIVITY_ISO}}" title="{{ACTIVITY_TEXT}}">{{ACTIVITY_AGO}}</time></dd></div>
 {{#SHOW_CUSTOMER}}
-<div><dt>Customer</dt><dd>{{CUSTOMER}}<br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
+<div><dt>Customer</dt><dd><a href="/tickets?customer={{CUSTOMER_ID}}">{{CUSTOMER}}</a><br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
 {{/SHOW_CUSTOMER}}
 <div><dt>Agent</dt><dd>{{AGENT}}</dd></div>
 </dl>
 </section>
+{{#HISTORY}}
+<section class="card" aria-labelledby="history-h">
+<h2 id="history-h">Other tickets of {{CUSTOMER}}</h2>
+{{#NO_OTHER}}
+<p class="empty">This is their only ticket</p>
+{{/NO_OTHER}}
+<ul class="history-list">
+{{#OTHER}}
+<li><a href="/tickets/{{OTHER_ID}}"><span class="ticket-num">#{{OTHER_ID}}</span> {{OTHER_SUBJECT}}</a> <span class="badge badge-{{OTHER_STATUS}}">{{OTHER_STATUS}}</span> <time datetime="{{OTHER_ISO}}" title="{{OTHER_TEXT}}">{{OTHER_AGO}}</time></li>
+{{/OTHER}}
+</ul>
+<p><a href="/tickets?customer={{CUSTOMER_ID}}">All tickets of {{CUSTOMER}}</a></p>
+</section>
+{{/HISTORY}}
 <section class="card" aria-labelledby="desc-h">
 <h2 id="desc-h">Description</h2>
 <div class="ticket-desc">{{DESCRIPTION:pre_escape}}</div>
@@ -33,13 +47,28 @@
 </section>
 <section aria-labelledby="conv-h">
 <h2 id="conv-h">Conversation</h2>
-<ol class="thread" id="thread" data-poll="/tickets/{{ID}}/messages" data-after="{{LAST_MSG_ID}}" aria-live="polite" aria-labelledby="conv-h">
+<ol class="thread" id="thread" data-poll="/tickets/{{ID}}/messages" data-after="{{LAST_SEQ}}" aria-live="polite" aria-labelledby="conv-h">
 {{>THREAD}}
 </ol>
 {{#NO_MESSAGES}}
 <p class="empty" id="no-messages">No messages yet</p>
 {{/NO_MESSAGES}}
 {{#CAN_REPLY}}
+{{#SAVED_REPLIES}}
+<form class="reply-tools" method="get" action="/tickets/{{ID}}" data-insert-into="reply-body">
+<div class="field">
+<label for="saved-reply">Saved reply</label>
+<select id="saved-reply" name="reply" required>
+<option value="">Choose a saved reply</option>
+{{#SAVED_REPLY}}
+<option value="{{REPLY_ID}}" data-body="{{REPLY_BODY}}">{{REPLY_TITLE}}{{#SHARED}} (shared){{/SHARED}}</option>
+{{/SAVED_REPLY}}
+</select>
+</div>
+<button type="submit" class="btn">Insert reply</button>
+<a class="btn btn-ghost" href="/replies">Manage saved replies</a>
+</form>
+{{/SAVED_REPLIES}}
 <form class="form card reply-form" method="post" action="/tickets/{{ID}}/messages" enctype="multipart/form-data" novalidate>
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <div class="field">
@@ -64,6 +93,22 @@
 </div>
 </form>
 {{/CAN_REPLY}}
+{{#CAN_NOTE}}
+<form class="form card note-form" method="post" action="/tickets/{{ID}}/notes" novalidate>
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<div class="field">
+<label for="note-body">Internal note <span class="muted">(agents and admins only; the customer never sees it)</span></label>
+<textarea id="note-body" name="body" rows="3" maxlength="10000" required data-draft-key="note-{{ID}}"{{#ERR_NOTE}} aria-invalid="true" aria-describedby="note-body-error"{{/ERR_NOTE}}>
+{{NOTE_DRAFT:pre_escape}}</textarea>
+{{#ERR_NOTE}}
+<p class="field-error" id="note-body-error">{{MSG}}</p>
+{{/ERR_NOTE}}
+</div>
+<div class="actions">
+<button type="submit" class="btn">Add note</button>
+</div>
+</form>
+{{/CAN_NOTE}}
 {{#CLOSED_NOTICE}}
 <p class="notice">This ticket is closed</p>
 {{/CLOSED_NOTICE}}
@@ -82,6 +127,18 @@
 <button type="submit" class="btn">Assign</button>
 </form>
 {{/CAN_ASSIGN}}
+{{#CAN_PRIORITY}}
+<form class="inline-form" method="post" action="/tickets/{{ID}}/priority">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<label class="inline-label" for="set-priority">Priority</label>
+<select id="set-priority" name="priority" required>
+{{#PRIO_OPTION}}
+<option value="{{PRIO_NAME}}"{{#SELECTED}} selected{{/SELECTED}}>{{PRIO_NAME}}</option>
+{{/PRIO_OPTION}}
+</select>
+<button type="submit" class="btn">Change priority</button>
+</form>
+{{/CAN_PRIORITY}}
 {{#CAN_RESOLVE}}
 <form class="inline-form" method="post" action="/tickets/{{ID}}/resolve">
 <input type="hidden" name="csrf_token" value="{{CSRF}}">

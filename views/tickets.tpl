@@ -6,6 +6,9 @@
 {{/CAN_CREATE}}
 </div>
 <form class="toolbar" method="get" action="/tickets" role="search" aria-label="Filter tickets">
+{{#HAS_CUSTOMER}}
+<input type="hidden" name="customer" value="{{CUSTOMER_ID}}">
+{{/HAS_CUSTOMER}}
 {{#HAS_ASSIGNED}}
 <input type="hidden" name="assigned" value="{{ASSIGNED}}">
 {{/HAS_ASSIGNED}}

@@ -160,12 +160,14 @@ class SizeBench:
     def reset(self, st):
         s = self.stamp
         st.sql("SET time_zone = '+00:00'; "
+               "DELETE FROM timeline WHERE id > %d; DELETE FROM notes; DELETE FROM saved_replies; "
                "DELETE FROM messages WHERE id > %d; DELETE FROM sessions; DELETE FROM audit_log; "
                "DELETE FROM login_failures; DELETE FROM outbox; DELETE FROM ticket_notices; "
                "DELETE FROM password_codes; "
                "UPDATE tickets SET status = 'open', closed_at = NULL, "
                "last_activity = FROM_UNIXTIME(%d) WHERE id = %d;"
-               % (s["max_message_id"], s["ticket_post_activity"], s["ticket_post"]), timeout=600)
+               % (s["max_timeline_id"], s["max_message_id"], s["ticket_post_activity"],
+                  s["ticket_post"]), timeout=600)
 
     def start(self):
         self.lock = open(os.path.join(self.cache, self.size + ".lock"), "w")
@@ -247,7 +249,7 @@ class SizeBench:
             E("ticket", "customer /tickets/{id}, 50 messages", "GET", "/tickets/%d" % tv,
               cookie="ccr_session=" + cust, check=lambda t: msgs_in(t) == 50),
             E("poll", "poll /tickets/{id}/messages?after=last", "GET",
-              "/tickets/%d/messages?after=%d" % (tv, s["ticket_view_last_msg"]),
+              "/tickets/%d/messages?after=%d" % (tv, s["ticket_view_last_seq"]),
               cookie="ccr_session=" + cust, check=lambda t: msgs_in(t) == 0),
             E("post", "POST /tickets/{id}/messages", "POST", "/tickets/%d/messages" % tp,
               cookie="ccr_session=" + cust, expect=303,
@@ -875,7 +877,7 @@ def report(res, sizes, a):
             SIZE_LABEL.get(sizes[0], sizes[0]), ", ".join(SIZE_LABEL.get(s, s) for s in sizes[1:]),
             "; ".join("%s: view %d, post %d, after=%d" % (
                 SIZE_LABEL.get(s, s), res["stamps"][s]["ticket_view"], res["stamps"][s]["ticket_post"],
-                res["stamps"][s]["ticket_view_last_msg"]) for s in sizes)))
+                res["stamps"][s]["ticket_view_last_seq"]) for s in sizes)))
     w("```")
     for e in res["endpoints"][sizes[0]]:
         w(e["argv"])

@@ -146,7 +146,9 @@ def test_reply_files_limits_and_type_something(ctx):
     page = c1.s.get("/tickets/%d" % t1)
     assert re.search(r'<img src="/attachments/%s/only.png" alt="" loading="lazy"' % got[0][0],
                      page.text), "preview"
-    frag = c1.s.get("/tickets/%d/messages?after=%d" % (t1, mid - 1))
+    # `after` counts the ticket's timeline: from just before that message's entry
+    seq = int(ctx.sql_value("SELECT id FROM timeline WHERE kind = 'message' AND message_id = %d" % mid))
+    frag = c1.s.get("/tickets/%d/messages?after=%d" % (t1, seq - 1))
     assert "/attachments/%s/only.png" % got[0][0] in frag.text and "log4.txt" in frag.text
     # the agent's mail to the customer links the files
     helpers.wait_mails(ctx, [lambda m: c1.email in m.to and "log3.txt" in m.body and

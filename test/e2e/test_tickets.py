@@ -967,17 +967,21 @@ def test_messages_poll_returns_newer_as_fragment(ctx):
     for i, u in enumerate((c, a1, c, a1)):
         assert post_msg(u, tid, "poll message %d <b>x</b>" % i).status == 303
     ids = msg_ids(ctx, tid)
+    # `after` counts the ticket's timeline (README "The ticket timeline"):
+    # each message's place in it
+    seq = {int(m): int(e) for m, e in ctx.sql(
+        "SELECT message_id, id FROM timeline WHERE ticket_id = %d AND kind = 'message'" % tid)}
     for u in (c, a1, admin(ctx)):
-        for after in (0, ids[0], ids[2], ids[-1]):
+        for after in (0, seq[ids[0]], seq[ids[2]], seq[ids[-1]]):
             r = u.s.get("/tickets/%d/messages?after=%d" % (tid, after))
             assert r.status == 200, "%s poll after=%d: %d" % (u.role, after, r.status)
             assert "text/html" in (r.header("Content-Type") or "")
             assert "<html" not in r.text.lower() and "<body" not in r.text.lower(), \
                 "the poll answer is a whole page, not a fragment"
             got = thread_ids(r.text)
-            assert got == [i for i in ids if i > after], "%s poll after=%d: %s" % (u.role, after, got)
+            assert got == [i for i in ids if seq[i] > after], "%s poll after=%d: %s" % (u.role, after, got)
             assert "<b>x</b>" not in r.text, "message body not escaped in the fragment"
-    r = c.s.get("/tickets/%d/messages?after=%d" % (tid, ids[-1]))
+    r = c.s.get("/tickets/%d/messages?after=%d" % (tid, seq[ids[-1]]))
     assert r.status == 200 and thread_ids(r.text) == []
 
 

@@ -36,6 +36,28 @@
     });
   }
 
+  /* <form data-insert-into="ID"> around a <select> of saved replies (each
+     <option data-body>, its text filled in by the server): insert the chosen
+     text into textarea #ID at the cursor instead of reloading the page
+     with ?reply=; keyboard and screen readers use the same select and button. */
+  each(document.querySelectorAll('form[data-insert-into]'), function (f) {
+    f.addEventListener('submit', function (e) {
+      var ta = document.getElementById(f.getAttribute('data-insert-into'));
+      var sel = f.querySelector('select');
+      var opt = sel && sel.options[sel.selectedIndex];
+      if (!ta || !opt || !opt.value) return;   /* no choice: the browser's own check */
+      e.preventDefault();
+      var text = opt.getAttribute('data-body') || '';
+      var start = ta.selectionStart, end = ta.selectionEnd, v = ta.value;
+      if (typeof start !== 'number') { start = end = v.length; }
+      ta.value = v.slice(0, start) + text + v.slice(end);
+      ta.focus();
+      var at = start + text.length;
+      try { ta.setSelectionRange(at, at); } catch (err) { /* ignore */ }
+      ta.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+  });
+
   /* <input type=file data-max-files data-max-bytes> followed by <ul class="file-list">:
      list the chosen files with their sizes before sending, and say which
      ones the server will refuse (the server checks again: 422 / 413). */
@@ -72,7 +94,7 @@
     show();
   });
 
-  /* <ol id="thread" data-poll data-after>: fetch newer messages. */
+  /* <ol id="thread" data-poll data-after>: fetch newer timeline entries (messages, notes, events). */
   var thread = document.getElementById('thread');
   var poll = thread && thread.getAttribute('data-poll');
   if (!poll || !window.fetch || !('content' in document.createElement('template'))) return;
@@ -98,8 +120,8 @@
       if (!el.id || !document.getElementById(el.id)) thread.appendChild(document.importNode(el, true));
     });
     if (!last) return;
-    var id = last.getAttribute('data-id');
-    if (id) thread.setAttribute('data-after', id);
+    var seq = last.getAttribute('data-seq');
+    if (seq) thread.setAttribute('data-after', seq);
     var none = document.getElementById('no-messages');
     if (none) none.parentNode.removeChild(none);
   };
