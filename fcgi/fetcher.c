@@ -566,7 +566,7 @@ static enum batch_end batch(struct fetcher *f)
 		goto out;
 	}
 	if (f->uidvalidity[0] == '\0') {
-		log_err("fetcher: the SELECT answer for %s had no UIDVALIDITY", c->imap_folder);
+		log_err("fetcher: opening %s gave no UIDVALIDITY", c->imap_folder);
 		metrics_add(MET_IMAP_ERRORS, 1);
 		end = B_IMAP_ERROR;
 		goto out;

@@ -174,40 +174,38 @@ static int queue(const struct ctx *x, struct view *v, const char *kind, const ch
 	return rc;
 }
 
-/* mail_queue_active: queue mail v (freed here) to account user_id at its
- * current address, only while that account is active: a disabled,
- * rejected or pending account is sent nothing about tickets.  0 (queued or
- * skipped) / -1. */
+/* to_active: queue mail v (freed here) to account user_id at its current
+ * address, only while that account is active; tokens as queue().  0
+ * (queued or skipped) / -1. */
+static int to_active(const struct ctx *x, struct view *v, const char *kind, long long user_id,
+                     long long ticket_id, int tokens)
+{
+	const char *to = NULL;
+	int n;
+
+	if (v == NULL)
+		return -1;
+	n = user_id > 0 ? user_active_email(x->a, user_id, &to) : 0;
+	if (n != 1) {
+		view_free(v);
+		return n < 0 ? -1 : 0;
+	}
+	return queue(x, v, kind, to, user_id, ticket_id, 0, tokens);
+}
+
+/* mail_queue_active: mail to an active account: a disabled, rejected or
+ * pending account is sent nothing about tickets. */
 int mail_queue_active(const struct ctx *x, struct view *v, const char *kind, long long user_id,
                       long long ticket_id)
 {
-	const char *to = NULL;
-	int n;
-
-	if (v == NULL)
-		return -1;
-	n = user_id > 0 ? user_active_email(x->a, user_id, &to) : 0;
-	if (n != 1) {
-		view_free(v);
-		return n < 0 ? -1 : 0;
-	}
-	return mail_queue(x, v, kind, to, user_id, ticket_id, 0);
+	return to_active(x, v, kind, user_id, ticket_id, 1);
 }
 
+/* mail_queue_staff: the same, without a reply token (staff-only mail). */
 int mail_queue_staff(const struct ctx *x, struct view *v, const char *kind, long long user_id,
                      long long ticket_id)
 {
-	const char *to = NULL;
-	int n;
-
-	if (v == NULL)
-		return -1;
-	n = user_id > 0 ? user_active_email(x->a, user_id, &to) : 0;
-	if (n != 1) {
-		view_free(v);
-		return n < 0 ? -1 : 0;
-	}
-	return queue(x, v, kind, to, user_id, ticket_id, 0, 0);
+	return to_active(x, v, kind, user_id, ticket_id, 0);
 }
 
 static const char Q_ADMIN_MAILS[] =

@@ -361,5 +361,5 @@ char *filename_clean(struct arena *a, const char *raw, size_t len)
 			if (*p == '.' && p[-1] == '.')
 				*p = '_';
 	}
-	return *s ? s : strcpy(out, "attachment");
+	return *s ? s : arena_strdup(a, "attachment");
 }

@@ -19,7 +19,6 @@ Goal: the download at least 0.25 × nginx's req/s.  Writes the
 """
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,6 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 sys.dont_write_bytecode = True
 import stack  # noqa: E402
+import sections  # noqa: E402
 import helpers  # noqa: E402
 
 START = "<!-- attachments: written by test/bench/attachbench.py -->"
@@ -192,20 +192,7 @@ def main():
     print("attachments: upload %.1f MiB/s; download %.0f req/s (%.0f MiB/s) vs nginx %.0f req/s: "
           "%.2f x (goal %.2f)" % (res["upload"]["mb_s"], res["ccrd"]["req_s"], res["ccrd"]["mb_s"],
                                   res["nginx"]["req_s"], res["ratio"], GOAL))
-    text = open(a.md).read() if os.path.exists(a.md) else ""
-    sec = report(res)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _m: sec, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + sec
-    with open(a.md, "w") as f:
-        f.write(text)
-    data = json.load(open(a.json)) if os.path.exists(a.json) else {}
-    data["attachments"] = res
-    with open(a.json, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+    sections.write(a.md, a.json, START, END, report(res), "attachments", res)
 
 
 if __name__ == "__main__":

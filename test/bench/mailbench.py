@@ -25,9 +25,7 @@ Writes the "Email channel" section of RESULTS.md (replaced in place) and
 the "mail_in" key of RESULTS.json.
 """
 import argparse
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True
 import stack  # noqa: E402
+import sections  # noqa: E402
 import mailservers  # noqa: E402
 
 START = "<!-- mail-in: written by test/bench/mailbench.py -->"
@@ -200,20 +199,7 @@ def main():
     f = res["fetcher"]
     print("fetcher: %.1f messages/s (%d in %.1f s), ccrd %.1f ms, mariadbd %.1f ms CPU per message"
           % (f["per_s"], f["n"], f["seconds"], f["ccrd_cpu_ms"], f["db_cpu_ms"]))
-    text = open(a.md).read() if os.path.exists(a.md) else ""
-    sec = report(res)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _m: sec, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + sec
-    with open(a.md, "w") as f:
-        f.write(text)
-    data = json.load(open(a.json)) if os.path.exists(a.json) else {}
-    data["mail_in"] = res
-    with open(a.json, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+    sections.write(a.md, a.json, START, END, report(res), "mail_in", res)
 
 
 if __name__ == "__main__":
