@@ -861,7 +861,8 @@ def test_two_masters_share_load_one_killed_no_double_mail(ctx):
     with the stack's: both serve; ~30 mails queued while SMTP was down are
     released to both mailers at once; SIGKILL of the second master and its
     children mid-load loses at most its requests in flight (GETs none: nginx
-    retries them), and no mail is sent twice."""
+    retries them), and no mail is lost or sent twice by the two mailers (the
+    one B had in flight at the kill may be resent, with its Message-ID)."""
     st = ctx.stack
     w = world(ctx)
     work = os.path.join(st.var, "faults", "two")
@@ -941,7 +942,15 @@ def test_two_masters_share_load_one_killed_no_double_mail(ctx):
             len(fails), b.workers, [f.what() for f in fails[:5]])
         assert all(x["status"] == "sent" for x in final), "not sent: %s" % [
             x for x in final if x["status"] != "sent"][:3]
-        assert not dups, "mails delivered other than once (row: copies): %s" % dups
+        # SIGKILL can land between the SMTP server's 250 for a mail and the
+        # dead mailer's commit of "sent": that one mail (it sends one at a
+        # time) is sent again by A with the same Message-ID — delivery is at
+        # least once, never lost.  Any other copy is a double claim.
+        stuck_ids = {x["id"] for x in stuck}
+        in_flight = {k: v for k, v in dups.items() if k in stuck_ids and v == 2}
+        assert len(in_flight) <= len(b_mailer), "more mails resent than B had in flight: %s" % in_flight
+        others = {k: v for k, v in dups.items() if k not in in_flight}
+        assert not others, "mails delivered other than once (row: copies): %s" % others
     finally:
         ng.stop()
         b.stop()
