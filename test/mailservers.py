@@ -398,6 +398,18 @@ service stats {{
             return []
         return stack.pgroup_members(self.proc.pid)
 
+    def cpu_seconds(self):
+        """user+system seconds of its live processes and the children they reaped."""
+        total = 0.0
+        for p in self.pids():
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(x) for x in v[11:15])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def kill(self):
         """SIGKILL the server and all its processes: open IMAP connections
         drop at once (a dead master alone would leave them served)."""
@@ -550,7 +562,7 @@ def fetcher_rate(st, workdir, n=200, sender="bench-sender@example.com", timeout=
     customer), the stack's ccrd pointed at it (SIGHUP), timed from the
     fetcher's start until INBOX is empty; then the fetcher is turned off
     again and Dovecot stopped.  Needs [mail_in] address set on st.
-    Returns (messages_per_second, seconds)."""
+    Returns (messages_per_second, seconds, Dovecot's CPU seconds)."""
     dv = Dovecot(workdir, free_port())
     dv.start()
     log = st.ccrd_log_path
@@ -575,6 +587,6 @@ def fetcher_rate(st, workdir, n=200, sender="bench-sender@example.com", timeout=
         secs = time.monotonic() - t0
         st.set_mail_in(**saved)
         st.ccrd_signal(signal.SIGHUP)
-        return n / secs, secs
+        return n / secs, secs, dv.cpu_seconds()
     finally:
         dv.stop()

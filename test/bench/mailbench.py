@@ -147,10 +147,18 @@ def run(a):
         if tickets != 2 * a.n or msgs != 2 * a.n:
             raise stack.StackError("expected %d tickets and messages, got %d and %d"
                                    % (2 * a.n, tickets, msgs))
+        # The mail-in rows left ~3n notifications pending (ccrd was stopped):
+        # drop them, or the mailer drains that backlog while the fetcher is
+        # timed (it did: 78/s, with ccrd and mariadbd CPU doubled by the
+        # mailer's).  The fetcher's own tickets still queue mail, sent as
+        # it goes, as on a live system.
+        st.sql("UPDATE outbox SET status = 'dropped', last_error = 'bench backlog' "
+               "WHERE status = 'pending'")
         st.ccrd_start()
         c0, d0 = proc_cpu_tree(st.ccrd_pid()), proc_cpu(st.db_pid())
-        rate, secs = mailservers.fetcher_rate(st, os.path.join(tmp, "dovecot"), n=a.n)
+        rate, secs, dv_cpu = mailservers.fetcher_rate(st, os.path.join(tmp, "dovecot"), n=a.n)
         res["fetcher"] = {"n": a.n, "seconds": round(secs, 2), "per_s": round(rate, 1),
+                          "dovecot_cpu_ms": round(1000 * dv_cpu / a.n, 2),
                           "ccrd_cpu_ms": round(1000 * (proc_cpu_tree(st.ccrd_pid()) - c0) / a.n, 2),
                           "db_cpu_ms": round(1000 * (proc_cpu(st.db_pid()) - d0) / a.n, 2)}
         if int(st.sql("SELECT COUNT(*) FROM tickets")[0][0]) != 3 * a.n:
@@ -180,8 +188,10 @@ def report(res):
         f = res["fetcher"]
         lines += ["", "IMAP fetcher (ccrd's, one process, one IMAP session): %d new-ticket "
                   "messages from a local Dovecot in %.1f s: **%.0f messages/s**; CPU per message: "
-                  "ccrd %.1f ms (fetcher, workers idle), mariadbd %.1f ms."
-                  % (f["n"], f["seconds"], f["per_s"], f["ccrd_cpu_ms"], f["db_cpu_ms"])]
+                  "ccrd %.1f ms (fetcher, and the mailer sending the new tickets' mail), "
+                  "mariadbd %.1f ms, Dovecot %.1f ms."
+                  % (f["n"], f["seconds"], f["per_s"], f["ccrd_cpu_ms"], f["db_cpu_ms"],
+                     f["dovecot_cpu_ms"])]
     lines += ["", END, ""]
     return "\n".join(lines)
 
