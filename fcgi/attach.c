@@ -246,8 +246,12 @@ void attach_fill(struct request *r, struct vdict *d, const struct db_rows *at, s
 		vdict_set(row, "URL", url);
 		vdict_set(row, "NAME", DB_CELL(at, i, AT_NAME));
 		vdict_set(row, "SIZE", attach_size(r->a, db_int(at, i, AT_SIZE)));
-		if (IN(inline_types, DB_CELL(at, i, AT_TYPE)))
-			vdict_set(vdict_section(row, "PREVIEW"), "URL", url);
+		if (IN(inline_types, DB_CELL(at, i, AT_TYPE))) {
+			/* the preview links to the file too: named by its alt-less image's file */
+			struct vdict *pv = vdict_section(row, "PREVIEW");
+			vdict_set(pv, "URL", url);
+			vdict_set(pv, "NAME", DB_CELL(at, i, AT_NAME));
+		}
 	}
 }
 

@@ -40,7 +40,7 @@
 {{#ATTACHMENTS}}
 <ul class="attachments" aria-label="Attachments">
 {{#ATTACHMENT}}
-<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
+<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview" aria-label="Preview of {{NAME}}"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
 {{/ATTACHMENT}}
 </ul>
 {{/ATTACHMENTS}}
