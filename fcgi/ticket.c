@@ -555,6 +555,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
+	/* the files: of the description, all messages, all notes (staff only) */
 	if (timeline_load(r, t->id, 0, &tl) == -1 ||
 	    attach_thread_load(r, t->id, 1, 1, 1, &at) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
