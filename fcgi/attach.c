@@ -1,17 +1,18 @@
 /*
  * attach.c — attachments (README "Attachments"): files on a ticket's
- * description or on one of its messages, from the page (multipart.c) or
- * from mail (mailin.c).
+ * description, on one of its messages or on one of its internal notes,
+ * from the page (multipart.c) or from mail (mailin.c, messages only).
  *
  * Rules:
- * - At most ATTACH_MAX_FILES on one ticket or message, each at most
+ * - At most ATTACH_MAX_FILES on one ticket, message or note, each at most
  *   [attachments] max_file_bytes, together at most ATTACH_MAX_REQUEST_BYTES.
  * - The type is libmagic's reading of the bytes, never the sender's claim.
  * - Stored in the caller's transaction: a metadata row and the bytes in
  *   pieces of at most ATTACH_CHUNK (a 0-byte file has one empty piece).
  *   Nothing is kept when the transaction rolls back.
- * - GET /attachments/{id}/{name}: whoever may see the ticket (else 404, as
- *   for a missing one).  The stored bytes with nosniff, the sandbox CSP,
+ * - GET /attachments/{id}/{name}: whoever may see the ticket, and for a
+ *   note's file whoever may see the note (agents and admins: never the
+ *   customer); else 404, as for a missing one.  The stored bytes with nosniff, the sandbox CSP,
  *   Cache-Control private and the SHA-256 as ETag; PNG, JPEG, GIF and WebP
  *   inline, everything else as a download (RFC 6266 / 5987 file names),
  *   typed application/octet-stream unless it is PDF or plain text.  One
@@ -152,12 +153,12 @@ int attach_measure_all(struct attach_file *files, size_t n)
 }
 
 static const char Q_INSERT[] =
-    "INSERT INTO attachments (ticket_id, message_id, filename, content_type, size, sha256, "
-    "uploader_id, created_at) VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, NOW())";
+    "INSERT INTO attachments (ticket_id, message_id, note_id, filename, content_type, size, "
+    "sha256, uploader_id, created_at) VALUES (?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, NOW())";
 static const char Q_PIECE[] =
     "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)";
 
-int attach_store(struct arena *a, long long ticket_id, long long message_id, long long uploader,
+int attach_store(struct arena *a, long long ticket_id, struct attach_owner o, long long uploader,
                  struct attach_file *files, size_t n)
 {
 	unsigned char *buf = attach_buffer();
@@ -165,8 +166,9 @@ int attach_store(struct arena *a, long long ticket_id, long long message_id, lon
 	(void)a;
 	for (size_t i = 0; i < n; i++) {
 		struct attach_file *f = &files[i];
-		if (db_exec(Q_INSERT, DB_ARGS(P_INT(ticket_id), P_INT(message_id), P_STR(f->name),
-		        P_STR(f->ctype), P_INT(f->size), P_STR(f->sha256), P_INT(uploader))) < 0)
+		if (db_exec(Q_INSERT, DB_ARGS(P_INT(ticket_id), P_INT(o.message_id), P_INT(o.note_id),
+		        P_STR(f->name), P_STR(f->ctype), P_INT(f->size), P_STR(f->sha256),
+		        P_INT(uploader))) < 0)
 			return -1;
 		long long id = db_insert_id(), seq = 0, got = 0;
 		long k;
@@ -204,27 +206,39 @@ static const char *attach_url(struct arena *a, const char *base, long long id, c
 	return arena_printf(a, "%s/attachments/%lld/%s", base, id, url_encode(a, name));
 }
 
-static const char Q_THREAD[] =
-    "SELECT id, message_id, filename, content_type, size FROM attachments "
-    "WHERE ticket_id = ? AND (message_id > ? OR (message_id IS NULL AND ? = 0)) "
-    "ORDER BY id LIMIT 5000";
-enum { AT_ID, AT_MESSAGE, AT_NAME, AT_TYPE, AT_SIZE, AT__N };
+/* The files a page or poll shows (attach_thread_load).  A customer's
+ * query never asks for a note's files; attach_fill checks each row again. */
+#define AQ_COLS \
+	"SELECT id, IFNULL(message_id, 0), IFNULL(note_id, 0), filename, content_type, size " \
+	"FROM attachments "
+static const char Q_THREAD_STAFF[] = AQ_COLS
+    "WHERE ticket_id = ? AND ((message_id IS NULL AND note_id IS NULL AND ? = 1) "
+    "OR message_id >= NULLIF(?, 0) OR note_id >= NULLIF(?, 0)) ORDER BY id LIMIT 5000";
+static const char Q_THREAD_CUSTOMER[] = AQ_COLS
+    "WHERE ticket_id = ? AND note_id IS NULL AND ((message_id IS NULL AND ? = 1) "
+    "OR message_id >= NULLIF(?, 0)) ORDER BY id LIMIT 5000";
+enum { AT_ID, AT_MESSAGE, AT_NOTE, AT_NAME, AT_TYPE, AT_SIZE, AT__N };
 
-/* attach_thread_load: the files of a ticket's description (after 0 only)
- * and of its messages after message id `after`.  0 / -1. */
-int attach_thread_load(struct request *r, long long ticket_id, long long after, struct db_rows *out)
+int attach_thread_load(struct request *r, long long ticket_id, int description,
+                       long long message_from, long long note_from, struct db_rows *out)
 {
-	return db_query(r->a, out, Q_THREAD, AT__N, DB_ARGS(P_INT(ticket_id), P_INT(after),
-	    P_INT(after))) < 0 ? -1 : 0;
+	if (r->user->role == ROLE_CUSTOMER)
+		return db_query(r->a, out, Q_THREAD_CUSTOMER, AT__N, DB_ARGS(P_INT(ticket_id),
+		    P_INT(description != 0), P_INT(message_from))) < 0 ? -1 : 0;
+	return db_query(r->a, out, Q_THREAD_STAFF, AT__N, DB_ARGS(P_INT(ticket_id),
+	    P_INT(description != 0), P_INT(message_from), P_INT(note_from))) < 0 ? -1 : 0;
 }
 
-void attach_fill(struct request *r, struct vdict *d, const struct db_rows *at, long long message_id)
+void attach_fill(struct request *r, struct vdict *d, const struct db_rows *at, struct attach_owner o)
 {
 	struct vdict *list = NULL;
+	int staff = r->user->role != ROLE_CUSTOMER;
 
 	for (size_t i = 0; at && i < at->nrows; i++) {
-		if (db_int(at, i, AT_MESSAGE) != message_id)
+		if (db_int(at, i, AT_MESSAGE) != o.message_id || db_int(at, i, AT_NOTE) != o.note_id)
 			continue;
+		if (o.note_id && !staff)
+			continue;           /* a note's file: as the note, never the customer's */
 		if (list == NULL)
 			list = vdict_section(d, "ATTACHMENTS");
 		struct vdict *row = vdict_section(list, "ATTACHMENT");
@@ -232,24 +246,28 @@ void attach_fill(struct request *r, struct vdict *d, const struct db_rows *at, l
 		vdict_set(row, "URL", url);
 		vdict_set(row, "NAME", DB_CELL(at, i, AT_NAME));
 		vdict_set(row, "SIZE", attach_size(r->a, db_int(at, i, AT_SIZE)));
-		if (IN(inline_types, DB_CELL(at, i, AT_TYPE)))
-			vdict_set(vdict_section(row, "PREVIEW"), "URL", url);
+		if (IN(inline_types, DB_CELL(at, i, AT_TYPE))) {
+			/* the preview links to the file too: named by its alt-less image's file */
+			struct vdict *pv = vdict_section(row, "PREVIEW");
+			vdict_set(pv, "URL", url);
+			vdict_set(pv, "NAME", DB_CELL(at, i, AT_NAME));
+		}
 	}
 }
 
-static const char Q_OF_MESSAGE[] =
-    "SELECT id, message_id, filename, content_type, size FROM attachments "
-    "WHERE ticket_id = ? AND IFNULL(message_id, 0) = ? ORDER BY id";
+static const char Q_OF_OWNER[] = AQ_COLS
+    "WHERE ticket_id = ? AND IFNULL(message_id, 0) = ? AND IFNULL(note_id, 0) = ? ORDER BY id";
 
-/* attach_mail_fill: an ATTACHMENT section per file of message_id (0: the
- * description) in a notification: name, size, link from base_url.  0 / -1. */
+/* attach_mail_fill: an ATTACHMENT section per file of owner o in a
+ * notification: name, size, link from base_url.  Note mail goes to staff
+ * only (note.c).  0 / -1. */
 int attach_mail_fill(const struct ctx *x, struct vdict *d, long long ticket_id,
-                     long long message_id)
+                     struct attach_owner o)
 {
 	struct db_rows at;
 
-	if (db_query(x->a, &at, Q_OF_MESSAGE, AT__N, DB_ARGS(P_INT(ticket_id),
-	        P_INT(message_id))) < 0)
+	if (db_query(x->a, &at, Q_OF_OWNER, AT__N, DB_ARGS(P_INT(ticket_id),
+	        P_INT(o.message_id), P_INT(o.note_id))) < 0)
 		return -1;
 	for (size_t i = 0; i < at.nrows; i++) {
 		struct vdict *row = vdict_section(d, "ATTACHMENT");
@@ -380,8 +398,9 @@ static int attach_piece(void *arg, long long seq, const void *data, size_t n)
 }
 
 static const char Q_ONE[] =
-    "SELECT ticket_id, filename, content_type, size, sha256 FROM attachments WHERE id = ?";
-enum { A1_TICKET, A1_NAME, A1_TYPE, A1_SIZE, A1_SHA, A1__N };
+    "SELECT ticket_id, filename, content_type, size, sha256, note_id IS NOT NULL "
+    "FROM attachments WHERE id = ?";
+enum { A1_TICKET, A1_NAME, A1_TYPE, A1_SIZE, A1_SHA, A1_NOTE, A1__N };
 static const char Q_PIECES[] =
     "SELECT seq, data FROM attachment_chunks WHERE attachment_id = ? AND seq >= ? "
     "ORDER BY seq LIMIT 2";
@@ -402,6 +421,9 @@ int attach_get(struct request *r)
 	if (n <= 0)
 		return n < 0 ? db_status() : 404;
 	if (!ticket_visible(r, &t))
+		return 404;
+	/* a note's file: whoever may see the note (agents and admins) */
+	if (db_int(&rows, 0, A1_NOTE) && r->user->role == ROLE_CUSTOMER)
 		return 404;
 	const char *name = DB_CELL(&rows, 0, A1_NAME), *type = DB_CELL(&rows, 0, A1_TYPE);
 	long long size = db_int(&rows, 0, A1_SIZE), lo = 0, hi = size - 1;

@@ -415,7 +415,7 @@ enum { RATE_SCORE, RATE_COMMENT, RATE__N };
 extern const struct form form_rating;
 enum { ASG_AGENT, ASG__N };
 extern const struct form form_assign;
-enum { NOTE_BODY, NOTE__N };
+enum { NOTE_BODY, NOTE_ATTACHMENT, NOTE__N };
 extern const struct form form_note;
 enum { PRI_PRIORITY, PRI__N };
 extern const struct form form_priority;
@@ -642,17 +642,28 @@ long long message_add(const struct ctx *, const struct ticket *, const struct us
 int attach_check(const struct conf *, struct attach_file *, size_t n, const char **why);
 /* attach_fits: whether file f (measured) may be kept next to `used` bytes. */
 int attach_fits(const struct conf *, const struct attach_file *f, long long used);
-/* attach_store: checked files on ticket_id (message_id 0: its description)
- * by uploader, in the caller's transaction.  0 / -1. */
-int attach_store(struct arena *, long long ticket_id, long long message_id, long long uploader,
+/* An attachment's place on its ticket: the description (both 0), one
+ * message (message_id) or one internal note (note_id), never two. */
+struct attach_owner {
+	long long message_id, note_id;
+};
+/* attach_store: checked files on ticket_id, on owner o, by uploader, in
+ * the caller's transaction.  0 / -1. */
+int attach_store(struct arena *, long long ticket_id, struct attach_owner o, long long uploader,
                  struct attach_file *, size_t n);
 int attach_measure_all(struct attach_file *, size_t n);   /* each file's size, SHA, type; 0 / -1 */
 /* attach_mail_fill: an ATTACHMENT section (NAME, SIZE, URL from base_url)
- * per file of message_id (0: the description) in a notification.  0 / -1. */
-int attach_mail_fill(const struct ctx *, struct vdict *, long long ticket_id, long long message_id);
-int attach_thread_load(struct request *, long long ticket_id, long long after, struct db_rows *);
-/* attach_fill: the ATTACHMENT sections of message_id (0: the description) */
-void attach_fill(struct request *, struct vdict *, const struct db_rows *, long long message_id);
+ * per file of owner o in a notification.  0 / -1. */
+int attach_mail_fill(const struct ctx *, struct vdict *, long long ticket_id, struct attach_owner o);
+/* attach_thread_load: the files of ticket_id a page or poll shows: of the
+ * description when `description`, of its messages from message id
+ * message_from on and, for staff viewers only, of its notes from note id
+ * note_from on (0: none of those).  0 / -1. */
+int attach_thread_load(struct request *, long long ticket_id, int description,
+                       long long message_from, long long note_from, struct db_rows *);
+/* attach_fill: the ATTACHMENT sections of owner o among at's rows (a
+ * note's only for staff viewers) */
+void attach_fill(struct request *, struct vdict *, const struct db_rows *at, struct attach_owner o);
 int attach_get(struct request *);       /* GET /attachments/{id}/{name} */
 
 /* ---- timeline.c: a ticket's messages, notes and events in one order ---- */

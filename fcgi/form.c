@@ -99,9 +99,11 @@ static const struct form_field delete_fields[DEL__N] = {
 const struct form form_delete = { delete_fields, DEL__N };
 
 /* files of a multipart body (README "Attachments"); their sizes are
- * attach_check's (413), their number this rule's (422) */
-#define F_ATTACHMENT { .name = "attachment", .kind = FK_FILE, .err = "ERR_ATTACHMENT", \
+ * attach_check's (413), their number this rule's (422); key: the form's
+ * slot for the message */
+#define F_ATTACHMENT_AT(key) { .name = "attachment", .kind = FK_FILE, .err = key, \
 	.max = ATTACH_MAX_FILES, .too_long = "At most 5 attachments" }
+#define F_ATTACHMENT F_ATTACHMENT_AT("ERR_ATTACHMENT")
 
 /* Any other field a client sends (customer_id, agent_id, status, …) is
  * not in the table, so no handler ever reads it. */
@@ -143,7 +145,8 @@ const struct form form_assign = { assign_fields, ASG__N };
 static const struct form_field note_fields[NOTE__N] = {
 	[NOTE_BODY] = { .name = "body", .kind = FK_TEXT, .err = "ERR_NOTE", .min = 1, .max = 10000,
 	    .missing = "Type the note first",
-	    .too_long = "The note is too long (10000 characters at most)" },
+	    .too_long = "The note is too long (10000 characters at most)", .or_file = 1 },
+	[NOTE_ATTACHMENT] = F_ATTACHMENT_AT("ERR_NOTE_ATTACHMENT"),
 };
 const struct form form_note = { note_fields, NOTE__N };
 

@@ -44,7 +44,8 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 	if (db_exec(Q_MSG_INSERT, DB_ARGS(P_INT(t->id), P_INT(author->id), P_STR(body))) < 0)
 		return -1;
 	long long mid = db_insert_id();
-	if (attach_store(x->a, t->id, mid, author->id, files, nfiles) == -1)
+	if (attach_store(x->a, t->id, (struct attach_owner){ .message_id = mid }, author->id,
+	        files, nfiles) == -1)
 		return -1;
 	const char *st = ticket_status_name(next);
 	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0 ||
@@ -69,7 +70,8 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 		vdict_set_int(view_body(m), "TICKET", t->id);
 		vdict_set(view_body(m), "SUBJECT", t->subject);
 		vdict_set(view_body(m), "BODY", body);
-		if (nfiles && attach_mail_fill(x, view_body(m), t->id, mid) == -1)
+		if (nfiles && attach_mail_fill(x, view_body(m), t->id,
+		        (struct attach_owner){ .message_id = mid }) == -1)
 			return -1;
 	}
 	return mail_queue_active(x, m, "new_message", to_id, t->id) == -1 ? -1 : mid;

@@ -39,7 +39,8 @@ static const struct route routes[] = {
 	{ "POST", "/tickets/{id}/reopen", ticket_reopen, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
 	{ "POST", "/tickets/{id}/rating", ticket_rate, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
 	{ "GET", "/attachments/{id}/{name}", attach_get, 0, NULL },   /* anonymous: 404 */
-	{ "POST", "/tickets/{id}/notes", note_post, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/tickets/{id}/notes", note_post, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF | RF_UPLOAD,
+	  &form_note },
 	{ "POST", "/tickets/{id}/priority", ticket_priority, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },
 	{ "GET", "/replies", reply_list, RF_AUTH | RF_AGENT | RF_ADMIN, NULL },
 	{ "POST", "/replies", reply_create, RF_AUTH | RF_AGENT | RF_ADMIN | RF_CSRF, NULL },

@@ -484,7 +484,7 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 	        P_STR(priority_name(prio)))) < 0)
 		return -1;
 	long long id = db_insert_id();
-	if (attach_store(x->a, id, 0, c->id, files, nfiles) == -1 ||
+	if (attach_store(x->a, id, (struct attach_owner){ 0 }, c->id, files, nfiles) == -1 ||
 	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
 		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
@@ -493,7 +493,7 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 		vdict_set_int(view_body(m), "TICKET", id);
 		vdict_set(view_body(m), "SUBJECT", subject);
 		vdict_set(view_body(m), "NAME", name);
-		if (nfiles && attach_mail_fill(x, view_body(m), id, 0) == -1)
+		if (nfiles && attach_mail_fill(x, view_body(m), id, (struct attach_owner){ 0 }) == -1)
 			return -1;
 	}
 	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1 ||
@@ -555,8 +555,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
+	/* the files: of the description, all messages, all notes (staff only) */
 	if (timeline_load(r, t->id, 0, &tl) == -1 ||
-	    attach_thread_load(r, t->id, 0, &at) == -1 ||
+	    attach_thread_load(r, t->id, 1, 1, 1, &at) == -1 ||
 	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
@@ -601,19 +602,21 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		if (history.nrows == 0)
 			vdict_show(h, "NO_OTHER");
 	}
-	attach_fill(r, b, &at, 0);
+	attach_fill(r, b, &at, (struct attach_owner){ 0 });
 	size_t nmsgs = 0;
 	long long last = timeline_fill(r, vdict_include(b, "THREAD", "messages.tpl"), &tl, &at,
 	    &nmsgs);
 	vdict_set_int(b, "LAST_SEQ", last);
 	if (nmsgs == 0)
 		vdict_show(b, "NO_MESSAGES");
-	int note_err = err_key && !strcmp(err_key, "ERR_NOTE");
+	int note_err = err_key && (!strcmp(err_key, "ERR_NOTE") ||
+	    !strcmp(err_key, "ERR_NOTE_ATTACHMENT"));
 	if ((admin || agent) && !closed) {
 		struct vdict *f = vdict_section(b, "CAN_NOTE");
 		vdict_set(f, "NOTE_DRAFT", note_err && draft ? draft : "");
 		if (note_err)
-			vdict_set(vdict_section(f, "ERR_NOTE"), "MSG", error);
+			vdict_set(vdict_section(f, err_key), "MSG", error);
+		ticket_attach_limits(r, f);
 	}
 	if (note_err)
 		draft = NULL;

@@ -110,7 +110,7 @@ static const char *event_text(struct arena *a, enum timeline_kind k, const char 
 }
 
 /* timeline_fill: ENTRY rows of d from rows (timeline_load's), each
- * message with its files (at: attach_thread_load's rows, or NULL); returns
+ * message and note with its files (at: attach_thread_load's rows, or NULL); returns
  * the last timeline id shown (0: none), *messages the number of messages. */
 long long timeline_fill(struct request *r, struct vdict *d, const struct db_rows *rows,
                         const struct db_rows *at, size_t *messages)
@@ -138,11 +138,11 @@ long long timeline_fill(struct request *r, struct vdict *d, const struct db_rows
 			vdict_set(m, "AUTHOR_ROLE", DB_CELL(rows, i, TE_ROLE));
 			vdict_set(m, "BODY", DB_CELL(rows, i, TE_BODY));
 			vdict_set(m, "SIDE", db_int(rows, i, TE_ACTOR) == r->user->id ? "mine" : "theirs");
-			if (k == TLK_MESSAGE) {
-				attach_fill(r, m, at, db_int(rows, i, TE_ITEM));
-				if (messages)
-					(*messages)++;
-			}
+			long long id = db_int(rows, i, TE_ITEM);
+			attach_fill(r, m, at, k == TLK_MESSAGE ? (struct attach_owner){ .message_id = id }
+			    : (struct attach_owner){ .note_id = id });
+			if (k == TLK_MESSAGE && messages)
+				(*messages)++;
 		} else {
 			vdict_set(vdict_section(row, "IS_EVENT"), "TEXT",
 			    event_text(r->a, (enum timeline_kind)k, who, DB_CELL(rows, i, TE_AGENT),
@@ -172,17 +172,24 @@ int timeline_poll(struct request *r)
 	}
 	if (timeline_load(r, t.id, after, &rows) == -1)
 		return db_status();
-	/* the files of the messages among them: of message ids from the lowest on */
-	long long first = 0;
-	for (size_t i = 0; i < rows.nrows; i++)
-		if (!strcmp(DB_CELL(&rows, i, TE_KIND), kind_names[TLK_MESSAGE]) &&
-		    DB_CELL(&rows, i, TE_ITEM) && (first == 0 || db_int(&rows, i, TE_ITEM) < first))
-			first = db_int(&rows, i, TE_ITEM);
-	if (first && attach_thread_load(r, t.id, first - 1, &at) == -1)
+	/* the files of the messages and notes among them: of the ids from the
+	 * lowest message's and the lowest note's on (a customer's rows have no
+	 * notes, and attach_thread_load asks for none of a note's files then) */
+	long long first[2] = { 0, 0 };   /* message, note */
+	for (size_t i = 0; i < rows.nrows; i++) {
+		const char *kind = DB_CELL(&rows, i, TE_KIND);
+		int j = !strcmp(kind, kind_names[TLK_MESSAGE]) ? 0
+		    : !strcmp(kind, kind_names[TLK_NOTE]) ? 1 : -1;
+		long long id = db_int(&rows, i, TE_ITEM);
+		if (j >= 0 && DB_CELL(&rows, i, TE_ITEM) && (first[j] == 0 || id < first[j]))
+			first[j] = id;
+	}
+	int files = first[0] || first[1];
+	if (files && attach_thread_load(r, t.id, 0, first[0], first[1], &at) == -1)
 		return db_status();
 	struct view *v = view_new(NULL, "messages.tpl");
 	if (v == NULL)
 		return 500;
-	timeline_fill(r, view_body(v), &rows, first ? &at : NULL, NULL);
+	timeline_fill(r, view_body(v), &rows, files ? &at : NULL, NULL);
 	return page_render(r, v, 200);
 }

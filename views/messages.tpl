@@ -7,7 +7,7 @@
 {{#ATTACHMENTS}}
 <ul class="attachments" aria-label="Attachments">
 {{#ATTACHMENT}}
-<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
+<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview" aria-label="Preview of {{NAME}}"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
 {{/ATTACHMENT}}
 </ul>
 {{/ATTACHMENTS}}
@@ -17,6 +17,13 @@
 <li class="tl-note" id="n{{ITEM_ID}}" data-seq="{{SEQ}}">
 <p class="msg-meta"><strong class="note-label">Internal note</strong><span class="visually-hidden">, not shown to the customer, by</span> <span class="msg-author">{{AUTHOR}}</span> <span class="msg-role">{{AUTHOR_ROLE}}</span> <time datetime="{{TIME_ISO}}" title="{{TIME_TEXT}}">{{TIME_AGO}}</time><span class="visually-hidden">:</span></p>
 <div class="msg-body">{{BODY:pre_escape}}</div>
+{{#ATTACHMENTS}}
+<ul class="attachments" aria-label="Attachments of the internal note">
+{{#ATTACHMENT}}
+<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview" aria-label="Preview of {{NAME}}"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
+{{/ATTACHMENT}}
+</ul>
+{{/ATTACHMENTS}}
 </li>
 {{/IS_NOTE}}
 {{#IS_EVENT}}

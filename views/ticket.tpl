@@ -40,7 +40,7 @@
 {{#ATTACHMENTS}}
 <ul class="attachments" aria-label="Attachments">
 {{#ATTACHMENT}}
-<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
+<li class="attachment">{{#PREVIEW}}<a href="{{URL}}" class="attachment-preview" aria-label="Preview of {{NAME}}"><img src="{{URL}}" alt="" loading="lazy" width="160" height="120"></a>{{/PREVIEW}}<a href="{{URL}}" class="attachment-name">{{NAME}}</a> <span class="attachment-size muted">{{SIZE}}</span></li>
 {{/ATTACHMENT}}
 </ul>
 {{/ATTACHMENTS}}
@@ -94,7 +94,7 @@
 </form>
 {{/CAN_REPLY}}
 {{#CAN_NOTE}}
-<form class="form card note-form" method="post" action="/tickets/{{ID}}/notes" novalidate>
+<form class="form card note-form" method="post" action="/tickets/{{ID}}/notes" enctype="multipart/form-data" novalidate>
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <div class="field">
 <label for="note-body">Internal note <span class="muted">(agents and admins only; the customer never sees it)</span></label>
@@ -103,6 +103,15 @@
 {{#ERR_NOTE}}
 <p class="field-error" id="note-body-error">{{MSG}}</p>
 {{/ERR_NOTE}}
+</div>
+<div class="field">
+<label for="note-attachment">Attach files to the note <span class="muted">(optional; agents and admins only)</span></label>
+<input type="file" id="note-attachment" name="attachment" multiple data-max-files="{{ATTACH_MAX_FILES}}" data-max-bytes="{{ATTACH_MAX_BYTES}}" aria-describedby="note-attachment-hint{{#ERR_NOTE_ATTACHMENT}} note-attachment-error{{/ERR_NOTE_ATTACHMENT}}"{{#ERR_NOTE_ATTACHMENT}} aria-invalid="true"{{/ERR_NOTE_ATTACHMENT}}>
+<p class="hint" id="note-attachment-hint">{{ATTACH_LIMIT}}</p>
+<ul class="file-list" hidden></ul>
+{{#ERR_NOTE_ATTACHMENT}}
+<p class="field-error" id="note-attachment-error">{{MSG}}</p>
+{{/ERR_NOTE_ATTACHMENT}}
 </div>
 <div class="actions">
 <button type="submit" class="btn">Add note</button>

@@ -1,7 +1,8 @@
 // The agent's workspace in headless chromium: a saved reply inserted with the
 // keyboard, an internal note, and the customer's page — open at the same time
-// and polling — that never receives the note; then axe-core (WCAG 2.2 AA)
-// over every page of every role.
+// and polling — that never receives the note; a note with files (listed by
+// the composer, downloadable by staff, 404 to the customer); then axe-core
+// (WCAG 2.2 AA) over every page of every role.
 //
 // axe is injected as a script, which the site's CSP forbids on purpose: the
 // audit runs in a separate context with bypassCSP (sharing the role's
@@ -22,6 +23,8 @@ const customer = { first: 'Ines', last: 'Okafor', email: email('ines.okafor'), p
 const agent = { first: 'Theo', last: 'Brandt', email: email('theo.brandt'), password: 'silver-orchard-21' };
 const admin = { first: 'Rosa', last: 'Lind', email: email('rosa.lind'), password: 'amber-valley-64' };
 const NOTE = `Internal: refund approved by finance ${Date.now().toString(36)}`;
+const NOTE_PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489'
+  + '0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082', 'hex');
 
 let browser;
 const ctx = {};      // role -> { context, page, watch }
@@ -183,6 +186,50 @@ test('workspace: keyboard only — save a reply, insert it, add a note, reply; t
   assert.ok(!(await c.content()).includes(NOTE), 'the note text is nowhere on the customer\'s page');
   assert.equal(await c.locator('#thread .tl-event', { hasText: 'An agent is now handling this ticket' }).count(), 1);
   for (const r of Object.values(ctx)) r.watch.check('workspace story');
+});
+
+test('workspace: a note with files — the composer lists them; staff see and download them, the customer never', T, async () => {
+  assert.ok(state.ticket, 'the setup made a ticket');
+  const g = ctx.agent.page;
+  await goto(g, `/tickets/${state.ticket}`);
+  const form = g.locator('form.note-form');
+  const word = `ledger ${Date.now().toString(36)}`;
+  await form.getByLabel('Internal note').fill(`Finance ${word}, see the statement`);
+  await form.getByLabel('Attach files to the note').setInputFiles([
+    { name: 'statement.png', mimeType: 'image/png', buffer: NOTE_PNG },
+    { name: 'ledger.txt', mimeType: 'text/plain', buffer: Buffer.from(`ledger ${word}\n`.repeat(200)) },
+  ]);
+  // the composer lists the chosen files with their sizes, as on the reply form
+  const listed = await form.locator('.file-list li').allInnerTexts();
+  assert.equal(listed.length, 2, `the composer lists the note's files: ${listed}`);
+  assert.match(listed[0], /^statement\.png \u2014 \d+ bytes$/);
+  assert.match(listed[1], /^ledger\.txt \u2014 [\d.]+ KiB$/);
+  const nav = await submit(g, () => form.getByRole('button', { name: 'Add note' }).click());
+  assertPrg(nav, `/tickets/${state.ticket}`, 'POST /tickets/{id}/notes with files');
+  assert.equal(await flash(g), 'Note added');
+  const note = g.locator('#thread .tl-note', { hasText: word });
+  assert.equal(await note.count(), 1, 'the note is in the timeline');
+  const links = note.locator('a.attachment-name');
+  assert.deepEqual(await links.allInnerTexts(), ['statement.png', 'ledger.txt']);
+  assert.equal(await note.locator('img').count(), 1, 'the image has its preview');
+  const hrefs = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  const r = await g.request.get(BASE + hrefs[1]);
+  assert.equal(r.status(), 200, 'the agent downloads the note\'s file');
+  assert.ok((await r.text()).includes(word));
+  // the admin too; the customer gets a 404 and never a link
+  const ra = await ctx.admin.page.request.get(BASE + hrefs[1]);
+  assert.equal(ra.status(), 200, 'an admin downloads the note\'s file');
+  const c = ctx.customer.page;
+  for (const h of hrefs) {
+    const rc = await c.request.get(BASE + h);
+    assert.equal(rc.status(), 404, `the customer GET ${h}`);
+    assert.ok(!(await rc.text()).includes(word));
+  }
+  await goto(c, `/tickets/${state.ticket}`);
+  const html = await c.content();
+  assert.ok(!html.includes('statement.png') && !html.includes('ledger.txt') && !html.includes(word),
+    'the customer\'s page names no file of a note');
+  for (const x of Object.values(ctx)) x.watch.check('note with files');
 });
 
 // ---------------------------------------------------------------------------

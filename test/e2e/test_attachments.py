@@ -156,6 +156,24 @@ def test_reply_files_limits_and_type_something(ctx):
                        what="new-message mail with attachment links")
 
 
+def test_image_preview_link_has_an_accessible_name(ctx):
+    """The preview of an image is a second link to the file around an
+    alt="" image: it had no name (axe-core's link-name, found when the
+    workspace's axe audit met a note's image).  It is named, escaped, on
+    the description's and a message's files."""
+    w = people(ctx)
+    c1 = w["c1"]
+    tid = new_ticket(c1, [("<b>.png", PNG, "image/png")])
+    r = reply(c1, tid, "and another", [("shot.png", PNG, "image/png")])
+    assert r.status == 303, (r.status, helpers.page_errors(r))
+    page = c1.s.get("/tickets/%d" % tid).text
+    for name, shown in (("<b>.png", "&lt;b&gt;.png"), ("shot.png", "shot.png")):
+        aid = ctx.sql_value("SELECT id FROM attachments WHERE ticket_id = %d AND filename = '%s'"
+                            % (tid, name))
+        got = re.search(r'<a href="/attachments/%s/[^"]*" class="attachment-preview"([^>]*)><img' % aid, page)
+        assert got and got.group(1) == ' aria-label="Preview of %s"' % shown, (name, got and got.group(0))
+
+
 def test_request_over_25_mib_is_413_and_worker_memory(ctx):
     w = people(ctx)
     c1, t1 = w["c1"], w["t1"]

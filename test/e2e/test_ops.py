@@ -83,6 +83,14 @@ def test_backup_then_restore_into_an_empty_database_is_identical(ctx):
                                [("attachment", "bytes.bin", blob, "application/octet-stream"),
                                 ("attachment", "empty.txt", b"", "text/plain")])
     assert r.status == 303, r
+    # an internal note's file (attachments.note_id, its CHECK) round-trips too
+    ftid = int(re.search(r"/tickets/(\d+)", r.location).group(1))
+    ad = helpers.create_admin(ctx, password="longenough1", prefix="bkadmin")
+    adc = helpers.logged_in(ctx, ad.email, "longenough1", helpers.Client(ctx.port), then="/tickets")
+    adc.get("/tickets/%d" % ftid)
+    r = helpers.post_multipart(adc, "/tickets/%d/notes" % ftid, [("body", "staff only")],
+                               [("attachment", "note.bin", blob[:5000], "application/octet-stream")])
+    assert r.status == 303 and "#n" in (r.location or ""), (r.status, helpers.page_errors(r))
     bdir = os.path.join(ctx.tmp, "backups")
     conf = _conf_with(ctx, os.path.join(ctx.tmp, "bk.conf"), database__backup_keep="2")
     for _ in range(3):
@@ -118,8 +126,11 @@ def test_backup_then_restore_into_an_empty_database_is_identical(ctx):
     n = ctx.stack.sql("SELECT COUNT(*), SUM(LENGTH(c.data)) FROM ccr_restore.attachment_chunks c "
                       "JOIN ccr_restore.attachments a ON a.id = c.attachment_id "
                       "JOIN ccr_restore.tickets t ON t.id = a.ticket_id "
-                      "WHERE t.subject = 'Backup with files'", database=None)
+                      "WHERE t.subject = 'Backup with files' AND a.note_id IS NULL", database=None)
     assert list(n[0]) == ["3", str(len(blob))], "attachment pieces after restore: %s" % n
+    n = ctx.stack.sql("SELECT a.filename, n.body FROM ccr_restore.attachments a JOIN ccr_restore.notes n "
+                      "ON n.id = a.note_id WHERE a.ticket_id = %d" % ftid, database=None)
+    assert n == [["note.bin", "staff only"]], "the note's file after restore: %s" % n
     ctx.stack.sql("DROP DATABASE ccr_restore", database=None)
 
 

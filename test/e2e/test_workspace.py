@@ -4,7 +4,8 @@ history.
 
 The visibility matrix runs every viewer (the customer, its agent, another
 agent, an admin, anonymous) over the ticket page, the poll fragment and the
-mail sink, for a note and every kind of event.  Users are made once per run
+mail sink, for a note and every kind of event, and over the download URL
+too for a note's attachments.  Users are made once per run
 (module cache W); every test makes the tickets it needs.
 """
 import html
@@ -12,7 +13,9 @@ import re
 
 import helpers
 import tickets_util as tu
+import test_attachments as ta
 import test_mail as tm
+from helpers import post_multipart
 
 W = {}
 PRIORITY = True
@@ -564,6 +567,204 @@ def test_customer_history_on_the_ticket_page_and_list(ctx):
     assign(ctx, cur, a2)
     assert a1.s.get("/tickets?customer=%d" % c.id).status == 404
     assert a2.s.get("/tickets?customer=%d" % c.id).status == 200
+
+
+# ------------------------------------------------------------------ notes with attachments
+
+MiB = 1024 * 1024
+
+
+def note_files(user, tid, body, files, csrf="auto"):
+    """POST a note as multipart with files [(name, bytes, claimed type)]."""
+    user.s.get("/tickets/%d" % tid)
+    return post_multipart(user.s, "/tickets/%d/notes" % tid, [("body", body)],
+                          [("attachment", n, d, t) for n, d, t in files], csrf=csrf)
+
+
+def note_from(r, tid):
+    m = re.fullmatch(r"/tickets/%d#n(\d+)" % tid, r.location or "")
+    assert r.status == 303 and m, "note with files: %d %s" % (r.status, helpers.page_errors(r))
+    return int(m.group(1))
+
+
+def test_note_attachment_visibility_matrix(ctx):
+    """A note's files for every viewer: shown on the page and in the poll
+    fragment, downloadable and linked in mail for its agent and admins
+    only; the customer, another agent, another customer and anonymous get
+    what they get for a file that is not there (404), and the customer's
+    page, poll and mail never name one, while a message's file beside
+    them still shows."""
+    c = customer(ctx)
+    c2 = customer(ctx, "c2", "Dora")
+    a1, a2 = agents(ctx)
+    ad = admin(ctx)
+    anon = tu.client(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    mark = ctx.mail_mark()
+    secret = tu.unique_word("notefile").encode()
+    # an admin's note with a file (mailed to the agent), then the agent's
+    # note of files alone (mailed to that admin): a file alone is a note
+    n1 = note_from(note_files(ad, tid, "Logs from the admin",
+                              [("adminlog.txt", b"admin log " + secret, "text/plain")]), tid)
+    n2 = note_from(note_files(a1, tid, "", [("shot.png", ta.PNG, "image/png"),
+                                            ("agentlog.txt", b"agent log " + secret, "text/plain")]),
+                   tid)
+    assert ctx.sql_value("SELECT body FROM notes WHERE id = %d" % n2) == ""
+    # then a message with a file, which the customer does see
+    r = ta.reply(a1, tid, "Here is the fix", [("fix.txt", b"the fix", "text/plain")])
+    assert r.status == 303, (r.status, helpers.page_errors(r))
+    nf = ctx.sql("SELECT id, filename, note_id, IFNULL(message_id, 0) FROM attachments "
+                 "WHERE ticket_id = %d AND note_id IS NOT NULL ORDER BY id" % tid)
+    assert [(f, int(n), m) for _i, f, n, m in nf] == [("adminlog.txt", n1, "0"), ("shot.png", n2, "0"),
+                                                    ("agentlog.txt", n2, "0")], nf
+    (mfid, mfname), = ctx.sql("SELECT id, filename FROM attachments WHERE ticket_id = %d "
+                              "AND message_id IS NOT NULL" % tid)
+    note_urls = ["/attachments/%s/%s" % (i, f) for i, f, _n, _m in nf]
+    msg_url = "/attachments/%s/%s" % (mfid, mfname)
+    seq2 = int(ctx.sql_value("SELECT id FROM timeline WHERE note_id = %d" % n2))
+    # the page and the poll fragment (from 0, and from just before the
+    # agent's note: the poll loads the files of the notes among its entries)
+    for u in (c, a1, ad):
+        views = [("page", u.s.get("/tickets/%d" % tid)),
+                 ("poll", u.s.get("/tickets/%d/messages?after=0" % tid)),
+                 ("poll after", u.s.get("/tickets/%d/messages?after=%d" % (tid, seq2 - 1)))]
+        for where, resp in views:
+            assert resp.status == 200, "%s %s: %d" % (u.role, where, resp.status)
+            text = resp.text
+            assert 'href="%s"' % msg_url in text, "%s %s lacks the message's file" % (u.role, where)
+            if u is c:
+                for i, f, _n, _m in nf:
+                    assert "/attachments/%s/" % i not in text and f not in text, \
+                        "the customer's %s shows the note file %s" % (where, f)
+                assert "Internal note" not in text_of(text)
+                continue
+            li = re.search(r'<li class="tl-note" id="n%d".*?(?=<li class="(?:msg|tl-)|</ol>|\Z)' % n2,
+                           text, re.S)
+            assert li, "%s %s: no note n%d" % (u.role, where, n2)
+            assert 'href="%s"' % note_urls[1] in li.group(0) and 'href="%s"' % note_urls[2] in li.group(0)
+            assert re.search(r'<img src="%s" alt=""' % re.escape(note_urls[1]), li.group(0)), "preview"
+            assert 'href="%s"' % msg_url not in li.group(0), "the message's file inside the note"
+            if where != "poll after":
+                assert 'href="%s"' % note_urls[0] in text, "%s %s lacks n%d's file" % (u.role, where, n1)
+    for u in (a2, c2):
+        for path in ("/tickets/%d" % tid, "/tickets/%d/messages?after=0" % tid):
+            assert u.s.get(path).status == 404, "%s GET %s" % (u.role, path)
+    r = anon.get("/tickets/%d" % tid)
+    assert r.status == 303 and "/login" in (r.location or ""), r.status
+    # the download URL
+    bodies = {"adminlog.txt": b"admin log " + secret, "shot.png": ta.PNG,
+              "agentlog.txt": b"agent log " + secret}
+    for u in (a1, ad):
+        for i, f, _n, _m in nf:
+            d = u.s.get(ta.url(i, f))
+            assert d.status == 200 and d.body == bodies[f], (u.role, f, d.status)
+    for who, cl in (("customer", c.s), ("other agent", a2.s), ("other customer", c2.s),
+                    ("anonymous", anon)):
+        gone = cl.get(ta.url(99999999, "adminlog.txt"))   # what a missing file gets
+        assert gone.status == 404, (who, gone.status)
+        for i, f, _n, _m in nf:
+            for path in (ta.url(i, f), ta.url(i)):
+                d = cl.get(path)
+                assert d.status == 404 and secret not in d.body and ta.PNG not in d.body, (who, path, d.status)
+                assert d.header("Content-Type") == gone.header("Content-Type"), (who, d.headers)
+                assert d.header("Content-Disposition") is None and d.header("ETag") is None, d.headers
+                assert len(d.body) == len(gone.body), (who, path, "a 404 unlike a missing file's")
+    d = c.s.get(msg_url)
+    assert d.status == 200 and d.body == b"the fix", d.status
+    # mail: the staff mail links the note's files; nothing to the customer names one
+    m1, m2, m3 = helpers.wait_mails(ctx, [
+        lambda m: a1.email in m.to and "Internal note" in m.subject and "adminlog.txt" in m.body,
+        lambda m: ad.email in m.to and "Internal note" in m.subject and "agentlog.txt" in m.body,
+        lambda m: c.email in m.to and "fix.txt" in m.body], mark,
+        what="the note mails with their files and the customer's message mail")
+    assert note_urls[0] in m1.body, m1.body
+    assert note_urls[1] in m2.body and note_urls[2] in m2.body and "shot.png" in m2.body, m2.body
+    assert msg_url in m3.body
+    tu.wait_outbox_flushed(ctx, "ticket_id = %d" % tid)
+    for to, subj, body in outbox_bodies(ctx, tid):
+        if to != c.email:
+            continue
+        for i, f, _n, _m in nf:
+            assert f not in body and "/attachments/%s/" % i not in body, "mail to the customer: %s" % subj
+    for m in tu.mails_since(ctx, mark):
+        if c.email in m.to:
+            for i, f, _n, _m in nf:
+                assert f not in m.body and "/attachments/%s/" % i not in m.body, m.subject
+        if a2.email in m.to or c2.email in m.to:
+            assert "Internal note" not in m.subject, "a note mail to %s" % m.to
+
+
+def test_note_attachment_limits_type_and_form(ctx):
+    """A note's files by the messages' rules: 5 files (422 "At most 5
+    attachments"), max_file_bytes and 25 MiB a request (413 "Attachments
+    are too large", ccrd's own past nginx's notes location), nothing kept
+    on a refusal; the type from the bytes; the form's file input and its
+    error in the note form; the database holds a file to one owner."""
+    c = customer(ctx)
+    a1, a2 = agents(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    state = lambda: ctx.sql("SELECT (SELECT COUNT(*) FROM attachments), "
+                            "(SELECT COUNT(*) FROM notes WHERE ticket_id = %d)" % tid)
+    before = state()
+    draft = tu.unique_word("draftnote")
+    r = note_files(a1, tid, draft, [("f%d.txt" % i, b"x%d" % i, "text/plain") for i in range(6)])
+    assert r.status == 422 and "At most 5 attachments" in text_of(r.text), (r.status, helpers.page_errors(r))
+    err = re.search(r'<p class="field-error" id="note-attachment-error">([^<]*)</p>', r.text)
+    assert err and err.group(1) == "At most 5 attachments", "the error is not at the note's file input"
+    assert re.search(r'<textarea id="note-body"[^>]*>\s*%s' % draft, r.text), "the note's draft is lost"
+    assert 'id="reply-attachment-error"' not in r.text, "the note's error shown at the reply form"
+    r = note_files(a1, tid, "too big", [("big.bin", ta.binary(ta.LIMIT + 1, "nb"), "application/octet-stream")])
+    assert r.status == 413 and "Attachments are too large" in text_of(r.text), (r.status, helpers.page_errors(r))
+    assert 'id="note-attachment-error"' in r.text
+    # each under the limit, 25.5 MiB in all: past ccrd's 25 MiB + 64 KiB,
+    # within the 26m nginx lets through on the upload routes
+    part = int(8.5 * MiB)
+    r = note_files(a1, tid, "too much", [("p%d.bin" % i, ta.binary(part, "np%d" % i),
+                                          "application/octet-stream") for i in range(3)])
+    assert r.status == 413 and "Attachments are too large" in r.text, (r.status, r.text[:300])
+    r = note_files(a1, tid, "   ", [])
+    assert r.status == 422 and "Type the note first" in text_of(r.text), r.status
+    # not its agent, the customer, no token: refused, nothing kept
+    assert note_files(a2, tid, "intruder", [("x.txt", b"x", "text/plain")]).status == 404
+    assert note_files(c, tid, "customer", [("x.txt", b"x", "text/plain")]).status == 403
+    assert note_files(a1, tid, "no token", [("x.txt", b"x", "text/plain")], csrf=None).status == 403
+    assert state() == before, "a refused note kept something: %s -> %s" % (before, state())
+    # libmagic's type, never the claim; a 2 MiB file (past every other
+    # location's 64k: nginx lets the notes route upload)
+    big = ta.binary(2 * MiB, "nok")
+    n = note_from(note_files(a1, tid, "typed", [("fake.png", b"<html><script>alert(5)</script></html>",
+                                                 "image/png"),
+                                                ("big.bin", big, "application/octet-stream")]), tid)
+    rows = ctx.sql("SELECT id, filename, content_type, size FROM attachments WHERE note_id = %d "
+                   "ORDER BY id" % n)
+    assert [(f, t) for _i, f, t, _s in rows] == [("fake.png", "text/html"),
+                                                ("big.bin", "application/octet-stream")], rows
+    d = a1.s.get(ta.url(rows[0][0], "fake.png"))
+    assert d.status == 200 and d.header("Content-Type") == "application/octet-stream", d.headers
+    assert d.header("Content-Disposition").startswith("attachment;"), d.headers
+    assert d.header("X-Content-Type-Options") == "nosniff"
+    assert d.header("Content-Security-Policy") == "default-src 'none'; sandbox"
+    d = a1.s.get(ta.url(rows[1][0], "big.bin"))
+    assert d.status == 200 and d.body == big, (d.status, len(d.body))
+    # the note form: multipart, the file input with its limits
+    page = a1.s.get("/tickets/%d" % tid).text
+    form = re.search(r'<form class="form card note-form"[^>]*>.*?</form>', page, re.S)
+    assert form and 'enctype="multipart/form-data"' in form.group(0), "the note form is not multipart"
+    assert re.search(r'<input type="file" id="note-attachment" name="attachment" multiple '
+                     r'data-max-files="5" data-max-bytes="%d"' % ta.LIMIT, form.group(0))
+    assert "Up to 5 files, each at most 10 MiB" in form.group(0)
+    # one file, one owner: the database refuses a file on a message and a note
+    mid = ctx.sql_value("SELECT MIN(id) FROM messages")
+    try:
+        ctx.sql("INSERT INTO attachments (ticket_id, message_id, note_id, filename, content_type, "
+                "size, sha256, uploader_id, created_at) VALUES (%d, %s, %d, 'two.txt', 'text/plain', "
+                "0, REPEAT('0', 64), %d, NOW())" % (tid, mid, n, a1.id))
+    except Exception as e:    # stack.StackError
+        assert "attachments_one_owner" in str(e), e
+    else:
+        raise AssertionError("a file on both a message and a note was stored")
 
 
 # ------------------------------------------------------------------ the migration

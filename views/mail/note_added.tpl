@@ -5,6 +5,10 @@ Internal notes are for agents and admins only: the customer never sees
 them, and this mail cannot be answered by mail.
 
 {{BODY}}
+{{#ATTACHMENT}}
+Attached: {{NAME}} ({{SIZE}})
+  {{URL}}
+{{/ATTACHMENT}}
 
 Open the ticket:
 
