@@ -9,6 +9,7 @@ worker's memory during a 25 MiB upload (a MEASURE line).
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -356,6 +357,35 @@ def test_download_body_in_64k_fastcgi_records_after_the_headers(ctx):
         assert all(0 < len(c) <= 65528 for c in body), sorted(set(map(len, body)))[:5]
         # 64 KiB records, cut where a 1 MiB piece ends: a handful, not 8 KiB ones
         assert len(body) <= (hi - lo + 1) // 65528 + 3, (rng, len(body))
+
+
+def test_download_reader_gone_mid_file_costs_no_worker(ctx):
+    # ccrd writes a download's records itself (writev): a reader that stops
+    # after the headers and closes its socket makes the write fail; the
+    # worker ends that request quietly and serves the next one, and an
+    # attachment read through nginx afterwards is still byte-exact.
+    w = people(ctx)
+    c1, t1 = w["c1"], w["t1"]
+    data = binary(3 * MiB + 1, "gone")
+    r = reply(c1, t1, "gone", [("gone.bin", data, "application/octet-stream")])
+    mid = int(r.location.split("#m")[1])
+    (aid, *_), = rows(ctx, "message_id = %d" % mid)
+    before = sorted(ctx.stack.worker_pids())
+    mark = ctx.log_mark()
+    req = helpers.request_bytes(ctx, "GET", url(aid), extra={"HTTP_COOKIE": c1.s.cookie_header()})
+    for _ in range(len(before) + 1):          # each worker at least once, likely
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(ctx.stack.ccrd_sock)
+        s.sendall(req)
+        assert s.recv(8), "no answer at all"
+        s.close()                             # 3 MiB unread
+    ctx.wait_until(lambda: ctx.fcgi("GET", "/healthz").status == 200, 10, "ccrd answers")
+    d = c1.s.get(url(aid))
+    assert d.status == 200 and d.body == data, (d.status, len(d.body))
+    assert sorted(ctx.stack.worker_pids()) == before, "a worker died or was replaced"
+    log = ctx.log_since(mark)
+    assert "attach:" not in log and "error" not in log.lower(), log[-600:]
 
 
 def test_who_may_download_idor_matrix(ctx):
