@@ -327,7 +327,9 @@ int resp_text(struct request *, int status, const char *text);
 void resp_send(struct request *);
 /* A response written piece by piece (a file): the status line and headers
  * with Content-Length len, then the body in resp_stream_write calls (none
- * for HEAD).  r->streamed tells route_dispatch it was sent. */
+ * for HEAD; the body bypasses libfcgi's 8 KiB stream: 64 KiB records,
+ * one writev, after the headers are flushed).  r->streamed tells
+ * route_dispatch it was sent. */
 void resp_stream_start(struct request *, int status, const char *ctype, long long len); /* len -1: none */
 int resp_stream_write(struct request *, const void *data, size_t n);   /* 0 / -1 */
 const char *resp_reason(int status);

@@ -9,6 +9,7 @@ worker's memory during a 25 MiB upload (a MEASURE line).
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -337,6 +338,72 @@ def test_etag_304_range_head(ctx):
     assert d.status == 200 and d.body == data, "several ranges: the whole file"
     d = c1.s.raw("HEAD", url(aid))
     assert d.status == 200 and d.body == b"" and d.header("Content-Length") == str(len(data))
+
+
+def test_download_body_in_64k_fastcgi_records_after_the_headers(ctx):
+    # The body of a download is written by ccrd itself in FastCGI stdout
+    # records of up to 65528 bytes (libfcgi's stream made 8 KiB records, one
+    # write each: the download ran at 0.13 x nginx).  Straight on ccrd's
+    # socket: the header block comes first and whole, every record is a
+    # well-formed stdout record of this request, few of them, the stream ends
+    # with the empty record and END_REQUEST, and the bytes are exact - for
+    # the whole file and for a range that crosses record and piece borders.
+    w = people(ctx)
+    c1, t1 = w["c1"], w["t1"]
+    data = binary(2 * MiB + 5, "records")
+    r = reply(c1, t1, "records", [("rec.bin", data, "application/octet-stream")])
+    mid = int(r.location.split("#m")[1])
+    (aid, *_), = rows(ctx, "message_id = %d" % mid)
+    for rng, lo, hi in ((None, 0, len(data) - 1), ("bytes=65500-1048600", 65500, 1048600)):
+        extra = {"HTTP_COOKIE": c1.s.cookie_header()}
+        if rng:
+            extra["HTTP_RANGE"] = rng
+        ex = helpers.raw_exchange(ctx.stack.ccrd_sock, helpers.request_bytes(
+            ctx, "GET", url(aid), extra=extra), timeout=30, shut_wr=False, until_end=True)
+        assert ex.ended and not ex.trailing, ex
+        types = ex.types()
+        assert types[-2:] == [helpers.FCGI_STDOUT, helpers.FCGI_END_REQUEST], types[-5:]
+        outs = [c for t, rid, c in ex.records if t == helpers.FCGI_STDOUT]
+        assert all(rid == 1 for _t, rid, _c in ex.records), "request ids"
+        assert set(types) == {helpers.FCGI_STDOUT, helpers.FCGI_END_REQUEST}, set(types)
+        assert outs[-1] == b"", "the stream ends with an empty stdout record"
+        head = outs[0]
+        assert head.startswith(b"Status: %d" % (206 if rng else 200)) and head.endswith(b"\r\n\r\n"), (
+            "the header block is the first record, whole: %r" % head[:60])
+        body = outs[1:-1]
+        assert b"".join(body) == data[lo:hi + 1], (rng, len(b"".join(body)))
+        assert all(0 < len(c) <= 65528 for c in body), sorted(set(map(len, body)))[:5]
+        # 64 KiB records, cut where a 1 MiB piece ends: a handful, not 8 KiB ones
+        assert len(body) <= (hi - lo + 1) // 65528 + 3, (rng, len(body))
+
+
+def test_download_reader_gone_mid_file_costs_no_worker(ctx):
+    # ccrd writes a download's records itself (writev): a reader that stops
+    # after the headers and closes its socket makes the write fail; the
+    # worker ends that request quietly and serves the next one, and an
+    # attachment read through nginx afterwards is still byte-exact.
+    w = people(ctx)
+    c1, t1 = w["c1"], w["t1"]
+    data = binary(3 * MiB + 1, "gone")
+    r = reply(c1, t1, "gone", [("gone.bin", data, "application/octet-stream")])
+    mid = int(r.location.split("#m")[1])
+    (aid, *_), = rows(ctx, "message_id = %d" % mid)
+    before = sorted(ctx.stack.worker_pids())
+    mark = ctx.log_mark()
+    req = helpers.request_bytes(ctx, "GET", url(aid), extra={"HTTP_COOKIE": c1.s.cookie_header()})
+    for _ in range(len(before) + 1):          # each worker at least once, likely
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(ctx.stack.ccrd_sock)
+        s.sendall(req)
+        assert s.recv(8), "no answer at all"
+        s.close()                             # 3 MiB unread
+    ctx.wait_until(lambda: ctx.fcgi("GET", "/healthz").status == 200, 10, "ccrd answers")
+    d = c1.s.get(url(aid))
+    assert d.status == 200 and d.body == data, (d.status, len(d.body))
+    assert sorted(ctx.stack.worker_pids()) == before, "a worker died or was replaced"
+    log = ctx.log_since(mark)
+    assert "attach:" not in log and "error" not in log.lower(), log[-600:]
 
 
 def test_who_may_download_idor_matrix(ctx):
