@@ -347,6 +347,22 @@ def test_admin_reset_of_another_persons_2fa_is_audited_and_mailed(ctx):
     assert ctx.sql_value("SELECT state FROM totp WHERE user_id = %d" % v.id) == "on"
 
 
+def test_ccr_admin_reset_2fa_for_a_locked_out_admin(ctx):
+    admin = create_admin(ctx)
+    c = _free(ctx, admin)
+    enrol(c)
+    assert login(Client(ctx.port), admin.email, admin.password).location.endswith("/login/2fa")
+    p = ctx.admin("reset-2fa", "--email", admin.email.upper())
+    assert p.returncode == 0 and "reset" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    assert login(Client(ctx.port), admin.email, admin.password).location.endswith("/tickets")
+    assert ctx.sql_value("SELECT detail FROM audit_log WHERE user_id = %d AND event = '2fa_reset'"
+                         % admin.id) == "ccr-admin"
+    p = ctx.admin("reset-2fa", "--email", admin.email, check=False)
+    assert p.returncode == 1 and "has no two-factor" in p.stderr, p.stderr
+    p = ctx.admin("reset-2fa", "--email", "nobody-here@example.com", check=False)
+    assert p.returncode == 1 and "no account" in p.stderr, p.stderr
+
+
 def test_admin_reset_button_on_the_agents_page(ctx):
     admin = create_admin(ctx)
     ac = _free(ctx, admin)
