@@ -17,35 +17,48 @@
 #define DEVICE_COOKIE_AGE (400L * 86400)   /* the longest a browser keeps a cookie */
 #define BROWSER_MAX_CHARS 200
 
-/* device_browser: the request's User-Agent as one printable line of at
- * most BROWSER_MAX_CHARS characters (arena memory; "" when none): control
- * characters become spaces, text that is not UTF-8 keeps its ASCII only. */
-const char *device_browser(struct request *r)
+/* device_browser_line: a User-Agent header as one printable line of at
+ * most BROWSER_MAX_CHARS characters (arena memory; "" for NULL): control
+ * characters become spaces, text that is not UTF-8 keeps its ASCII only
+ * (other bytes become '?'), a character cut at the end is dropped. */
+char *device_browser_line(struct arena *a, const char *ua)
 {
-	const char *ua = req_param(r, "HTTP_USER_AGENT");
-
 	if (ua == NULL)
-		return "";
+		return arena_strdup(a, "");
 	size_t n = strlen(ua);
 	if (n > 4 * BROWSER_MAX_CHARS)
 		n = 4 * BROWSER_MAX_CHARS;
-	char *s = arena_strndup(r->a, ua, n);
+	char *s = arena_strndup(a, ua, n);
 	int valid = utf8_valid(s, strlen(s));
+	if (!valid && n == 4 * BROWSER_MAX_CHARS) {
+		/* the cut may have split the last character: judge without it */
+		size_t k = n;
+		while (k > n - 4 && ((unsigned char)s[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)s[k - 1] >= 0xc0)
+			k--;
+		if (utf8_valid(s, k)) {
+			s[k] = '\0';
+			valid = 1;
+		}
+	}
 	for (unsigned char *p = (unsigned char *)s; *p; p++) {
 		if (*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 		else if (*p >= 0x80 && !valid)
 			*p = '?';
 	}
-	if (valid) {
-		/* a cut inside a character leaves a partial sequence: drop it */
-		while (!utf8_valid(s, strlen(s)))
-			s[strlen(s) - 1] = '\0';
+	if (valid)
 		utf8_truncate(s, BROWSER_MAX_CHARS);
-	} else if (strlen(s) > BROWSER_MAX_CHARS) {
+	else if (strlen(s) > BROWSER_MAX_CHARS)
 		s[BROWSER_MAX_CHARS] = '\0';
-	}
 	return str_trim(s);
+}
+
+/* device_browser: the request's User-Agent as device_browser_line makes it. */
+const char *device_browser(struct request *r)
+{
+	return device_browser_line(r->a, req_param(r, "HTTP_USER_AGENT"));
 }
 
 /* cookie_hash: the SHA-256 of this browser's device cookie, giving it a

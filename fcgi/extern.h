@@ -603,6 +603,8 @@ long long totp_match(const void *secret, size_t len, time_t now, const char *cod
 char *totp_base32(struct arena *, const void *secret, size_t len);
 char *totp_uri(struct arena *, const char *issuer, const char *account, const char *b32);
 char *totp_qr_path(struct arena *, const char *text, int *size);
+enum totp_code { TC_BAD, TC_TOTP, TC_RECOVERY };
+enum totp_code totp_code_kind(char *s);  /* normalises s in place */
 int totp_required(const struct conf *, enum role);
 int totp_must_enrol(const struct request *);
 int totp_page(struct request *);         /* GET /account/2fa */
@@ -613,6 +615,7 @@ int totp_login(struct request *);        /* POST /login/2fa */
 int totp_admin_reset(struct request *);  /* POST /admin/users/{id}/2fa/reset */
 
 /* ---- device.c: known browsers and the login alert ---------------------- */
+char *device_browser_line(struct arena *, const char *ua);
 const char *device_browser(struct request *);
 int device_signin(struct request *, long long uid, const char *email, int alert); /* 1 / 0 / -1 */
 

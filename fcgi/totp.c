@@ -231,11 +231,10 @@ static int pending_create(struct request *r, long long uid)
 
 /* ---- codes as typed ---------------------------------------------------- */
 
-enum code_kind { CK_BAD, CK_TOTP, CK_RECOVERY };
-
-/* code_normalise: spaces and dashes dropped, letters lower-cased, in
- * place; what the code then looks like. */
-static enum code_kind code_normalise(char *s)
+/* totp_code_kind: a code as typed, normalised in place (spaces, tabs and
+ * dashes dropped, ASCII letters lower-cased, at most 32 characters kept);
+ * what it then looks like: 6 digits, 10 base32 symbols, or neither. */
+enum totp_code totp_code_kind(char *s)
 {
 	size_t j = 0, digits = 0, b32 = 0;
 
@@ -255,10 +254,10 @@ static enum code_kind code_normalise(char *s)
 		b32 += (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7');
 	}
 	if (j == DIGITS && digits == j)
-		return CK_TOTP;
+		return TC_TOTP;
 	if (j == RECOVERY_LEN && b32 == j)
-		return CK_RECOVERY;
-	return CK_BAD;
+		return TC_RECOVERY;
+	return TC_BAD;
 }
 
 static const char Q_CLAIM_STEP[] =
@@ -275,10 +274,10 @@ static const char Q_CLAIM_RECOVERY[] =
 static int twofa_claim(long long uid, const struct totp_row *t, char *code,
                       int recovery, int *used_recovery)
 {
-	enum code_kind k = code_normalise(code);
+	enum totp_code k = totp_code_kind(code);
 
 	*used_recovery = 0;
-	if (k == CK_TOTP) {
+	if (k == TC_TOTP) {
 		long long step = totp_match(t->secret, t->len, time(NULL), code);
 		if (step == -2)
 			return -1;
@@ -287,7 +286,7 @@ static int twofa_claim(long long uid, const struct totp_row *t, char *code,
 		long long n = db_exec(Q_CLAIM_STEP, DB_ARGS(P_INT(step), P_INT(uid), P_INT(step)));
 		return n < 0 ? -1 : n == 1;
 	}
-	if (k == CK_RECOVERY && recovery) {
+	if (k == TC_RECOVERY && recovery) {
 		char hash[65];
 		if (crypto_sha256_hex(code, strlen(code), hash) == -1)
 			return -1;

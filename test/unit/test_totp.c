@@ -124,6 +124,48 @@ static void test_required_roles(void **state)
 	assert_true(!totp_required(&c, ROLE_ADMIN) && !totp_required(&c, ROLE_AGENT));
 }
 
+static void test_code_kind(void **state)
+{
+	char a[] = " 12 34-56 ", b[] = "ABCDE-fghij", c[] = "12345", d[] = "abcde-fghi1",
+	    e[] = "1234567", f[] = "";
+
+	(void)state;
+	assert_int_equal(totp_code_kind(a), TC_TOTP);
+	assert_string_equal(a, "123456");
+	assert_int_equal(totp_code_kind(b), TC_RECOVERY);
+	assert_string_equal(b, "abcdefghij");
+	assert_int_equal(totp_code_kind(c), TC_BAD);
+	assert_int_equal(totp_code_kind(d), TC_BAD);   /* '1' is not base32 */
+	assert_int_equal(totp_code_kind(e), TC_BAD);
+	assert_int_equal(totp_code_kind(f), TC_BAD);
+}
+
+static void test_browser_line(void **state)
+{
+	struct arena *a = arena_new(8192);
+	char big[1000];
+
+	(void)state;
+	assert_string_equal(device_browser_line(a, NULL), "");
+	assert_string_equal(device_browser_line(a, " Mozilla\r\nX-Evil: 1\t "), "Mozilla  X-Evil: 1");
+	assert_string_equal(device_browser_line(a, "caf\xc3\xa9"), "caf\xc3\xa9");
+	assert_string_equal(device_browser_line(a, "bad\xff\xc3\xa9"), "bad???");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(strlen(device_browser_line(a, big)), 200);
+	/* 799 ASCII bytes and a 2-byte character cut by the 800-byte bound:
+	 * still UTF-8 text, not turned into '?' */
+	memset(big, 'y', sizeof(big));
+	memcpy(big + 10, "\xc3\xa9", 2);
+	big[799] = '\xc3';
+	big[800] = '\xa9';
+	big[801] = '\0';
+	const char *l = device_browser_line(a, big);
+	assert_int_equal(utf8_len(l), 200);
+	assert_memory_equal(l + 10, "\xc3\xa9", 2);
+	arena_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +174,8 @@ int main(void)
 		cmocka_unit_test(test_base32_and_uri),
 		cmocka_unit_test(test_seal_open_and_refusals),
 		cmocka_unit_test(test_required_roles),
+		cmocka_unit_test(test_code_kind),
+		cmocka_unit_test(test_browser_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
