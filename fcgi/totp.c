@@ -180,8 +180,8 @@ struct totp_row {
 	long long last_step;
 };
 
-/* row_load: uid's totp row, the secret opened.  1, 0 none, -1 failed
- * (the database, or a secret that does not open: another secret_key). */
+/* row_load: uid's totp row, the secret opened.  1, 0 none, -1 the
+ * database failed, -2 the secret does not open (another secret_key). */
 static int row_load(struct request *r, long long uid, struct totp_row *t)
 {
 	struct db_rows rows;
@@ -199,11 +199,33 @@ static int row_load(struct request *r, long long uid, struct totp_row *t)
 	if (rc == -1) {
 		log_err("%s: req=%s the TOTP secret of user %lld does not open: was [security] "
 		    "secret_key changed?", __func__, r->id, uid);
-		return -1;
+		return -2;
 	}
 	t->state = strcmp(DB_CELL(&rows, 0, TR_STATE), "on") == 0 ? TS_ON : TS_PENDING;
 	t->last_step = db_int(&rows, 0, TR_STEP);
 	return 1;
+}
+
+static const char Q_STATE_ONLY[] = "SELECT state FROM totp WHERE user_id = ?";
+static const char Q_TOTP_DROP_PENDING[] =
+    "DELETE FROM totp WHERE user_id = ? AND state = 'pending'";
+
+/* sealed_state: the state of uid's row without opening it. */
+static enum totp_state sealed_state(struct request *r, long long uid)
+{
+	struct db_rows rows;
+
+	if (db_query(r->a, &rows, Q_STATE_ONLY, 1, DB_ARGS(P_INT(uid))) != 1)
+		return TS_NONE;
+	return strcmp(DB_CELL(&rows, 0, 0), "on") == 0 ? TS_ON : TS_PENDING;
+}
+
+/* unopenable: an enrolled secret sealed under another secret_key. */
+static int unopenable(struct request *r)
+{
+	r->message = "Two-factor sign-in cannot be checked for this account right now (the "
+	    "server's key changed). Please ask an admin to reset it.";
+	return 500;
 }
 
 static const char Q_PENDING_ADD[] =
@@ -445,8 +467,16 @@ int totp_page(struct request *r)
 
 	if (r->conf->secret_key[0] == '\0')
 		return not_configured(r);
-	if ((n = row_load(r, r->user->id, &t)) < 0)
+	if ((n = row_load(r, r->user->id, &t)) == -1)
 		return db_status();
+	if (n == -2 && t.state == TS_NONE && sealed_state(r, r->user->id) == TS_PENDING) {
+		/* a pending secret sealed under an old key: start the enrolment again */
+		if (db_exec(Q_TOTP_DROP_PENDING, DB_ARGS(P_INT(r->user->id))) < 0)
+			return db_status();
+		n = 0;
+	}
+	if (n == -2)
+		return unopenable(r);
 	if (n == 1 && t.state == TS_ON)
 		return on_page(r, 200, NULL);
 	if (n == 0) {
@@ -565,8 +595,10 @@ int totp_post(struct request *r)
 		return not_configured(r);
 	form_read(r, &form_twofa, in, &f);
 	char *code = arena_strdup(r->a, in[TFA_CODE].s);
-	if ((n = row_load(r, r->user->id, &t)) < 0)
+	if ((n = row_load(r, r->user->id, &t)) == -1)
 		return db_status();
+	if (n == -2)
+		return resp_redirect(r, "/account/2fa");   /* the page deals with it */
 	if (n == 0)
 		return resp_redirect(r, "/account/2fa");   /* nothing pending: a stale form */
 	if (t.state == TS_PENDING)
@@ -679,8 +711,10 @@ int totp_login(struct request *r)
 		resp_header_add(r, "Retry-After", "900");
 		return code_page(r, 429, THROTTLE_MSG);
 	}
-	if ((n = row_load(r, uid, &t)) < 0)
+	if ((n = row_load(r, uid, &t)) == -1)
 		return db_status();
+	if (n == -2)
+		return unopenable(r);
 	if (n == 0 || t.state != TS_ON) {
 		/* 2FA was reset meanwhile: the password step starts again */
 		if (db_exec(Q_PENDING_END, DB_ARGS(P_STR(hash))) < 0)

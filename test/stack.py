@@ -818,6 +818,7 @@ def cmd_run(repo):
     print("\nCustomer Care Registry is running at %s/\n"
           "Create the first admin (reads the password from stdin):\n"
           "    build/ccr-admin -c %s create-admin --email admin@example.com\n"
+          "At its first sign-in the admin sets up two-factor sign-in ([security] require_2fa = admins).\n"
           "Mail is delivered to %s/new; logs are in %s.  Ctrl-C stops everything.\n"
           % (st.base_url, st.conf, st.mail_dir, st.log_dir), flush=True)
     st.abort = lambda: bool(stop)

@@ -470,3 +470,27 @@ def test_backup_holds_the_secret_only_sealed(ctx):
         assert needle not in dump, "the secret appears in the backup as %r" % needle[:8]
     for c in u.codes:
         assert c.encode() not in dump and c.replace("-", "").encode() not in dump
+
+
+def test_changed_secret_key_voids_enrolments_without_a_crash(ctx):
+    u = customer_with_2fa(ctx)
+    p = register(ctx, prefix="tfa")
+    _r, _uri, old_pending = setup_page(p.s)
+    try:
+        reload_conf(ctx, "security", "secret_key", "f" * 64)
+        c, r = password_step(ctx, u)
+        assert r.location.endswith("/login/2fa")
+        fresh_step()
+        r = enter(c, code(u.secret, STEP))
+        assert r.status == 500 and "ask an admin to reset it" in r.text, (r.status, page_errors(r))
+        assert "ccr_session" not in c.cookies
+        # a pending enrolment starts again with a new secret
+        _r, _uri, new_pending = setup_page(p.s)
+        assert new_pending != old_pending
+    finally:
+        reload_conf(ctx, "security", "secret_key", None)
+    # the old key back: the enrolled secret opens again
+    c, _ = password_step(ctx, u)
+    fresh_step()
+    r = enter(c, code(u.secret, STEP))   # the refused attempt above claimed nothing
+    assert r.status == 303, page_errors(r)
