@@ -172,7 +172,15 @@ static const char *aad_of(struct arena *a, long long uid)
 static const char Q_ROW[] =
     "SELECT secret_enc, state, last_step FROM totp WHERE user_id = ?";
 enum { TR_SECRET, TR_STATE, TR_STEP, TR__N };
-enum totp_state { TS_NONE, TS_PENDING, TS_ON };
+/* totp.state, as the ENUM column spells it (TOTP_NONE: no row) */
+enum totp_state { TOTP_NONE, TOTP_PENDING, TOTP_ON, TOTP__MAX };
+static const char *const totp_state_names[TOTP__MAX] = { "", "pending", "on" };
+
+/* state_parse: a row's state; an unknown one counts as pending (not on). */
+static enum totp_state state_parse(const char *s)
+{
+	return str_lookup(totp_state_names, TOTP__MAX, s) == TOTP_ON ? TOTP_ON : TOTP_PENDING;
+}
 struct totp_row {
 	enum totp_state state;
 	unsigned char secret[SECRET_BYTES];
@@ -188,7 +196,7 @@ static int row_load(struct request *r, long long uid, struct totp_row *t)
 	unsigned char key[32];
 	int n = db_query(r->a, &rows, Q_ROW, TR__N, DB_ARGS(P_INT(uid)));
 
-	t->state = TS_NONE;
+	t->state = TOTP_NONE;
 	if (n <= 0)
 		return n;
 	key_of(r->conf, key);
@@ -201,7 +209,7 @@ static int row_load(struct request *r, long long uid, struct totp_row *t)
 		    "secret_key changed?", __func__, r->id, uid);
 		return -2;
 	}
-	t->state = strcmp(DB_CELL(&rows, 0, TR_STATE), "on") == 0 ? TS_ON : TS_PENDING;
+	t->state = state_parse(DB_CELL(&rows, 0, TR_STATE));
 	t->last_step = db_int(&rows, 0, TR_STEP);
 	return 1;
 }
@@ -216,8 +224,8 @@ static enum totp_state sealed_state(struct request *r, long long uid)
 	struct db_rows rows;
 
 	if (db_query(r->a, &rows, Q_STATE_ONLY, 1, DB_ARGS(P_INT(uid))) != 1)
-		return TS_NONE;
-	return strcmp(DB_CELL(&rows, 0, 0), "on") == 0 ? TS_ON : TS_PENDING;
+		return TOTP_NONE;
+	return state_parse(DB_CELL(&rows, 0, 0));
 }
 
 /* unopenable: an enrolled secret sealed under another secret_key. */
@@ -469,7 +477,7 @@ int totp_page(struct request *r)
 		return not_configured(r);
 	if ((n = row_load(r, r->user->id, &t)) == -1)
 		return db_status();
-	if (n == -2 && t.state == TS_NONE && sealed_state(r, r->user->id) == TS_PENDING) {
+	if (n == -2 && t.state == TOTP_NONE && sealed_state(r, r->user->id) == TOTP_PENDING) {
 		/* a pending secret sealed under an old key: start the enrolment again */
 		if (db_exec(Q_TOTP_DROP_PENDING, DB_ARGS(P_INT(r->user->id))) < 0)
 			return db_status();
@@ -477,7 +485,7 @@ int totp_page(struct request *r)
 	}
 	if (n == -2)
 		return unopenable(r);
-	if (n == 1 && t.state == TS_ON)
+	if (n == 1 && t.state == TOTP_ON)
 		return on_page(r, 200, NULL);
 	if (n == 0) {
 		if (pending_create(r, r->user->id) == -1 || row_load(r, r->user->id, &t) != 1)
@@ -601,7 +609,7 @@ int totp_post(struct request *r)
 		return resp_redirect(r, "/account/2fa");   /* the page deals with it */
 	if (n == 0)
 		return resp_redirect(r, "/account/2fa");   /* nothing pending: a stale form */
-	if (t.state == TS_PENDING)
+	if (t.state == TOTP_PENDING)
 		return confirm(r, &t, code);
 	return disable(r, &t, in[TFA_PASSWORD].s, code);
 }
@@ -715,7 +723,7 @@ int totp_login(struct request *r)
 		return db_status();
 	if (n == -2)
 		return unopenable(r);
-	if (n == 0 || t.state != TS_ON) {
+	if (n == 0 || t.state != TOTP_ON) {
 		/* 2FA was reset meanwhile: the password step starts again */
 		if (db_exec(Q_PENDING_END, DB_ARGS(P_STR(hash))) < 0)
 			return db_status();
