@@ -100,7 +100,7 @@ test('two-factor: enrol from the QR page with the keyboard, sign in with a code,
   assert.equal(new URL(page.url()).pathname, '/account/2fa');
   const secret = await setupSecret(page);
   assert.ok((await page.locator('#totp-secret').innerText()).replace(/ /g, '') === secret, 'the secret as text too');
-  await shot(page, 'twofa-setup');
+  await shot(page, 'twofa-setup', { repo: true });
 
   // a wrong code first: 422 with the message, focus still usable
   await tabTo(page, '#code');
