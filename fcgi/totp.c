@@ -155,13 +155,15 @@ int totp_must_enrol(const struct request *r)
 
 /* ---- sealed secrets ---------------------------------------------------- */
 
-static void key_of(const struct conf *c, unsigned char key[32])
+/* key_of: the sealing key, SHA-256 of a label and [security] secret_key.  0 / -1. */
+static int key_of(const struct conf *c, unsigned char key[32])
 {
 	char buf[sizeof(c->secret_key) + 32];
 	int n = snprintf(buf, sizeof(buf), "ccr totp secret v1\n%s", c->secret_key);
+	int rc = crypto_sha256(buf, (size_t)n, key);
 
-	crypto_sha256(buf, (size_t)n, key);
 	memset(buf, 0, sizeof(buf));
+	return rc;
 }
 
 static const char *aad_of(struct arena *a, long long uid)
@@ -199,7 +201,8 @@ static int row_load(struct request *r, long long uid, struct totp_row *t)
 	t->state = TOTP_NONE;
 	if (n <= 0)
 		return n;
-	key_of(r->conf, key);
+	if (key_of(r->conf, key) == -1)
+		return -1;
 	const char *aad = aad_of(r->a, uid);
 	int rc = crypto_open(key, aad, strlen(aad), (const unsigned char *)DB_CELL(&rows, 0, TR_SECRET),
 	    DB_LEN(&rows, 0, TR_SECRET), t->secret, sizeof(t->secret), &t->len);
@@ -248,9 +251,8 @@ static int pending_create(struct request *r, long long uid)
 	size_t n = 0;
 	const char *aad = aad_of(r->a, uid);
 
-	if (crypto_random_bytes(secret, sizeof(secret)) == -1)
+	if (crypto_random_bytes(secret, sizeof(secret)) == -1 || key_of(r->conf, key) == -1)
 		return -1;
-	key_of(r->conf, key);
 	int rc = crypto_seal(key, aad, strlen(aad), secret, sizeof(secret), sealed, sizeof(sealed), &n);
 	memset(key, 0, sizeof(key));
 	memset(secret, 0, sizeof(secret));
