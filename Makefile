@@ -19,13 +19,13 @@ CXX      := g++
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
-            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev
+            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
-            slowhttptest debhelper dpkg-dev dovecot-imapd
+            slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
-            gmime-3.0 libcurl libmagic
+            gmime-3.0 libcurl libmagic liboath libqrencode
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
@@ -42,7 +42,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # two programs' entries, outside the library).
 LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
-            page.c password.c user.c code.c audit.c mail.c inmail.c account.c ticket.c \
+            page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c account.c ticket.c \
             message.c attach.c timeline.c note.c reply.c agent.c mailin.c metrics.c mailer.c \
             fetcher.c migrate.c backup.c
 LIB_CC   := view.cc
@@ -352,7 +352,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -376,7 +376,7 @@ FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
 FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
-FUZZ_WHOLE    := form cookie fcgi route multipart
+FUZZ_WHOLE    := form cookie fcgi route multipart twofa
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))

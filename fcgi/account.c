@@ -26,9 +26,10 @@ static const char *with_param(struct request *r, const char *path, const char *k
 }
 
 static const char Q_USER_BY_EMAIL[] =
-    "SELECT id, password_hash, state, role, first_name, last_name, email FROM users "
-    "WHERE email = ?";
-enum { UE_ID, UE_HASH, UE_STATE, UE_ROLE, UE_FIRST, UE_LAST, UE_EMAIL, UE__N };
+    "SELECT id, password_hash, state, role, first_name, last_name, email, "
+    "EXISTS (SELECT 1 FROM totp t WHERE t.user_id = users.id AND t.state = 'on') "
+    "FROM users WHERE email = ?";
+enum { UE_ID, UE_HASH, UE_STATE, UE_ROLE, UE_FIRST, UE_LAST, UE_EMAIL, UE_TOTP, UE__N };
 /* row_active: the users.state of a row is 'active'. */
 static int row_active(const char *state)
 {
@@ -154,14 +155,38 @@ int account_login(struct request *r)
 	if (state != ACCT_ACTIVE)
 		return login_failed(r, uid, email, next);
 
+	enum role role;
+	if (role_parse(DB_CELL(&rows, 0, UE_ROLE), &role) == -1)
+		return 500;
 	char newhash[256];
 	int rehash = password_needs_rehash(r->conf, hash) &&
 	    password_hash(r->conf, pw, newhash) == 0;
-	if (db_begin() == -1 || session_create(r, uid) == -1 ||
-	    (rehash && db_exec(Q_SET_HASH, DB_ARGS(P_STR(newhash), P_INT(uid))) < 0) ||
-	    audit_add(request_ctx(r), uid, "login_ok", rehash ? "rehashed" : "") == -1 ||
-	    db_commit() == -1)
+	if (db_begin() == -1 ||
+	    (rehash && db_exec(Q_SET_HASH, DB_ARGS(P_STR(newhash), P_INT(uid))) < 0))
 		return db_fail();
+	/* two-factor sign-in on: no session yet, the code comes first */
+	if (db_int(&rows, 0, UE_TOTP))
+		return totp_login_start(r, uid, next);
+	return account_signed_in(r, uid, role, 0, DB_CELL(&rows, 0, UE_EMAIL), next,
+	    rehash ? "rehashed" : "");
+}
+
+/* account_signed_in: the end of every login (password, or password and
+ * code), inside the caller's open transaction, which this commits: a new
+ * session, this browser remembered (a login alert when it is new to the
+ * account), the audit row.  A person who must enrol in two-factor sign-in
+ * ([security] require_2fa) goes to /account/2fa, anyone else to next or
+ * /tickets.  HTTP status. */
+int account_signed_in(struct request *r, long long uid, enum role role, int twofa,
+                      const char *email, const char *next, const char *detail)
+{
+	if (session_create(r, uid) == -1 || device_signin(r, uid, email, 1) == -1 ||
+	    audit_add(request_ctx(r), uid, "login_ok", detail) == -1 || db_commit() == -1)
+		return db_fail();
+	if (!twofa && totp_required(r->conf, role)) {
+		flash_set(r, FLASH_2FA_REQUIRED);
+		return resp_redirect(r, "/account/2fa");
+	}
 	return resp_redirect(r, next ? next : "/tickets");
 }
 
@@ -259,7 +284,8 @@ int account_register(struct request *r)
 		vdict_set(view_body(v), "NAME", name);
 	if (mail_queue(request_ctx(r), v, "welcome", email, uid, 0, 0) == -1 ||
 	    audit_add(request_ctx(r), uid, "registered", "customer") == -1 ||
-	    session_create(r, uid) == -1 || db_commit() == -1)
+	    session_create(r, uid) == -1 || device_signin(r, uid, email, 0) == -1 ||
+	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_WELCOME);
 	return resp_redirect(r, "/tickets");
@@ -474,6 +500,7 @@ static int account_page(struct request *r, int status, const struct form_errors 
 	vdict_set(view_body(v), "EMAIL", r->user->email);
 	vdict_set(view_body(v), "ROLE", role_name(r->user->role));
 	vdict_set(view_body(v), "CREATED", DB_CELL(&rows, 0, 0));
+	vdict_set(view_body(v), "TWOFA_STATE", r->user->twofa ? "on" : "off");
 	if (r->user->role == ROLE_CUSTOMER)
 		vdict_show(view_body(v), "CAN_DELETE");
 	if (f)

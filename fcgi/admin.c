@@ -22,6 +22,7 @@ static void usage(void)
 	    "  create-agent --email E --first-name F --last-name L\n"
 	    "                                  an active agent, mailed a code to set the password\n"
 	    "  check-config                    validate the configuration file\n"
+	    "  reset-2fa --email E             turn off E's two-factor sign-in (a lost phone)\n"
 	    "  purge                           delete expired sessions, codes, throttle rows\n"
 	    "  auto-close                      close tickets resolved auto_close_days ago\n"
 	    "  backup [--dir D]                compressed consistent dump to backup_dir (keeps backup_keep)\n"
@@ -217,6 +218,11 @@ static const char Q_PURGE_SESSIONS[] =
     "OR created_at < NOW() - INTERVAL ? SECOND";
 static const char Q_PURGE_CODES[] =
     "DELETE FROM password_codes WHERE expires_at < NOW() - INTERVAL 1 DAY";
+/* the half-signed-in state lasts minutes; a browser unused for 400 days
+ * (its device cookie's age) is forgotten, so its next sign-in alerts */
+static const char Q_PURGE_PENDING[] = "DELETE FROM login_pending WHERE expires_at < NOW()";
+static const char Q_PURGE_DEVICES[] =
+    "DELETE FROM devices WHERE last_seen < NOW() - INTERVAL 400 DAY LIMIT 10000";
 /* [retention] login_failures_days and audit_days; in batches, so one purge
  * of a year's backlog is many short transactions, not one huge one */
 static const char Q_PURGE_FAILS[] =
@@ -244,6 +250,11 @@ static int cmd_purge(const struct conf *c)
 	db_init(c);
 	s = db_exec(Q_PURGE_SESSIONS, DB_ARGS(P_INT(c->session_idle), P_INT(c->session_absolute)));
 	k = db_exec(Q_PURGE_CODES, DB_NOARGS);
+	if (k >= 0 && db_exec(Q_PURGE_PENDING, DB_NOARGS) < 0)
+		k = -1;
+	for (long long d = 10000; k >= 0 && d == 10000;)
+		if ((d = db_exec(Q_PURGE_DEVICES, DB_NOARGS)) < 0)
+			k = -1;
 	f = purge_batches(Q_PURGE_FAILS, c->login_failures_days);
 	a = purge_batches(Q_PURGE_AUDIT, c->audit_days);
 	long long m = mailin_purge(c);
@@ -255,6 +266,56 @@ static int cmd_purge(const struct conf *c)
 	    "%lld inbound mail rows\n", s, k, f, a, m);
 	db_close();
 	return 0;
+}
+
+/* reset-2fa --email E: the account's TOTP secret, recovery codes and
+ * half-signed-in records dropped in one transaction, audited; the person
+ * enrols again at the next sign-in when their role must.  For the admin
+ * who lost their phone and recovery codes, with no other admin to reset it
+ * on the web.  Exit 0 done, 1 no such account / nothing to reset / failed. */
+static int cmd_reset_2fa(const struct conf *c, int argc, char **argv)
+{
+	static const char Q_ID[] = "SELECT id FROM users WHERE email = ? FOR UPDATE";
+	struct ctx x = { .a = arena_new(4096), .conf = c, .reqid = "ccr-admin reset-2fa",
+	    .addr = "local", .actor = 0 };
+	struct db_rows rows;
+	long long n = -1;
+	int rc = 1;
+
+	if (argc != 2 || strcmp(argv[0], "--email") != 0) {
+		usage();
+		arena_free(x.a);
+		return 2;
+	}
+	char *email = arena_strdup(x.a, argv[1]);
+	email = str_trim(email);
+	str_lower_ascii(email);
+	db_init(c);
+	if (db_begin() == -1 || (n = db_query(x.a, &rows, Q_ID, 1, DB_ARGS(P_STR(email)))) < 0) {
+		fprintf(stderr, "ccr-admin: reset-2fa: %s\n", db_last_msg());
+	} else if (n == 0) {
+		db_rollback();
+		fprintf(stderr, "ccr-admin: reset-2fa: no account %s\n", email);
+	} else {
+		long long uid = db_int(&rows, 0, 0);
+		long long t = db_exec("DELETE FROM totp WHERE user_id = ?", DB_ARGS(P_INT(uid)));
+		if (t == 0) {
+			db_rollback();
+			fprintf(stderr, "ccr-admin: reset-2fa: %s has no two-factor sign-in\n", email);
+		} else if (t < 0 ||
+		    db_exec("DELETE FROM recovery_codes WHERE user_id = ?", DB_ARGS(P_INT(uid))) < 0 ||
+		    db_exec("DELETE FROM login_pending WHERE user_id = ?", DB_ARGS(P_INT(uid))) < 0 ||
+		    audit_add(&x, uid, "2fa_reset", "ccr-admin") == -1 || db_commit() == -1) {
+			db_rollback();
+			fprintf(stderr, "ccr-admin: reset-2fa: %s\n", db_last_msg());
+		} else {
+			printf("two-factor sign-in of %s (id %lld) reset\n", email, uid);
+			rc = 0;
+		}
+	}
+	db_close();
+	arena_free(x.a);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -308,6 +369,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "purge"))
 		return cmd_purge(&conf);
+	if (!strcmp(cmd, "reset-2fa"))
+		return cmd_reset_2fa(&conf, argc - optind - 1, argv + optind + 1);
 	if (!strcmp(cmd, "backup")) {
 		const char *dir = NULL;
 		if (argc - optind == 3 && !strcmp(argv[optind + 1], "--dir"))

@@ -47,10 +47,11 @@ static const char Q_ACTIVE[] =
     "(SELECT COUNT(*) FROM tickets t WHERE t.agent_id = u.id AND t.status <> 'closed'), "
     "(SELECT ROUND(AVG(r.score), 1) FROM tickets t JOIN ratings r ON r.ticket_id = t.id "
     " WHERE t.agent_id = u.id), "
-    "(SELECT COUNT(*) FROM tickets t JOIN ratings r ON r.ticket_id = t.id WHERE t.agent_id = u.id) "
+    "(SELECT COUNT(*) FROM tickets t JOIN ratings r ON r.ticket_id = t.id WHERE t.agent_id = u.id), "
+    "EXISTS (SELECT 1 FROM totp f WHERE f.user_id = u.id) "
     "FROM users u WHERE u.role = 'agent' AND u.state = 'active' ORDER BY u.first_name, u.last_name, u.id "
     "LIMIT 500";
-enum { AA_ID, AA_NAME, AA_EMAIL, AA_OPEN, AA_AVG, AA_RATINGS, AA__N };
+enum { AA_ID, AA_NAME, AA_EMAIL, AA_OPEN, AA_AVG, AA_RATINGS, AA_TOTP, AA__N };
 
 static int agents_page(struct request *r, int status, const char *first, const char *last,
                        const char *email, const struct form_errors *f)
@@ -78,6 +79,8 @@ static int agents_page(struct request *r, int status, const char *first, const c
 		vdict_set(a, "ID", DB_CELL(&act, i, AA_ID));
 		vdict_set(a, "NAME", DB_CELL(&act, i, AA_NAME));
 		vdict_set(a, "EMAIL", DB_CELL(&act, i, AA_EMAIL));
+		if (db_int(&act, i, AA_TOTP))
+			vdict_show(a, "HAS_2FA");
 		vdict_set(a, "OPEN_COUNT", DB_CELL(&act, i, AA_OPEN));
 		vdict_set(a, "AVG_RATING", DB_CELL(&act, i, AA_AVG) ? DB_CELL(&act, i, AA_AVG) : "—");
 		vdict_set(a, "RATINGS", DB_CELL(&act, i, AA_RATINGS));

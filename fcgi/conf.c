@@ -29,6 +29,7 @@ struct key {
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const starttls_names[] = { "required", "optional", "off", NULL };
 static const char *const unknown_sender_names[] = { "drop", "ticket", NULL };
+static const char *const require_2fa_names[] = { "admins", "staff", "none", NULL };
 
 #define S(sec, k, f) { sec, k, K_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), 0, 0, NULL }
 #define I(sec, k, f, lo, hi) { sec, k, K_INT, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), lo, hi, NULL }
@@ -76,6 +77,8 @@ static const struct key keys[] = {
 	S("security", "hash_slot_dir", hash_slot_dir),
 	I("security", "session_idle", session_idle, 60, 30L * 86400),
 	I("security", "session_absolute", session_absolute, 300, 365L * 86400),
+	S("security", "secret_key", secret_key),
+	E("security", "require_2fa", require_2fa, require_2fa_names),
 	S("site", "name", site_name),
 	S("site", "base_url", base_url),
 	I("tickets", "auto_close_days", auto_close_days, 1, 3650),
@@ -134,6 +137,7 @@ void conf_defaults(struct conf *c)
 	snprintf(c->hash_slot_dir, sizeof(c->hash_slot_dir), "/run/ccr");
 	c->session_idle = 2 * 3600;
 	c->session_absolute = 7 * 86400;
+	c->require_2fa = R2FA_ADMINS;
 	snprintf(c->site_name, sizeof(c->site_name), "Customer Care Registry");
 	snprintf(c->base_url, sizeof(c->base_url), "http://localhost");
 	c->auto_close_days = 7;
@@ -342,6 +346,11 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 			    "imap_done_folder must differ", c->path);
 			return -1;
 		}
+	}
+	if (c->secret_key[0] && strlen(c->secret_key) < SECRET_KEY_MIN) {
+		snprintf(err, errlen, "%s: [security] secret_key must be at least %d characters "
+		    "(openssl rand -hex 32)", c->path, SECRET_KEY_MIN);
+		return -1;
 	}
 	if (c->session_idle > c->session_absolute) {
 		snprintf(err, errlen, "%s: [security] session_idle exceeds session_absolute", c->path);

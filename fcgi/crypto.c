@@ -14,6 +14,7 @@
 #include <glib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -94,9 +95,10 @@ int crypto_sha256_end(void *c, char out[65])
 	return 0;
 }
 
-/* random_bytes: fill b[0..n) from getrandom(2).  0 / -1. */
-static int random_bytes(unsigned char *b, size_t n)
+/* crypto_random_bytes: fill b[0..n) from getrandom(2).  0 / -1. */
+int crypto_random_bytes(void *buf, size_t n)
 {
+	unsigned char *b = buf;
 	size_t got = 0;
 
 	while (got < n) {
@@ -114,7 +116,7 @@ int crypto_random_hex(char *out, size_t nbytes)
 {
 	unsigned char b[64];
 
-	if (nbytes > sizeof(b) || random_bytes(b, nbytes) == -1)
+	if (nbytes > sizeof(b) || crypto_random_bytes(b, nbytes) == -1)
 		return -1;
 	hex(b, nbytes, out);
 	return 0;
@@ -128,7 +130,7 @@ int crypto_reply_token(char out[INMAIL_TOKEN_LEN + 1])
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 	unsigned char b[INMAIL_TOKEN_LEN];
 
-	if (random_bytes(b, sizeof(b)) == -1)
+	if (crypto_random_bytes(b, sizeof(b)) == -1)
 		return -1;
 	for (size_t i = 0; i < sizeof(b); i++)
 		out[i] = alphabet[b[i] & 31];
@@ -151,4 +153,67 @@ int crypto_equal(const char *a, const char *b)
 	size_t la = strlen(a), lb = strlen(b);
 
 	return la == lb && CRYPTO_memcmp(a, b, la) == 0;
+}
+
+/* crypto_sha256: SHA-256 of data[0..len) as 32 bytes.  0 / -1. */
+int crypto_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int mdlen = 0;
+
+	return EVP_Digest(data, len, out, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32 ? 0 : -1;
+}
+
+/* crypto_seal: AES-256-GCM (NIST SP 800-38D) of plain[0..n) under key with
+ * a fresh random 96-bit nonce, aad[0..aadlen) authenticated with it.
+ * out (cap bytes, at least n + CRYPTO_SEAL_OVERHEAD) gets nonce ||
+ * ciphertext || 16-byte tag; *outlen its length.  0 / -1. */
+int crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, const void *plain,
+                size_t n, unsigned char *out, size_t cap, size_t *outlen)
+{
+	EVP_CIPHER_CTX *c;
+	int len = 0, ok = 0;
+
+	if (cap < n + CRYPTO_SEAL_OVERHEAD || n > INT_MAX || aadlen > INT_MAX ||
+	    crypto_random_bytes(out, 12) == -1 || (c = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, out) == 1 &&
+	    EVP_EncryptUpdate(c, NULL, &len, aad, (int)aadlen) == 1 &&
+	    EVP_EncryptUpdate(c, out + 12, &len, plain, (int)n) == 1 && (size_t)len == n &&
+	    EVP_EncryptFinal_ex(c, out + 12 + n, &len) == 1 && len == 0 &&
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, out + 12 + n) == 1)
+		ok = 1;
+	EVP_CIPHER_CTX_free(c);
+	*outlen = ok ? n + CRYPTO_SEAL_OVERHEAD : 0;
+	return ok ? 0 : -1;
+}
+
+/* crypto_open: the inverse of crypto_seal: in[0..n) checked and decrypted
+ * into out (cap bytes), *outlen its length.  0, or -1 when the tag does
+ * not match (another key, another aad, a changed byte) or it failed. */
+int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
+                const unsigned char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen)
+{
+	EVP_CIPHER_CTX *c;
+	int len = 0, ok = 0;
+
+	*outlen = 0;
+	if (n < CRYPTO_SEAL_OVERHEAD || n - CRYPTO_SEAL_OVERHEAD > cap || n > INT_MAX ||
+	    aadlen > INT_MAX || (c = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	size_t m = n - CRYPTO_SEAL_OVERHEAD;
+	unsigned char tag[16];
+	memcpy(tag, in + 12 + m, 16);
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) == 1 &&
+	    EVP_DecryptUpdate(c, NULL, &len, aad, (int)aadlen) == 1 &&
+	    EVP_DecryptUpdate(c, out, &len, in + 12, (int)m) == 1 && (size_t)len == m &&
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+	    EVP_DecryptFinal_ex(c, out + m, &len) == 1)
+		ok = 1;
+	EVP_CIPHER_CTX_free(c);
+	if (!ok) {
+		OPENSSL_cleanse(out, m);
+		return -1;
+	}
+	*outlen = m;
+	return 0;
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define CCR_VERSION "0.1.0"
 #define EX_BADCONF 78 /* sysexits EX_CONFIG: a child with a bad config, not respawned */
@@ -96,6 +97,8 @@ struct conf {
 	int max_concurrent_hashes;
 	char hash_slot_dir[PATH_MAX];
 	long session_idle, session_absolute;
+	char secret_key[256];        /* "" = none: two-factor enrolment unavailable */
+	int require_2fa;             /* enum require_2fa */
 	/* [site] */
 	char site_name[128];
 	char base_url[256];
@@ -127,6 +130,9 @@ struct conf {
 #define ATTACH_MAX_REQUEST_BYTES (25L * 1024 * 1024) /* files of one request, and of one mail */
 #define ATTACH_BODY_SLACK (64L * 1024)              /* an upload body's room for its fields */
 enum unknown_senders { UNKNOWN_DROP, UNKNOWN_TICKET };
+/* [security] require_2fa: who must enrol in two-factor sign-in first */
+enum require_2fa { R2FA_ADMINS, R2FA_STAFF, R2FA_NONE };
+#define SECRET_KEY_MIN 32         /* characters of [security] secret_key */
 void conf_defaults(struct conf *);
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);
 int conf_load_string(struct conf *, const char *text, const char *name,
@@ -173,6 +179,14 @@ int crypto_token(char out[65]);                 /* 64 random hex digits; 0 / -1 
 #define INMAIL_TOKEN_LEN 24          /* a reply token: lower-case letters and digits */
 int crypto_reply_token(char out[INMAIL_TOKEN_LEN + 1]);  /* 120 random bits; 0 / -1 */
 int crypto_equal(const char *a, const char *b); /* 1 equal; time independent of content */
+int crypto_random_bytes(void *buf, size_t n);   /* getrandom(2); 0 / -1 */
+int crypto_sha256(const void *data, size_t len, unsigned char out[32]); /* 0 / -1 */
+#define CRYPTO_SEAL_OVERHEAD 28      /* nonce 12 + tag 16 */
+int crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, const void *plain,
+                size_t n, unsigned char *out, size_t cap, size_t *outlen);   /* 0 / -1 */
+int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
+                const unsigned char *in, size_t n, unsigned char *out, size_t cap,
+                size_t *outlen);     /* 0 / -1 forged or failed */
 
 /* ---- db.c: the connection and prepared statements --------------------- */
 enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
@@ -297,6 +311,7 @@ struct request {
 	struct user *user;          /* NULL when anonymous */
 	char csrf[72];              /* token the forms must carry */
 	const char *session_hash;   /* SHA-256 of the session cookie, or NULL */
+	long long session_id;       /* sessions.id of it, 0 when none */
 	/* response */
 	int status;
 	const char *location;       /* 303 target */
@@ -409,6 +424,8 @@ enum { CHG_CURRENT, CHG_PASSWORD, CHG_CONFIRM, CHG__N };
 extern const struct form form_change;
 enum { DEL_PASSWORD, DEL__N };
 extern const struct form form_delete;
+enum { TFA_CODE, TFA_PASSWORD, TFA__N };
+extern const struct form form_twofa;
 enum { TKT_SUBJECT, TKT_DESCRIPTION, TKT_PRIORITY, TKT_ATTACHMENT, TKT__N };
 extern const struct form form_ticket;
 enum { MSG_BODY, MSG_ATTACHMENT, MSG__N };
@@ -471,6 +488,8 @@ enum route_flag {
 	RF_POLL = 1 << 6,     /* background poll: not activity (last_seen stays) */
 	RF_UPLOAD = 1 << 7,   /* also multipart/form-data with files, up to
 	                       * ATTACH_MAX_REQUEST_BYTES + ATTACH_BODY_SLACK */
+	RF_ENROL = 1 << 8,    /* open to a person who must enrol in two-factor
+	                       * sign-in first ([security] require_2fa) */
 };
 struct route {
 	const char *method;
@@ -513,6 +532,7 @@ struct user {                   /* the logged-in user of a request */
 	char email[256];
 	char first_name[260];
 	char last_name[260];
+	int twofa;                  /* two-factor sign-in is on */
 };
 int session_load(struct request *);
 int session_peek(struct request *);
@@ -520,6 +540,9 @@ int session_create(struct request *, long long user_id);
 int session_end(struct request *);
 int session_end_all(long long user_id);
 int session_csrf_ok(const struct request *);
+int session_list(struct request *);          /* GET /account/sessions */
+int session_end_one(struct request *);       /* POST /account/sessions/{id}/end */
+int session_end_others(struct request *);    /* POST /account/sessions/end-others */
 
 /* ---- flash.c: the one-time message of the next page -------------------- */
 enum flash {
@@ -529,7 +552,8 @@ enum flash {
 	FLASH_TICKET_RESOLVED, FLASH_TICKET_REOPENED, FLASH_RATED,
 	FLASH_AGENT_CREATED, FLASH_AGENT_APPROVED, FLASH_AGENT_REJECTED,
 	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH_NOTE_ADDED, FLASH_PRIORITY_CHANGED,
-	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH__MAX
+	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH_2FA_OFF, FLASH_2FA_RESET,
+	FLASH_SESSION_ENDED_ONE, FLASH_SESSIONS_ENDED, FLASH_2FA_REQUIRED, FLASH__MAX
 };
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
@@ -575,7 +599,31 @@ int mail_tokens_drop(long long user_id, long long ticket_id);
 int mail_admins(const struct ctx *, long long account_id, const char *name, const char *who,
                 const char *email, long long ticket_id, const char *subject);
 
+/* ---- totp.c: two-factor sign-in ---------------------------------------- */
+int totp_generate(const void *secret, size_t len, time_t t, unsigned digits, char *out); /* 0 / -1 */
+long long totp_match(const void *secret, size_t len, time_t now, const char *code); /* step, -1, -2 */
+char *totp_base32(struct arena *, const void *secret, size_t len);
+char *totp_uri(struct arena *, const char *issuer, const char *account, const char *b32);
+char *totp_qr_path(struct arena *, const char *text, int *size);
+enum totp_code { TC_BAD, TC_TOTP, TC_RECOVERY };
+enum totp_code totp_code_kind(char *s);  /* normalises s in place */
+int totp_required(const struct conf *, enum role);
+int totp_must_enrol(const struct request *);
+int totp_page(struct request *);         /* GET /account/2fa */
+int totp_post(struct request *);         /* POST /account/2fa */
+int totp_login_start(struct request *, long long uid, const char *next);
+int totp_login_form(struct request *);   /* GET /login/2fa */
+int totp_login(struct request *);        /* POST /login/2fa */
+int totp_admin_reset(struct request *);  /* POST /admin/users/{id}/2fa/reset */
+
+/* ---- device.c: known browsers and the login alert ---------------------- */
+char *device_browser_line(struct arena *, const char *ua);
+const char *device_browser(struct request *);
+int device_signin(struct request *, long long uid, const char *email, int alert); /* 1 / 0 / -1 */
+
 /* ---- account.c: the account routes ------------------------------------- */
+int account_signed_in(struct request *, long long uid, enum role, int twofa, const char *email,
+                      const char *next, const char *detail);
 int account_home(struct request *);
 int account_login_form(struct request *);
 int account_login(struct request *);

@@ -32,6 +32,11 @@ static const struct {
 	[FLASH_PRIORITY_CHANGED] = { "Priority changed", "ok" },
 	[FLASH_REPLY_SAVED] = { "Reply saved", "ok" },
 	[FLASH_REPLY_DELETED] = { "Reply deleted", "ok" },
+	[FLASH_2FA_OFF] = { "Two-factor sign-in is off", "ok" },
+	[FLASH_2FA_RESET] = { "Two-factor sign-in reset", "ok" },
+	[FLASH_SESSION_ENDED_ONE] = { "Session ended", "ok" },
+	[FLASH_SESSIONS_ENDED] = { "Every other session ended", "ok" },
+	[FLASH_2FA_REQUIRED] = { "Set up two-factor sign-in to continue", "error" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */

@@ -98,6 +98,13 @@ static const struct form_field delete_fields[DEL__N] = {
 };
 const struct form form_delete = { delete_fields, DEL__N };
 
+/* two-factor codes: judged against the stored secret, not by a rule */
+static const struct form_field twofa_fields[TFA__N] = {
+	[TFA_CODE] = { .name = "code", .kind = FK_SECRET },
+	[TFA_PASSWORD] = { .name = "password", .kind = FK_SECRET },
+};
+const struct form form_twofa = { twofa_fields, TFA__N };
+
 /* files of a multipart body (README "Attachments"); their sizes are
  * attach_check's (413), their number this rule's (422); key: the form's
  * slot for the message */

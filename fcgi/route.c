@@ -15,7 +15,9 @@ static const struct route routes[] = {
 	{ "GET", "/metrics", metrics_page, RF_NODB, NULL },
 	{ "GET", "/login", account_login_form, 0, NULL },
 	{ "POST", "/login", account_login, RF_CSRF, NULL },
-	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF, NULL },
+	{ "POST", "/logout", account_logout, RF_AUTH | RF_CSRF | RF_ENROL, NULL },
+	{ "GET", "/login/2fa", totp_login_form, 0, NULL },
+	{ "POST", "/login/2fa", totp_login, RF_CSRF, NULL },
 	{ "GET", "/register", account_register_form, 0, NULL },
 	{ "POST", "/register", account_register, RF_CSRF, NULL },
 	{ "GET", "/password/forgot", account_forgot_form, 0, NULL },
@@ -26,6 +28,12 @@ static const struct route routes[] = {
 	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF, NULL },
 	{ "GET", "/account", account_show, RF_AUTH, NULL },
 	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	/* cookie sessions only: never reachable with an API token */
+	{ "GET", "/account/2fa", totp_page, RF_AUTH | RF_ENROL, NULL },
+	{ "POST", "/account/2fa", totp_post, RF_AUTH | RF_CSRF | RF_ENROL, NULL },
+	{ "GET", "/account/sessions", session_list, RF_AUTH, NULL },
+	{ "POST", "/account/sessions/end-others", session_end_others, RF_AUTH | RF_CSRF, NULL },
+	{ "POST", "/account/sessions/{id}/end", session_end_one, RF_AUTH | RF_CSRF, NULL },
 	{ "GET", "/tickets", ticket_list, RF_AUTH, NULL },
 	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF | RF_UPLOAD, &form_ticket },
 	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER, NULL },
@@ -50,6 +58,7 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/approve", agent_approve, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/agents/{id}/reject", agent_reject, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/admin/users/{id}/2fa/reset", totp_admin_reset, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN, NULL },
 	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN, NULL },
 	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
@@ -158,6 +167,13 @@ static int guard(struct request *r, const struct route *rt)
 	}
 	if (r->user && !role_allowed(rt, r->user))
 		return 403;
+	/* [security] require_2fa: a person who must enrol does nothing else first */
+	if (!(rt->flags & RF_ENROL) && totp_must_enrol(r)) {
+		if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+			return resp_redirect(r, "/account/2fa");
+		r->message = "Set up two-factor sign-in first, on your account's two-factor page.";
+		return 403;
+	}
 	if ((rt->flags & RF_CSRF) && !session_csrf_ok(r)) {
 		r->message = "The form has expired. Please go back, reload the page and try again.";
 		return 403;

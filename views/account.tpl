@@ -15,6 +15,11 @@
 <p>Changing your password logs you out on every device.</p>
 <p class="actions"><a class="btn" href="/password/change">Change password</a></p>
 </section>
+<section class="card" aria-labelledby="security-h">
+<h2 id="security-h">Sign-in security</h2>
+<p>Two-factor sign-in is <strong id="twofa-state">{{TWOFA_STATE}}</strong>.</p>
+<p class="actions"><a class="btn" href="/account/2fa">Two-factor sign-in</a> <a class="btn" href="/account/sessions">Your sessions</a></p>
+</section>
 {{#CAN_DELETE}}
 <section class="card card-danger" aria-labelledby="delete-h">
 <h2 id="delete-h">Delete account</h2>

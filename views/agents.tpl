@@ -68,6 +68,12 @@
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <button type="submit" class="btn btn-small btn-danger">Disable<span class="visually-hidden"> {{NAME}}</span></button>
 </form>
+{{#HAS_2FA}}
+<form class="inline-form" method="post" action="/admin/users/{{ID}}/2fa/reset" data-confirm="Reset the two-factor sign-in of {{NAME}}? They set it up again at their next sign-in.">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<button type="submit" class="btn btn-small">Reset two-factor<span class="visually-hidden"> of {{NAME}}</span></button>
+</form>
+{{/HAS_2FA}}
 </td>
 </tr>
 {{/AGENT}}

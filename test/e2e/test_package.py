@@ -552,6 +552,10 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
         assert (s.st_mode & 0o7777, s.st_uid, s.st_gid) == (0o640, 0, gr.gr_gid), \
             "/etc/ccr/ccr.conf is %o %d:%d, want 0640 root:ccr" % (s.st_mode & 0o7777,
                                                                  s.st_uid, s.st_gid)
+        with open("/etc/ccr/ccr.conf") as fh:
+            keys = re.findall(r"(?m)^secret_key = ([0-9a-f]+)$", fh.read())
+        assert len(keys) == 1 and len(keys[0]) == 64, \
+            "postinst did not fill in [security] secret_key: %r" % keys
         for p in PKG_PATHS:
             assert os.path.exists(p), "%s missing after dpkg -i" % p
         assert os.path.isfile("/usr/share/ccr/static/ccr.css"), "/usr/share/ccr/static/ccr.css"
@@ -586,7 +590,10 @@ def _deb_install_run_and_purge_leave_nothing(ctx):
             fh.write("; edited by test_package\n")
         _dpkg("-i", deb, env=env)
         with open("/etc/ccr/ccr.conf") as fh:
-            assert fh.read().endswith("; edited by test_package\n"), "reinstall lost the edit"
+            text = fh.read()
+            assert text.endswith("; edited by test_package\n"), "reinstall lost the edit"
+            assert re.findall(r"(?m)^secret_key = ([0-9a-f]+)$", text) == keys, \
+                "a reinstall replaced the secret_key"
         s = os.stat("/etc/ccr/ccr.conf")
         assert (s.st_mode & 0o7777, s.st_uid, s.st_gid) == (0o640, 0, gr.gr_gid), \
             "after reinstall /etc/ccr/ccr.conf is %o %d:%d" % (s.st_mode & 0o7777, s.st_uid,

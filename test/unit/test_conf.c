@@ -565,6 +565,26 @@ static void test_err_buffer_bounded(void **state)
 	assert_memory_equal(small, "t.conf:", 7);
 }
 
+/* [security] secret_key: optional, at least 32 characters when given;
+ * require_2fa: admins (default), staff or none. */
+static void test_security_secret_key_and_require_2fa(void **state)
+{
+	(void)state;
+	assert_int_equal(load(""), 0);
+	assert_string_equal(c.secret_key, "");
+	assert_int_equal(c.require_2fa, R2FA_ADMINS);
+	assert_int_equal(load("[security]\nsecret_key = 0123456789abcdef0123456789abcdef\n"
+	    "require_2fa = staff\n"), 0);
+	assert_string_equal(c.secret_key, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(c.require_2fa, R2FA_STAFF);
+	assert_int_equal(load("[security]\nrequire_2fa = none\n"), 0);
+	assert_int_equal(c.require_2fa, R2FA_NONE);
+	refused_at("[security]\nrequire_2fa = everyone\n", 2, "unknown value");
+	assert_int_equal(load("[security]\nsecret_key = short\n"), -1);
+	assert_non_null(strstr(err, "secret_key must be at least 32 characters"));
+	assert_null(strstr(err, "short"));   /* never the key itself */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +610,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conf_load_missing, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_conf_load_directory_refused, dir_setup, dir_teardown),
 		cmocka_unit_test(test_err_buffer_bounded),
+		cmocka_unit_test(test_security_secret_key_and_require_2fa),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
