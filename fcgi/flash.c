@@ -32,6 +32,8 @@ static const struct {
 	[FLASH_PRIORITY_CHANGED] = { "Priority changed", "ok" },
 	[FLASH_REPLY_SAVED] = { "Reply saved", "ok" },
 	[FLASH_REPLY_DELETED] = { "Reply deleted", "ok" },
+	[FLASH_AVAILABLE] = { "You are available for new tickets", "ok" },
+	[FLASH_UNAVAILABLE] = { "You are unavailable for new tickets", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */

@@ -26,6 +26,7 @@ static const struct route routes[] = {
 	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF, NULL },
 	{ "GET", "/account", account_show, RF_AUTH, NULL },
 	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	{ "POST", "/account/availability", assign_set_availability, RF_AUTH | RF_AGENT | RF_CSRF, NULL },
 	{ "GET", "/tickets", ticket_list, RF_AUTH, NULL },
 	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF | RF_UPLOAD, &form_ticket },
 	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER, NULL },
