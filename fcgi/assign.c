@@ -83,11 +83,11 @@ static const char Q_CURSOR_SET[] =
  * deadlock each other. */
 static const char Q_CANDIDATES[] =
     "SELECT STRAIGHT_JOIN u.id, CONCAT(u.first_name, ' ', u.last_name), "
-    "IFNULL(UNIX_TIMESTAMP(q.last_assigned_at), 0) "
+    "IFNULL(TIMESTAMPDIFF(MICROSECOND, '2000-01-01', q.last_assigned_at), -1) "
     "FROM users u FORCE INDEX (users_role_state) JOIN agent_availability q ON q.user_id = u.id "
     "WHERE u.role = 'agent' AND u.state = 'active' AND q.available = 1 "
     "ORDER BY u.id LIMIT 500 FOR UPDATE";
-enum { CA_ID, CA_NAME, CA_LAST, CA__N };
+enum { CA_ID, CA_NAME, CA_LAST, CA__N };   /* CA_LAST: µs since 2000, -1 never */
 /* open tickets of one agent, read on the index and share-locked: counts
  * that another transaction changes wait for this one */
 static const char Q_OPEN_COUNT[] =
