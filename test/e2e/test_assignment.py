@@ -222,6 +222,14 @@ def test_round_robin_fair_under_parallel_creation(ctx):
         got = {int(r[0]): int(r[1]) for r in counts}
         assert set(got) == {a.id for a in agents}, "agents of the 50 tickets: %s" % got
         assert sorted(got.values()) == [16, 17, 17], "round robin shares: %s" % got
+        # in the order they were made (timeline ids are taken under the
+        # cursor's lock) the agents take strict turns: no two assignments
+        # read the same position
+        seq = [int(r[0]) for r in ctx.sql("SELECT agent_id FROM timeline WHERE kind = 'assigned' "
+                                          "AND ticket_id IN (%s) ORDER BY id" % ids)]
+        turns = [seq[i] == seq[i - 3] for i in range(3, len(seq))]
+        assert len(set(seq[:3])) == 3 and all(turns), "not strict turns: %s" % "".join(
+            "abc"[[a.id for a in agents].index(x)] for x in seq)
         ev = ctx.sql("SELECT ticket_id, COUNT(*), MIN(detail), MAX(IFNULL(actor_id, 0)) FROM timeline "
                      "WHERE kind = 'assigned' AND ticket_id IN (%s) GROUP BY ticket_id" % ids)
         assert len(ev) == 50 and all(r[1] == "1" and r[2] == "auto" and r[3] == "0" for r in ev), \
