@@ -71,7 +71,9 @@ static void page_availability(struct request *r, struct vdict *u)
 	if (on < 0)
 		return;
 	const char *qs = req_param(r, "QUERY_STRING");
-	const char *here = strcmp(r->method, "GET") == 0
+	/* back to this page; from an error page (a ticket hidden or missing:
+	 * the same 404 page for both) or a POST, to the list */
+	const char *here = strcmp(r->method, "GET") == 0 && r->status < 400
 	    ? arena_printf(r->a, "%s%s%s", r->path, qs && *qs ? "?" : "", qs ? qs : "") : "/tickets";
 	struct vdict *d = vdict_section(u, "AVAILABILITY");
 	vdict_set(d, "AVAIL_NEXT", local_path(here) ? here : "/tickets");
