@@ -494,10 +494,8 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 		vdict_set_int(view_body(m), "TICKET", id);
 		vdict_set(view_body(m), "SUBJECT", subject);
 		vdict_set(view_body(m), "NAME", name);
-		if (nfiles && attach_mail_fill(x, view_body(m), id, 0) == -1) {
-			view_free(m);
+		if (nfiles && attach_mail_fill(x, view_body(m), id, 0) == -1)
 			return -1;
-		}
 	}
 	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1)
 		return -1;
@@ -741,9 +739,10 @@ int ticket_lock(struct arena *a, struct ticket *t)
 
 /* POST /tickets/{id}/assign (admin): an active agent, available or not;
  * re-assigning is allowed.  The agent's row is read under a shared lock
- * and the ticket row under an exclusive one in the same transaction, so an agent disabled
- * meanwhile is either refused here or unassigned by the disable, which
- * waits for this commit; parallel assignments of one ticket are serial. */
+ * and the ticket row under an exclusive one in the same transaction, so
+ * an agent disabled meanwhile is either refused here or unassigned by the
+ * disable, which waits for this commit; parallel assignments of one
+ * ticket are serial.  The effects are assign_record's (assign.c). */
 int ticket_assign(struct request *r)
 {
 	struct ticket t;
