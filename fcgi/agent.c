@@ -1,7 +1,7 @@
 /*
  * agent.c — the agent picker of the ticket pages, and the admin's agent
  * pages (/admin/agents): pending requests (approve, reject), active agents
- * with their open-ticket counts and ratings, create an agent (mailed a
+ * with their open-ticket counts, ratings and availability, create an agent (mailed a
  * set-password code), disable an agent.
  */
 #include <stdio.h>
@@ -48,10 +48,11 @@ static const char Q_ACTIVE[] =
     "(SELECT ROUND(AVG(r.score), 1) FROM tickets t JOIN ratings r ON r.ticket_id = t.id "
     " WHERE t.agent_id = u.id), "
     "(SELECT COUNT(*) FROM tickets t JOIN ratings r ON r.ticket_id = t.id WHERE t.agent_id = u.id), "
-    "EXISTS (SELECT 1 FROM totp f WHERE f.user_id = u.id) "
+    "EXISTS (SELECT 1 FROM totp f WHERE f.user_id = u.id), "
+    "IFNULL((SELECT q.available FROM agent_availability q WHERE q.user_id = u.id), 0) "
     "FROM users u WHERE u.role = 'agent' AND u.state = 'active' ORDER BY u.first_name, u.last_name, u.id "
     "LIMIT 500";
-enum { AA_ID, AA_NAME, AA_EMAIL, AA_OPEN, AA_AVG, AA_RATINGS, AA_TOTP, AA__N };
+enum { AA_ID, AA_NAME, AA_EMAIL, AA_OPEN, AA_AVG, AA_RATINGS, AA_TOTP, AA_AVAILABLE, AA__N };
 
 static int agents_page(struct request *r, int status, const char *first, const char *last,
                        const char *email, const struct form_errors *f)
@@ -84,6 +85,7 @@ static int agents_page(struct request *r, int status, const char *first, const c
 		vdict_set(a, "OPEN_COUNT", DB_CELL(&act, i, AA_OPEN));
 		vdict_set(a, "AVG_RATING", DB_CELL(&act, i, AA_AVG) ? DB_CELL(&act, i, AA_AVG) : "—");
 		vdict_set(a, "RATINGS", DB_CELL(&act, i, AA_RATINGS));
+		vdict_show(a, db_int(&act, i, AA_AVAILABLE) ? "AVAILABLE" : "UNAVAILABLE");
 	}
 	if (act.nrows == 0)
 		vdict_show(b, "NO_AGENTS");

@@ -83,6 +83,7 @@ static const struct key keys[] = {
 	S("site", "base_url", base_url),
 	I("tickets", "auto_close_days", auto_close_days, 1, 3650),
 	I("tickets", "page_size", page_size, 5, 200),
+	E("tickets", "auto_assign", auto_assign, assign_mode_names),
 	I("limits", "admin_mails_per_address", admin_mails_per_address, 0, 100000),
 	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
 	I("retention", "audit_days", audit_days, 1, 36500),

@@ -105,6 +105,7 @@ struct conf {
 	/* [tickets] */
 	int auto_close_days;
 	int page_size;
+	int auto_assign;             /* enum assign_mode */
 	/* [limits]: mails to every admin caused by one client address / one account, per hour */
 	int admin_mails_per_address, admin_mails_per_account;
 	/* [retention]: what ccr-admin purge keeps, in days */
@@ -440,6 +441,8 @@ enum { PRI_PRIORITY, PRI__N };
 extern const struct form form_priority;
 enum { SR_TITLE, SR_BODY, SR_SHARED, SR__N };
 extern const struct form form_saved_reply;
+enum { AVL_AVAILABLE, AVL__N };
+extern const struct form form_availability;
 
 /* ---- multipart.c: multipart/form-data bodies (RFC 7578) through GMime -- */
 /* A file to store: from an upload (stream: a GMimeStream of its decoded
@@ -553,7 +556,8 @@ enum flash {
 	FLASH_AGENT_CREATED, FLASH_AGENT_APPROVED, FLASH_AGENT_REJECTED,
 	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH_NOTE_ADDED, FLASH_PRIORITY_CHANGED,
 	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH_2FA_OFF, FLASH_2FA_RESET,
-	FLASH_SESSION_ENDED_ONE, FLASH_SESSIONS_ENDED, FLASH_2FA_REQUIRED, FLASH__MAX
+	FLASH_SESSION_ENDED_ONE, FLASH_SESSIONS_ENDED, FLASH_2FA_REQUIRED, FLASH_AVAILABLE,
+	FLASH_UNAVAILABLE, FLASH__MAX
 };
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
@@ -678,6 +682,19 @@ int ticket_reopen(struct request *);
 int ticket_rate(struct request *);
 int ticket_priority(struct request *);
 int ticket_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
+
+/* ---- assign.c: assignment, auto-assignment, agent availability -------- */
+enum assign_mode { ASSIGN_OFF, ASSIGN_ROUND_ROBIN, ASSIGN_LEAST_OPEN, ASSIGN__MAX };
+extern const char *const assign_mode_names[ASSIGN__MAX + 1];   /* NULL-terminated */
+struct assignment {
+	long long ticket_id, customer_id, agent_id;
+	const char *subject, *customer_name, *agent_name;
+	enum assign_mode mode;                   /* ASSIGN_OFF: by an admin */
+};
+int assign_record(const struct ctx *, const struct assignment *);   /* 0 / -1 */
+int assign_auto(const struct ctx *, struct assignment *);           /* 1 / 0 none / -1 */
+int assign_available(struct arena *, long long uid);                /* 1 / 0 / -1 */
+int assign_set_availability(struct request *);
 
 /* ---- message.c: a ticket's conversation -------------------------------- */
 int message_post(struct request *);

@@ -37,6 +37,8 @@ static const struct {
 	[FLASH_SESSION_ENDED_ONE] = { "Session ended", "ok" },
 	[FLASH_SESSIONS_ENDED] = { "Every other session ended", "ok" },
 	[FLASH_2FA_REQUIRED] = { "Set up two-factor sign-in to continue", "error" },
+	[FLASH_AVAILABLE] = { "You are available for new tickets", "ok" },
+	[FLASH_UNAVAILABLE] = { "You are unavailable for new tickets", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */

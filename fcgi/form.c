@@ -177,6 +177,12 @@ static const struct form_field saved_reply_fields[SR__N] = {
 };
 const struct form form_saved_reply = { saved_reply_fields, SR__N };
 
+static const struct form_field availability_fields[AVL__N] = {
+	[AVL_AVAILABLE] = { .name = "available", .kind = FK_INT, .err = "FORM_ERROR", .min = 0,
+	    .max = 1, .missing = "Availability must be 1 (available) or 0 (unavailable)" },
+};
+const struct form form_availability = { availability_fields, AVL__N };
+
 /* ---- reading and checking ---------------------------------------------- */
 
 /* A decimal integer, all of it, in min..max. */

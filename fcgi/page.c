@@ -60,6 +60,26 @@ void page_set_time(struct request *r, struct vdict *d, const char *prefix, const
 	vdict_set(d, arena_printf(r->a, "%s_AGO", prefix), ago);
 }
 
+/* page_availability: an agent's availability and the button that flips
+ * it (POST /account/availability, back to this page) into the header's
+ * USER section.  Nothing when it cannot be read: the page itself matters
+ * more (an error page may be showing that the database is down). */
+static void page_availability(struct request *r, struct vdict *u)
+{
+	int on = assign_available(r->a, r->user->id);
+
+	if (on < 0)
+		return;
+	const char *qs = req_param(r, "QUERY_STRING");
+	/* back to this page; from an error page (a ticket hidden or missing:
+	 * the same 404 page for both) or a POST, to the list */
+	const char *here = strcmp(r->method, "GET") == 0 && r->status < 400
+	    ? arena_printf(r->a, "%s%s%s", r->path, qs && *qs ? "?" : "", qs ? qs : "") : "/tickets";
+	struct vdict *d = vdict_section(u, "AVAILABILITY");
+	vdict_set(d, "AVAIL_NEXT", local_path(here) ? here : "/tickets");
+	vdict_show(d, on ? "IS_AVAILABLE" : "IS_UNAVAILABLE");
+}
+
 /* page_new: a view of tpl inside the layout, with the layout's keys filled.
  * Owned by the caller until page_render.  NULL on OOM. */
 struct view *page_new(struct request *r, const char *tpl, const char *title)
@@ -82,6 +102,8 @@ struct view *page_new(struct request *r, const char *tpl, const char *title)
 		vdict_set(u, "USER_ROLE", role_name(r->user->role));
 		vdict_show(top, r->user->role == ROLE_ADMIN ? "NAV_ADMIN"
 		    : r->user->role == ROLE_AGENT ? "NAV_AGENT" : "NAV_CUSTOMER");
+		if (r->user->role == ROLE_AGENT)
+			page_availability(r, u);
 	} else {
 		vdict_show(top, "NAV_ANON");
 	}

@@ -28,6 +28,7 @@ static const struct route routes[] = {
 	{ "POST", "/password/change", account_change, RF_AUTH | RF_CSRF, NULL },
 	{ "GET", "/account", account_show, RF_AUTH, NULL },
 	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
+	{ "POST", "/account/availability", assign_set_availability, RF_AUTH | RF_AGENT | RF_CSRF, NULL },
 	/* cookie sessions only: never reachable with an API token */
 	{ "GET", "/account/2fa", totp_page, RF_AUTH | RF_ENROL, NULL },
 	{ "POST", "/account/2fa", totp_post, RF_AUTH | RF_CSRF | RF_ENROL, NULL },

@@ -472,10 +472,11 @@ static const char Q_T_INSERT[] =
     "last_activity) VALUES (?, ?, ?, ?, 'open', NOW(), NOW())";
 
 /* ticket_open: customer c raises a ticket, with files[0..nfiles) (measured
- * by attach_check) on its description; the confirmation goes to them
- * and the needs-an-agent mail to every admin.  In the caller's
- * transaction: the page and the email channel both raise tickets here.
- * The ticket id, or -1. */
+ * by attach_check) on its description; the confirmation goes to them.
+ * With [tickets] auto_assign on, an available agent gets it (assign_auto);
+ * when nobody does, the needs-an-agent mail goes to every admin.  In the
+ * caller's transaction: the page and the email channel both raise tickets
+ * here.  The ticket id, or -1. */
 long long ticket_open(const struct ctx *x, const struct user *c, const char *subject,
                       const char *desc, enum priority prio, struct attach_file *files,
                       size_t nfiles)
@@ -496,8 +497,15 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 		if (nfiles && attach_mail_fill(x, view_body(m), id, (struct attach_owner){ 0 }) == -1)
 			return -1;
 	}
-	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1 ||
-	    mail_admins(x, c->id, "ticket_needs_agent", name, c->email, id, subject) == -1)
+	if (mail_queue(x, m, "ticket_created", c->email, c->id, id, 0) == -1)
+		return -1;
+	/* [tickets] auto_assign: an available agent at once; only a ticket
+	 * nobody took needs the admins */
+	struct assignment as = { .ticket_id = id, .customer_id = c->id, .subject = subject,
+	    .customer_name = name };
+	int took = assign_auto(x, &as);
+	if (took == -1 ||
+	    (took == 0 && mail_admins(x, c->id, "ticket_needs_agent", name, c->email, id, subject) == -1))
 		return -1;
 	return id;
 }
@@ -699,8 +707,6 @@ static const char Q_AGENT_ACTIVE[] =
     "SELECT CONCAT(first_name, ' ', last_name), email FROM users "
     "WHERE id = ? AND role = 'agent' AND state = 'active' LOCK IN SHARE MODE";
 enum { AG_NAME, AG_EMAIL, AG__N };          /* Q_AGENT_NOW's columns too */
-static const char Q_ASSIGN[] =
-    "UPDATE tickets SET agent_id = ?, last_activity = NOW() WHERE id = ?";
 
 static const char Q_LOCK_ROW[] =
     "SELECT status, IFNULL(agent_id, 0) FROM tickets WHERE id = ? FOR UPDATE";
@@ -734,11 +740,12 @@ int ticket_lock(struct arena *a, struct ticket *t)
 	return 0;
 }
 
-/* POST /tickets/{id}/assign (admin): an active agent; re-assigning is
- * allowed.  The agent's row is read under a shared lock and the ticket row
- * under an exclusive one in the same transaction, so an agent disabled
- * meanwhile is either refused here or unassigned by the disable, which
- * waits for this commit; parallel assignments of one ticket are serial. */
+/* POST /tickets/{id}/assign (admin): an active agent, available or not;
+ * re-assigning is allowed.  The agent's row is read under a shared lock
+ * and the ticket row under an exclusive one in the same transaction, so
+ * an agent disabled meanwhile is either refused here or unassigned by the
+ * disable, which waits for this commit; parallel assignments of one
+ * ticket are serial.  The effects are assign_record's (assign.c). */
 int ticket_assign(struct request *r)
 {
 	struct ticket t;
@@ -770,26 +777,10 @@ int ticket_assign(struct request *r)
 	}
 	/* the agent it leaves loses access, and with it every reply token */
 	if ((t.agent_id && t.agent_id != agent_id && mail_tokens_drop(t.agent_id, t.id) == -1) ||
-	    db_exec(Q_ASSIGN, DB_ARGS(P_INT(agent_id), P_INT(t.id))) < 0 ||
-	    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_ASSIGNED, .actor = r->user->id,
-	        .agent_id = agent_id }) == -1 ||
-	    audit_add(request_ctx(r), t.customer_id, "ticket_assigned",
-	        arena_printf(r->a, "ticket %lld to agent %lld", t.id, agent_id)) == -1)
-		return db_fail();
-	struct view *mc = mail_new(r->conf, "agent_assigned_customer");
-	struct view *ma = mail_new(r->conf, "agent_assigned_agent");
-	if (mc) {
-		vdict_set(view_body(mc), "AGENT", agent_name);
-		vdict_set_int(view_body(mc), "TICKET", t.id);
-		vdict_set(view_body(mc), "SUBJECT", t.subject);
-	}
-	if (ma) {
-		vdict_set(view_body(ma), "CUSTOMER", t.customer_name);
-		vdict_set_int(view_body(ma), "TICKET", t.id);
-		vdict_set(view_body(ma), "SUBJECT", t.subject);
-	}
-	if (mail_queue_active(request_ctx(r), mc, "agent_assigned", t.customer_id, t.id) == -1 ||
-	    mail_queue_active(request_ctx(r), ma, "ticket_assigned", agent_id, t.id) == -1 ||
+	    assign_record(request_ctx(r), &(struct assignment){ .ticket_id = t.id,
+	        .customer_id = t.customer_id, .agent_id = agent_id, .subject = t.subject,
+	        .customer_name = t.customer_name, .agent_name = agent_name,
+	        .mode = ASSIGN_OFF }) == -1 ||
 	    db_commit() == -1)
 		return db_fail();
 	flash_set(r, FLASH_AGENT_ASSIGNED);

@@ -86,6 +86,9 @@ static const char *event_text(struct arena *a, enum timeline_kind k, const char 
 	case TLK_ASSIGNED:
 		if (!staff)
 			return "An agent is now handling this ticket";
+		if (!strcmp(detail, "auto"))   /* [tickets] auto_assign */
+			return arena_printf(a, "The ticket was assigned automatically to %s",
+			    agent ? agent : "an agent");
 		return arena_printf(a, "%s assigned the ticket to %s", who, agent ? agent : "an agent");
 	case TLK_PRIORITY:
 		if (sscanf(detail, "%31s %31s", old, now) != 2)

@@ -1,4 +1,4 @@
--- 008-account-security.sql — account security (README "Two-factor sign-in",
+-- 009-account-security.sql — account security (README "Two-factor sign-in",
 -- "Login alerts and sessions"): TOTP secrets (encrypted), recovery codes,
 -- the half-signed-in state between password and code, known browsers, and
 -- what the session list shows.

@@ -52,6 +52,7 @@
 <th scope="col" class="num">Open tickets</th>
 <th scope="col" class="num">Average rating</th>
 <th scope="col" class="num">Ratings</th>
+<th scope="col">Availability</th>
 <th scope="col"><span class="visually-hidden">Actions</span></th>
 </tr>
 </thead>
@@ -63,6 +64,7 @@
 <td data-label="Open tickets" class="num">{{OPEN_COUNT}}</td>
 <td data-label="Average rating" class="num">{{AVG_RATING}}</td>
 <td data-label="Ratings" class="num">{{RATINGS}}</td>
+<td data-label="Availability">{{#AVAILABLE}}<span class="badge badge-resolved">Available</span>{{/AVAILABLE}}{{#UNAVAILABLE}}<span class="badge badge-closed">Unavailable</span>{{/UNAVAILABLE}}</td>
 <td data-label="Actions">
 <form class="inline-form" method="post" action="/admin/agents/{{ID}}/disable" data-confirm="Disable {{NAME}}? They are logged out and their open tickets become unassigned.">
 <input type="hidden" name="csrf_token" value="{{CSRF}}">

@@ -44,6 +44,22 @@
 {{#USER}}
 <div class="user-box">
 <p class="user-id"><span class="visually-hidden">Logged in as </span><span class="user-name">{{USER_NAME}}</span> <span class="user-role">{{USER_ROLE}}</span></p>
+{{#AVAILABILITY}}
+<form class="availability-form" method="post" action="/account/availability">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<input type="hidden" name="next" value="{{AVAIL_NEXT}}">
+{{#IS_AVAILABLE}}
+<input type="hidden" name="available" value="0">
+<span class="badge badge-resolved" id="availability-state">Available</span>
+<button type="submit" class="btn btn-small btn-ghost" aria-describedby="availability-state">Go unavailable</button>
+{{/IS_AVAILABLE}}
+{{#IS_UNAVAILABLE}}
+<input type="hidden" name="available" value="1">
+<span class="badge badge-closed" id="availability-state">Unavailable</span>
+<button type="submit" class="btn btn-small btn-ghost" aria-describedby="availability-state">Go available</button>
+{{/IS_UNAVAILABLE}}
+</form>
+{{/AVAILABILITY}}
 <form class="logout-form" method="post" action="/logout">
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <button type="submit" class="btn btn-small btn-ghost">Log out</button>

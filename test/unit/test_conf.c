@@ -81,6 +81,7 @@ static void test_defaults(void **state)
 	assert_int_equal(d.smtp_give_up_after, 3 * 86400);  /* a mail is retried for 3 days */
 	assert_int_equal(d.auto_close_days, 7);             /* auto-close after 7 quiet days */
 	assert_int_equal(d.page_size, 25);                  /* tickets a page */
+	assert_int_equal(d.auto_assign, ASSIGN_OFF);        /* admins assign unless told */
 	assert_string_equal(d.base_url, "http://localhost");
 	assert_string_equal(d.db_password, "");
 
@@ -145,7 +146,8 @@ static void test_every_section(void **state)
 	    "base_url = https://help.example.com/\n"
 	    "[tickets]\n"
 	    "auto_close_days = 14\n"
-	    "page_size = 50\n");
+	    "page_size = 50\n"
+	    "auto_assign = least_open\n");
 	assert_string_equal(c.path, "t.conf");
 	assert_string_equal(c.listen, "127.0.0.1:9000");
 	assert_int_equal(c.socket_mode, 0600);
@@ -187,6 +189,7 @@ static void test_every_section(void **state)
 	assert_string_equal(c.base_url, "https://help.example.com");
 	assert_int_equal(c.auto_close_days, 14);
 	assert_int_equal(c.page_size, 50);
+	assert_int_equal(c.auto_assign, ASSIGN_LEAST_OPEN);
 }
 
 static void test_keys_are_independent(void **state)
@@ -300,6 +303,10 @@ static void test_int_ranges(void **state)
 	refused_at("[tickets]\npage_size = 4\n", 2, "page_size");
 	refused_at("[tickets]\npage_size = 201\n", 2, "page_size");
 	refused_at("[tickets]\nauto_close_days = 0\n", 2, "auto_close_days");
+	refused_at("[tickets]\nauto_assign = random\n", 2, "auto_assign");
+	refused_at("[tickets]\nauto_assign = Round_Robin\n", 2, "auto_assign");
+	accepted("[tickets]\nauto_assign = round_robin\n");
+	assert_int_equal(c.auto_assign, ASSIGN_ROUND_ROBIN);
 	/* an int field must not wrap: 2^32 + 4 is not 4 */
 	refused_at("[server]\nworkers = 4294967300\n", 2, "workers");
 }

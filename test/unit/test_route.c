@@ -40,6 +40,8 @@ static const struct {
 	{ "GET", "/account", "/account", 0, RF_AUTH, RF_CSRF | ROLES },
 	{ "POST", "/account/delete", "/account/delete", 0, RF_AUTH | RF_CUSTOMER | RF_CSRF,
 	  RF_AGENT | RF_ADMIN },
+	{ "POST", "/account/availability", "/account/availability", 0, RF_AUTH | RF_AGENT | RF_CSRF,
+	  RF_CUSTOMER | RF_ADMIN },
 	{ "GET", "/tickets", "/tickets", 0, RF_AUTH, RF_CSRF | ROLES },
 	{ "POST", "/tickets", "/tickets", 0, RF_AUTH | RF_CUSTOMER | RF_CSRF, RF_AGENT | RF_ADMIN },
 	{ "GET", "/tickets/new", "/tickets/new", 0, RF_AUTH | RF_CUSTOMER, RF_CSRF | RF_AGENT | RF_ADMIN },
