@@ -329,3 +329,24 @@ export async function shot(page, name, { repo = false, maxHeight = 1000 } = {}) 
   }
   return written;
 }
+
+/** Keyboard use: the focused element draws a visible focus indicator (an
+ * outline of 2 px or more, or a box-shadow ring). */
+export async function assertVisibleFocus(page, what) {
+  const f = await page.evaluate(() => {
+    const el = document.activeElement;
+    const cs = getComputedStyle(el);
+    return { tag: el.tagName, id: el.id, style: cs.outlineStyle, width: parseFloat(cs.outlineWidth) || 0, shadow: cs.boxShadow };
+  });
+  assert.ok((f.style !== 'none' && f.width >= 2) || (f.shadow && f.shadow !== 'none'),
+    `${what}: ${f.tag}#${f.id} shows its focus (outline ${f.style} ${f.width}px)`);
+}
+
+/** Press Tab until the element matching selector has the focus (at most max times). */
+export async function tabTo(page, selector, max = 40) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((s) => document.activeElement && document.activeElement.matches(s), selector)) return;
+  }
+  assert.fail(`Tab never reached ${selector}`);
+}

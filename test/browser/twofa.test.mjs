@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import {
   BASE, DESKTOP, launch, email, watchContext, submit, assertPrg, goto, fillRegister, shot,
+  assertVisibleFocus, tabTo,
 } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
@@ -37,24 +38,6 @@ function totp(secret, offset = 0) {
 async function freshStep() {
   const left = 30 - (Date.now() / 1000) % 30;
   if (left < 6) await new Promise((r) => setTimeout(r, (left + 0.2) * 1000));
-}
-
-async function assertVisibleFocus(page, what) {
-  const f = await page.evaluate(() => {
-    const el = document.activeElement;
-    const cs = getComputedStyle(el);
-    return { tag: el.tagName, id: el.id, style: cs.outlineStyle, width: parseFloat(cs.outlineWidth) || 0, shadow: cs.boxShadow };
-  });
-  assert.ok((f.style !== 'none' && f.width >= 2) || (f.shadow && f.shadow !== 'none'),
-    `${what}: ${f.tag}#${f.id} shows its focus (outline ${f.style} ${f.width}px)`);
-}
-
-async function tabTo(page, selector, max = 40) {
-  for (let i = 0; i < max; i++) {
-    await page.keyboard.press('Tab');
-    if (await page.evaluate((s) => document.activeElement && document.activeElement.matches(s), selector)) return;
-  }
-  assert.fail(`Tab never reached ${selector}`);
 }
 
 /** The setup page's otpauth:// URI, read as text from the page, and its secret. */

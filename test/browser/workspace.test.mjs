@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import {
   BASE, DESKTOP, launch, email, createAdmin, watchContext, submit, assertPrg, goto, flash,
   fillRegister, login, ticketIdOf,
+  assertVisibleFocus, tabTo,
 } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
@@ -43,28 +44,6 @@ after(async () => {
   for (const c of Object.values(ctx)) await c.context.close().catch(() => {});
   if (browser) await browser.close();
 });
-
-/** The focused element draws a visible focus indicator (an outline or a box-shadow ring). */
-async function assertVisibleFocus(page, what) {
-  const f = await page.evaluate(() => {
-    const el = document.activeElement;
-    const cs = getComputedStyle(el);
-    return {
-      tag: el.tagName, id: el.id, style: cs.outlineStyle, width: parseFloat(cs.outlineWidth) || 0,
-      shadow: cs.boxShadow,
-    };
-  });
-  assert.ok((f.style !== 'none' && f.width >= 2) || (f.shadow && f.shadow !== 'none'),
-    `${what}: ${f.tag}#${f.id} shows its focus (outline ${f.style} ${f.width}px)`);
-}
-
-async function tabTo(page, selector, max = 40) {
-  for (let i = 0; i < max; i++) {
-    await page.keyboard.press('Tab');
-    if (await page.evaluate((s) => document.activeElement && document.activeElement.matches(s), selector)) return;
-  }
-  assert.fail(`Tab never reached ${selector}`);
-}
 
 test('workspace: people and a ticket', T, async () => {
   const c = await newSession('customer');

@@ -25,17 +25,11 @@ W = {}
 # ------------------------------------------------------------------ fixtures
 
 def world(ctx):
-    if W.get("_ctx") is not ctx:
-        W.clear()
-        W["_ctx"] = ctx
-    return W
+    return tu.world(ctx, W)
 
 
 def admin(ctx):
-    w = world(ctx)
-    if "admin" not in w:
-        w["admin"] = tu.make_admin(ctx, "Asta", "Assigner")
-    return w["admin"]
+    return tu.world_admin(ctx, W, "Asta", "Assigner")
 
 
 def fresh_agents(ctx, n, last="Rota"):

@@ -23,10 +23,7 @@ W = {}
 
 
 def world(ctx):
-    if W.get("_ctx") is not ctx:
-        W.clear()
-        W["_ctx"] = ctx
-    return W
+    return tu.world(ctx, W)
 
 
 def people(ctx):

@@ -29,17 +29,11 @@ W = {}
 # ------------------------------------------------------------------ fixtures
 
 def world(ctx):
-    if W.get("_ctx") is not ctx:
-        W.clear()
-        W["_ctx"] = ctx
-    return W
+    return tu.world(ctx, W)
 
 
 def admin(ctx):
-    w = world(ctx)
-    if "admin" not in w:
-        w["admin"] = tu.make_admin(ctx, "Mara", "Mailroot")
-    return w["admin"]
+    return tu.world_admin(ctx, W, "Mara", "Mailroot")
 
 
 def agents(ctx):

@@ -22,17 +22,11 @@ NOT_THERE = "N/A"
 # ------------------------------------------------------------------ fixtures
 
 def world(ctx):
-    if W.get("_ctx") is not ctx:
-        W.clear()
-        W["_ctx"] = ctx
-    return W
+    return tu.world(ctx, W)
 
 
 def admin(ctx):
-    w = world(ctx)
-    if "admin" not in w:
-        w["admin"] = tu.make_admin(ctx, "Ada", "Root")
-    return w["admin"]
+    return tu.world_admin(ctx, W, "Ada", "Root")
 
 
 def customer(ctx, key):

@@ -24,17 +24,11 @@ PRIORITY = True
 # ------------------------------------------------------------------ fixtures
 
 def world(ctx):
-    if W.get("_ctx") is not ctx:
-        W.clear()
-        W["_ctx"] = ctx
-    return W
+    return tu.world(ctx, W)
 
 
 def admin(ctx):
-    w = world(ctx)
-    if "admin" not in w:
-        w["admin"] = tu.make_admin(ctx, "Wanda", "Wsadmin")
-    return w["admin"]
+    return tu.world_admin(ctx, W, "Wanda", "Wsadmin")
 
 
 def admin2(ctx):

@@ -74,6 +74,23 @@ def request_agent(ctx, first="Petra", last=None):
                             client=client(ctx), prefix="req")
 
 
+def world(ctx, w):
+    """A test module's fixture cache w (a dict): emptied when the suite's
+    context (a new stack) changes, so no fixture outlives its database."""
+    if w.get("_ctx") is not ctx:
+        w.clear()
+        w["_ctx"] = ctx
+    return w
+
+
+def world_admin(ctx, w, first, last):
+    """The module's admin, made once per context."""
+    world(ctx, w)
+    if "admin" not in w:
+        w["admin"] = make_admin(ctx, first, last)
+    return w["admin"]
+
+
 def set_password_with_code(ctx, email, code, password=PASSWORD):
     return helpers.set_password(ctx, email, code, password, client(ctx))
 
