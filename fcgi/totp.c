@@ -236,7 +236,7 @@ static int unopenable(struct request *r)
 {
 	r->message = "Two-factor sign-in cannot be checked for this account right now (the "
 	    "server's key changed). Please ask an admin to reset it.";
-	return 500;
+	return 503;     /* the server's configuration, not a fault of the request or a bug */
 }
 
 static const char Q_PENDING_ADD[] =

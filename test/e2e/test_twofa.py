@@ -506,7 +506,7 @@ def test_changed_secret_key_voids_enrolments_without_a_crash(ctx):
         assert r.location.endswith("/login/2fa")
         fresh_step()
         r = enter(c, code(u.secret, STEP))
-        assert r.status == 500 and "ask an admin to reset it" in r.text, (r.status, page_errors(r))
+        assert r.status == 503 and "ask an admin to reset it" in r.text, (r.status, page_errors(r))
         assert "ccr_session" not in c.cookies
         # a pending enrolment starts again with a new secret
         _r, _uri, new_pending = setup_page(p.s)
