@@ -65,7 +65,7 @@
 <td data-label="Average rating" class="num">{{AVG_RATING}}</td>
 <td data-label="Ratings" class="num">{{RATINGS}}</td>
 <td data-label="Availability">{{#AVAILABLE}}<span class="badge badge-resolved">Available</span>{{/AVAILABLE}}{{#UNAVAILABLE}}<span class="badge badge-closed">Unavailable</span>{{/UNAVAILABLE}}</td>
-<td data-label="Actions">
+<td data-label="Actions"><div class="row-actions">
 <form class="inline-form" method="post" action="/admin/agents/{{ID}}/disable" data-confirm="Disable {{NAME}}? They are logged out and their open tickets become unassigned.">
 <input type="hidden" name="csrf_token" value="{{CSRF}}">
 <button type="submit" class="btn btn-small btn-danger">Disable<span class="visually-hidden"> {{NAME}}</span></button>
@@ -76,7 +76,7 @@
 <button type="submit" class="btn btn-small">Reset two-factor<span class="visually-hidden"> of {{NAME}}</span></button>
 </form>
 {{/HAS_2FA}}
-</td>
+</div></td>
 </tr>
 {{/AGENT}}
 </tbody>
