@@ -20,11 +20,6 @@
 
 #include "extern.h"
 
-const char *const assign_mode_names[ASSIGN__MAX + 1] = {
-	[ASSIGN_OFF] = "off", [ASSIGN_ROUND_ROBIN] = "round_robin",
-	[ASSIGN_LEAST_OPEN] = "least_open", [ASSIGN__MAX] = NULL,
-};
-
 /* ---- the effects of one assignment ------------------------------------ */
 
 static const char Q_ASSIGN[] =

@@ -30,6 +30,11 @@ static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const starttls_names[] = { "required", "optional", "off", NULL };
 static const char *const unknown_sender_names[] = { "drop", "ticket", NULL };
 static const char *const require_2fa_names[] = { "admins", "staff", "none", NULL };
+/* [tickets] auto_assign; assign.c names the mode in audit rows with it */
+const char *const assign_mode_names[ASSIGN__MAX + 1] = {
+	[ASSIGN_OFF] = "off", [ASSIGN_ROUND_ROBIN] = "round_robin",
+	[ASSIGN_LEAST_OPEN] = "least_open", [ASSIGN__MAX] = NULL,
+};
 
 #define S(sec, k, f) { sec, k, K_STR, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), 0, 0, NULL }
 #define I(sec, k, f, lo, hi) { sec, k, K_INT, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), lo, hi, NULL }
