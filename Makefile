@@ -355,13 +355,13 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -g -O1 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Ifcgi \
-                $(shell pkg-config --cflags libmariadb) -MMD -MP
+                $(shell pkg-config --cflags libmariadb json-c) -MMD -MP
 FUZZ_LIBFLAGS = -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
                 $(shell pkg-config --cflags $(PKGS)) -MMD -MP
 FB        := $(B)/fuzz
@@ -379,6 +379,8 @@ FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
 FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
+FUZZ_O_json   := $(FB)/obj/json.o $(FUZZ_TEXT_O)
+FUZZ_L_json   := $(shell pkg-config --libs json-c)
 FUZZ_WHOLE    := form cookie fcgi route multipart twofa
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))

@@ -321,6 +321,7 @@ struct request {
 	int api;
 	long long token_id;         /* api_tokens.id of the Bearer token, 0 when none */
 	long long created_id;       /* the row a handler created (ticket, message), for the API */
+	const char *api_field;      /* the request field an API refusal names, or NULL */
 	/* response */
 	int status;
 	const char *location;       /* 303 target */

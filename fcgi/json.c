@@ -71,6 +71,65 @@ static size_t skip_value(const char *s, size_t i, size_t n)
 	return i;
 }
 
+static int hex4(const char *s, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		    : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		*v = *v * 16 + (unsigned)d;
+	}
+	return 0;
+}
+
+/* 1 when a string of s (valid JSON) holds a \u escape of a lone UTF-16
+ * surrogate: json-c would turn it into U+FFFD silently; it is refused as
+ * invalid characters instead (RFC 8259 §8.2). */
+static int lone_surrogate(const char *s, size_t n)
+{
+	int in = 0, high = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!in) {
+			in = s[i] == '"';
+			continue;
+		}
+		if (s[i] == '"') {
+			if (high)
+				return 1;
+			in = 0;
+			continue;
+		}
+		if (s[i] != '\\') {
+			if (high)
+				return 1;
+			continue;
+		}
+		unsigned v;
+		if (i + 5 < n && s[i + 1] == 'u' && hex4(s + i + 2, &v) == 0) {
+			if (v >= 0xDC00 && v <= 0xDFFF) {
+				if (!high)
+					return 1;
+				high = 0;
+			} else if (v >= 0xD800 && v <= 0xDBFF) {
+				if (high)
+					return 1;
+				high = 1;
+			} else if (high)
+				return 1;
+			i += 5;
+			continue;
+		}
+		if (high)
+			return 1;
+		i++;   /* another escape: skip its letter */
+	}
+	return high;
+}
+
 /* The members of the top-level object in s (valid JSON, per json-c),
  * duplicates included: json-c keeps the last of two equal names silently,
  * so comparing this count with the object's length finds them. */
@@ -151,6 +210,11 @@ int json_decode(struct arena *a, const char *body, size_t len, const struct json
 	if (!json_object_is_type(o, json_type_object)) {
 		*why = "The request body must be a JSON object";
 		status = 400;
+		goto done;
+	}
+	if (lone_surrogate(body, len)) {
+		*why = "Invalid characters";
+		status = 422;
 		goto done;
 	}
 	if (top_members(body, len) != (size_t)json_object_object_length(o)) {

@@ -152,7 +152,7 @@ static int ctype_is(const char *ct, const char *type)
  * body is no fields.  0, or the HTTP status with r->message. */
 static int read_json(struct request *r, long long len, const char *ct)
 {
-	const char *field = NULL;   /* named in the message already */
+	const char *field = NULL;
 
 	if (len > JSON_MAX_BODY) {
 		r->message = "The request body is larger than 64 KiB";
@@ -177,6 +177,7 @@ static int read_json(struct request *r, long long len, const char *ct)
 		r->message = "Invalid characters";
 		return 422;
 	}
+	r->api_field = rc ? field : NULL;
 	return rc;
 }
 

@@ -272,7 +272,7 @@ void route_dispatch(struct request *r)
 		resp_header_add(r, "Retry-After", "5");   /* every 503 says when to retry */
 	if (status >= 400 && r->body == NULL) {
 		if (r->api)
-			api_error(r, status, r->message, NULL);
+			api_error(r, status, r->message, r->api_field);
 		else
 			page_error(r, status);
 	}

@@ -30,8 +30,10 @@ let checked = 0;
 for (const r of recs) {
   const route = routes.find((x) => x.re.test(r.path));
   const op = route && doc.paths[route.p][r.method.toLowerCase()];
-  let resp = op && (op.responses[String(r.status)]);
-  if (!resp && r.status === 500) resp = null;
+  let resp = op && op.responses[String(r.status)];
+  // a path or method the document does not list: the generic error responses
+  if (!op && r.status >= 400)
+    resp = doc.components.responses['E' + r.status];
   const schema = resp && resp.content && resp.content['application/json'] &&
     resp.content['application/json'].schema;
   if (!schema) {
