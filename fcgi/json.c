@@ -130,6 +130,38 @@ static int lone_surrogate(const char *s, size_t n)
 	return high;
 }
 
+/* 1 when s (accepted by json-c) is RFC 8259 outside its strings too:
+ * json-c's strict mode still takes single-quoted strings and NaN or
+ * Infinity; here a bare word must be true, false or null, and nothing
+ * but structure, numbers and white space may stand between strings. */
+static int strict_syntax(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		char c = s[i];
+		if (c == '"') {
+			i = skip_string(s, i, n);
+			continue;
+		}
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			size_t j = i;
+			while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z')))
+				j++;
+			size_t w = j - i;
+			int number_e = w == 1 && (c == 'e' || c == 'E') && i > 0 && s[i - 1] >= '0' &&
+			    s[i - 1] <= '9';
+			if (!number_e && !(w == 4 && !memcmp(s + i, "true", 4)) &&
+			    !(w == 5 && !memcmp(s + i, "false", 5)) && !(w == 4 && !memcmp(s + i, "null", 4)))
+				return 0;
+			i = j;
+			continue;
+		}
+		if (c == '\0' || !strchr("{}[]:,+-.0123456789 \t\r\n", c))
+			return 0;
+		i++;
+	}
+	return 1;
+}
+
 /* The members of the top-level object in s (valid JSON, per json-c),
  * duplicates included: json-c keeps the last of two equal names silently,
  * so comparing this count with the object's length finds them. */
@@ -207,6 +239,11 @@ int json_decode(struct arena *a, const char *body, size_t len, const struct json
 			status = 400;
 			goto done;
 		}
+	if (!strict_syntax(body, len)) {
+		*why = "The request body is not valid JSON";
+		status = 400;
+		goto done;
+	}
 	if (!json_object_is_type(o, json_type_object)) {
 		*why = "The request body must be a JSON object";
 		status = 400;

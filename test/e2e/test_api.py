@@ -402,6 +402,9 @@ def test_malformed_json_is_4xx_never_500(ctx):
         (b"{'subject': 'a'}", 400),
         (b'{"subject": "a", "description": "d"} trailing', 400),
         (b'{"subject": "a", /* c */ "description": "d"}', 400),
+        (b'{"subject": "a", "description": "d", "x": NaN}', 400),
+        (b'{"subject": "a", "description": "d", "x": Infinity}', 400),
+        (b"{'subject': 'a', 'description': 'd'}", 400),
         (b"\x00\x01", 400),
         (b"nul", 400),
     ]
