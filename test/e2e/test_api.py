@@ -502,3 +502,45 @@ def test_openapi_document_and_every_response(ctx):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert len(RECORDED) > 50, "the module recorded its responses (%d)" % len(RECORDED)
+
+
+def test_side_effects_equal_to_the_pages(ctx):
+    """The same steps once through the pages and once through the API:
+    the same outbox mail (kind and recipient), the same timeline and the
+    same audit events."""
+    w = world(ctx)
+    cust, admin, agent = w["cust"], w["admin"], w["agent"]
+
+    def page_flow():
+        c = cust.s
+        c.refresh_csrf("/tickets/new")
+        r = c.post("/tickets", {"subject": "Same effects", "description": "d", "priority": "low"})
+        assert r.status == 303, helpers.page_errors(r)
+        tid = int(r.location.rsplit("/", 1)[1])
+        admin.s.refresh_csrf("/tickets/%d" % tid)
+        assert admin.s.post("/tickets/%d/assign" % tid, {"agent_id": str(agent.id)}).status == 303
+        agent.s.refresh_csrf("/tickets/%d" % tid)
+        assert agent.s.post("/tickets/%d/messages" % tid, {"body": "hello"}).status == 303
+        agent.s.refresh_csrf("/tickets/%d" % tid)
+        assert agent.s.post("/tickets/%d/resolve" % tid).status == 303
+        c.refresh_csrf("/tickets/%d" % tid)
+        assert c.post("/tickets/%d/close" % tid).status == 303
+        return tid
+
+    def api_flow():
+        tid = new_ticket(ctx, w, "Same effects", assign=False)
+        assert api(ctx, "POST", "/api/v1/tickets/%d/assign" % tid, w["t_admin"], {"agent_id": agent.id})[0].status == 200
+        assert api(ctx, "POST", "/api/v1/tickets/%d/messages" % tid, w["t_agent"], {"body": "hello"})[0].status == 201
+        assert api(ctx, "POST", "/api/v1/tickets/%d/resolve" % tid, w["t_agent"])[0].status == 200
+        assert api(ctx, "POST", "/api/v1/tickets/%d/close" % tid, w["t_cust"])[0].status == 200
+        return tid
+
+    def effects(tid):
+        mail = sorted(tuple(r) for r in ctx.sql("SELECT kind, to_addr FROM outbox WHERE ticket_id = %d" % tid))
+        tl = [tuple(r) for r in ctx.sql("SELECT kind, IFNULL(actor_id, 0) FROM timeline WHERE ticket_id = %d ORDER BY id" % tid)]
+        audit = sorted(r[0] for r in ctx.sql("SELECT event FROM audit_log WHERE detail = 'ticket %d' OR detail LIKE 'ticket %d %%'" % (tid, tid)))
+        return mail, tl, audit
+
+    a, b = effects(page_flow()), effects(api_flow())
+    assert a == b, "pages %r\nAPI   %r" % (a, b)
+    assert a[0], "the flow wrote mail"
