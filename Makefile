@@ -19,13 +19,14 @@ CXX      := g++
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
-            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev
+            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev \
+            libjson-c-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
-            gmime-3.0 libcurl libmagic liboath libqrencode
+            gmime-3.0 libcurl libmagic liboath libqrencode json-c
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
@@ -42,8 +43,8 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # two programs' entries, outside the library).
 LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
-            page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c account.c ticket.c \
-            message.c attach.c timeline.c note.c reply.c assign.c agent.c mailin.c metrics.c mailer.c \
+            page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c token.c account.c ticket.c \
+            message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c mailer.c \
             fetcher.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
@@ -71,6 +72,8 @@ deps:
 	@$(call APT_MISSING,$(APT_PKGS))
 	@if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwright-core ]; then \
 	  cd test/browser && npm ci --no-audit --no-fund --loglevel=error; fi
+	@if [ -f test/api/package.json ] && [ ! -d test/api/node_modules/@apidevtools/swagger-parser ]; then \
+	  cd test/api && npm ci --no-audit --no-fund --loglevel=error; fi
 run-deps:
 	@$(call APT_MISSING,$(RUN_PKGS))
 
@@ -352,13 +355,13 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -g -O1 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Ifcgi \
-                $(shell pkg-config --cflags libmariadb) -MMD -MP
+                $(shell pkg-config --cflags libmariadb json-c) -MMD -MP
 FUZZ_LIBFLAGS = -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
                 $(shell pkg-config --cflags $(PKGS)) -MMD -MP
 FB        := $(B)/fuzz
@@ -376,6 +379,8 @@ FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
 FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
+FUZZ_O_json   := $(FB)/obj/json.o $(FUZZ_TEXT_O)
+FUZZ_L_json   := $(shell pkg-config --libs json-c)
 FUZZ_WHOLE    := form cookie fcgi route multipart twofa
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))

@@ -201,7 +201,7 @@ static const char *attach_size(struct arena *a, long long n)
 	return arena_printf(a, "%.1f MiB", (double)n / (1024 * 1024));
 }
 
-static const char *attach_url(struct arena *a, const char *base, long long id, const char *name)
+const char *attach_url(struct arena *a, const char *base, long long id, const char *name)
 {
 	return arena_printf(a, "%s/attachments/%lld/%s", base, id, url_encode(a, name));
 }
@@ -217,7 +217,6 @@ static const char Q_THREAD_STAFF[] = AQ_COLS
 static const char Q_THREAD_CUSTOMER[] = AQ_COLS
     "WHERE ticket_id = ? AND note_id IS NULL AND ((message_id IS NULL AND ? = 1) "
     "OR message_id >= NULLIF(?, 0)) ORDER BY id LIMIT 5000";
-enum { AT_ID, AT_MESSAGE, AT_NOTE, AT_NAME, AT_TYPE, AT_SIZE, AT__N };
 
 int attach_thread_load(struct request *r, long long ticket_id, int description,
                        long long message_from, long long note_from, struct db_rows *out)

@@ -107,6 +107,7 @@ static const struct key keys[] = {
 	E("mail_in", "imap_starttls", imap_starttls, starttls_names),
 	I("mail_in", "imap_timeout", imap_timeout, 1, 3600),
 	I("attachments", "max_file_bytes", attach_max_file_bytes, 1, ATTACH_MAX_REQUEST_BYTES),
+	I("api", "requests_per_minute", api_requests_per_minute, 1, 1000000),
 };
 
 void conf_defaults(struct conf *c)
@@ -162,6 +163,7 @@ void conf_defaults(struct conf *c)
 	c->attach_max_file_bytes = 10L * 1024 * 1024;
 	c->imap_starttls = STARTTLS_REQUIRED;
 	c->imap_timeout = 60;
+	c->api_requests_per_minute = 600;
 }
 
 struct parse_state {

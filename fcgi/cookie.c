@@ -53,12 +53,16 @@ int cookie_parse(struct arena *a, const char *hdr, struct kvlist *out, size_t ma
 /* cookie_get: the request's cookie `name`, or NULL when it sent none. */
 const char *cookie_get(const struct request *r, const char *name)
 {
+	if (r->api)   /* cookies are ignored on /api/: a Bearer token or nothing */
+		return NULL;
 	return kv_get(&r->cookies, name);
 }
 
 /* cookie_set: a Set-Cookie header; max_age 0 with value "" deletes it. */
 void cookie_set(struct request *r, const char *name, const char *value, long max_age)
 {
+	if (r->api)   /* the API neither reads nor sets cookies */
+		return;
 	resp_header_add(r, "Set-Cookie", arena_printf(r->a,
 	    "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", name, value,
 	    max_age, r->conf->secure_cookies ? "; Secure" : ""));

@@ -23,6 +23,7 @@
 #define EX_BADCONF 78 /* sysexits EX_CONFIG: a child with a bad config, not respawned */
 
 struct request;
+struct json_object;
 struct db_rows;
 struct vdict;
 struct view;
@@ -126,6 +127,8 @@ struct conf {
 	int imap_timeout;
 	/* [attachments] */
 	long attach_max_file_bytes;  /* one file; a request carries at most ATTACH_MAX_REQUEST_BYTES */
+	/* [api] */
+	int api_requests_per_minute; /* per token, across all workers and hosts */
 };
 #define ATTACH_MAX_FILES 5                          /* files on one message or ticket */
 #define ATTACH_MAX_REQUEST_BYTES (25L * 1024 * 1024) /* files of one request, and of one mail */
@@ -313,6 +316,12 @@ struct request {
 	char csrf[72];              /* token the forms must carry */
 	const char *session_hash;   /* SHA-256 of the session cookie, or NULL */
 	long long session_id;       /* sessions.id of it, 0 when none */
+	/* the JSON API (api.c): a path under /api/ — cookies ignored, a
+	 * Bearer token instead, JSON in and out */
+	int api;
+	long long token_id;         /* api_tokens.id of the Bearer token, 0 when none */
+	long long created_id;       /* the row a handler created (ticket, message), for the API */
+	const char *api_field;      /* the request field an API refusal names, or NULL */
 	/* response */
 	int status;
 	const char *location;       /* 303 target */
@@ -443,6 +452,8 @@ enum { SR_TITLE, SR_BODY, SR_SHARED, SR__N };
 extern const struct form form_saved_reply;
 enum { AVL_AVAILABLE, AVL__N };
 extern const struct form form_availability;
+enum { TOK_NAME, TOK__N };
+extern const struct form form_token;
 
 /* ---- multipart.c: multipart/form-data bodies (RFC 7578) through GMime -- */
 /* A file to store: from an upload (stream: a GMimeStream of its decoded
@@ -557,7 +568,7 @@ enum flash {
 	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH_NOTE_ADDED, FLASH_PRIORITY_CHANGED,
 	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH_2FA_OFF, FLASH_2FA_RESET,
 	FLASH_SESSION_ENDED_ONE, FLASH_SESSIONS_ENDED, FLASH_2FA_REQUIRED, FLASH_AVAILABLE,
-	FLASH_UNAVAILABLE, FLASH__MAX
+	FLASH_UNAVAILABLE, FLASH_TOKEN_REVOKED, FLASH__MAX
 };
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
@@ -625,6 +636,16 @@ char *device_browser_line(struct arena *, const char *ua);
 const char *device_browser(struct request *);
 int device_signin(struct request *, long long uid, const char *email, int alert); /* 1 / 0 / -1 */
 
+/* ---- token.c: personal API tokens and their rate limit --------------- */
+#define TOKEN_MAX_PER_PERSON 10
+#define TOKEN_PREFIX "ccr_"          /* then 64 hex digits: 256 random bits */
+int token_load(struct request *);    /* r->user from Authorization: Bearer; 0 / -1 */
+int token_rate(struct request *);    /* 0, 429 (Retry-After set), or a db status */
+int token_end_all(long long user_id);   /* every token of the person; 0 / -1 */
+int token_list(struct request *);    /* GET /account/tokens */
+int token_create(struct request *);  /* POST /account/tokens */
+int token_revoke(struct request *);  /* POST /account/tokens/{id}/revoke */
+
 /* ---- account.c: the account routes ------------------------------------- */
 int account_signed_in(struct request *, long long uid, enum role, int twofa, const char *email,
                       const char *next, const char *detail);
@@ -669,12 +690,26 @@ int ticket_visible(const struct request *, const struct ticket *);
 int ticket_lock(struct arena *, struct ticket *);   /* status and agent again, locked */
 int ticket_page(struct request *, const struct ticket *, int status, const char *err_key,
                 const char *error, const char *draft);
+/* The list of GET /tickets and GET /api/v1/tickets: the query's filters
+ * read and checked, the rows fetched (ticket_list_fetch). */
+struct ticket_filter {
+	long long limit;             /* rows to fetch (one more than a page shows) */
+	const char *status, *assigned, *q, *after;
+	enum ticket_status st;
+	int all, admin, none, by_agent, customer, cursor, too_broad;
+	long long cust_id;
+	const char *cust_name;
+};
+enum { TL_ID, TL_SUBJECT, TL_STATUS, TL_PRIORITY, TL_CREATED, TL_ACTIVITY, TL_CUSTOMER, TL_AGENT,
+       TL_CUSTOMER_ID, TL_AGENT_ID, TL__N };
+int ticket_list_fetch(struct request *, struct ticket_filter *, struct db_rows *); /* rows, or -status */
 int ticket_list(struct request *);
 int ticket_new_form(struct request *);
 int ticket_create(struct request *);
 long long ticket_open(const struct ctx *, const struct user *customer, const char *subject,
                       const char *desc, enum priority, struct attach_file *, size_t nfiles);
 int ticket_show(struct request *);
+int ticket_seen(struct request *, long long id);   /* 0 / -1 */
 int ticket_assign(struct request *);
 int ticket_resolve(struct request *);
 int ticket_close(struct request *);
@@ -731,6 +766,8 @@ int attach_thread_load(struct request *, long long ticket_id, int description,
 /* attach_fill: the ATTACHMENT sections of owner o among at's rows (a
  * note's only for staff viewers) */
 void attach_fill(struct request *, struct vdict *, const struct db_rows *at, struct attach_owner o);
+enum { AT_ID, AT_MESSAGE, AT_NOTE, AT_NAME, AT_TYPE, AT_SIZE, AT__N };  /* attach_thread_load's columns */
+const char *attach_url(struct arena *, const char *base, long long id, const char *name);
 int attach_get(struct request *);       /* GET /attachments/{id}/{name} */
 
 /* ---- timeline.c: a ticket's messages, notes and events in one order ---- */
@@ -777,6 +814,47 @@ int agent_create(struct request *);
 int agent_approve(struct request *);
 int agent_reject(struct request *);
 int agent_disable(struct request *);
+
+/* ---- json.c: the JSON shim (json-c): bounded request decoding, responses */
+#define JSON_MAX_DEPTH 16
+#define JSON_MAX_BODY (64 * 1024)
+/* The request fields the API knows, with their JSON type; any other member
+ * is ignored.  A known field becomes a form pair (an integer as decimal),
+ * so the pages' field rules and messages (form_read) apply unchanged. */
+enum json_kind { JK_STRING, JK_INT };
+struct json_field {
+	const char *name;
+	enum json_kind kind;
+};
+/* json_decode: body (len bytes) as one JSON object into *out.  0, or the
+ * HTTP status with *why (and *field when a member is at fault): 400 not
+ * JSON (truncated, nested deeper than JSON_MAX_DEPTH, not an object), 422
+ * invalid UTF-8 or control characters, a known field of the wrong type,
+ * a duplicate member name (refused, whichever field it is). */
+int json_decode(struct arena *, const char *body, size_t len, const struct json_field *,
+                size_t nfields, struct kvlist *out, const char **why, const char **field);
+extern const struct json_field json_api_fields[];
+extern const size_t json_api_nfields;
+/* json_respond: o (consumed) as r's body, application/json; returns status. */
+int json_respond(struct request *, int status, struct json_object *o);
+/* json_time: unix time (decimal text) as RFC 3339 UTC; NULL stays NULL. */
+struct json_object *json_time(struct arena *, const char *unix_ts);
+struct json_object *json_str(const char *s);   /* NULL: JSON null */
+
+/* ---- api.c: the /api/v1 routes ----------------------------------------- */
+const char *api_error_code(int status);
+int api_error(struct request *, int status, const char *message, const char *field);
+int api_refuse(struct request *, int status, const char *err_key, const char *message);
+int api_me(struct request *);
+int api_tickets(struct request *);
+int api_ticket_create(struct request *);
+int api_ticket_show(struct request *);
+int api_message_post(struct request *);
+int api_ticket_assign(struct request *);
+int api_ticket_resolve(struct request *);
+int api_ticket_close(struct request *);
+int api_ticket_reopen(struct request *);
+int api_openapi(struct request *);
 
 /* ---- metrics.c: GET /healthz, counters in shared memory, GET /metrics -- */
 enum metric {

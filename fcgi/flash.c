@@ -39,11 +39,14 @@ static const struct {
 	[FLASH_2FA_REQUIRED] = { "Set up two-factor sign-in to continue", "error" },
 	[FLASH_AVAILABLE] = { "You are available for new tickets", "ok" },
 	[FLASH_UNAVAILABLE] = { "You are unavailable for new tickets", "ok" },
+	[FLASH_TOKEN_REVOKED] = { "Token revoked", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */
 void flash_set(struct request *r, enum flash f)
 {
+	if (r->api)   /* the API sets no cookies */
+		return;
 	cookie_set(r, "ccr_flash", arena_printf(r->a, "%d", (int)f), 60);
 }
 

@@ -183,6 +183,12 @@ static const struct form_field availability_fields[AVL__N] = {
 };
 const struct form form_availability = { availability_fields, AVL__N };
 
+static const struct form_field token_fields[TOK__N] = {
+	[TOK_NAME] = { .name = "name", .kind = FK_LINE, .err = "ERR_NAME", .min = 1, .max = 64,
+	    .missing = "Name the token (what will use it)", .too_long = "The name is too long (64 characters at most)" },
+};
+const struct form form_token = { token_fields, TOK__N };
+
 /* ---- reading and checking ---------------------------------------------- */
 
 /* A decimal integer, all of it, in min..max. */

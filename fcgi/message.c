@@ -123,5 +123,6 @@ int message_post(struct request *r)
 	    r->nfiles);
 	if (mid == -1 || db_commit() == -1)
 		return db_fail();
+	r->created_id = mid;
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld#m%lld", t.id, mid));
 }

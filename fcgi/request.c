@@ -116,6 +116,8 @@ int request_read_head(struct request *r)
 		r->message = "Bad request path";
 		return 400;
 	}
+	/* the JSON API: cookies ignored, JSON bodies and errors */
+	r->api = strncmp(r->path, "/api/", 5) == 0 || strcmp(r->path, "/api") == 0;
 	if (ck && strlen(ck) <= 8192 && cookie_parse(r->a, ck, &r->cookies, MAX_COOKIES) != PARSE_OK)
 		r->cookies.n = 0;     /* a silly Cookie header is ignored, not fatal */
 	if (qs && *qs) {
@@ -142,6 +144,41 @@ static int ctype_is(const char *ct, const char *type)
 	size_t n = strlen(type);
 
 	return ct && strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* read_json: an /api/ POST body of len bytes: at most JSON_MAX_BODY
+ * (413 unread), application/json (415), decoded by json_decode into
+ * r->form (its fields, then the forms' control-character rule).  An empty
+ * body is no fields.  0, or the HTTP status with r->message. */
+static int read_json(struct request *r, long long len, const char *ct)
+{
+	const char *field = NULL;
+
+	if (len > JSON_MAX_BODY) {
+		r->message = "The request body is larger than 64 KiB";
+		return 413;
+	}
+	if (len == 0)
+		return 0;
+	if (!ctype_is(ct, "application/json")) {
+		r->message = "Send the request body as application/json";
+		return 415;
+	}
+	char *body = arena_alloc(r->a, (size_t)len + 1);
+	FCGX_Request *f = r->fcgx;
+	if (FCGX_GetStr(body, (int)len, f->in) != (int)len) {
+		r->message = "Incomplete request body";
+		return 400;
+	}
+	body[len] = '\0';
+	int rc = json_decode(r->a, body, (size_t)len, json_api_fields, json_api_nfields, &r->form,
+	    &r->message, &field);
+	if (rc == 0 && clean_values(&r->form) == -1) {
+		r->message = "Invalid characters";
+		return 422;
+	}
+	r->api_field = rc ? field : NULL;
+	return rc;
 }
 
 /* request_read_body: a POST body by the rules of r->route (NULL: none
@@ -180,6 +217,8 @@ int request_read_body(struct request *r)
 		r->message = "The request is too large";
 		return 413;
 	}
+	if (r->api)
+		return read_json(r, len, ct);
 	if (len == 0)
 		return 0;
 	if (upload) {

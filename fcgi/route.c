@@ -29,12 +29,16 @@ static const struct route routes[] = {
 	{ "GET", "/account", account_show, RF_AUTH, NULL },
 	{ "POST", "/account/delete", account_delete, RF_AUTH | RF_CUSTOMER | RF_CSRF, NULL },
 	{ "POST", "/account/availability", assign_set_availability, RF_AUTH | RF_AGENT | RF_CSRF, NULL },
-	/* cookie sessions only: never reachable with an API token */
+	/* cookie sessions only: never reachable with an API token (tokens are
+	 * read only under /api/, where cookies are ignored) */
 	{ "GET", "/account/2fa", totp_page, RF_AUTH | RF_ENROL, NULL },
 	{ "POST", "/account/2fa", totp_post, RF_AUTH | RF_CSRF | RF_ENROL, NULL },
 	{ "GET", "/account/sessions", session_list, RF_AUTH, NULL },
 	{ "POST", "/account/sessions/end-others", session_end_others, RF_AUTH | RF_CSRF, NULL },
 	{ "POST", "/account/sessions/{id}/end", session_end_one, RF_AUTH | RF_CSRF, NULL },
+	{ "GET", "/account/tokens", token_list, RF_AUTH, NULL },
+	{ "POST", "/account/tokens", token_create, RF_AUTH | RF_CSRF, NULL },
+	{ "POST", "/account/tokens/{id}/revoke", token_revoke, RF_AUTH | RF_CSRF, NULL },
 	{ "GET", "/tickets", ticket_list, RF_AUTH, NULL },
 	{ "POST", "/tickets", ticket_create, RF_AUTH | RF_CUSTOMER | RF_CSRF | RF_UPLOAD, &form_ticket },
 	{ "GET", "/tickets/new", ticket_new_form, RF_AUTH | RF_CUSTOMER, NULL },
@@ -61,6 +65,18 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/users/{id}/2fa/reset", totp_admin_reset, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN, NULL },
+	/* The JSON API (api.c): a Bearer token instead of the session cookie,
+	 * so no CSRF flag; the same roles as the pages' routes above */
+	{ "GET", "/api/v1/openapi.json", api_openapi, RF_NODB, NULL },
+	{ "GET", "/api/v1/me", api_me, RF_AUTH, NULL },
+	{ "GET", "/api/v1/tickets", api_tickets, RF_AUTH, NULL },
+	{ "POST", "/api/v1/tickets", api_ticket_create, RF_AUTH | RF_CUSTOMER, NULL },
+	{ "GET", "/api/v1/tickets/{id}", api_ticket_show, RF_AUTH, NULL },
+	{ "POST", "/api/v1/tickets/{id}/messages", api_message_post, RF_AUTH | RF_CUSTOMER | RF_AGENT, NULL },
+	{ "POST", "/api/v1/tickets/{id}/assign", api_ticket_assign, RF_AUTH | RF_ADMIN, NULL },
+	{ "POST", "/api/v1/tickets/{id}/resolve", api_ticket_resolve, RF_AUTH | RF_AGENT, NULL },
+	{ "POST", "/api/v1/tickets/{id}/close", api_ticket_close, RF_AUTH | RF_CUSTOMER | RF_ADMIN, NULL },
+	{ "POST", "/api/v1/tickets/{id}/reopen", api_ticket_reopen, RF_AUTH | RF_CUSTOMER, NULL },
 	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN, NULL },
 	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 };
@@ -152,9 +168,38 @@ static int role_allowed(const struct route *rt, const struct user *u)
 	return roles == 0 || ((unsigned)u->role < ROLE__MAX && (roles & flag[u->role]) != 0);
 }
 
+/* The flags of an /api/ route: the Bearer token (never a cookie), 401
+ * with WWW-Authenticate (RFC 6750 §3) where a login is needed, the token's
+ * rate, the role, the two-factor enrolment.  No CSRF: nothing here acts
+ * on a cookie a browser would send by itself. */
+static int guard_api(struct request *r, const struct route *rt)
+{
+	if (rt->flags & RF_NODB)
+		return 0;
+	if (token_load(r) == -1)
+		return db_status();
+	if ((rt->flags & RF_AUTH) && r->user == NULL) {
+		resp_header_add(r, "WWW-Authenticate", req_param(r, "HTTP_AUTHORIZATION")
+		    ? "Bearer realm=\"ccr\", error=\"invalid_token\"" : "Bearer realm=\"ccr\"");
+		return 401;
+	}
+	int s = token_rate(r);
+	if (s)
+		return s;
+	if (r->user && !role_allowed(rt, r->user))
+		return 403;
+	if (totp_must_enrol(r)) {
+		r->message = "Set up two-factor sign-in first, on your account's two-factor page.";
+		return 403;
+	}
+	return 0;
+}
+
 /* Enforce the route's flags.  0 to run the handler, else the status to answer. */
 static int guard(struct request *r, const struct route *rt)
 {
+	if (r->api)
+		return guard_api(r, rt);
 	if (!(rt->flags & RF_NODB) &&
 	    ((rt->flags & RF_POLL) ? session_peek(r) : session_load(r)) == -1)
 		return db_status();
@@ -225,8 +270,12 @@ void route_dispatch(struct request *r)
 	}
 	if (status == 503 && r->body == NULL)
 		resp_header_add(r, "Retry-After", "5");   /* every 503 says when to retry */
-	if (status >= 400 && r->body == NULL)
-		page_error(r, status);
+	if (status >= 400 && r->body == NULL) {
+		if (r->api)
+			api_error(r, status, r->message, r->api_field);
+		else
+			page_error(r, status);
+	}
 	if (!r->streamed)
 		r->status = status;
 	resp_send(r);

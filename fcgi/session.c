@@ -138,10 +138,11 @@ int session_end(struct request *r)
 	return 0;
 }
 
-/* session_end_all: every session of the user (password change, disable). 0 / -1. */
+/* session_end_all: every session of the user (password change or reset,
+ * disable, deletion), and with them every API token (token.c).  0 / -1. */
 int session_end_all(long long user_id)
 {
-	return db_exec(Q_END_ALL, DB_ARGS(P_INT(user_id))) < 0 ? -1 : 0;
+	return db_exec(Q_END_ALL, DB_ARGS(P_INT(user_id))) < 0 || token_end_all(user_id) == -1 ? -1 : 0;
 }
 
 /* session_csrf_ok: 1 when the form's csrf_token matches the session's (or the

@@ -163,8 +163,7 @@ static int is_role(const struct request *r, enum role role)
 #define TL_COLS \
 	"SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
 	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
-	"CONCAT(a.first_name, ' ', a.last_name) FROM tickets t "
-enum { TL_ID, TL_SUBJECT, TL_STATUS, TL_PRIORITY, TL_CREATED, TL_ACTIVITY, TL_CUSTOMER, TL_AGENT, TL__N };
+	"CONCAT(a.first_name, ' ', a.last_name), t.customer_id, IFNULL(t.agent_id, 0) FROM tickets t "
 #define TL_JOIN "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 /* keyset pagination: newest activity first, strictly after the cursor */
 #define TL_PAGE \
@@ -275,19 +274,21 @@ static const char *by_customer(struct request *r, const char *param, long long *
 	return name;
 }
 
-/* GET /tickets: scoped by role; filters status, assigned (admin), q,
- * customer (admins; agents holding one of that customer's tickets: all of
- * that customer's tickets); keyset pagination with `after`. */
-int ticket_list(struct request *r)
+/* ticket_list_fetch: the filters of the query (status, assigned for
+ * admins, q, customer, after) read and checked into *tf, then up to
+ * tf->limit rows of the viewer's scope in list order into *rows.  The row
+ * count, or minus the HTTP status of a refusal (404 customer, 422 filter,
+ * 5xx database).  A search too broad to sort in time is 0 rows with
+ * tf->too_broad. */
+int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_rows *rows)
 {
 	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
 	enum ticket_status st = TS_OPEN;
 	char *q = str_trim(arena_strdup(r->a, req_query(r, "q") ? req_query(r, "q") : ""));
 	long long ts = FAR_FUTURE, cid = (long long)1 << 62, scope_id = r->user->id;
-	long long limit = r->conf->page_size + 1;
-	const char *sql, *heading;
+	long long limit = tf->limit;
+	const char *sql;
 	int admin = is_role(r, ROLE_ADMIN), none = 0, by_agent = 0, cursor;
-	struct db_rows rows, agents = { 0 };
 	int n;
 	long long cust_id = 0;
 	const char *cust_name = NULL, *cparam = req_query(r, "customer");
@@ -296,7 +297,7 @@ int ticket_list(struct request *r)
 		int st404;
 		cust_name = by_customer(r, cparam, &cust_id, &st404);
 		if (cust_name == NULL)
-			return st404;
+			return -st404;
 		assigned = NULL;
 	}
 	utf8_truncate(q, 200);            /* a search box, not a document */
@@ -310,7 +311,7 @@ int ticket_list(struct request *r)
 		scope_id = strtoll(assigned, &end, 10);
 		if (*end || scope_id <= 0) {
 			r->message = "Unknown agent filter";
-			return 422;
+			return -422;
 		}
 		by_agent = 1;
 	} else
@@ -321,7 +322,7 @@ int ticket_list(struct request *r)
 	int all = !strcmp(status, "all");
 	if (!all && ticket_status_parse(status, &st) == -1) {
 		r->message = "Unknown status filter";
-		return 422;
+		return -422;
 	}
 	cursor = parse_cursor(req_query(r, "after"), &ts, &cid);
 	int customer = is_role(r, ROLE_CUSTOMER), agent = (is_role(r, ROLE_AGENT) || by_agent) && !cust_name;
@@ -332,31 +333,57 @@ int ticket_list(struct request *r)
 
 	if (*q && (cust_scope || agent)) {
 		const char *pat = like_pattern(r->a, q);
-		n = db_query(r->a, &rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
+		n = db_query(r->a, rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
 		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
 		        P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (*q) {
 		sql = none ? Q_S_NONE : Q_S_ALL;
-		n = db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
+		n = db_query(r->a, rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
 		    P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (cust_scope || agent) {
 		sql = cust_scope ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
-		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
+		n = all ? db_query(r->a, rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
 		              P_INT(cid), P_INT(limit)))
-		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_STR(status),
+		        : db_query(r->a, rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_STR(status),
 		              P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else {
 		sql = none ? (all ? Q_L_NONE : Q_L_NONE_ST) : (all ? Q_L_ALL : Q_L_ALL_ST);
-		n = all ? db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_INT(ts), P_INT(ts), P_INT(cid),
+		n = all ? db_query(r->a, rows, sql, TL__N, DB_ARGS(P_INT(ts), P_INT(ts), P_INT(cid),
 		              P_INT(limit)))
-		        : db_query(r->a, &rows, sql, TL__N, DB_ARGS(P_STR(status), P_INT(ts), P_INT(ts),
+		        : db_query(r->a, rows, sql, TL__N, DB_ARGS(P_STR(status), P_INT(ts), P_INT(ts),
 		              P_INT(cid), P_INT(limit)));
 	}
 	int too_broad = n < 0 && *q && db_last_err() == DB_SLOW;
-	if (too_broad)
+	if (too_broad) {
 		n = 0;
+		rows->nrows = 0;
+	}
 	if (n < 0)
-		return db_status();
+		return -db_status();
+	*tf = (struct ticket_filter){ .limit = limit, .status = status, .assigned = assigned, .q = q,
+	    .after = cursor ? req_query(r, "after") : NULL, .st = st, .all = all, .admin = admin,
+	    .none = none, .by_agent = by_agent, .customer = customer, .cursor = cursor,
+	    .too_broad = too_broad, .cust_id = cust_id, .cust_name = cust_name };
+	return n;
+}
+
+/* GET /tickets: scoped by role; filters status, assigned (admin), q,
+ * customer (admins; agents holding one of that customer's tickets: all of
+ * that customer's tickets); keyset pagination with `after`. */
+int ticket_list(struct request *r)
+{
+	struct ticket_filter tf = { .limit = r->conf->page_size + 1 };
+	struct db_rows rows, agents = { 0 };
+	const char *heading;
+	int n = ticket_list_fetch(r, &tf, &rows);
+
+	if (n < 0)
+		return -n;
+	const char *status = tf.status, *assigned = tf.assigned, *q = tf.q, *cust_name = tf.cust_name;
+	enum ticket_status st = tf.st;
+	int admin = tf.admin, none = tf.none, by_agent = tf.by_agent, customer = tf.customer;
+	int all = tf.all, cursor = tf.cursor, too_broad = tf.too_broad;
+	long long cust_id = tf.cust_id;
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
@@ -444,6 +471,8 @@ static void ticket_attach_limits(struct request *r, struct vdict *d)
 static int new_page(struct request *r, int status, const char *subject, const char *desc,
                     enum priority prio, const struct form_errors *f)
 {
+	if (r->api)   /* the same refusal, as the API's JSON error */
+		return api_refuse(r, status, f && f->n ? f->e[0].key : NULL, f && f->n ? f->e[0].msg : NULL);
 	struct view *v = page_new(r, "ticket_new.tpl", "New ticket");
 
 	if (v == NULL)
@@ -536,6 +565,7 @@ int ticket_create(struct request *r)
 	    r->files, r->nfiles);
 	if (id == -1 || db_commit() == -1)
 		return db_fail();
+	r->created_id = id;
 	flash_set(r, FLASH_TICKET_CREATED);
 	return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", id));
 }
@@ -553,6 +583,13 @@ enum { HI_ID, HI_SUBJECT, HI_STATUS, HI_ACTIVITY, HI__N };
 static const char Q_NOTICE_SEEN[] =
     "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
 
+/* ticket_seen: the viewer has opened ticket id (page or API): their unread
+ * new-message notice is cleared, so the next message mails them again.  0 / -1. */
+int ticket_seen(struct request *r, long long id)
+{
+	return db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(id), P_INT(r->user->id))) < 0 ? -1 : 0;
+}
+
 /* ticket_page: the ticket with its conversation and the forms the viewer
  * may use.  error/err_key/draft re-show a refused form (422/409). */
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
@@ -563,6 +600,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	int agent = is_role(r, ROLE_AGENT) && t->agent_id == r->user->id;
 	int closed = t->status == TS_CLOSED;
 
+	if (r->api)   /* a refusal of a shared handler, as the API's JSON error */
+		return api_refuse(r, status, err_key, error);
 	/* the files: of the description, all messages, all notes (staff only) */
 	if (timeline_load(r, t->id, 0, &tl) == -1 ||
 	    attach_thread_load(r, t->id, 1, 1, 1, &at) == -1 ||
@@ -575,7 +614,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	if ((admin || agent) && db_query(r->a, &history, Q_HISTORY, HI__N,
 	        DB_ARGS(P_INT(t->customer_id), P_INT(t->id))) < 0)
 		return db_status();
-	if (db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(t->id), P_INT(r->user->id))) < 0)
+	if (ticket_seen(r, t->id) == -1)
 		return db_status();
 
 	struct view *v = page_new(r, "ticket.tpl", arena_printf(r->a, "#%lld %s", t->id, t->subject));
@@ -757,7 +796,7 @@ int ticket_assign(struct request *r)
 	if (s)
 		return s;
 	if (form_read(r, &form_assign, in, &f))
-		return ticket_page(r, &t, 422, NULL, f.e[0].msg, NULL);
+		return ticket_page(r, &t, 422, r->api ? "ERR_AGENT_ID" : NULL, f.e[0].msg, NULL);
 	long long agent_id = in[ASG_AGENT].i;
 	if (db_begin() == -1)
 		return db_fail();

@@ -18,7 +18,7 @@
 <section class="card" aria-labelledby="security-h">
 <h2 id="security-h">Sign-in security</h2>
 <p>Two-factor sign-in is <strong id="twofa-state">{{TWOFA_STATE}}</strong>.</p>
-<p class="actions"><a class="btn" href="/account/2fa">Two-factor sign-in</a> <a class="btn" href="/account/sessions">Your sessions</a></p>
+<p class="actions"><a class="btn" href="/account/2fa">Two-factor sign-in</a> <a class="btn" href="/account/sessions">Your sessions</a> <a class="btn" href="/account/tokens">API tokens</a></p>
 </section>
 {{#CAN_DELETE}}
 <section class="card card-danger" aria-labelledby="delete-h">

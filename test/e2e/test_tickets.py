@@ -542,7 +542,7 @@ def test_list_shows_na_for_unassigned(ctx):
 
 TL_COLS = ("SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), "
            "UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), "
-           "CONCAT(a.first_name, ' ', a.last_name) FROM tickets t ")
+           "CONCAT(a.first_name, ' ', a.last_name), t.customer_id, IFNULL(t.agent_id, 0) FROM tickets t ")
 TL_JOIN = "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 
 
