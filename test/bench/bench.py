@@ -106,6 +106,7 @@ class Endpoint:
         self.key, self.label, self.method, self.path = key, label, method, path
         self.cookie, self.body, self.expect, self.check, self.kind = cookie, body, expect, check, kind
         self.bytes = None
+        self.failed = None      # why this row is not measured (its page was not the one meant)
 
     def wrk_argv(self, port, a, duration):
         argv = ["wrk", "-t%d" % a.threads, "-c%d" % a.conns, "-d%ds" % duration,
@@ -260,8 +261,12 @@ class SizeBench:
         ]
 
     def check_endpoints(self):
-        """One request each: status, content; response size for the table."""
+        """One request each: status, content; response size for the table.  A
+        page that is not the one the row measures (a status or content other
+        than expected) fails that row, which is then not run; the others are."""
         for e in self.endpoints:
+            if e.failed:
+                continue
             ck = {}
             if e.cookie:
                 k, v = e.cookie.split("=", 1)
@@ -278,10 +283,13 @@ class SizeBench:
                 self.cold_503.append("%s after %.1f s" % (e.label, time.monotonic() - t))
                 time.sleep(2)
             if r.status != e.expect:
-                raise StackError("%s %s: %s answered %d, expected %d:\n%s" % (
-                    self.size, e.label, e.path, r.status, e.expect, r.text[:500]))
-            if e.check and not e.check(r.text):
-                raise StackError("%s %s: unexpected content:\n%s" % (self.size, e.label, r.text[:800]))
+                e.failed = "answered %d, expected %d" % (r.status, e.expect)
+            elif e.check and not e.check(r.text):
+                e.failed = "answered %d with other content than the row measures" % r.status
+            if e.failed:
+                log("%s %s: %s %s: ROW FAILED, not measured:\n%s" % (
+                    self.size, e.label, e.path, e.failed, r.text[:800]))
+                continue
             e.bytes = len(r.body)
 
     # ---------------------------------------------------------- query profile
@@ -304,7 +312,7 @@ class SizeBench:
         try:
             self._reload_workers()
             for e in self.endpoints:
-                if e.kind == "ceiling" or e.key == "login":
+                if e.kind == "ceiling" or e.key == "login" or e.failed:
                     continue
                 size0 = os.path.getsize(slow) if os.path.exists(slow) else 0
                 ck = dict([e.cookie.split("=", 1)]) if e.cookie else {}
@@ -511,7 +519,8 @@ def run(a):
         log("warm-up: %d s per endpoint" % a.warmup)
         for s in sizes:
             for e in benches[s].endpoints:
-                subprocess.run(e.wrk_argv(benches[s].st.port, a, a.warmup), capture_output=True)
+                if not e.failed:
+                    subprocess.run(e.wrk_argv(benches[s].st.port, a, a.warmup), capture_output=True)
         for rnd in range(a.rounds):
             order = sizes[rnd % len(sizes):] + sizes[:rnd % len(sizes)]
             log("round %d/%d (sizes %s), load %s" % (rnd + 1, a.rounds, " ".join(order),
@@ -519,6 +528,8 @@ def run(a):
             for s in order:
                 b = benches[s]
                 for e in b.endpoints:
+                    if e.failed:
+                        continue
                     if e.key == "login" and rnd == a.rounds - 1:
                         res.setdefault("memory_pre_login", {})[s] = b.memory()[0]
                     argv = e.wrk_argv(b.st.port, a, a.duration)
@@ -530,8 +541,9 @@ def run(a):
                     if r["requests"]:
                         r["cpu_us"] = {k: (c1[k] - c0[k]) * 1e6 / r["requests"] for k in c1}
                     if p.returncode != 0 or r["rps"] is None:
-                        raise StackError("wrk failed for %s %s:\n%s%s" % (s, e.label, p.stdout,
-                                                                          p.stderr))
+                        e.failed = "wrk failed: %s" % (p.stderr.strip() or p.stdout.strip())[:200]
+                        log("  %-4s %-42s ROW FAILED: %s" % (s, e.label, e.failed))
+                        continue
                     res["runs"].setdefault(s, {}).setdefault(e.key, []).append(r)
                     log("  %-4s %-42s %9.1f req/s  p50 %8.2f ms  p99 %8.2f ms  CPU us/req "
                         "ccrd %.0f db %.0f nginx %.0f%s" % (
@@ -556,7 +568,7 @@ def run(a):
             b = benches[s]
             res.setdefault("endpoints", {})[s] = [
                 {"key": e.key, "label": e.label, "method": e.method, "path": e.path,
-                 "bytes": e.bytes, "argv": redact(e.wrk_argv(b.st.port, a, a.duration),
+                 "bytes": e.bytes, "failed": e.failed, "argv": redact(e.wrk_argv(b.st.port, a, a.duration),
                                                   b.st.port)}
                 for e in b.endpoints]
             res.setdefault("profile", {})[s] = b.profile
@@ -585,6 +597,15 @@ def run(a):
     with open(a.out, "w") as f:
         f.write(report(res, sizes, a))
     log("wrote %s and %s in %.0f s" % (a.out, json_out, res["total_s"]))
+    failed = failed_rows(res)
+    if failed:
+        raise StackError("%d row(s) failed (the rest were measured and written): %s"
+                         % (len(failed), "; ".join(failed)))
+
+
+def failed_rows(res):
+    return ["%s %s: %s" % (s, e["label"], e["failed"])
+            for s, eps in res.get("endpoints", {}).items() for e in eps if e.get("failed")]
 
 
 def du_mb(path):
@@ -675,11 +696,13 @@ def report(res, sizes, a):
         sep += "---:|"
     w(hdr)
     w(sep)
-    med_of = lambda s, k, f: med([r.get(f) for r in res["runs"][s][k]])
+    runs_of = lambda s, k: res["runs"].get(s, {}).get(k, [])
+    med_of = lambda s, k, f: med([r.get(f) for r in runs_of(s, k)])
+    failed_at = {(s, e["key"]): e.get("failed") for s in sizes for e in res["endpoints"][s]}
 
     def rratio(s1, k1, s2, k2):
         """median over rounds of rps(s1, k1) / rps(s2, k2)"""
-        xs = [x["rps"] / y["rps"] for x, y in zip(res["runs"][s1][k1], res["runs"][s2][k2])
+        xs = [x["rps"] / y["rps"] for x, y in zip(runs_of(s1, k1), runs_of(s2, k2))
               if x["rps"] is not None and y["rps"]]
         return ratio(med(xs), 1.0) if xs else "–"
     eps = res["endpoints"][sizes[0]]
@@ -687,8 +710,11 @@ def report(res, sizes, a):
         k = e["key"]
         line = "| %s | %s |" % (e["label"], fnum(e["bytes"]))
         for s in sizes:
+            if failed_at.get((s, k)):
+                line += " **failed**: %s | – | – | – | – |" % failed_at[(s, k)]
+                continue
             rps = med_of(s, k, "rps")
-            errs = sum(r["non2xx"] + r["sock_err"] for r in res["runs"][s][k])
+            errs = sum(r["non2xx"] + r["sock_err"] for r in runs_of(s, k))
             line += " %s%s | %s | %s | %s | %s |" % (
                 fnum(rps), " (**%d errors**)" % errs if errs else "",
                 fms(med_of(s, k, "p50")), fms(med_of(s, k, "p99")),
@@ -708,7 +734,7 @@ def report(res, sizes, a):
       "| ccrd CPU per login | CPU per hash |")
     w("|---|---:|---:|---:|---:|---:|")
     for s in sizes:
-        runs = res["runs"][s]["login"]
+        runs = runs_of(s, "login")
         xs = [r["rps"] / r["hash_per_s"] for r in runs if r.get("hash_per_s")]
         w("| %s | %s | %s | **%s** | %s ms | %s ms |" % (
             SIZE_LABEL.get(s, s), " / ".join(fnum(r["rps"], 1) for r in runs),
@@ -742,7 +768,7 @@ def report(res, sizes, a):
         k = e["key"]
         cells = []
         for s in sizes:
-            cu = lambda f: med([r.get("cpu_us", {}).get(f) for r in res["runs"][s][k]])
+            cu = lambda f: med([r.get("cpu_us", {}).get(f) for r in runs_of(s, k)])
             app = cu("ceiling") if k in ("B", "C") else (None if k == "A" else cu("ccrd"))
             cells.append("%s | %s | %s" % (fnum(app), fnum(cu("mariadb")) if k != "A" else "–",
                                             fnum(cu("nginx"))))
@@ -753,9 +779,10 @@ def report(res, sizes, a):
     w("|---|---|" + "---:|" * a.rounds)
     for s in sizes:
         for e in res["endpoints"][s]:
-            runs = res["runs"][s][e["key"]]
+            runs = runs_of(s, e["key"])
             w("| %s | %s | %s |" % (SIZE_LABEL.get(s, s), e["label"],
-                                    " | ".join(fnum(r["rps"]) for r in runs)))
+                                    " | ".join(fnum(r["rps"]) for r in runs) if runs
+                                    else "failed: %s" % e.get("failed")))
     w("")
     w("## Memory after the load\n")
     w("RSS and PSS (kB, /proc/PID/smaps_rollup) right after the last round.  Workers are "
