@@ -19,13 +19,14 @@ CXX      := g++
 # debhelper and dpkg-dev for `make deb`, which `make check` runs).
 BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-dev \
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
-            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev
+            libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev \
+            libjson-c-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
-            gmime-3.0 libcurl libmagic liboath libqrencode
+            gmime-3.0 libcurl libmagic liboath libqrencode json-c
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror
@@ -44,7 +45,7 @@ LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c account.c ticket.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c mailin.c metrics.c mailer.c \
-            fetcher.c migrate.c backup.c
+            fetcher.c webhook.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 

@@ -102,6 +102,10 @@ static const struct key keys[] = {
 	E("mail_in", "imap_starttls", imap_starttls, starttls_names),
 	I("mail_in", "imap_timeout", imap_timeout, 1, 3600),
 	I("attachments", "max_file_bytes", attach_max_file_bytes, 1, ATTACH_MAX_REQUEST_BYTES),
+	S("webhooks", "allow", webhooks_allow),
+	B("webhooks", "allow_http", webhooks_allow_http),
+	I("webhooks", "timeout", webhooks_timeout, 1, 120),
+	I("webhooks", "give_up_after", webhooks_give_up_after, 60, 30L * 86400),
 };
 
 void conf_defaults(struct conf *c)
@@ -157,6 +161,8 @@ void conf_defaults(struct conf *c)
 	c->attach_max_file_bytes = 10L * 1024 * 1024;
 	c->imap_starttls = STARTTLS_REQUIRED;
 	c->imap_timeout = 60;
+	c->webhooks_timeout = 10;
+	c->webhooks_give_up_after = 3L * 86400;
 }
 
 struct parse_state {
@@ -351,6 +357,11 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 	if (c->secret_key[0] && strlen(c->secret_key) < SECRET_KEY_MIN) {
 		snprintf(err, errlen, "%s: [security] secret_key must be at least %d characters "
 		    "(openssl rand -hex 32)", c->path, SECRET_KEY_MIN);
+		return -1;
+	}
+	if (webhook_allow_check(c->webhooks_allow) == -1) {
+		snprintf(err, errlen, "%s: [webhooks] allow must list IP addresses or CIDR blocks "
+		    "(127.0.0.1, 10.0.0.0/8, ::1), separated by commas or spaces", c->path);
 		return -1;
 	}
 	if (c->session_idle > c->session_absolute) {

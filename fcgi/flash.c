@@ -39,6 +39,7 @@ static const struct {
 	[FLASH_2FA_REQUIRED] = { "Set up two-factor sign-in to continue", "error" },
 	[FLASH_AVAILABLE] = { "You are available for new tickets", "ok" },
 	[FLASH_UNAVAILABLE] = { "You are unavailable for new tickets", "ok" },
+	[FLASH_WEBHOOK_DELETED] = { "Webhook endpoint deleted", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */
