@@ -88,6 +88,7 @@ static const struct key keys[] = {
 	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
 	I("retention", "audit_days", audit_days, 1, 36500),
 	I("retention", "login_failures_days", login_failures_days, 1, 36500),
+	I("retention", "webhook_days", webhook_days, 1, 36500),
 	S("mail_in", "address", mailin_address),
 	I("mail_in", "max_bytes", mailin_max_bytes, 64L * 1024, 1024L * 1024 * 1024),
 	E("mail_in", "unknown_senders", mailin_unknown_senders, unknown_sender_names),
@@ -151,6 +152,7 @@ void conf_defaults(struct conf *c)
 	c->admin_mails_per_account = 10;
 	c->audit_days = 365;
 	c->login_failures_days = 1;
+	c->webhook_days = 30;
 	c->mailin_max_bytes = 25L * 1024 * 1024;
 	c->mailin_unknown_senders = UNKNOWN_DROP;
 	c->mailin_tickets_per_hour = 20;

@@ -110,6 +110,7 @@ struct conf {
 	int admin_mails_per_address, admin_mails_per_account;
 	/* [retention]: what ccr-admin purge keeps, in days */
 	int audit_days, login_failures_days;
+	int webhook_days;            /* finished webhook deliveries */
 	/* [mail_in]: the email channel (README "Email channel") */
 	char mailin_address[256];    /* LOCAL@DOMAIN; "" = no reply tokens, no channel */
 	long mailin_max_bytes;

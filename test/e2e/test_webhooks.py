@@ -332,8 +332,9 @@ def test_sender_killed_mid_delivery_resends_only_with_the_same_event_id(ctx):
     time.sleep(1.5)   # a few rounds of the new sender
     assert len(rx.requests("slow", about(tid))) == 1, "sent again while the lease held"
     # the lease runs out (moved, not waited for): sent again, with the same id
+    # (every row the killed sender held: its batch may carry other endpoints' rows)
     ctx.sql("UPDATE webhook_deliveries SET lease_until = NOW() - INTERVAL 1 SECOND "
-            "WHERE webhook_id = %d AND status = 'pending'" % hid)
+            "WHERE claimed_by = %s AND status = 'pending'" % helpers.sql_str(row[1]))
     got = rx.wait("slow", about(tid), n=2, what="the resend")
     assert len({g["json"]["id"] for g in got}) == 1, "the resend has another event id"
     ctx.wait_until(lambda: ctx.sql("SELECT status FROM webhook_deliveries WHERE webhook_id = %d"
@@ -387,3 +388,26 @@ def test_address_checked_again_at_connect_time(ctx):
         fu.reload_conf(ctx, "webhooks", "allow", "127.0.0.1")
     ctx.sql("UPDATE webhook_deliveries SET next_attempt_at = NOW() WHERE webhook_id = %d" % hid)
     rx.wait("rebound", about(tid), n=1, what="after allow came back")
+
+
+def test_purge_drops_finished_deliveries_past_webhook_days(ctx):
+    customer, _, _ = cast(ctx)
+    rx = world(ctx)["rx"]
+    rx.fail["kept"] = 1000
+    hid, _ = create_hook(ctx, "kept", events=["ticket.created"])
+    tid = raise_ticket(customer)
+    rx.wait("kept", about(tid), n=1)
+    ctx.wait_until(lambda: int(ctx.sql_value("SELECT attempts FROM webhook_deliveries "
+                                             "WHERE webhook_id = %d" % hid) or 0) >= 1, 10,
+                   "the failed attempt recorded")
+    # one old sent row beside the old pending one: only the sent one goes
+    ctx.sql("INSERT INTO webhook_deliveries (webhook_id, event_id, event, ticket_id, body, status, "
+            "next_attempt_at, created_at, sent_at) VALUES (%d, REPEAT('a', 32), 'ticket.created', "
+            "%d, '{}', 'sent', NOW(), NOW() - INTERVAL 31 DAY, NOW() - INTERVAL 31 DAY)" % (hid, tid))
+    ctx.sql("UPDATE webhook_deliveries SET created_at = NOW() - INTERVAL 31 DAY "
+            "WHERE webhook_id = %d" % hid)
+    out = ctx.admin("purge").stdout
+    assert re.search(r"\b1 webhook deliveries", out), out
+    rows = ctx.sql("SELECT status FROM webhook_deliveries WHERE webhook_id = %d" % hid)
+    assert rows == [["pending"]], rows
+    admin(ctx).s.post("/admin/webhooks/%d/delete" % hid, {})
