@@ -374,7 +374,8 @@ static char *build_body(struct arena *a, enum webhook_event ev, long long ticket
 		json_object_object_add(ro, "comment", json_object_new_string(DB_CELL(&rt, 0, WR_COMMENT)));
 		json_object_object_add(root, "rating", ro);
 	}
-	out = arena_strdup(a, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	out = arena_strdup(a, json_object_to_json_string_ext(root,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 out:
 	json_object_put(root);
 	return out;
@@ -463,7 +464,11 @@ static int webhooks_page(struct request *r, int status, const struct shown *s,
 		struct vdict *h = vdict_section(b, "HOOK");
 		vdict_set(h, "ID", DB_CELL(&hooks, i, WL_ID));
 		vdict_set(h, "URL", DB_CELL(&hooks, i, WL_URL));
-		vdict_set(h, "EVENTS", DB_CELL(&hooks, i, WL_EVENTS));
+		char *ev = arena_strdup(r->a, DB_CELL(&hooks, i, WL_EVENTS)), *tok, *save = NULL;
+		const char *list = "";
+		for (tok = strtok_r(ev, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			list = arena_printf(r->a, "%s%s%s", list, *list ? ", " : "", tok);
+		vdict_set(h, "EVENTS", list);
 		page_set_time(r, h, "CREATED", DB_CELL(&hooks, i, WL_CREATED));
 		if (db_query(r->a, &log, Q_LOG, DL__N, DB_ARGS(P_INT(db_int(&hooks, i, WL_ID)))) < 0)
 			return db_status();
