@@ -23,6 +23,7 @@ import time
 
 import faults_util as fu
 import helpers
+import stack
 import tickets_util as tu
 
 W = {}
@@ -40,7 +41,7 @@ class Receiver:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.secrets, self.fail, self.hold, self.got = {}, {}, {}, {}
+        self.secrets, self.fail, self.hold, self.got, self.delay = {}, {}, {}, {}, {}
         self.arrived = threading.Condition(self.lock)
         rx = self
 
@@ -74,6 +75,8 @@ class Receiver:
                 if hold is not None:
                     rec["held"] = True
                     hold.wait(30)
+                if rx.delay.get(name):
+                    time.sleep(rx.delay[name])
                 try:
                     self.send_response(rec["answered"])
                     self.send_header("Content-Length", "2")
@@ -411,3 +414,62 @@ def test_purge_drops_finished_deliveries_past_webhook_days(ctx):
     rows = ctx.sql("SELECT status FROM webhook_deliveries WHERE webhook_id = %d" % hid)
     assert rows == [["pending"]], rows
     admin(ctx).s.post("/admin/webhooks/%d/delete" % hid, {})
+
+
+def test_two_senders_one_queue_each_event_once(ctx):
+    """A second ccrd (another "host") on the same database: its sender and
+    the first compete for 30 due deliveries; each is POSTed once."""
+    customer, _, _ = cast(ctx)
+    st = ctx.stack
+    rx = world(ctx)["rx"]
+    rx.delay["pair"] = 0.1
+    hid, _ = create_hook(ctx, "pair", events=["ticket.resolved"])
+    tid = raise_ticket(customer)
+    conf2 = os.path.join(st.var, "ccr2-webhooks.conf")
+    sock2 = os.path.join(st.run_dir, "ccrd2-webhooks.sock")
+    with open(st.conf) as f:
+        text = f.read()
+    text = re.sub(r"^listen\s*=.*$", "listen = %s" % sock2, text, count=1, flags=re.M)
+    text = re.sub(r"^workers\s*=.*$", "workers = 1", text, count=1, flags=re.M)
+    fd = os.open(conf2, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    log2 = open(os.path.join(st.log_dir, "ccrd2-webhooks.log"), "ab")
+    p = stack.spawn([st.ccrd_bin, "-c", conf2], stdout=log2, stderr=log2)
+    log2.close()
+    try:
+        ctx.wait_until(lambda: p.poll() is not None or os.path.exists(sock2), 20, "ccrd2's socket")
+        assert p.poll() is None, "second ccrd exited with %s" % p.returncode
+        ctx.wait_until(lambda: [k for k in stack.children_of(p.pid)
+                                if stack.proc_name(k) == "ccrd-webhooks"], 10, "ccrd2's sender")
+        ids = [os.urandom(16).hex() for _ in range(30)]
+        values = ",".join(
+            "(%d, '%s', 'ticket.resolved', %d, %s, NOW(), NOW())" % (
+                hid, e, tid, helpers.sql_str(json.dumps(
+                    {"id": e, "event": "ticket.resolved", "created_at": "2026-01-01T00:00:00Z",
+                     "ticket": {"id": tid}})))
+            for e in ids)
+        ctx.sql("INSERT INTO webhook_deliveries (webhook_id, event_id, event, ticket_id, body, "
+                "next_attempt_at, created_at) VALUES " + values)
+        ctx.wait_until(lambda: int(ctx.sql_value(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = %d AND status = 'sent'"
+            % hid)) == 30, 60, "30 deliveries sent")
+        got = rx.requests("pair")
+        seen = {}
+        for g in got:
+            assert g["sig_ok"], "bad signature"
+            seen[g["json"]["id"]] = seen.get(g["json"]["id"], 0) + 1
+        assert sorted(seen) == sorted(ids), "delivered %d of 30 events" % len(seen)
+        twice = [e for e, n in seen.items() if n > 1]
+        assert not twice, "%d events POSTed twice, e.g. %s" % (len(twice), twice[:3])
+        hosts = ctx.sql("SELECT DISTINCT claimed_by FROM webhook_deliveries WHERE webhook_id = %d" % hid)
+        assert len(hosts) == 2, "the senders did not both take part: %s" % hosts
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(20)
+        except Exception:
+            p.kill()
+            p.wait(5)
+        admin(ctx).s.post("/admin/webhooks/%d/delete" % hid, {})
+test_two_senders_one_queue_each_event_once.timeout = 150
