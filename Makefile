@@ -45,7 +45,7 @@ LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c token.c account.c ticket.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c mailer.c \
-            fetcher.c migrate.c backup.c
+            fetcher.c webhook.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 

@@ -229,6 +229,11 @@ static const char Q_PURGE_FAILS[] =
     "DELETE FROM login_failures WHERE at < NOW() - INTERVAL ? DAY LIMIT 10000";
 static const char Q_PURGE_AUDIT[] =
     "DELETE FROM audit_log WHERE at < NOW() - INTERVAL ? DAY LIMIT 10000";
+/* [retention] webhook_days: finished webhook deliveries (sent or failed);
+ * a pending one stays until it is sent or given up */
+static const char Q_PURGE_WEBHOOKS[] =
+    "DELETE FROM webhook_deliveries WHERE status <> 'pending' "
+    "AND created_at < NOW() - INTERVAL ? DAY LIMIT 10000";
 
 /* purge_batches: run a LIMIT 10000 DELETE until it removes fewer; total or -1. */
 static long long purge_batches(const char *sql, long long days)
@@ -245,7 +250,7 @@ static long long purge_batches(const char *sql, long long days)
 
 static int cmd_purge(const struct conf *c)
 {
-	long long s, k, f, a;
+	long long s, k, f, a, w;
 
 	db_init(c);
 	s = db_exec(Q_PURGE_SESSIONS, DB_ARGS(P_INT(c->session_idle), P_INT(c->session_absolute)));
@@ -257,13 +262,14 @@ static int cmd_purge(const struct conf *c)
 			k = -1;
 	f = purge_batches(Q_PURGE_FAILS, c->login_failures_days);
 	a = purge_batches(Q_PURGE_AUDIT, c->audit_days);
+	w = purge_batches(Q_PURGE_WEBHOOKS, c->webhook_days);
 	long long m = mailin_purge(c);
-	if (s < 0 || k < 0 || f < 0 || a < 0 || m < 0) {
+	if (s < 0 || k < 0 || f < 0 || a < 0 || w < 0 || m < 0) {
 		fprintf(stderr, "ccr-admin: purge: %s\n", db_last_msg());
 		return 1;
 	}
 	printf("purged %lld sessions, %lld codes, %lld login failures, %lld audit rows, "
-	    "%lld inbound mail rows\n", s, k, f, a, m);
+	    "%lld inbound mail rows, %lld webhook deliveries\n", s, k, f, a, m, w);
 	db_close();
 	return 0;
 }

@@ -93,6 +93,7 @@ static const struct key keys[] = {
 	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
 	I("retention", "audit_days", audit_days, 1, 36500),
 	I("retention", "login_failures_days", login_failures_days, 1, 36500),
+	I("retention", "webhook_days", webhook_days, 1, 36500),
 	S("mail_in", "address", mailin_address),
 	I("mail_in", "max_bytes", mailin_max_bytes, 64L * 1024, 1024L * 1024 * 1024),
 	E("mail_in", "unknown_senders", mailin_unknown_senders, unknown_sender_names),
@@ -108,6 +109,10 @@ static const struct key keys[] = {
 	I("mail_in", "imap_timeout", imap_timeout, 1, 3600),
 	I("attachments", "max_file_bytes", attach_max_file_bytes, 1, ATTACH_MAX_REQUEST_BYTES),
 	I("api", "requests_per_minute", api_requests_per_minute, 1, 1000000),
+	S("webhooks", "allow", webhooks_allow),
+	B("webhooks", "allow_http", webhooks_allow_http),
+	I("webhooks", "timeout", webhooks_timeout, 1, 120),
+	I("webhooks", "give_up_after", webhooks_give_up_after, 60, 30L * 86400),
 };
 
 void conf_defaults(struct conf *c)
@@ -153,6 +158,7 @@ void conf_defaults(struct conf *c)
 	c->admin_mails_per_account = 10;
 	c->audit_days = 365;
 	c->login_failures_days = 1;
+	c->webhook_days = 30;
 	c->mailin_max_bytes = 25L * 1024 * 1024;
 	c->mailin_unknown_senders = UNKNOWN_DROP;
 	c->mailin_tickets_per_hour = 20;
@@ -164,6 +170,8 @@ void conf_defaults(struct conf *c)
 	c->imap_starttls = STARTTLS_REQUIRED;
 	c->imap_timeout = 60;
 	c->api_requests_per_minute = 600;
+	c->webhooks_timeout = 10;
+	c->webhooks_give_up_after = 3L * 86400;
 }
 
 struct parse_state {
@@ -358,6 +366,11 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 	if (c->secret_key[0] && strlen(c->secret_key) < SECRET_KEY_MIN) {
 		snprintf(err, errlen, "%s: [security] secret_key must be at least %d characters "
 		    "(openssl rand -hex 32)", c->path, SECRET_KEY_MIN);
+		return -1;
+	}
+	if (webhook_allow_check(c->webhooks_allow) == -1) {
+		snprintf(err, errlen, "%s: [webhooks] allow must list IP addresses or CIDR blocks "
+		    "(127.0.0.1, 10.0.0.0/8, ::1), separated by commas or spaces", c->path);
 		return -1;
 	}
 	if (c->session_idle > c->session_absolute) {

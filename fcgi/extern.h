@@ -111,6 +111,7 @@ struct conf {
 	int admin_mails_per_address, admin_mails_per_account;
 	/* [retention]: what ccr-admin purge keeps, in days */
 	int audit_days, login_failures_days;
+	int webhook_days;            /* finished webhook deliveries */
 	/* [mail_in]: the email channel (README "Email channel") */
 	char mailin_address[256];    /* LOCAL@DOMAIN; "" = no reply tokens, no channel */
 	long mailin_max_bytes;
@@ -129,6 +130,11 @@ struct conf {
 	long attach_max_file_bytes;  /* one file; a request carries at most ATTACH_MAX_REQUEST_BYTES */
 	/* [api] */
 	int api_requests_per_minute; /* per token, across all workers and hosts */
+	/* [webhooks] (README "Webhooks") */
+	char webhooks_allow[512];    /* addresses / CIDR blocks allowed although private */
+	int webhooks_allow_http;     /* http:// endpoints too */
+	int webhooks_timeout;        /* seconds for one delivery */
+	long webhooks_give_up_after; /* seconds after the event */
 };
 #define ATTACH_MAX_FILES 5                          /* files on one message or ticket */
 #define ATTACH_MAX_REQUEST_BYTES (25L * 1024 * 1024) /* files of one request, and of one mail */
@@ -568,7 +574,8 @@ enum flash {
 	FLASH_AGENT_DISABLED, FLASH_SESSION_ENDED, FLASH_NOTE_ADDED, FLASH_PRIORITY_CHANGED,
 	FLASH_REPLY_SAVED, FLASH_REPLY_DELETED, FLASH_2FA_OFF, FLASH_2FA_RESET,
 	FLASH_SESSION_ENDED_ONE, FLASH_SESSIONS_ENDED, FLASH_2FA_REQUIRED, FLASH_AVAILABLE,
-	FLASH_UNAVAILABLE, FLASH_TOKEN_REVOKED, FLASH__MAX
+	FLASH_UNAVAILABLE, FLASH_TOKEN_REVOKED,
+	FLASH_WEBHOOK_DELETED, FLASH__MAX
 };
 void flash_set(struct request *, enum flash);
 void flash_take(struct request *, struct vdict *top);
@@ -859,7 +866,8 @@ int api_openapi(struct request *);
 /* ---- metrics.c: GET /healthz, counters in shared memory, GET /metrics -- */
 enum metric {
 	MET_MAIL_SENT, MET_MAIL_FAILED, MET_MAIL_RETRIED, MET_WORKER_RESTARTS,
-	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET_IMAP_ERRORS, MET_IMAP_FETCHED, MET__MAX
+	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET_IMAP_ERRORS, MET_IMAP_FETCHED,
+	MET_WEBHOOK_SENT, MET_WEBHOOK_FAILED, MET_WEBHOOK_RETRIED, MET__MAX
 };
 int metrics_init(void);
 void metrics_add(enum metric, unsigned long long n);
@@ -958,6 +966,20 @@ int mailin_admin_delete(struct request *); /* POST /admin/mail/{id}/delete */
 /* ---- fetcher.c: the IMAP fetcher process (libcurl) --------------------- */
 int fetcher_main(const struct conf *);                 /* exit code */
 
+/* ---- webhook.c: endpoints, the address policy, the enqueue, the sender -- */
+enum webhook_event {
+	WH_TICKET_CREATED, WH_TICKET_ASSIGNED, WH_MESSAGE_CREATED, WH_TICKET_RESOLVED,
+	WH_TICKET_CLOSED, WH_TICKET_RATED, WH__MAX
+};
+extern const char *const webhook_event_names[WH__MAX];   /* "ticket.created"... */
+int webhook_allow_check(const char *list);               /* [webhooks] allow parses: 0 / -1 */
+int webhook_addr_allowed(const struct conf *, int family, const void *addr); /* 1 / 0 */
+const char *webhook_url_check(const struct conf *, struct arena *, const char *url); /* NULL ok, or why */
+int webhook_enqueue(long long ticket_id, const struct timeline_entry *); /* caller's transaction; 0 / -1 */
+int webhook_list(struct request *);      /* GET /admin/webhooks */
+int webhook_create(struct request *);    /* POST /admin/webhooks */
+int webhook_delete(struct request *);    /* POST /admin/webhooks/{id}/delete */
+int webhook_main(const struct conf *);   /* the sender process: exit code */
 /* ---- migrate.c: schema migrations (ccr-admin) -------------------------- */
 int migrate_run(const struct conf *, int verbose);
 

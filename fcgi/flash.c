@@ -40,6 +40,7 @@ static const struct {
 	[FLASH_AVAILABLE] = { "You are available for new tickets", "ok" },
 	[FLASH_UNAVAILABLE] = { "You are unavailable for new tickets", "ok" },
 	[FLASH_TOKEN_REVOKED] = { "Token revoked", "ok" },
+	[FLASH_WEBHOOK_DELETED] = { "Webhook endpoint deleted", "ok" },
 };
 
 /* flash_set: show message f on the next page this browser loads (within 60 s). */

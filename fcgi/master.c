@@ -1,6 +1,6 @@
 /*
- * master.c — supervise the workers, the mailer and (when [mail_in]
- * imap_url is set) the IMAP fetcher: spawn, reap, respawn with back-off,
+ * master.c — supervise the workers, the mailer, the webhook sender and
+ * (when [mail_in] imap_url is set) the IMAP fetcher: spawn, reap, respawn with back-off,
  * reload on SIGHUP (a new generation of every child, so a fetcher starts,
  * stops or changes with imap_url), stop on SIGTERM/SIGINT, reopen logs on
  * SIGUSR1 (README "Operations").
@@ -22,8 +22,8 @@
 
 #include "extern.h"
 
-enum kind { K_WORKER, K_MAILER, K_FETCHER, K__MAX };
-static const char *const kind_names[K__MAX] = { "worker", "mailer", "fetcher" };
+enum kind { K_WORKER, K_MAILER, K_FETCHER, K_WEBHOOKS, K__MAX };
+static const char *const kind_names[K__MAX] = { "worker", "mailer", "fetcher", "webhook sender" };
 #define MAX_CHILDREN 1024
 #define STORM_WINDOW 60.0        /* seconds */
 #define STORM_CRASHES 20         /* crashes within the window = a storm */
@@ -81,7 +81,7 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 			rc = worker_main(c, lfd);
 		else {
 			close(lfd);
-			rc = k == K_MAILER ? mailer_main(c) : fetcher_main(c);
+			rc = k == K_MAILER ? mailer_main(c) : k == K_WEBHOOKS ? webhook_main(c) : fetcher_main(c);
 		}
 		exit(rc);
 	}
@@ -185,12 +185,13 @@ static int reap(void)
 	return badconf;
 }
 
-/* The children a configuration wants: slot 0 the mailer, then the
- * workers, then the fetcher when imap_url is set. */
+/* The children a configuration wants: slot 0 the mailer, slot 1 the
+ * webhook sender (always: idle it costs one indexed query a second), then
+ * the workers, then the fetcher when imap_url is set. */
 static void set_slots(const struct conf *c)
 {
 	int fetcher = c->imap_url[0] != '\0';
-	int n = conf_workers(c) + 1 + fetcher;
+	int n = conf_workers(c) + 2 + fetcher;
 
 	free(slots);
 	slots = calloc((size_t)n, sizeof(*slots));
@@ -198,7 +199,8 @@ static void set_slots(const struct conf *c)
 		abort();
 	nslots = n;
 	for (int i = 0; i < n; i++) {
-		slots[i].kind = i == 0 ? K_MAILER : fetcher && i == n - 1 ? K_FETCHER : K_WORKER;
+		slots[i].kind = i == 0 ? K_MAILER : i == 1 ? K_WEBHOOKS : fetcher && i == n - 1 ? K_FETCHER
+		    : K_WORKER;
 		slots[i].wanted = 1;
 	}
 }
@@ -250,14 +252,17 @@ static void shutdown_all(const struct conf *c)
 		if (left <= 0 && !workers_killed && mailer_deadline - now_s() > 0) {
 			int n = 0;
 			/* the fetcher too: a message it had not moved yet is fetched
-			 * again later and is then a duplicate, a no-op */
+			 * again later and is then a duplicate, a no-op; and the
+			 * webhook sender: a delivery cut short is sent again after its
+			 * lease, with the same event id */
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid && children[i].kind != K_MAILER) {
 					kill(children[i].pid, SIGKILL);
 					n++;
 				}
 			if (n)
-				log_err("shutdown_timeout passed: killing %d workers (and the fetcher); the "
+				log_err("shutdown_timeout passed: killing %d workers (and the fetcher and "
+				    "webhook sender); the "
 				    "mailer has until [smtp] timeout + 5 s", n);
 			workers_killed = 1;
 		}

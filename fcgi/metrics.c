@@ -78,6 +78,9 @@ static const char *const metric_name[MET__MAX] = {
 	[MET_RELOADS] = "ccr_reloads_total",
 	[MET_IMAP_ERRORS] = "ccr_imap_errors_total",
 	[MET_IMAP_FETCHED] = "ccr_imap_fetched_total",
+	[MET_WEBHOOK_SENT] = "ccr_webhooks_sent_total",
+	[MET_WEBHOOK_FAILED] = "ccr_webhooks_failed_total",
+	[MET_WEBHOOK_RETRIED] = "ccr_webhooks_retried_total",
 };
 static const char *const metric_help[MET__MAX] = {
 	[MET_MAIL_SENT] = "Mails accepted by the SMTP server.",
@@ -89,6 +92,9 @@ static const char *const metric_help[MET__MAX] = {
 	[MET_RELOADS] = "Configuration reloads (SIGHUP) applied.",
 	[MET_IMAP_ERRORS] = "IMAP fetcher failures (connect, login, fetch, move).",
 	[MET_IMAP_FETCHED] = "Messages the IMAP fetcher delivered and moved to the done folder.",
+	[MET_WEBHOOK_SENT] = "Webhook deliveries an endpoint answered with 2xx.",
+	[MET_WEBHOOK_FAILED] = "Webhook deliveries given up after [webhooks] give_up_after.",
+	[MET_WEBHOOK_RETRIED] = "Webhook deliveries to be retried after a failure.",
 };
 
 static const char Q_OUTBOX[] =

@@ -79,6 +79,9 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/tickets/{id}/reopen", api_ticket_reopen, RF_AUTH | RF_CUSTOMER, NULL },
 	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN, NULL },
 	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "GET", "/admin/webhooks", webhook_list, RF_AUTH | RF_ADMIN, NULL },
+	{ "POST", "/admin/webhooks", webhook_create, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
+	{ "POST", "/admin/webhooks/{id}/delete", webhook_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -39,15 +39,19 @@ static const char Q_ADD[] =
     "INSERT INTO timeline (ticket_id, kind, actor_id, message_id, note_id, agent_id, detail, "
     "created_at) VALUES (?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, NOW())";
 
-/* timeline_add: entry e on ticket ticket_id, in the caller's transaction.
- * 0 / -1. */
+/* timeline_add: entry e on ticket ticket_id, and the webhook deliveries
+ * it is an event for, in the caller's transaction.  0 / -1. */
 int timeline_add(long long ticket_id, const struct timeline_entry *e)
 {
 	if ((unsigned)e->kind >= TLK__MAX)
 		return -1;
-	return db_exec(Q_ADD, DB_ARGS(P_INT(ticket_id), P_STR(kind_names[e->kind]), P_INT(e->actor),
+	if (db_exec(Q_ADD, DB_ARGS(P_INT(ticket_id), P_STR(kind_names[e->kind]), P_INT(e->actor),
 	    P_INT(e->message_id), P_INT(e->note_id), P_INT(e->agent_id),
-	    P_STR(e->detail ? e->detail : ""))) < 0 ? -1 : 0;
+	    P_STR(e->detail ? e->detail : ""))) < 0)
+		return -1;
+	/* every change that is a webhook event passes here: its deliveries
+	 * are queued in the same transaction (README "Webhooks") */
+	return webhook_enqueue(ticket_id, e);
 }
 
 #define TQ_COLS \

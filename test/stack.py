@@ -232,7 +232,7 @@ def pgroup_members(pgid):
 
 def proc_name(pid):
     """The process name ccrd gives each child with prctl(PR_SET_NAME):
-    "ccrd-worker", "ccrd-mailer" or "ccrd-fetcher" ("" when pid is gone).  Only comm, never
+    "ccrd-worker", "ccrd-mailer", "ccrd-webhooks" or "ccrd-fetcher" ("" when pid is gone).  Only comm, never
     the command line, so a checkout path holding "mailer" fools nothing."""
     try:
         with open("/proc/%d/comm" % pid) as f:
@@ -632,10 +632,15 @@ class Stack:
         "ccrd-fetcher"; there is one only while [mail_in] imap_url is set)."""
         return [p for p in self.ccrd_children() if proc_name(p) == "ccrd-fetcher"]
 
+    def webhooks_pids(self):
+        """Children of the ccrd master that are the webhook sender (comm
+        "ccrd-webhooks"; there is always one)."""
+        return [p for p in self.ccrd_children() if proc_name(p) == "ccrd-webhooks"]
+
     def worker_pids(self):
-        """Children of the ccrd master except the mailer (see mailer_pids)
-        and the IMAP fetcher."""
-        others = set(self.mailer_pids()) | set(self.fetcher_pids())
+        """Children of the ccrd master except the mailer (see mailer_pids),
+        the webhook sender and the IMAP fetcher."""
+        others = set(self.mailer_pids()) | set(self.fetcher_pids()) | set(self.webhooks_pids())
         return [p for p in self.ccrd_children() if p not in others]
 
     def set_mail_in(self, **keys):

@@ -252,7 +252,7 @@ test('axe-core: every page of every role has no WCAG 2.2 AA violation', T, async
     agent: [['/tickets', 200], [`/tickets/${t}`, 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200],
       ['/account', 200], ['/password/change', 200], ['/account/2fa', 200], ['/account/sessions', 200], ['/account/tokens', 200]],
     admin: [['/tickets', 200], ['/tickets?assigned=none', 200], [`/tickets/${t}`, 200], ['/admin/agents', 200],
-      ['/admin/mail', 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200], ['/account', 200],
+      ['/admin/mail', 200], ['/admin/webhooks', 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200], ['/account', 200],
       ['/account/2fa', 200], ['/account/sessions', 200], ['/account/tokens', 200]],
   };
   const found = [];
