@@ -102,9 +102,10 @@ def parse_wrk(out):
 
 class Endpoint:
     def __init__(self, key, label, method, path, cookie=None, body=None, expect=200,
-                 check=None, kind="page"):
+                 check=None, kind="page", bearer=None, content_type=None):
         self.key, self.label, self.method, self.path = key, label, method, path
         self.cookie, self.body, self.expect, self.check, self.kind = cookie, body, expect, check, kind
+        self.bearer, self.content_type = bearer, content_type
         self.bytes = None
         self.failed = None      # why this row is not measured (its page was not the one meant)
 
@@ -113,12 +114,34 @@ class Endpoint:
                 "--latency", "--timeout", "10s"]
         if self.cookie:
             argv += ["-H", "Cookie: " + self.cookie]
+        if self.bearer:
+            argv += ["-H", "Authorization: Bearer " + self.bearer]
         if self.method == "POST":
             argv += ["-s", POST_LUA]
         argv.append("http://127.0.0.1:%d%s" % (port, self.path))
         if self.method == "POST":
-            argv += ["--", self.body]
+            argv += ["--", self.body] + ([self.content_type] if self.content_type else [])
         return argv
+
+
+def api_args(e):
+    """http()'s extra arguments for an API row: its Bearer header and JSON body."""
+    if not e.bearer:
+        return {}
+    h = {"Authorization": "Bearer " + e.bearer}
+    if e.content_type:
+        h["Content-Type"] = e.content_type
+    return {"headers": h, "body": e.body.encode() if e.body and e.content_type else None}
+
+
+def api_token_of(port, session, csrf):
+    """An API token of the signed-in person, made through POST /account/tokens."""
+    r = http(port, "POST", "/account/tokens", cookies={"ccr_session": session},
+             form={"csrf_token": csrf, "name": "bench %d" % os.getpid()})
+    m = re.search(r"\bccr_[0-9a-f]{64}\b", r.text)
+    if r.status != 200 or not m:
+        raise StackError("POST /account/tokens: %d, no token shown:\n%s" % (r.status, r.text[:500]))
+    return m.group(0)
 
 
 # ------------------------------------------------------------------ one size
@@ -164,7 +187,8 @@ class SizeBench:
                "DELETE FROM timeline WHERE id > %d; DELETE FROM notes; DELETE FROM saved_replies; "
                "DELETE FROM messages WHERE id > %d; DELETE FROM sessions; DELETE FROM audit_log; "
                "DELETE FROM login_failures; DELETE FROM outbox; DELETE FROM ticket_notices; "
-               "DELETE FROM password_codes; "
+               "DELETE FROM password_codes; DELETE FROM login_pending; DELETE FROM devices; "
+               "DELETE FROM api_rate; DELETE FROM api_tokens; "
                "UPDATE tickets SET status = 'open', closed_at = NULL, "
                "last_activity = FROM_UNIXTIME(%d) WHERE id = %d;"
                % (s["max_timeline_id"], s["max_message_id"], s["ticket_post_activity"],
@@ -185,7 +209,9 @@ class SizeBench:
         self.st = BenchStack(self.var, port, db_dir=os.path.join(self.cache, self.size, "var", "db"),
                              db_opts=BENCH_DB_OPTS, nginx_patch=self.nginx_patch,
                              after_migrate=self.reset, workers=0, ccrd_log="file",
-                             extra_conf={"security": {"secure_cookies": "true"}})
+                             extra_conf={"security": {"secure_cookies": "true"},
+                                         # the API rows measure the request, not the 429
+                                         "api": {"requests_per_minute": "1000000"}})
         log("%s: starting the stack on port %d in %s" % (self.size, port, self.var))
         self.st.start(timeout=120)
         self.start_ceilings()
@@ -229,6 +255,8 @@ class SizeBench:
         tv, tp = s["ticket_view"], s["ticket_post"]
         word = s["search_word"]
         full = lambda t: rows_in(t) == 25
+        token = api_token_of(port, cust, cust_csrf)
+        api_full = lambda t: len(json.loads(t).get("tickets", [])) == 25
         E = Endpoint
         self.endpoints = [
             E("A", "(A) nginx static 8 KB", "GET", "/bench/static/8k.html", kind="ceiling",
@@ -255,6 +283,11 @@ class SizeBench:
             E("post", "POST /tickets/{id}/messages", "POST", "/tickets/%d/messages" % tp,
               cookie="ccr_session=" + cust, expect=303,
               body=urllib.parse.urlencode({"csrf_token": cust_csrf, "body": MESSAGE_BODY})),
+            E("api_list", "API GET /api/v1/tickets (customer)", "GET", "/api/v1/tickets",
+              bearer=token, check=api_full),
+            E("api_post", "API POST /api/v1/tickets/{id}/messages", "POST",
+              "/api/v1/tickets/%d/messages" % tp, bearer=token, expect=201,
+              body=json.dumps({"body": MESSAGE_BODY}), content_type="application/json"),
             E("login", "POST /login (Argon2id)", "POST", "/login", cookie="ccr_csrf=" + anon,
               expect=303, body=urllib.parse.urlencode(
                   {"csrf_token": anon, "email": s["login"], "password": pw})),
@@ -271,10 +304,10 @@ class SizeBench:
             if e.cookie:
                 k, v = e.cookie.split("=", 1)
                 ck[k] = v
-            form = dict(urllib.parse.parse_qsl(e.body)) if e.body else None
+            form = dict(urllib.parse.parse_qsl(e.body)) if e.body and not e.content_type else None
             for attempt in range(3):
                 t = time.monotonic()
-                r = http(self.st.port, e.method, e.path, cookies=ck, form=form)
+                r = http(self.st.port, e.method, e.path, cookies=ck, form=form, **api_args(e))
                 if r.status != 503:
                     break
                 # a cold buffer pool can exceed [database] read_timeout (5 s) once
@@ -316,8 +349,8 @@ class SizeBench:
                     continue
                 size0 = os.path.getsize(slow) if os.path.exists(slow) else 0
                 ck = dict([e.cookie.split("=", 1)]) if e.cookie else {}
-                form = dict(urllib.parse.parse_qsl(e.body)) if e.body else None
-                http(st.port, e.method, e.path, cookies=ck, form=form)
+                form = dict(urllib.parse.parse_qsl(e.body)) if e.body and not e.content_type else None
+                http(st.port, e.method, e.path, cookies=ck, form=form, **api_args(e))
                 time.sleep(0.3)
                 with open(slow, encoding="utf-8", errors="replace") as f:
                     f.seek(size0)
@@ -922,6 +955,7 @@ def redact(argv, port):
         x = re.sub(r"ccr_session=[0-9a-f]{64}", "ccr_session=$SESSION", x)
         x = re.sub(r"ccr_csrf=[0-9a-f]{64}", "ccr_csrf=$CSRF", x)
         x = re.sub(r"csrf_token=[0-9a-f]{64}", "csrf_token=$CSRF", x)
+        x = re.sub(r"Bearer ccr_[0-9a-f]{64}", "Bearer $TOKEN", x)
         out.append("'%s'" % x if (" " in x or "&" in x or "?" in x) else x)
     return " ".join(out)
 

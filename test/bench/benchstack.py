@@ -82,12 +82,13 @@ class BenchStack(stack.Stack):
 
 # ------------------------------------------------------------------ HTTP
 
-def http(port, method, path, cookies=None, form=None, timeout=30):
+def http(port, method, path, cookies=None, form=None, timeout=30, headers=None, body=None):
     """One request through nginx on 127.0.0.1:port with these cookies (no
     csrf token added, no redirects followed) -> helpers.Response."""
     c = helpers.Client(port, "127.0.0.1")
     c.cookies.update(cookies or {})
-    return c.request(method, path, form=form, csrf=None, timeout=timeout)
+    return c.request(method, path, form=form, body=body, headers=headers, csrf=None,
+                     timeout=timeout)
 
 
 def anon_csrf(port):
