@@ -61,6 +61,8 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/users/{id}/2fa/reset", totp_admin_reset, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN, NULL },
+	{ "GET", "/admin/reports", report_page, RF_AUTH | RF_ADMIN, NULL },
+	{ "GET", "/admin/reports.csv", report_csv, RF_AUTH | RF_ADMIN, NULL },
 	{ "GET", "/admin/mail/{id}/raw", mailin_admin_raw, RF_AUTH | RF_ADMIN, NULL },
 	{ "POST", "/admin/mail/{id}/delete", mailin_admin_delete, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 };
