@@ -254,6 +254,8 @@ class SizeBench:
             E("post", "POST /tickets/{id}/messages", "POST", "/tickets/%d/messages" % tp,
               cookie="ccr_session=" + cust, expect=303,
               body=urllib.parse.urlencode({"csrf_token": cust_csrf, "body": MESSAGE_BODY})),
+            E("reports", "admin /admin/reports (last 30 days)", "GET", "/admin/reports",
+              cookie="ccr_session=" + admin, check=lambda t: t.count("<svg ") == 5),
             E("login", "POST /login (Argon2id)", "POST", "/login", cookie="ccr_csrf=" + anon,
               expect=303, body=urllib.parse.urlencode(
                   {"csrf_token": anon, "email": s["login"], "password": pw})),
