@@ -19,7 +19,7 @@
 {{#XLABEL}}
 <text x="{{XX}}" y="{{XY}}" text-anchor="middle">{{XTEXT}}</text>
 {{/XLABEL}}
-<text x="8" y="12" class="chart-unit">{{UNIT}}</text>
+<text x="54" y="12" class="chart-unit">{{UNIT}}</text>
 </g>
 <g class="chart-bars">
 {{#BAR}}

@@ -21,7 +21,7 @@
 <h2 id="daily-h">Created and closed per day</h2>
 <div class="report-pair">
 {{>DAILY_CHART}}
-<div class="table-wrap report-table">
+<div class="table-wrap report-table" tabindex="0" role="region" aria-labelledby="daily-h">
 <table aria-labelledby="daily-h">
 <thead><tr><th scope="col">Day</th><th scope="col">Created</th><th scope="col">Closed</th></tr></thead>
 <tbody>
@@ -38,9 +38,9 @@
 <h2 id="first-h">First response time</h2>
 <div class="report-pair">
 {{>FIRST_CHART}}
-<div class="table-wrap report-table">
+<div class="table-wrap report-table" tabindex="0" role="region" aria-labelledby="first-h">
 <table aria-labelledby="first-h">
-<thead><tr><th scope="col">Priority</th><th scope="col">Tickets</th><th scope="col">Median (h)</th><th scope="col">90th percentile (h)</th></tr></thead>
+<thead><tr><th scope="col">Priority</th><th scope="col">Tickets</th><th scope="col">Median (h)</th><th scope="col">90th pct. (h)</th></tr></thead>
 <tbody>
 {{#FIRST_ROW}}
 <tr><th scope="row">{{PRIORITY}}</th><td>{{N}}</td><td>{{MEDIAN}}</td><td>{{P90}}</td></tr>
@@ -55,9 +55,9 @@
 <h2 id="resolution-h">Resolution time</h2>
 <div class="report-pair">
 {{>RESOLUTION_CHART}}
-<div class="table-wrap report-table">
+<div class="table-wrap report-table" tabindex="0" role="region" aria-labelledby="resolution-h">
 <table aria-labelledby="resolution-h">
-<thead><tr><th scope="col">Priority</th><th scope="col">Tickets</th><th scope="col">Median (h)</th><th scope="col">90th percentile (h)</th></tr></thead>
+<thead><tr><th scope="col">Priority</th><th scope="col">Tickets</th><th scope="col">Median (h)</th><th scope="col">90th pct. (h)</th></tr></thead>
 <tbody>
 {{#RESOLUTION_ROW}}
 <tr><th scope="row">{{PRIORITY}}</th><td>{{N}}</td><td>{{MEDIAN}}</td><td>{{P90}}</td></tr>
@@ -72,7 +72,7 @@
 <h2 id="csat-h">Customer satisfaction per agent</h2>
 <div class="report-pair">
 {{>CSAT_CHART}}
-<div class="table-wrap report-table">
+<div class="table-wrap report-table" tabindex="0" role="region" aria-labelledby="csat-h">
 <table aria-labelledby="csat-h">
 <thead><tr><th scope="col">Agent</th><th scope="col">Ratings</th><th scope="col">Average (1–5)</th></tr></thead>
 <tbody>
@@ -92,7 +92,7 @@
 <h2 id="backlog-h">Open backlog now, by priority and age</h2>
 <div class="report-pair">
 {{>BACKLOG_CHART}}
-<div class="table-wrap report-table">
+<div class="table-wrap report-table" tabindex="0" role="region" aria-labelledby="backlog-h">
 <table aria-labelledby="backlog-h">
 <thead><tr><th scope="col">Priority</th>{{#AGE_HEAD}}<th scope="col">{{AGE}}</th>{{/AGE_HEAD}}<th scope="col">Total</th></tr></thead>
 <tbody>
