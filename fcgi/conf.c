@@ -240,6 +240,12 @@ static int set_number(const struct key *k, void *dst, long v)
 	return 0;
 }
 
+/* The priorities as [sla] spells them, in enum priority's order (conf.c
+ * stays free of the ticket module, so the config fuzzer links it alone). */
+static const char *const sla_priorities[PRIO__MAX] = {
+	[PRIO_LOW] = "low", [PRIO_NORMAL] = "normal", [PRIO_HIGH] = "high", [PRIO_URGENT] = "urgent",
+};
+
 /* conf_sla_parse: a service level, "off" or one "PRIORITY:HOURS" for each
  * of urgent, high, normal and low (any order, separated by spaces; hours
  * a whole number 1..8760), into out[4] as seconds in enum priority's
@@ -268,7 +274,7 @@ int conf_sla_parse(const char *value, long out[4], char *why, size_t whylen)
 		memcpy(name, p, n);
 		name[n] = '\0';
 		p += n;
-		for (i = 0; i < 4 && strcmp(priority_names[i], name); i++)
+		for (i = 0; i < 4 && strcmp(sla_priorities[i], name); i++)
 			;
 		if (i == 4 || *p != ':') {
 			if (why)
@@ -277,7 +283,7 @@ int conf_sla_parse(const char *value, long out[4], char *why, size_t whylen)
 		}
 		if (seen & (1 << i)) {
 			if (why)
-				snprintf(why, whylen, "%s is given twice", priority_names[i]);
+				snprintf(why, whylen, "%s is given twice", sla_priorities[i]);
 			return -1;
 		}
 		p++;
@@ -286,7 +292,7 @@ int conf_sla_parse(const char *value, long out[4], char *why, size_t whylen)
 		long h = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
 		if (h < 1 || h > 8760 || errno || (*end != '\0' && *end != ' ' && *end != '\t')) {
 			if (why)
-				snprintf(why, whylen, "hours of %s must be a whole number in 1..8760", priority_names[i]);
+				snprintf(why, whylen, "hours of %s must be a whole number in 1..8760", sla_priorities[i]);
 			return -1;
 		}
 		p = end;
