@@ -616,8 +616,8 @@ static void ticket_sla_fill(struct request *r, struct vdict *b, const struct tic
 			long long sec = strtoll(took, NULL, 10);
 			vdict_set(row, "NOTE", arena_printf(r->a, "%s after %.1f h%s", k ? "reached" : "met",
 			    sec / 3600.0, sec > target ? " (over the target)" : ""));
-		} else if (t->status != TS_OPEN)
-			vdict_set(row, "NOTE", "paused while resolved (awaiting the customer)");
+		} else if (t->status == TS_CLOSED)
+			vdict_set(row, "NOTE", "none before the ticket was closed");
 		else if (due)
 			sla_fill(r, row, "DUE", due);
 	}

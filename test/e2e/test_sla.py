@@ -189,6 +189,21 @@ def test_clock_paused_while_resolved(ctx):
     act(a, tid, "resolve")
     s = sla(ctx, tid)
     assert s["res_s"] < 600, "resolution time counted the pause: %s" % s
+    act(c, tid, "close")
+    page = admin(ctx).s.get("/tickets/%d" % tid).text
+    assert "met after" in sla_cell(page, "First response"), sla_cell(page, "First response")
+    assert "reached after 0.0 h" in sla_cell(page, "Resolution"), sla_cell(page, "Resolution")
+
+
+def test_closed_without_a_response(ctx):
+    c = customer(ctx)
+    tid = raise_ticket(c, "low")
+    act(c, tid, "close")
+    s = sla(ctx, tid)
+    assert s["due"] is None and s["res_s"] is not None, s
+    page = admin(ctx).s.get("/tickets/%d" % tid).text
+    assert "none before the ticket was closed" in sla_cell(page, "First response")
+    assert "reached after" in sla_cell(page, "Resolution")
 
 
 # ------------------------------------------------------------------ sla-check
