@@ -25,6 +25,8 @@ static void usage(void)
 	    "  reset-2fa --email E             turn off E's two-factor sign-in (a lost phone)\n"
 	    "  purge                           delete expired sessions, codes, throttle rows\n"
 	    "  auto-close                      close tickets resolved auto_close_days ago\n"
+	    "  sla-check                       mail every admin once per new service-level breach\n"
+	    "  reports-rebuild                 recompute report summaries and due times from scratch\n"
 	    "  backup [--dir D]                compressed consistent dump to backup_dir (keeps backup_keep)\n"
 	    "  restore FILE                    load a backup into an empty database\n"
 	    "  mail-in [--sender ADDR]         one inbound mail on stdin (an MTA's pipe); exit 0\n"
@@ -406,6 +408,25 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("auto-closed %d tickets resolved more than %d days ago\n", n, conf.auto_close_days);
+		db_close();
+		return 0;
+	}
+	if (!strcmp(cmd, "sla-check") || !strcmp(cmd, "reports-rebuild")) {
+		int check = !strcmp(cmd, "sla-check");
+		if (view_root(conf.views_dir) == -1) {
+			fprintf(stderr, "ccr-admin: views_dir %s unusable\n", conf.views_dir);
+			return 1;
+		}
+		db_init(&conf);
+		int n = check ? sla_check(&conf) : report_rebuild(&conf);
+		if (n < 0) {
+			fprintf(stderr, "ccr-admin: %s: %s\n", cmd, db_last_msg());
+			return 1;
+		}
+		if (check)
+			printf("mailed %d new service-level breaches\n", n);
+		else
+			printf("rebuilt the report summaries and the due times of every ticket\n");
 		db_close();
 		return 0;
 	}

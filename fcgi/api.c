@@ -146,7 +146,8 @@ int api_tickets(struct request *r)
 	}
 	json_object_object_add(o, "tickets", list);
 	json_object_object_add(o, "next", (size_t)n > shown
-	    ? json_object_new_string(arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, TL_ACTIVITY),
+	    ? json_object_new_string(arena_printf(r->a, "%s-%s",
+	          DB_CELL(&rows, shown - 1, tf.overdue ? TL_DUE : TL_ACTIVITY),
 	          DB_CELL(&rows, shown - 1, TL_ID)))
 	    : NULL);
 	return json_respond(r, 200, o);

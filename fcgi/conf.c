@@ -16,7 +16,7 @@
 
 #include "extern.h"
 
-enum ktype { K_STR, K_INT, K_BOOL, K_MODE, K_ENUM };
+enum ktype { K_STR, K_INT, K_BOOL, K_MODE, K_ENUM, K_SLA };
 
 struct key {
 	const char *section, *name;
@@ -40,6 +40,7 @@ const char *const assign_mode_names[ASSIGN__MAX + 1] = {
 #define I(sec, k, f, lo, hi) { sec, k, K_INT, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), lo, hi, NULL }
 #define B(sec, k, f) { sec, k, K_BOOL, offsetof(struct conf, f), sizeof(int), 0, 1, NULL }
 #define M(sec, k, f) { sec, k, K_MODE, offsetof(struct conf, f), sizeof(unsigned), 0, 07777, NULL }
+#define L(sec, k, f) { sec, k, K_SLA, offsetof(struct conf, f), sizeof(((struct conf *)0)->f), 1, 8760, NULL }
 #define E(sec, k, f, n) { sec, k, K_ENUM, offsetof(struct conf, f), sizeof(int), 0, 0, n }
 
 static const struct key keys[] = {
@@ -89,6 +90,8 @@ static const struct key keys[] = {
 	I("tickets", "auto_close_days", auto_close_days, 1, 3650),
 	I("tickets", "page_size", page_size, 5, 200),
 	E("tickets", "auto_assign", auto_assign, assign_mode_names),
+	L("sla", "first_response_hours", sla_first_response),
+	L("sla", "resolution_hours", sla_resolution),
 	I("limits", "admin_mails_per_address", admin_mails_per_address, 0, 100000),
 	I("limits", "admin_mails_per_account", admin_mails_per_account, 0, 100000),
 	I("retention", "audit_days", audit_days, 1, 36500),
@@ -153,6 +156,8 @@ void conf_defaults(struct conf *c)
 	snprintf(c->site_name, sizeof(c->site_name), "Customer Care Registry");
 	snprintf(c->base_url, sizeof(c->base_url), "http://localhost");
 	c->auto_close_days = 7;
+	conf_sla_parse(SLA_FIRST_RESPONSE_DEFAULT, c->sla_first_response, NULL, 0);
+	conf_sla_parse(SLA_RESOLUTION_DEFAULT, c->sla_resolution, NULL, 0);
 	c->page_size = 25;
 	c->admin_mails_per_address = 10;
 	c->admin_mails_per_account = 10;
@@ -250,6 +255,74 @@ static int set_number(const struct key *k, void *dst, long v)
 	return 0;
 }
 
+/* The priorities as [sla] spells them, in enum priority's order (conf.c
+ * stays free of the ticket module, so the config fuzzer links it alone). */
+static const char *const sla_priorities[PRIO__MAX] = {
+	[PRIO_LOW] = "low", [PRIO_NORMAL] = "normal", [PRIO_HIGH] = "high", [PRIO_URGENT] = "urgent",
+};
+
+/* conf_sla_parse: a service level, "off" or one "PRIORITY:HOURS" for each
+ * of urgent, high, normal and low (any order, separated by spaces; hours
+ * a whole number 1..8760), into out[4] as seconds in enum priority's
+ * order (all 0 for "off").  0, or -1 with a message in why (when given)
+ * and out untouched. */
+int conf_sla_parse(const char *value, long out[4], char *why, size_t whylen)
+{
+	long v[4] = { 0, 0, 0, 0 };
+	const char *p = value;
+	int seen = 0;
+
+	if (!strcmp(value, "off")) {
+		memcpy(out, v, sizeof(v));
+		return 0;
+	}
+	while (*p) {
+		char name[16];
+		size_t n = 0;
+		int i;
+		if (*p == ' ' || *p == '\t') {
+			p++;
+			continue;
+		}
+		while (p[n] && p[n] != ':' && p[n] != ' ' && n < sizeof(name) - 1)
+			n++;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		for (i = 0; i < 4 && strcmp(sla_priorities[i], name); i++)
+			;
+		if (i == 4 || *p != ':') {
+			if (why)
+				snprintf(why, whylen, "expected off or PRIORITY:HOURS for urgent, high, normal and low");
+			return -1;
+		}
+		if (seen & (1 << i)) {
+			if (why)
+				snprintf(why, whylen, "%s is given twice", sla_priorities[i]);
+			return -1;
+		}
+		p++;
+		char *end;
+		errno = 0;
+		long h = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+		if (h < 1 || h > 8760 || errno || (*end != '\0' && *end != ' ' && *end != '\t')) {
+			if (why)
+				snprintf(why, whylen, "hours of %s must be a whole number in 1..8760", sla_priorities[i]);
+			return -1;
+		}
+		p = end;
+		v[i] = h * 3600;
+		seen |= 1 << i;
+	}
+	if (seen != 0xf) {
+		if (why)
+			snprintf(why, whylen, "give off, or hours for each of urgent, high, normal and low");
+		return -1;
+	}
+	memcpy(out, v, sizeof(v));
+	return 0;
+}
+
 /* inih callback: 1 when the line is good, 0 on error (inih records its line). */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -311,6 +384,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		if (errno || end == value || *end != '\0' || v > 07777)
 			return set_err(ps, "'%s' must be an octal mode like 0660, not '%s'", name, value);
 		*(unsigned *)dst = (unsigned)v;
+		return 1;
+	}
+	case K_SLA: {
+		char why[96];
+		if (conf_sla_parse(value, (long *)dst, why, sizeof(why)) == -1)
+			return set_err(ps, "'%s': %s", name, why);
 		return 1;
 	}
 	case K_ENUM:

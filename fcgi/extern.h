@@ -107,6 +107,9 @@ struct conf {
 	int auto_close_days;
 	int page_size;
 	int auto_assign;             /* enum assign_mode */
+	/* [sla]: target seconds per priority (index: enum priority's order
+	 * low normal high urgent); all 0 = that service level is off */
+	long sla_first_response[4], sla_resolution[4];
 	/* [limits]: mails to every admin caused by one client address / one account, per hour */
 	int admin_mails_per_address, admin_mails_per_account;
 	/* [retention]: what ccr-admin purge keeps, in days */
@@ -147,7 +150,11 @@ void conf_defaults(struct conf *);
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);
 int conf_load_string(struct conf *, const char *text, const char *name,
                      char *err, size_t errlen);
-int conf_workers(const struct conf *);       /* resolves 0 → 2 × cores */
+int conf_workers(const struct conf *);
+/* [sla] defaults, and the parser of the values (0 / -1 with why) */
+#define SLA_FIRST_RESPONSE_DEFAULT "urgent:1 high:4 normal:24 low:72"
+#define SLA_RESOLUTION_DEFAULT "urgent:8 high:24 normal:72 low:168"
+int conf_sla_parse(const char *value, long out[4], char *why, size_t whylen);       /* resolves 0 → 2 × cores */
 
 /* ---- text.c: percent-decoding, UTF-8, name/value lists, text rules ---- */
 struct kv {
@@ -704,11 +711,12 @@ struct ticket_filter {
 	const char *status, *assigned, *q, *after;
 	enum ticket_status st;
 	int all, admin, none, by_agent, customer, cursor, too_broad;
+	int overdue;                 /* status=overdue: by due time, cursor "due-id" */
 	long long cust_id;
 	const char *cust_name;
 };
 enum { TL_ID, TL_SUBJECT, TL_STATUS, TL_PRIORITY, TL_CREATED, TL_ACTIVITY, TL_CUSTOMER, TL_AGENT,
-       TL_CUSTOMER_ID, TL_AGENT_ID, TL__N };
+       TL_CUSTOMER_ID, TL_AGENT_ID, TL_DUE, TL__N };
 int ticket_list_fetch(struct request *, struct ticket_filter *, struct db_rows *); /* rows, or -status */
 int ticket_list(struct request *);
 int ticket_new_form(struct request *);
@@ -723,7 +731,20 @@ int ticket_close(struct request *);
 int ticket_reopen(struct request *);
 int ticket_rate(struct request *);
 int ticket_priority(struct request *);
-int ticket_auto_close(const struct conf *);   /* ccr-admin auto-close: count or -1 */
+int ticket_auto_close(const struct conf *);
+/* ---- sla.c: service levels -------------------------------------------- */
+int sla_refresh(const struct ctx *, long long ticket_id, long long message_author); /* 0 / -1 */
+int sla_rebuild(const struct conf *, struct arena *);                               /* 0 / -1 */
+const char *sla_text(char *buf, size_t len, long long due, long long now);
+void sla_fill(struct request *, struct vdict *, const char *section, const char *due_unix);
+int sla_check(const struct conf *);          /* ccr-admin sla-check: breaches mailed, or -1 */
+/* ---- report.c: the admin's reports ------------------------------------ */
+int report_created(void);                    /* in the caller's transaction: 0 / -1 */
+int report_closed(void);
+int report_rated(long long agent_id, long long score);
+int report_rebuild(const struct conf *);     /* ccr-admin reports-rebuild: 0 / -1 */
+int report_page(struct request *);
+int report_csv(struct request *);   /* ccr-admin auto-close: count or -1 */
 
 /* ---- assign.c: assignment, auto-assignment, agent availability -------- */
 enum assign_mode { ASSIGN_OFF, ASSIGN_ROUND_ROBIN, ASSIGN_LEAST_OPEN, ASSIGN__MAX };

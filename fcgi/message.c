@@ -50,7 +50,8 @@ long long message_add(const struct ctx *x, const struct ticket *t, const struct 
 	const char *st = ticket_status_name(next);
 	if (db_exec(Q_TOUCH, DB_ARGS(P_STR(st), P_STR(st), P_INT(t->id))) < 0 ||
 	    timeline_add(t->id, &(struct timeline_entry){ .kind = TLK_MESSAGE, .actor = author->id,
-	        .message_id = mid }) == -1)
+	        .message_id = mid }) == -1 ||
+	    sla_refresh(x, t->id, customer ? 0 : author->id) == -1)
 		return -1;
 	/* a customer's reply that reopens a resolved ticket is a reopening too */
 	if (next == TS_OPEN && t->status != TS_OPEN &&

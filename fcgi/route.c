@@ -65,6 +65,8 @@ static const struct route routes[] = {
 	{ "POST", "/admin/agents/{id}/disable", agent_disable, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "POST", "/admin/users/{id}/2fa/reset", totp_admin_reset, RF_AUTH | RF_ADMIN | RF_CSRF, NULL },
 	{ "GET", "/admin/mail", mailin_admin_list, RF_AUTH | RF_ADMIN, NULL },
+	{ "GET", "/admin/reports", report_page, RF_AUTH | RF_ADMIN, NULL },
+	{ "GET", "/admin/reports.csv", report_csv, RF_AUTH | RF_ADMIN, NULL },
 	/* The JSON API (api.c): a Bearer token instead of the session cookie,
 	 * so no CSRF flag; the same roles as the pages' routes above */
 	{ "GET", "/api/v1/openapi.json", api_openapi, RF_NODB, NULL },

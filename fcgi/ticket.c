@@ -163,7 +163,8 @@ static int is_role(const struct request *r, enum role role)
 #define TL_COLS \
 	"SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
 	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
-	"CONCAT(a.first_name, ' ', a.last_name), t.customer_id, IFNULL(t.agent_id, 0) FROM tickets t "
+	"CONCAT(a.first_name, ' ', a.last_name), t.customer_id, IFNULL(t.agent_id, 0), " \
+	"UNIX_TIMESTAMP(t.sla_due) FROM tickets t "
 #define TL_JOIN "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 /* keyset pagination: newest activity first, strictly after the cursor */
 #define TL_PAGE \
@@ -195,6 +196,16 @@ static const char Q_L_CUST_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_custome
     "WHERE t.customer_id = ?" TL_LIKE TL_PAGE;
 static const char Q_L_AGENT_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN
     "WHERE t.agent_id = ?" TL_LIKE TL_PAGE;
+/* status=overdue (staff): open tickets past a service-level due time, the
+ * most overdue first, an index range of tickets_sla_due (README "Service
+ * levels"); the cursor is the due time and the id. */
+#define TL_DUE_PAGE \
+	" AND t.sla_due < NOW() AND (t.sla_due > FROM_UNIXTIME(?) OR " \
+	"(t.sla_due = FROM_UNIXTIME(?) AND t.id > ?)) ORDER BY t.sla_due, t.id LIMIT ?"
+static const char Q_L_OVERDUE[] = TL_COLS "FORCE INDEX (tickets_sla_due) " TL_JOIN
+    "WHERE t.sla_due IS NOT NULL" TL_DUE_PAGE;
+static const char Q_L_AGENT_OVERDUE[] = TL_COLS "FORCE INDEX (tickets_agent_sla) " TL_JOIN
+    "WHERE t.agent_id = ?" TL_DUE_PAGE;
 static const char Q_S_ALL[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "1 = 1" TL_PAGE;
 static const char Q_S_NONE[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "t.agent_id IS NULL" TL_PAGE;
 
@@ -318,9 +329,20 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 		assigned = NULL;
 	if (status == NULL || *status == '\0')
 		status = none ? "open" : "all";
-	/* "all", or one status: status stays the name as SQL spells it */
+	/* "all", "overdue" (staff), or one status: status stays the name as
+	 * SQL spells it */
 	int all = !strcmp(status, "all");
-	if (!all && ticket_status_parse(status, &st) == -1) {
+	int overdue = !strcmp(status, "overdue") && !is_role(r, ROLE_CUSTOMER);
+	if (overdue && (*q || none || cust_name)) {
+		r->message = "The overdue list cannot be combined with a search, a customer or the unassigned list";
+		return -422;
+	}
+	if (overdue) {
+		all = 0;
+		ts = 0;
+		cid = 0;
+	}
+	if (!all && !overdue && ticket_status_parse(status, &st) == -1) {
 		r->message = "Unknown status filter";
 		return -422;
 	}
@@ -331,7 +353,12 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 	if (cust_name)
 		scope_id = cust_id;
 
-	if (*q && (cust_scope || agent)) {
+	if (overdue) {
+		n = agent ? db_query(r->a, rows, Q_L_AGENT_OVERDUE, TL__N, DB_ARGS(P_INT(scope_id),
+		                P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)))
+		          : db_query(r->a, rows, Q_L_OVERDUE, TL__N, DB_ARGS(P_INT(ts), P_INT(ts),
+		                P_INT(cid), P_INT(limit)));
+	} else if (*q && (cust_scope || agent)) {
 		const char *pat = like_pattern(r->a, q);
 		n = db_query(r->a, rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
 		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
@@ -363,7 +390,7 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 	*tf = (struct ticket_filter){ .limit = limit, .status = status, .assigned = assigned, .q = q,
 	    .after = cursor ? req_query(r, "after") : NULL, .st = st, .all = all, .admin = admin,
 	    .none = none, .by_agent = by_agent, .customer = customer, .cursor = cursor,
-	    .too_broad = too_broad, .cust_id = cust_id, .cust_name = cust_name };
+	    .too_broad = too_broad, .overdue = overdue, .cust_id = cust_id, .cust_name = cust_name };
 	return n;
 }
 
@@ -382,7 +409,7 @@ int ticket_list(struct request *r)
 	const char *status = tf.status, *assigned = tf.assigned, *q = tf.q, *cust_name = tf.cust_name;
 	enum ticket_status st = tf.st;
 	int admin = tf.admin, none = tf.none, by_agent = tf.by_agent, customer = tf.customer;
-	int all = tf.all, cursor = tf.cursor, too_broad = tf.too_broad;
+	int all = tf.all, cursor = tf.cursor, too_broad = tf.too_broad, overdue = tf.overdue;
 	long long cust_id = tf.cust_id;
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
@@ -399,7 +426,7 @@ int ticket_list(struct request *r)
 	static const char *const sel[TS__MAX] = {
 		[TS_OPEN] = "SEL_OPEN", [TS_RESOLVED] = "SEL_RESOLVED", [TS_CLOSED] = "SEL_CLOSED",
 	};
-	vdict_show(b, all ? "SEL_ALL" : sel[st]);
+	vdict_show(b, overdue ? "SEL_OVERDUE" : all ? "SEL_ALL" : sel[st]);
 	if (assigned)
 		vdict_set(vdict_section(b, "HAS_ASSIGNED"), "ASSIGNED", assigned);
 	if (cust_name)
@@ -420,8 +447,14 @@ int ticket_list(struct request *r)
 		page_set_time(r, t, "CREATED", DB_CELL(&rows, i, TL_CREATED));
 		page_set_time(r, t, "ACTIVITY", DB_CELL(&rows, i, TL_ACTIVITY));
 		vdict_set(t, "AGENT", DB_CELL(&rows, i, TL_AGENT) ? DB_CELL(&rows, i, TL_AGENT) : "N/A");
-		if (!customer)
-			vdict_set(vdict_section(t, "ROW_STAFF"), "CUSTOMER", DB_CELL(&rows, i, TL_CUSTOMER));
+		if (!customer) {
+			struct vdict *rs = vdict_section(t, "ROW_STAFF");
+			vdict_set(rs, "CUSTOMER", DB_CELL(&rows, i, TL_CUSTOMER));
+			struct vdict *due = vdict_section(t, "ROW_DUE");
+			sla_fill(r, due, "SLA", DB_CELL(&rows, i, TL_DUE));
+			if (DB_CELL(&rows, i, TL_DUE) == NULL)
+				vdict_show(due, "NO_SLA");
+		}
 		enum ticket_status row_st;
 		if (admin && ticket_status_parse(DB_CELL(&rows, i, TL_STATUS), &row_st) == 0 && row_st != TS_CLOSED) {
 			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
@@ -442,12 +475,14 @@ int ticket_list(struct request *r)
 				msg = "No tickets are assigned to you yet";
 			else if (admin && all && !by_agent && !cust_name)
 				msg = "There are no tickets yet";
+			else if (overdue)
+				msg = "No open ticket is overdue";
 		}
 		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
 	}
 	if ((size_t)n > shown) {
-		const char *after = arena_printf(r->a, "%s-%s", DB_CELL(&rows, shown - 1, TL_ACTIVITY),
-		    DB_CELL(&rows, shown - 1, TL_ID));
+		const char *after = arena_printf(r->a, "%s-%s",
+		    DB_CELL(&rows, shown - 1, overdue ? TL_DUE : TL_ACTIVITY), DB_CELL(&rows, shown - 1, TL_ID));
 		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL",
 		    list_url(r, status, assigned, cust_id, q, after));
 	}
@@ -515,7 +550,8 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 		return -1;
 	long long id = db_insert_id();
 	if (attach_store(x->a, id, (struct attach_owner){ 0 }, c->id, files, nfiles) == -1 ||
-	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1)
+	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1 ||
+	    sla_refresh(x, id, 0) == -1 || report_created() == -1)
 		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
 	struct view *m = mail_new(x->conf, "ticket_created");
@@ -580,6 +616,45 @@ static const char Q_HISTORY[] =
     "FORCE INDEX (tickets_customer) WHERE customer_id = ? AND id <> ? "
     "ORDER BY last_activity DESC, id DESC LIMIT 5";
 enum { HI_ID, HI_SUBJECT, HI_STATUS, HI_ACTIVITY, HI__N };
+static const char Q_SLA[] =
+    "SELECT UNIX_TIMESTAMP(first_response_due), UNIX_TIMESTAMP(resolution_due), "
+    "first_response_s, resolution_s FROM tickets WHERE id = ?";
+enum { SL_FIRST_DUE, SL_RES_DUE, SL_FIRST_S, SL_RES_S, SL__N };
+
+/* The service levels of t for its staff: each target due, overdue, met,
+ * paused while the ticket is not open, or absent when off. */
+static void ticket_sla_fill(struct request *r, struct vdict *b, const struct ticket *t,
+                            struct db_rows *sl)
+{
+	static const char *const label[2] = { "First response", "Resolution" };
+	struct vdict *s = vdict_section(b, "SLA_BOX");
+	int any = 0;
+
+	for (int k = 0; k < 2; k++) {
+		const char *due = DB_CELL(sl, 0, k ? SL_RES_DUE : SL_FIRST_DUE);
+		const char *took = DB_CELL(sl, 0, k ? SL_RES_S : SL_FIRST_S);
+		long long target = k ? r->conf->sla_resolution[t->priority]
+		    : r->conf->sla_first_response[t->priority];
+		if (target == 0)
+			continue;
+		struct vdict *row = vdict_section(s, "SLA_ROW");
+		vdict_set(row, "LABEL", label[k]);
+		any = 1;
+		if (t->status == TS_RESOLVED && !(k == 0 && took))
+			vdict_set(row, "NOTE", "paused while resolved (awaiting the customer)");
+		else if (took && (k == 0 || t->status != TS_OPEN)) {
+			long long sec = strtoll(took, NULL, 10);
+			vdict_set(row, "NOTE", arena_printf(r->a, "%s after %.1f h%s", k ? "reached" : "met",
+			    sec / 3600.0, sec > target ? " (over the target)" : ""));
+		} else if (t->status == TS_CLOSED)
+			vdict_set(row, "NOTE", "none before the ticket was closed");
+		else if (due)
+			sla_fill(r, row, "DUE", due);
+	}
+	if (!any)
+		vdict_show(s, "SLA_OFF");
+}
+
 static const char Q_NOTICE_SEEN[] =
     "UPDATE ticket_notices SET pending = 0 WHERE ticket_id = ? AND user_id = ? AND pending = 1";
 
@@ -611,6 +686,9 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		return db_status();
 	if (agent && !closed && reply_options_load(r, &replies) == -1)
 		return db_status();
+	struct db_rows sl = { 0 };
+	if ((admin || agent) && db_query(r->a, &sl, Q_SLA, SL__N, DB_ARGS(P_INT(t->id))) != 1)
+		return db_status();
 	if ((admin || agent) && db_query(r->a, &history, Q_HISTORY, HI__N,
 	        DB_ARGS(P_INT(t->customer_id), P_INT(t->id))) < 0)
 		return db_status();
@@ -635,6 +713,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		vdict_set(c, "CUSTOMER_EMAIL", t->customer_email);
 		vdict_set_int(c, "CUSTOMER_ID", t->customer_id);
 	}
+	if (admin || agent)
+		ticket_sla_fill(r, b, t, &sl);
 	if (admin || agent) {
 		struct vdict *h = vdict_section(b, "HISTORY");
 		vdict_set(h, "CUSTOMER", t->customer_name);
@@ -862,7 +942,9 @@ static int transition(struct request *r, struct ticket *t, enum ticket_move move
 	const char *name = ticket_status_name(to);
 	if (db_exec(Q_SET_STATUS, DB_ARGS(P_STR(name), P_STR(name), P_STR(name), P_INT(t->id))) < 0 ||
 	    timeline_add(t->id, &(struct timeline_entry){ .kind = recorded[move],
-	        .actor = r->user->id }) == -1)
+	        .actor = r->user->id }) == -1 ||
+	    sla_refresh(request_ctx(r), t->id, 0) == -1 ||
+	    (to == TS_CLOSED && report_closed() == -1))
 		return db_fail();
 	if (mail_tpl && to_id) {
 		struct view *m = mail_new(r->conf, mail_tpl);
@@ -959,6 +1041,7 @@ int ticket_priority(struct request *r)
 		if (db_exec(Q_SET_PRIORITY, DB_ARGS(P_STR(priority_name(to)), P_INT(t.id))) < 0 ||
 		    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_PRIORITY,
 		        .actor = r->user->id, .detail = detail }) == -1 ||
+		    sla_refresh(request_ctx(r), t.id, 0) == -1 ||
 		    audit_add(request_ctx(r), t.customer_id, "ticket_priority",
 		        arena_printf(r->a, "ticket %lld from %s to %s", t.id, priority_name(old),
 		            priority_name(to))) == -1)
@@ -1007,7 +1090,8 @@ int ticket_rate(struct request *r)
 		return db_fail();
 	}
 	if (timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_RATED, .actor = r->user->id,
-	        .detail = arena_printf(r->a, "%lld", score) }) == -1)
+	        .detail = arena_printf(r->a, "%lld", score) }) == -1 ||
+	    report_rated(now.agent_id, score) == -1)
 		return db_fail();
 	if (db_commit() == -1)
 		return db_fail();
@@ -1060,6 +1144,7 @@ int ticket_auto_close(const struct conf *c)
 				}
 				if (timeline_add(id, &(struct timeline_entry){ .kind = TLK_AUTO_CLOSED,
 				        .detail = arena_printf(x.a, "%d", c->auto_close_days) }) == -1 ||
+				    sla_refresh(&x, id, 0) == -1 || report_closed() == -1 ||
 				    mail_queue(&x, v, "ticket_auto_closed", DB_CELL(&rows, i, DC_EMAIL),
 				        db_int(&rows, i, DC_CUSTOMER_ID), id, 0) == -1 ||
 				    audit_add(&x, db_int(&rows, i, DC_CUSTOMER_ID), "ticket_auto_closed",

@@ -32,6 +32,7 @@
 <li><a href="/tickets?assigned=none">Unassigned</a></li>
 <li><a href="/admin/agents">Agents</a></li>
 <li><a href="/admin/mail">Rejected mail</a></li>
+<li><a href="/admin/reports">Reports</a></li>
 <li><a href="/admin/webhooks">Webhooks</a></li>
 <li><a href="/replies">Saved replies</a></li>
 <li><a href="/account">Account</a></li>

@@ -18,6 +18,11 @@
 <div><dt>Customer</dt><dd><a href="/tickets?customer={{CUSTOMER_ID}}">{{CUSTOMER}}</a><br><span class="muted">{{CUSTOMER_EMAIL}}</span></dd></div>
 {{/SHOW_CUSTOMER}}
 <div><dt>Agent</dt><dd>{{AGENT}}</dd></div>
+{{#SLA_BOX}}
+{{#SLA_ROW}}
+<div class="sla-row"><dt>{{LABEL}}</dt><dd>{{#DUE}}<span class="sla{{#SLA_OVERDUE}} sla-overdue{{/SLA_OVERDUE}}"><time datetime="{{SLA_ISO}}">{{SLA_TEXT}}</time></span>{{/DUE}}{{NOTE}}</dd></div>
+{{/SLA_ROW}}
+{{/SLA_BOX}}
 </dl>
 </section>
 {{#HISTORY}}

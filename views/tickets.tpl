@@ -19,6 +19,9 @@
 <option value="resolved"{{#SEL_RESOLVED}} selected{{/SEL_RESOLVED}}>Resolved</option>
 <option value="closed"{{#SEL_CLOSED}} selected{{/SEL_CLOSED}}>Closed</option>
 <option value="all"{{#SEL_ALL}} selected{{/SEL_ALL}}>All</option>
+{{#STAFF}}
+<option value="overdue"{{#SEL_OVERDUE}} selected{{/SEL_OVERDUE}}>Overdue</option>
+{{/STAFF}}
 </select>
 </div>
 <div class="field">
@@ -44,6 +47,9 @@
 <th scope="col">Agent</th>
 <th scope="col">Created</th>
 <th scope="col">Last activity</th>
+{{#STAFF}}
+<th scope="col">Service level</th>
+{{/STAFF}}
 </tr>
 </thead>
 <tbody>
@@ -75,6 +81,9 @@
 </div></td>
 <td data-label="Created" class="nowrap"><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></td>
 <td data-label="Last activity" class="nowrap"><time datetime="{{ACTIVITY_ISO}}" title="{{ACTIVITY_TEXT}}">{{ACTIVITY_AGO}}</time></td>
+{{#ROW_DUE}}
+<td data-label="Service level" class="nowrap">{{#SLA}}<span class="sla{{#SLA_OVERDUE}} sla-overdue{{/SLA_OVERDUE}}"><time datetime="{{SLA_ISO}}">{{SLA_TEXT}}</time></span>{{/SLA}}{{#NO_SLA}}<span class="muted">–</span>{{/NO_SLA}}</td>
+{{/ROW_DUE}}
 </tr>
 {{/TICKET}}
 </tbody>

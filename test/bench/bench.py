@@ -288,6 +288,8 @@ class SizeBench:
             E("api_post", "API POST /api/v1/tickets/{id}/messages", "POST",
               "/api/v1/tickets/%d/messages" % tp, bearer=token, expect=201,
               body=json.dumps({"body": MESSAGE_BODY}), content_type="application/json"),
+            E("reports", "admin /admin/reports (last 30 days)", "GET", "/admin/reports",
+              cookie="ccr_session=" + admin, check=lambda t: t.count("<svg ") == 5),
             E("login", "POST /login (Argon2id)", "POST", "/login", cookie="ccr_csrf=" + anon,
               expect=303, body=urllib.parse.urlencode(
                   {"csrf_token": anon, "email": s["login"], "password": pw})),

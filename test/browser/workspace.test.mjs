@@ -249,10 +249,10 @@ test('axe-core: every page of every role has no WCAG 2.2 AA violation', T, async
       ['/no-such-page', 404]],
     customer: [['/tickets', 200], ['/tickets/new', 200], [`/tickets/${t}`, 200], ['/account', 200],
       ['/password/change', 200], ['/account/2fa', 200], ['/account/sessions', 200], ['/account/tokens', 200], ['/tickets/999999999', 404]],
-    agent: [['/tickets', 200], [`/tickets/${t}`, 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200],
+    agent: [['/tickets', 200], ['/tickets?status=overdue', 200], [`/tickets/${t}`, 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200],
       ['/account', 200], ['/password/change', 200], ['/account/2fa', 200], ['/account/sessions', 200], ['/account/tokens', 200]],
     admin: [['/tickets', 200], ['/tickets?assigned=none', 200], [`/tickets/${t}`, 200], ['/admin/agents', 200],
-      ['/admin/mail', 200], ['/admin/webhooks', 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200], ['/account', 200],
+      ['/admin/mail', 200], ['/admin/webhooks', 200], ['/admin/reports', 200], ['/tickets?status=overdue', 200], ['/replies', 200], [`/tickets?customer=${state.customerId}`, 200], ['/account', 200],
       ['/account/2fa', 200], ['/account/sessions', 200], ['/account/tokens', 200]],
   };
   const found = [];

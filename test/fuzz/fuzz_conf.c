@@ -54,6 +54,17 @@ static void check_conf(const struct conf *c)
 	IN(c->session_idle, 60, 30L * 86400);
 	IN(c->session_absolute, 300, 365L * 86400);
 	IN(c->auto_close_days, 1, 3650);
+	/* [sla]: each target all off (0) or every priority 1..8760 hours */
+	for (int k = 0; k < 2; k++) {
+		const long *v = k ? c->sla_resolution : c->sla_first_response;
+		int off = v[0] == 0;
+		for (int p = 0; p < 4; p++) {
+			if (off)
+				CHECK(v[p] == 0);
+			else
+				CHECK(v[p] >= 3600 && v[p] <= 8760L * 3600 && v[p] % 3600 == 0);
+		}
+	}
 	IN(c->page_size, 5, 200);
 	/* the cross-key rules */
 	CHECK(c->listen[0] != '\0');

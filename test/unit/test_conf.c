@@ -592,6 +592,38 @@ static void test_security_secret_key_and_require_2fa(void **state)
 	assert_null(strstr(err, "short"));   /* never the key itself */
 }
 
+/* [sla]: four priorities, whole hours, "off"; everything else refused with
+ * the line and the key. */
+static void test_sla_targets(void **state)
+{
+	(void)state;
+	accepted("");
+	assert_int_equal(c.sla_first_response[PRIO_URGENT], 3600);
+	assert_int_equal(c.sla_first_response[PRIO_HIGH], 4 * 3600);
+	assert_int_equal(c.sla_first_response[PRIO_NORMAL], 24 * 3600);
+	assert_int_equal(c.sla_first_response[PRIO_LOW], 72 * 3600);
+	assert_int_equal(c.sla_resolution[PRIO_URGENT], 8 * 3600);
+	assert_int_equal(c.sla_resolution[PRIO_LOW], 168 * 3600);
+	accepted("[sla]\nfirst_response_hours = low:9  normal:3 urgent:1 high:2\nresolution_hours = off\n");
+	assert_int_equal(c.sla_first_response[PRIO_LOW], 9 * 3600);
+	assert_int_equal(c.sla_first_response[PRIO_NORMAL], 3 * 3600);
+	assert_int_equal(c.sla_first_response[PRIO_HIGH], 2 * 3600);
+	for (int p = 0; p < PRIO__MAX; p++)
+		assert_int_equal(c.sla_resolution[p], 0);
+	refused_at("[sla]\nfirst_response_hours = urgent:1 high:4 normal:24\n", 2, "first_response_hours");
+	refused_at("[sla]\nfirst_response_hours = urgent:1 high:4 normal:24 low:72 low:2\n", 2, "twice");
+	refused_at("[sla]\nresolution_hours = urgent:0 high:4 normal:24 low:72\n", 2, "1..8760");
+	refused_at("[sla]\nresolution_hours = urgent:8760 high:8761 normal:24 low:72\n", 2, "high");
+	refused_at("[sla]\nresolution_hours = urgent:1.5 high:4 normal:24 low:72\n", 2, "whole number");
+	refused_at("[sla]\nresolution_hours = urgent:-1 high:4 normal:24 low:72\n", 2, "resolution_hours");
+	refused_at("[sla]\nresolution_hours = Urgent:1 high:4 normal:24 low:72\n", 2, "PRIORITY:HOURS");
+	refused_at("[sla]\nresolution_hours = urgent 1 high:4 normal:24 low:72\n", 2, "PRIORITY:HOURS");
+	refused_at("[sla]\nresolution_hours = urgent:1h high:4 normal:24 low:72\n", 2, "whole number");
+	refused_at("[sla]\nresolution_hours = \n", 2, "resolution_hours");
+	refused_at("[sla]\nresolution_hours = OFF\n", 2, "resolution_hours");
+	refused_at("[sla]\nresponse_hours = off\n", 2, "unknown key");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +650,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conf_load_directory_refused, dir_setup, dir_teardown),
 		cmocka_unit_test(test_err_buffer_bounded),
 		cmocka_unit_test(test_security_secret_key_and_require_2fa),
+		cmocka_unit_test(test_sla_targets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
