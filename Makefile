@@ -45,7 +45,7 @@ LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c token.c account.c ticket.c sla.c report.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c mailer.c \
-            fetcher.c webhook.c migrate.c backup.c
+            fetcher.c netpolicy.c webhook.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -375,7 +375,7 @@ FUZZ_ALL_O  := $(LIB_C:%.c=$(FB)/obj/%.o) $(LIB_CC:%.cc=$(FB)/obj/%.o)
 # and the views)
 FUZZ_O_pct    := $(FUZZ_TEXT_O)
 FUZZ_O_email  := $(FUZZ_TEXT_O)
-FUZZ_O_conf   := $(FB)/obj/conf.o $(FUZZ_TEXT_O)
+FUZZ_O_conf   := $(FB)/obj/conf.o $(FB)/obj/netpolicy.o $(FUZZ_TEXT_O)
 FUZZ_L_conf   := -linih
 FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto

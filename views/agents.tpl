@@ -20,7 +20,7 @@
 {{#PENDING}}
 <tr>
 <td data-label="Name">{{NAME}}</td>
-<td data-label="Email">{{EMAIL}}</td>
+<td data-label="Email" class="break-any">{{EMAIL}}</td>
 <td data-label="Requested" class="nowrap"><time datetime="{{REQUESTED_ISO}}" title="{{REQUESTED_TEXT}}">{{REQUESTED_AGO}}</time></td>
 <td data-label="Decision"><div class="row-actions">
 <form class="inline-form" method="post" action="/admin/agents/{{ID}}/approve">
@@ -60,7 +60,7 @@
 {{#AGENT}}
 <tr>
 <td data-label="Name">{{NAME}}</td>
-<td data-label="Email">{{EMAIL}}</td>
+<td data-label="Email" class="break-any">{{EMAIL}}</td>
 <td data-label="Open tickets" class="num">{{OPEN_COUNT}}</td>
 <td data-label="Average rating" class="num">{{AVG_RATING}}</td>
 <td data-label="Ratings" class="num">{{RATINGS}}</td>
