@@ -896,6 +896,11 @@ void metrics_request(int route, int status, double ms);
 int metrics_healthz(struct request *);
 int metrics_page(struct request *);
 
+/* ---- claim.c: claiming due rows of an outbound queue, the back-off ------ */
+int claim_due(struct arena *, const char *due_sql, const char *claim_sql, const char *who,
+              long lease, long long *ids, int max);                /* count, -1 */
+long retry_backoff(int attempts);              /* seconds: 1 min doubling to 1 h */
+
 /* ---- mailer.c: the mailer process -------------------------------------- */
 int mailer_main(const struct conf *);                  /* exit code */
 

@@ -71,28 +71,7 @@ static const char Q_DEPTH[] = "SELECT COUNT(*) FROM outbox WHERE status = 'pendi
 /* claim: up to BATCH due rows; their ids in ids[].  Count, or -1. */
 static int claim(struct arena *a, long long ids[BATCH])
 {
-	for (int attempt = 0; attempt < 5; attempt++) {
-		struct db_rows rows;
-		int n;
-
-		if (db_begin() == -1)
-			return -1;
-		n = db_query(a, &rows, Q_DUE, 1, DB_NOARGS);
-		for (int i = 0; n > 0 && i < n && i < BATCH; i++) {
-			ids[i] = db_int(&rows, i, 0);
-			if (db_exec(Q_CLAIM, DB_ARGS(P_STR(me), P_INT(LEASE), P_INT(ids[i]))) < 0) {
-				n = -1;
-				break;
-			}
-		}
-		if (n >= 0 && db_commit() == 0)
-			return n > BATCH ? BATCH : n;
-		db_rollback();
-		if (db_last_err() != DB_DEADLOCK)
-			return -1;
-		/* 1213: another mailer (or Galera node) won these rows; try again */
-	}
-	return -1;
+	return claim_due(a, Q_DUE, Q_CLAIM, me, LEASE, ids, BATCH);
 }
 
 /* The address inside "Name <addr>", or the whole string. */
@@ -240,16 +219,6 @@ static int send_one(const struct conf *c, const char *to, const char *msg, char 
 	return code;
 }
 
-/* Retry delay after `attempts` failures: 1 min doubling to 1 h. */
-static long backoff(int attempts)
-{
-	long d = 60;
-
-	for (int i = 1; i < attempts && d < 3600; i++)
-		d *= 2;
-	return d > 3600 ? 3600 : d;
-}
-
 /* A stop (SIGTERM/SIGINT, also how a reload retires this mailer) waits
  * blocked until the SMTP transaction in flight is over; look for it between
  * rows, so the rest of the batch is released instead of sent. */
@@ -343,7 +312,7 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 		log_err("mail %lld failed: gave up after %ld s: %s", id, c->smtp_give_up_after, why);
 		return;
 	}
-	long d = backoff(attempts + 1);
+	long d = retry_backoff(attempts + 1);
 	mark(M_RETRY, id, why, d);
 	metrics_add(MET_MAIL_RETRIED, 1);
 	log_warn("mail %lld not sent (%s); retry in %ld s", id, why, d);

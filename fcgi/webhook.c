@@ -511,38 +511,7 @@ static const char Q_FAILED[] =
 /* claim: up to BATCH due rows; their ids in ids[].  Count, or -1. */
 static int claim(struct arena *a, long long ids[BATCH])
 {
-	for (int attempt = 0; attempt < 5; attempt++) {
-		struct db_rows rows;
-		int n;
-
-		if (db_begin() == -1)
-			return -1;
-		n = db_query(a, &rows, Q_DUE, 1, DB_NOARGS);
-		for (int i = 0; n > 0 && i < n && i < BATCH; i++) {
-			ids[i] = db_int(&rows, i, 0);
-			if (db_exec(Q_CLAIM, DB_ARGS(P_STR(me), P_INT(lease_s), P_INT(ids[i]))) < 0) {
-				n = -1;
-				break;
-			}
-		}
-		if (n >= 0 && db_commit() == 0)
-			return n > BATCH ? BATCH : n;
-		db_rollback();
-		if (db_last_err() != DB_DEADLOCK)
-			return -1;
-		/* 1213: another sender (or Galera node) won these rows; try again */
-	}
-	return -1;
-}
-
-/* Retry delay after `attempts` failures: 1 min doubling to 1 h. */
-static long backoff(int attempts)
-{
-	long d = 60;
-
-	for (int i = 1; i < attempts && d < 3600; i++)
-		d *= 2;
-	return d > 3600 ? 3600 : d;
+	return claim_due(a, Q_DUE, Q_CLAIM, me, lease_s, ids, BATCH);
 }
 
 struct sock_check {
@@ -704,7 +673,7 @@ static void deliver(struct arena *a, const struct conf *c, long long id)
 		    c->webhooks_give_up_after, http, why);
 		return;
 	}
-	long d = backoff(attempts + 1);
+	long d = retry_backoff(attempts + 1);
 	mark(M_RETRY, id, http, why, d);
 	metrics_add(MET_WEBHOOK_RETRIED, 1);
 	log_warn("webhook delivery %lld not taken (HTTP %d %s); retry in %ld s", id, http, why, d);
