@@ -157,7 +157,7 @@ faults: all
 	FAULTS_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/faults test_faults
 # the scale-out rig (two ccrd hosts in network namespaces, a 3-node Galera
 # cluster, a host and a node killed) with a 60 s load; `make check` runs it
-# with a 20 s load inside the e2e stages (about 2 minutes)
+# with a 20 s load inside the e2e stages (about 2½ minutes each)
 scaleout: all
 	SCALEOUT_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/scaleout test_scaleout
 # the integration suite against build/asan/ccrd: any sanitizer report fails

@@ -434,8 +434,9 @@ NGINX_UPSTREAM = """    upstream ccr_hosts {
 class UpstreamNginx:
     """nginx from nginx/ccr-dev.conf.in with fastcgi_pass to an upstream of
     the hosts: passive health checks (max_fails=1 fail_timeout=5s), a 1 s
-    connect timeout, and the next host tried on error/timeout only for
-    idempotent requests (nginx's default: a POST is never sent twice)."""
+    connect timeout, and the next host tried on error, timeout or 503 (a
+    host whose database node is gone) only for idempotent requests (nginx's
+    default: a POST is never sent twice)."""
 
     def __init__(self, st, workdir, port, hosts):
         self.st = st
@@ -456,7 +457,7 @@ class UpstreamNginx:
         want = "fastcgi_pass unix:/nonexistent.sock;"
         assert want in text, "nginx template has no '%s'" % want
         text = text.replace(want, "fastcgi_pass ccr_hosts;\n"
-                            "            fastcgi_next_upstream error timeout;")
+                            "            fastcgi_next_upstream error timeout http_503;")
         text = text.replace("fastcgi_connect_timeout 5s;", "fastcgi_connect_timeout 1s;")
         servers = "".join("        server %s max_fails=1 fail_timeout=5s;\n" % h.listen
                           for h in self.hosts)
