@@ -30,6 +30,8 @@ LOAD_SECS = 60.0 if LONG else 20.0   # plus the rejoins: about 45 s short
 TOKEN_RE = re.compile(r"\b(ccr_[A-Za-z0-9_-]{20,})\b")
 TICKET_LOC = re.compile(r"/tickets/(\d+)$")
 API_LIMIT = 30
+SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
+                       r"SUMMARY: UndefinedBehaviorSanitizer")
 
 
 class Rig:
@@ -671,4 +673,8 @@ def test_scaleout_teardown_leaves_no_namespace_route_or_process(ctx):
     links = gu.sh("ip", "link", "show", check=False).stdout
     assert not errs, "teardown: %s" % errs
     assert not left, "processes left: %s" % left
+    # the suite's own sanitizer check reads the stack's log only: the hosts' too
+    for h in rig.hosts:
+        m = SANITIZER.search(fu.read_from(h.log))
+        assert not m, "sanitizer report in %s: %s" % (h.log, m.group(0))
     assert gu.RANGE not in routes and rig.net.bridge not in links, (routes, links)
