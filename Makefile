@@ -23,7 +23,8 @@ BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-de
             libjson-c-dev
 RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
-            slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime
+            slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime \
+            galera-4 rsync iproute2
 APT_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 PKGS     := fcgi libmariadb libargon2 libesmtp-1.0 libctemplate_nothreads libsystemd inih libcrypto \
             gmime-3.0 libcurl libmagic liboath libqrencode json-c
@@ -53,7 +54,7 @@ B        := build
 LIB_O    := $(LIB_C:%.c=$(B)/obj/%.o) $(LIB_CC:%.cc=$(B)/obj/%.o)
 ASAN_O   := $(LIB_C:%.c=$(B)/asan/%.o) $(LIB_CC:%.cc=$(B)/asan/%.o)
 
-.PHONY: all deps run-deps build-check run check unit unit-asan templates e2e e2e-asan clean asan faults screenshots
+.PHONY: all deps run-deps build-check run check unit unit-asan templates e2e e2e-asan clean asan faults screenshots scaleout
 all: $(B)/ccrd $(B)/ccr-admin
 
 # Install only what dpkg says is missing, so a second run starts in seconds.
@@ -154,6 +155,11 @@ screenshots: all
 # the fault suite with longer loads and outages (about 5 minutes)
 faults: all
 	FAULTS_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/faults test_faults
+# the scale-out rig (two ccrd hosts in network namespaces, a 3-node Galera
+# cluster, a host and a node killed) with a 60 s load; `make check` runs it
+# with a 20 s load inside the e2e stages (about 2½ minutes each)
+scaleout: all
+	SCALEOUT_LONG=1 $(PYTHON) test/e2e/run.py --results $(RESULTS)/scaleout test_scaleout
 # the integration suite against build/asan/ccrd: any sanitizer report fails
 e2e-asan: asan
 	$(PYTHON) test/e2e/run.py --asan --results $(RESULTS)/e2e-asan

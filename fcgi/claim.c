@@ -13,9 +13,13 @@
 
 #include "extern.h"
 
-/* claim_due: up to max ids of due_sql's rows (one column, the id) into
- * ids[], each marked by claim_sql (parameters: who, lease seconds, id).
- * Count, or -1 (the database failed, or five claims in a row lost). */
+/* claim_due: up to max ids of due_sql's rows (one column, the id; one
+ * parameter, who) into ids[], each marked by claim_sql (parameters: who,
+ * lease seconds, id).  A sender claims with no batch in flight, so the
+ * due query takes rows it still holds as well: what a batch cut short by
+ * the database left (its Galera node died between the claim and the
+ * sends), which would otherwise wait out the lease.  Count, or -1 (the
+ * database failed, or five claims in a row lost). */
 int claim_due(struct arena *a, const char *due_sql, const char *claim_sql, const char *who,
               long lease, long long *ids, int max)
 {
@@ -25,7 +29,7 @@ int claim_due(struct arena *a, const char *due_sql, const char *claim_sql, const
 
 		if (db_begin() == -1)
 			return -1;
-		n = db_query(a, &rows, due_sql, 1, DB_NOARGS);
+		n = db_query(a, &rows, due_sql, 1, DB_ARGS(P_STR(who)));
 		for (int i = 0; n > 0 && i < n && i < max; i++) {
 			ids[i] = db_int(&rows, i, 0);
 			if (db_exec(claim_sql, DB_ARGS(P_STR(who), P_INT(lease), P_INT(ids[i]))) < 0) {

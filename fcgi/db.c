@@ -70,7 +70,8 @@ int db_fail(void)
 	return st;
 }
 
-static enum db_err classify(unsigned e)
+/* db_classify: what a client or server error number means to a caller. */
+enum db_err db_classify(unsigned e)
 {
 	switch (e) {
 	case CR_SERVER_GONE_ERROR:
@@ -84,6 +85,10 @@ static enum db_err classify(unsigned e)
 	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
 	case ER_LOCK_WAIT_TIMEOUT:
 	case ER_QUERY_INTERRUPTED:
+	/* a Galera node that is joining (or cut off from the cluster's
+	 * primary component) answers every statement with 1047 "WSREP has not
+	 * yet prepared node for application use": down for now, not a bug */
+	case ER_UNKNOWN_COM_ERROR:
 		return DB_GONE;
 	case ER_LOCK_DEADLOCK:
 		return DB_DEADLOCK;
@@ -99,7 +104,7 @@ static enum db_err classify(unsigned e)
 
 static void note(const char *where, unsigned e, const char *msg)
 {
-	last_err = classify(e);
+	last_err = db_classify(e);
 	snprintf(last_msg, sizeof(last_msg), "%s: %u %s", where, e, msg);
 	if (last_err != DB_DUP)
 		log_err("db: %s", last_msg);

@@ -207,6 +207,7 @@ int crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
 
 /* ---- db.c: the connection and prepared statements --------------------- */
 enum db_err { DB_OK = 0, DB_GONE, DB_DEADLOCK, DB_DUP, DB_SLOW, DB_OTHER };
+enum db_err db_classify(unsigned errnum);   /* a client/server error number's meaning */
 /* A bound parameter, built only by P_INT / P_STR / P_NULL so that the
  * compiler checks each value against its kind (a pointer given to P_INT,
  * or a number to P_STR, does not build), and passed as an array whose

@@ -27,9 +27,14 @@
 
 static char me[160];             /* claimed_by: host:pid */
 
+/* Due rows nobody holds, and rows this mailer still holds: a claim happens
+ * with no batch in flight, so a row still claimed by me is what a batch cut
+ * short by the database left (its node died between the claim and the
+ * sends); waiting for its lease would hold those mails for LEASE seconds
+ * (claim_due). */
 static const char Q_DUE[] =
     "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= NOW() "
-    "AND (lease_until IS NULL OR lease_until < NOW()) "
+    "AND (lease_until IS NULL OR lease_until < NOW() OR claimed_by = ?) "
     "ORDER BY next_attempt_at, id LIMIT 10 FOR UPDATE SKIP LOCKED";
 static const char Q_CLAIM[] =
     "UPDATE outbox SET claimed_by = ?, lease_until = NOW() + INTERVAL ? SECOND WHERE id = ?";
@@ -266,7 +271,8 @@ static void mark(enum mark m, long long id, const char *why, long long delay)
 		nanosleep(&ts, NULL);
 		ms *= 2;
 	}
-	log_err("mail %lld: outcome not recorded; it is sent again after its lease", id);
+	log_err("mail %lld: outcome not recorded; it is sent again (at this mailer's next claim, "
+	    "or after its lease)", id);
 }
 
 static void deliver(struct arena *a, const struct conf *c, long long id)

@@ -6,8 +6,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "extern.h"
+
+/* A request whose transaction meets error 1213 runs again, up to this many
+ * runs in all. */
+enum { RETRY_RUNS = 8 };
+
+/* retry_pause: before re-run attempt + 1, a random pause of one to three
+ * times 10 ms · 2^(attempt - 1), at most 200 ms (≤ 2.7 s over all re-runs).
+ * Re-running at once replays the same race: with the round-robin cursor, one
+ * row every new ticket writes, two Galera nodes met again on every re-run and
+ * three immediate runs were not enough under load. */
+static void retry_pause(int attempt)
+{
+	unsigned char b = 128;
+	long base = 10L << (attempt > 5 ? 5 : attempt - 1), ms;
+	struct timespec ts;
+
+	if (base > 200)
+		base = 200;
+	(void)crypto_random_bytes(&b, sizeof(b));
+	ms = base + base * 2 * b / 255;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+}
 
 static const struct route routes[] = {
 	{ "GET", "/", account_home, 0, NULL },
@@ -256,15 +281,17 @@ void route_dispatch(struct request *r)
 		status = guard(r, r->route);
 	if (status == 0) {
 		/* a transaction that meets error 1213 (a deadlock, or a Galera
-		 * certification conflict) is retried, up to 3 runs in all.  Handlers roll back
-		 * before returning, so running one again is safe; only what it
-		 * added to the response is forgotten first. */
+		 * certification conflict) is retried after a short random pause,
+		 * up to RETRY_RUNS runs in all.  Handlers roll back before
+		 * returning, so running one again is safe; only what it added to
+		 * the response is forgotten first. */
 		size_t nhdr = r->nhdr;
 		for (int attempt = 1;; attempt++) {
 			status = r->route->handler(r);
-			if (!(status == 503 && db_last_err() == DB_DEADLOCK) || attempt == 3)
+			if (!(status == 503 && db_last_err() == DB_DEADLOCK) || attempt == RETRY_RUNS)
 				break;
 			log_warn("req=%s deadlock (1213), retrying the request (%d)", r->id, attempt);
+			retry_pause(attempt);
 			r->nhdr = nhdr;
 			r->location = NULL;
 			r->body = NULL;

@@ -479,9 +479,10 @@ int webhook_delete(struct request *r)
 static char me[160];             /* claimed_by: host:pid */
 static int lease_s;              /* a claim's life: two timeouts and a minute */
 
+/* due rows nobody holds, and rows this sender still holds (claim_due says why) */
 static const char Q_DUE[] =
     "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= NOW() "
-    "AND (lease_until IS NULL OR lease_until < NOW()) "
+    "AND (lease_until IS NULL OR lease_until < NOW() OR claimed_by = ?) "
     "ORDER BY next_attempt_at, id LIMIT 10 FOR UPDATE SKIP LOCKED";
 static const char Q_CLAIM[] =
     "UPDATE webhook_deliveries SET claimed_by = ?, lease_until = NOW() + INTERVAL ? SECOND "

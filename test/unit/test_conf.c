@@ -574,6 +574,25 @@ static void test_err_buffer_bounded(void **state)
 
 /* [security] secret_key: optional, at least 32 characters when given;
  * require_2fa: admins (default), staff or none. */
+/* [database] galera_sync_wait: off unless asked for (a lone MariaDB has no
+ * wsrep_sync_wait worth paying for); a host on a Galera node turns it on; an
+ * empty socket with a host means TCP (each host talks to its own node). */
+static void test_database_galera_sync_wait_and_tcp_node(void **state)
+{
+	(void)state;
+	assert_int_equal(load(""), 0);
+	assert_int_equal(c.db_galera_sync_wait, 0);
+	assert_int_equal(load("[database]\nhost = 10.200.0.1\nport = 19102\nsocket =\n"
+	    "galera_sync_wait = true\n"), 0);
+	assert_int_equal(c.db_galera_sync_wait, 1);
+	assert_string_equal(c.db_host, "10.200.0.1");
+	assert_int_equal(c.db_port, 19102);
+	assert_string_equal(c.db_socket, "");
+	assert_int_equal(load("[database]\ngalera_sync_wait = false\n"), 0);
+	assert_int_equal(c.db_galera_sync_wait, 0);
+	refused_at("[database]\ngalera_sync_wait = sometimes\n", 2, "galera_sync_wait");
+}
+
 static void test_security_secret_key_and_require_2fa(void **state)
 {
 	(void)state;
@@ -651,6 +670,7 @@ int main(void)
 		cmocka_unit_test(test_err_buffer_bounded),
 		cmocka_unit_test(test_security_secret_key_and_require_2fa),
 		cmocka_unit_test(test_sla_targets),
+		cmocka_unit_test(test_database_galera_sync_wait_and_tcp_node),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

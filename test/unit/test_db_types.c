@@ -18,6 +18,21 @@
 
 #include "extern.h"
 
+/* Regression: a Galera node rejoining the cluster answered 1047 "WSREP has
+ * not yet prepared node for application use" and ccrd answered 500; it is a
+ * database that is down for now (503 with Retry-After, which nginx passes to
+ * another host for a GET).  1213 is retried; the lost connection is gone. */
+static void test_galera_node_not_ready_1047_is_gone_not_500(void **state)
+{
+	(void)state;
+	assert_int_equal(db_classify(1047), DB_GONE);
+	assert_int_equal(db_classify(1213), DB_DEADLOCK);
+	assert_int_equal(db_classify(2013), DB_GONE);
+	assert_int_equal(db_classify(2002), DB_GONE);
+	assert_int_equal(db_classify(1062), DB_DUP);
+	assert_int_equal(db_classify(1064), DB_OTHER);   /* a syntax error stays a 500 */
+}
+
 static size_t count(const struct db_param *p, size_t n)
 {
 	(void)p;
@@ -78,6 +93,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_args_are_counted_and_typed),
+		cmocka_unit_test(test_galera_node_not_ready_1047_is_gone_not_500),
 		cmocka_unit_test(test_wrong_kind_does_not_compile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
