@@ -15,7 +15,8 @@
 enum { RETRY_RUNS = 8 };
 
 /* retry_pause: before re-run attempt + 1, a random pause of one to three
- * times 10 ms · 2^(attempt - 1), at most 200 ms (≤ 2.7 s over all re-runs).
+ * times a base of 10 ms · 2^(attempt - 1) capped at 200 ms (≤ 2.2 s over
+ * all seven re-runs).
  * Re-running at once replays the same race: with the round-robin cursor, one
  * row every new ticket writes, two Galera nodes met again on every re-run and
  * three immediate runs were not enough under load. */
