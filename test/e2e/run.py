@@ -253,6 +253,7 @@ def run_tests(st, tmp, tests, tb_files):
     passed = failed = 0
     ctx = helpers.Context(st, tmp)
     for i, (name, fn, _path) in enumerate(tests):
+        ctx.module = name.split(".", 1)[0]     # per-module fixtures (tickets_util.addr)
         signal.alarm(getattr(fn, "timeout", DEFAULT_TIMEOUT))
         try:
             fn(ctx)

@@ -258,8 +258,9 @@ def _install_uninstall(ctx, prefix):
             "ccrd.service ExecStartPre not under %s" % prefix
         with open(os.path.join(root, "lib/systemd/system/ccr-maintenance.service")) as f:
             maint = f.read()
-        assert maint.count("ExecStart=%s/bin/ccr-admin" % prefix) == 2, \
-            "ccr-maintenance.service ExecStart lines not under %s" % prefix
+        steps = re.findall(r"^ExecStart=(\S+) -c /etc/ccr/ccr.conf (\S+)$", maint, re.M)
+        assert steps == [("%s/bin/ccr-admin" % prefix, c) for c in ("auto-close", "sla-check", "purge")], \
+            "ccr-maintenance.service ExecStart lines not under %s: %s" % (prefix, steps)
         _make(ctx.repo, "uninstall", "DESTDIR=" + dest, "PREFIX=" + prefix)
         left = _tree(dest)
         assert not left, "make uninstall PREFIX=%s left %s" % (prefix, sorted(left))

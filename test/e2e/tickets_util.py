@@ -25,11 +25,15 @@ RID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def addr(ctx):
-    """This module's source address (one per Context)."""
-    a = getattr(ctx, "_tickets_addr", None)
-    if a is None:
-        a = ctx._tickets_addr = helpers.fresh_addr()
-    return a
+    """The calling test module's source address, one per module and Context:
+    the per-address limits (the admins' mail, the throttles) one module
+    spends are not another's (with one address for the whole run, the
+    modules before test_tickets used up its admin mails)."""
+    per = ctx.__dict__.setdefault("_tickets_addrs", {})
+    key = getattr(ctx, "module", None)
+    if key not in per:
+        per[key] = helpers.fresh_addr()
+    return per[key]
 
 
 def client(ctx):
