@@ -518,7 +518,8 @@ static void csv_put(struct csv *c, const char *s)
 	if (c->len + n + 1 > c->cap) {
 		size_t cap = (c->cap + n + 1) * 2;
 		char *nb = arena_alloc(c->a, cap);
-		memcpy(nb, c->buf, c->len);
+		if (c->len)             /* the first piece: no buffer yet (memcpy from NULL is UB) */
+			memcpy(nb, c->buf, c->len);
 		c->buf = nb;
 		c->cap = cap;
 	}
