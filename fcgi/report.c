@@ -366,18 +366,27 @@ static const char *q_range(struct request *r, const struct report *rep)
 	return arena_printf(r->a, "from=%s&to=%s", rep->from, rep->to);
 }
 
+/* report_get: the range from the query and its numbers.  0, or the
+ * status of a refusal (422 bad range, 5xx database). */
+static int report_get(struct request *r, struct report *rep)
+{
+	time_t t0;
+	int s = report_range(r, rep, &t0);
+
+	if (s)
+		return s;
+	return report_load(r, rep, t0) == -1 ? db_status() : 0;
+}
+
 /* GET /admin/reports: from, to (YYYY-MM-DD, default the last 30 days,
  * at most 366; bad → 422 with the message). */
 int report_page(struct request *r)
 {
 	struct report rep;
-	time_t t0;
-	int s = report_range(r, &rep, &t0);
+	int s = report_get(r, &rep);
 
 	if (s)
 		return s;
-	if (report_load(r, &rep, t0) == -1)
-		return db_status();
 	struct view *v = page_new(r, "reports.tpl", "Reports");
 	if (v == NULL)
 		return 500;
@@ -548,13 +557,10 @@ static void csv_row(struct csv *c, const char *report, const char *day, const ch
 int report_csv(struct request *r)
 {
 	struct report rep;
-	time_t t0;
-	int s = report_range(r, &rep, &t0);
+	int s = report_get(r, &rep);
 
 	if (s)
 		return s;
-	if (report_load(r, &rep, t0) == -1)
-		return db_status();
 	struct csv c = { .a = r->a };
 	struct arena *a = r->a;
 	csv_put(&c, "report,day,priority,agent,age,metric,value\r\n");

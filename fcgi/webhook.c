@@ -168,16 +168,16 @@ static int secret_open(const struct conf *c, long long id, const unsigned char *
 
 static const char Q_SUBSCRIBED[] = "SELECT COUNT(*) FROM webhooks WHERE FIND_IN_SET(?, events)";
 static const char Q_TICKET[] =
-    "SELECT t.id, t.subject, t.status, t.priority, DATE_FORMAT(t.created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "SELECT t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), "
     "t.customer_id, CONCAT(c.first_name, ' ', c.last_name), IFNULL(t.agent_id, 0), "
-    "CONCAT(g.first_name, ' ', g.last_name), DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ') "
+    "CONCAT(g.first_name, ' ', g.last_name), UNIX_TIMESTAMP() "
     "FROM tickets t JOIN users c ON c.id = t.customer_id LEFT JOIN users g ON g.id = t.agent_id "
     "WHERE t.id = ?";
 enum { WT_ID, WT_SUBJECT, WT_STATUS, WT_PRIORITY, WT_CREATED, WT_CUST, WT_CUST_NAME, WT_AGENT,
        WT_AGENT_NAME, WT_NOW, WT__N };
 static const char Q_MESSAGE[] =
     "SELECT m.id, m.body, u.role, m.author_id, CONCAT(u.first_name, ' ', u.last_name), "
-    "DATE_FORMAT(m.created_at, '%Y-%m-%dT%H:%i:%sZ') FROM messages m "
+    "UNIX_TIMESTAMP(m.created_at) FROM messages m "
     "JOIN users u ON u.id = m.author_id WHERE m.id = ? AND m.ticket_id = ?";
 enum { WM_ID, WM_BODY, WM_ROLE, WM_AUTHOR, WM_NAME, WM_CREATED, WM__N };
 static const char Q_RATING[] = "SELECT score, comment FROM ratings WHERE ticket_id = ?";
@@ -210,12 +210,12 @@ static char *build_body(struct arena *a, enum webhook_event ev, long long ticket
 	struct json_object *root = json_object_new_object(), *tk = json_object_new_object();
 	json_object_object_add(root, "id", json_object_new_string(event_id));
 	json_object_object_add(root, "event", json_object_new_string(webhook_event_names[ev]));
-	json_object_object_add(root, "created_at", json_object_new_string(DB_CELL(&t, 0, WT_NOW)));
+	json_object_object_add(root, "created_at", json_time(a, DB_CELL(&t, 0, WT_NOW)));
 	json_object_object_add(tk, "id", json_object_new_int64(db_int(&t, 0, WT_ID)));
 	json_object_object_add(tk, "subject", json_object_new_string(DB_CELL(&t, 0, WT_SUBJECT)));
 	json_object_object_add(tk, "status", json_object_new_string(DB_CELL(&t, 0, WT_STATUS)));
 	json_object_object_add(tk, "priority", json_object_new_string(DB_CELL(&t, 0, WT_PRIORITY)));
-	json_object_object_add(tk, "created_at", json_object_new_string(DB_CELL(&t, 0, WT_CREATED)));
+	json_object_object_add(tk, "created_at", json_time(a, DB_CELL(&t, 0, WT_CREATED)));
 	json_object_object_add(tk, "customer", person(DB_CELL(&t, 0, WT_CUST), DB_CELL(&t, 0, WT_CUST_NAME)));
 	json_object_object_add(tk, "agent", db_int(&t, 0, WT_AGENT)
 	    ? person(DB_CELL(&t, 0, WT_AGENT), DB_CELL(&t, 0, WT_AGENT_NAME)) : NULL);
@@ -226,7 +226,7 @@ static char *build_body(struct arena *a, enum webhook_event ev, long long ticket
 		struct json_object *mo = json_object_new_object();
 		json_object_object_add(mo, "id", json_object_new_int64(db_int(&m, 0, WM_ID)));
 		json_object_object_add(mo, "body", json_object_new_string(DB_CELL(&m, 0, WM_BODY)));
-		json_object_object_add(mo, "created_at", json_object_new_string(DB_CELL(&m, 0, WM_CREATED)));
+		json_object_object_add(mo, "created_at", json_time(a, DB_CELL(&m, 0, WM_CREATED)));
 		struct json_object *au = person(DB_CELL(&m, 0, WM_AUTHOR), DB_CELL(&m, 0, WM_NAME));
 		json_object_object_add(au, "role", json_object_new_string(DB_CELL(&m, 0, WM_ROLE)));
 		json_object_object_add(mo, "author", au);
