@@ -5,8 +5,9 @@
 
 For each size, DIR/<size>/ holds a Stack $VAR (var/: ccr.conf, db/ the
 MariaDB datadir, log/) and stamp.json.  A data set whose stamp matches this
-generator and the schema (a hash of both) is reused; anything else is
-rebuilt from scratch.  `make bench` calls ensure() for the sizes it runs.
+generator and the schema (a hash of both) is reused, and so is one built
+before migrations were added after its last (Stack.start's `ccr-admin
+migrate` takes it forward); anything else is rebuilt from scratch.  `make bench` calls ensure() for the sizes it runs.
 
 How a set is built:
   1. a private MariaDB (test/stack.py, loader settings: 4 GB buffer pool,
@@ -76,15 +77,36 @@ def log(msg):
     print("bench-data: %s" % msg, flush=True)
 
 
-def source_hash():
-    h = hashlib.sha256()
-    h.update(open(os.path.abspath(__file__), "rb").read())
+def gen_hash():
+    return hashlib.sha256(open(os.path.abspath(__file__), "rb").read()).hexdigest()[:16]
+
+
+def schema_hashes():
+    """{migration file: hash}: a set built with some of them stays good when
+    later files are added (ccr-admin migrate, run by every Stack.start, takes
+    the set forward like a production database), not when one it was built
+    with changes."""
     sd = os.path.join(REPO, "schema")
-    for name in sorted(os.listdir(sd)):
-        if name.endswith(".sql"):
-            h.update(name.encode())
-            h.update(open(os.path.join(sd, name), "rb").read())
+    return {name: hashlib.sha256(open(os.path.join(sd, name), "rb").read()).hexdigest()[:16]
+            for name in sorted(os.listdir(sd)) if name.endswith(".sql")}
+
+
+def source_hash():
+    h = hashlib.sha256(gen_hash().encode())
+    for name, sha in schema_hashes().items():
+        h.update(name.encode() + sha.encode())
     return h.hexdigest()[:16]
+
+
+def stamp_current(stamp):
+    """Whether a cached set's stamp fits this generator and schema/."""
+    if stamp.get("source") == source_hash():
+        return True
+    built, now = stamp.get("schema"), schema_hashes()
+    if stamp.get("gen") != gen_hash() or not built:
+        return False
+    return all(now.get(name) == sha for name, sha in built.items()) and \
+        max(built) <= min(set(now) - set(built), default=max(built))
 
 
 # ------------------------------------------------------------------ text
@@ -536,6 +558,7 @@ def build(size, cache):
                                    "WHERE id = %d" % plan.t_post)[0][0])
         stamp = {
             "version": GEN_VERSION, "source": source_hash(), "size": size,
+            "gen": gen_hash(), "schema": schema_hashes(),
             "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t0)),
             "t0": t0, "password": BENCH_PASSWORD, "password_hash": pwhash,
             "counts": counts, "status": {k: stats[k] for k in ("open", "resolved", "closed")},
@@ -580,7 +603,7 @@ def ensure(size, cache, force=False):
         if not force and os.path.exists(path):
             with open(path) as f:
                 stamp = json.load(f)
-            if stamp.get("source") == source_hash() and \
+            if stamp_current(stamp) and \
                     os.path.isdir(os.path.join(cache, size, "var", "db", "mysql")):
                 log("%s: reusing %s (generated %s)" % (size, os.path.join(cache, size),
                                                         stamp["generated_at"]))
