@@ -360,6 +360,10 @@ int main(int argc, char **argv)
 		}
 		return cmd_mail_in(&conf, argc - optind - 1, argv + optind + 1);
 	}
+	/* [database] read_timeout bounds a page's wait; a migration or a
+	 * rebuild over a million tickets runs for minutes in one statement */
+	if (!strcmp(cmd, "migrate") || !strcmp(cmd, "reports-rebuild") || !strcmp(cmd, "restore"))
+		conf.db_read_timeout = conf.db_write_timeout = 3600;
 	if (!strcmp(cmd, "check-config")) {
 		printf("%s: ok\n", path);
 		return 0;

@@ -735,13 +735,24 @@ int ticket_priority(struct request *);
 int ticket_auto_close(const struct conf *);
 /* ---- sla.c: service levels -------------------------------------------- */
 int sla_refresh(const struct ctx *, long long ticket_id, long long message_author); /* 0 / -1 */
+int sla_priority_moved(const struct ctx *, long long ticket_id, enum priority from); /* 0 / -1 */
 int sla_rebuild(const struct conf *, struct arena *);                               /* 0 / -1 */
 const char *sla_text(char *buf, size_t len, long long due, long long now);
 void sla_fill(struct request *, struct vdict *, const char *section, const char *due_unix);
 int sla_check(const struct conf *);          /* ccr-admin sla-check: breaches mailed, or -1 */
 /* ---- report.c: the admin's reports ------------------------------------ */
-int report_created(void);                    /* in the caller's transaction: 0 / -1 */
+int report_created(enum priority);           /* in the caller's transaction: 0 / -1 */
 int report_closed(void);
+int report_open_add(long long day, enum priority, int delta);    /* day: TO_DAYS */
+/* the report's durations: per day histograms of HIST_BUCKETS buckets */
+enum report_dur { DUR_FIRST, DUR_RESOLUTION, DUR__MAX };
+#define HIST_BUCKETS 896          /* up to 2^32 s: 64 + 32 · 25 + 31 = 895 */
+struct report_dur_at { int set; long long day, s; };  /* day: TO_DAYS; s: seconds */
+int hist_bucket(long long seconds);
+long long hist_value(int bucket);
+int hist_parse(const char *, long long *counts);                 /* 0 / -1 */
+int report_dur_move(struct arena *, enum report_dur, enum priority, struct report_dur_at from,
+                    enum priority, struct report_dur_at to);
 int report_rated(long long agent_id, long long score);
 int report_rebuild(const struct conf *);     /* ccr-admin reports-rebuild: 0 / -1 */
 int report_page(struct request *);

@@ -43,7 +43,18 @@
 	"sla_due = IF(status = 'open', LEAST(IFNULL(first_response_due, resolution_due), " \
 	"IFNULL(resolution_due, first_response_due)), NULL) "
 
-static const char Q_PRIO[] = "SELECT priority FROM tickets WHERE id = ?";
+/* the ticket as it stands before sla_refresh's UPDATE */
+static const char Q_BEFORE[] =
+    "SELECT priority, status, sla_paused_since IS NULL, first_response_at IS NULL, "
+    "IFNULL(agent_id, 0), TO_DAYS(created_at), TO_DAYS(first_response_at), first_response_s, "
+    "TO_DAYS(resolution_at), resolution_s FROM tickets WHERE id = ?";
+enum { BF_PRIORITY, BF_STATUS, BF_WAS_OPEN, BF_NO_FIRST, BF_AGENT, BF_CREATED, BF_FIRST_DAY,
+       BF_FIRST_S, BF_RES_DAY, BF_RES_S, BF__N };
+/* and its durations after it */
+static const char Q_AFTER[] =
+    "SELECT TO_DAYS(first_response_at), first_response_s, TO_DAYS(resolution_at), resolution_s "
+    "FROM tickets WHERE id = ?";
+enum { DA_FIRST_DAY, DA_FIRST_S, DA_RES_DAY, DA_RES_S, DA__N };
 static const char Q_REFRESH[] = "UPDATE tickets SET " SLA_SET "WHERE id = ?";
 /* ccr-admin reports-rebuild: every ticket of one priority, a batch of ids */
 static const char Q_REFRESH_RANGE[] =
@@ -52,20 +63,78 @@ static const char Q_MAX_ID[] = "SELECT IFNULL(MAX(id), 0) FROM tickets";
 
 /* sla_refresh: ticket_id changed (created, a message, its status or its
  * priority) in the caller's transaction, after the change was written:
- * its pause, durations and due times follow.  message_author: the author
- * of a message just added (0 for any other change): the ticket's first
- * response when it is the assigned agent and the first.  0 / -1. */
+ * its pause, durations and due times follow, and the report's summaries
+ * of them (report_durations, report_open) with them.  message_author: the
+ * author of a message just added (0 for any other change): the ticket's
+ * first response when it is the assigned agent and the first.  0 / -1. */
 int sla_refresh(const struct ctx *x, long long ticket_id, long long message_author)
 {
-	struct db_rows rows;
+	struct db_rows b, n;
 	enum priority p;
+	enum ticket_status st;
 
-	if (db_query(x->a, &rows, Q_PRIO, 1, DB_ARGS(P_INT(ticket_id))) != 1 ||
-	    priority_parse(DB_CELL(&rows, 0, 0), &p) == -1)
+	if (db_query(x->a, &b, Q_BEFORE, BF__N, DB_ARGS(P_INT(ticket_id))) != 1 ||
+	    priority_parse(DB_CELL(&b, 0, BF_PRIORITY), &p) == -1 ||
+	    ticket_status_parse(DB_CELL(&b, 0, BF_STATUS), &st) == -1)
 		return -1;
-	return db_exec(Q_REFRESH, DB_ARGS(P_INT(message_author), P_INT(message_author),
-	    P_INT(message_author), P_INT(message_author), P_INT(x->conf->sla_first_response[p]),
-	    P_INT(x->conf->sla_resolution[p]), P_INT(ticket_id))) < 0 ? -1 : 0;
+	if (db_exec(Q_REFRESH, DB_ARGS(P_INT(message_author), P_INT(message_author),
+	        P_INT(message_author), P_INT(message_author), P_INT(x->conf->sla_first_response[p]),
+	        P_INT(x->conf->sla_resolution[p]), P_INT(ticket_id))) < 0)
+		return -1;
+	/* the UPDATE's own conditions: a first response, a move from open */
+	int was_open = db_int(&b, 0, BF_WAS_OPEN) != 0;
+	int first = db_int(&b, 0, BF_NO_FIRST) && message_author &&
+	    db_int(&b, 0, BF_AGENT) == message_author;
+	int resolved = st != TS_OPEN && was_open;
+	if (was_open != (st == TS_OPEN) &&
+	    report_open_add(db_int(&b, 0, BF_CREATED), p, was_open ? -1 : 1) == -1)
+		return -1;
+	if (!first && !resolved)
+		return 0;
+	if (db_query(x->a, &n, Q_AFTER, DA__N, DB_ARGS(P_INT(ticket_id))) != 1)
+		return -1;
+	for (int d = 0; d < DUR__MAX; d++) {
+		if (!(d == DUR_FIRST ? first : resolved))
+			continue;
+		int bc = d == DUR_FIRST ? BF_FIRST_DAY : BF_RES_DAY, nc = d == DUR_FIRST ? DA_FIRST_DAY
+		    : DA_RES_DAY;
+		struct report_dur_at o = { DB_CELL(&b, 0, bc) != NULL, db_int(&b, 0, bc),
+		    db_int(&b, 0, bc + 1) };
+		struct report_dur_at to = { DB_CELL(&n, 0, nc) != NULL, db_int(&n, 0, nc),
+		    db_int(&n, 0, nc + 1) };
+		if (report_dur_move(x->a, (enum report_dur)d, p, o, p, to) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* sla_priority_moved: ticket_id's priority went from `from` to the one it
+ * has now (written by the caller, who then ran sla_refresh): its
+ * durations and its open count move to the new priority in the report's
+ * summaries.  0 / -1. */
+int sla_priority_moved(const struct ctx *x, long long ticket_id, enum priority from)
+{
+	struct db_rows b;
+	enum priority p;
+	enum ticket_status st;
+
+	if (db_query(x->a, &b, Q_BEFORE, BF__N, DB_ARGS(P_INT(ticket_id))) != 1 ||
+	    priority_parse(DB_CELL(&b, 0, BF_PRIORITY), &p) == -1 ||
+	    ticket_status_parse(DB_CELL(&b, 0, BF_STATUS), &st) == -1)
+		return -1;
+	if (p == from)
+		return 0;
+	if (st == TS_OPEN && (report_open_add(db_int(&b, 0, BF_CREATED), from, -1) == -1 ||
+	        report_open_add(db_int(&b, 0, BF_CREATED), p, 1) == -1))
+		return -1;
+	for (int d = 0; d < DUR__MAX; d++) {
+		int c = d == DUR_FIRST ? BF_FIRST_DAY : BF_RES_DAY;
+		struct report_dur_at at = { DB_CELL(&b, 0, c) != NULL, db_int(&b, 0, c),
+		    db_int(&b, 0, c + 1) };
+		if (at.set && report_dur_move(x->a, (enum report_dur)d, from, at, p, at) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /* sla_rebuild: the due times of every ticket from [sla] as configured now

@@ -551,7 +551,7 @@ long long ticket_open(const struct ctx *x, const struct user *c, const char *sub
 	long long id = db_insert_id();
 	if (attach_store(x->a, id, (struct attach_owner){ 0 }, c->id, files, nfiles) == -1 ||
 	    timeline_add(id, &(struct timeline_entry){ .kind = TLK_CREATED, .actor = c->id }) == -1 ||
-	    sla_refresh(x, id, 0) == -1 || report_created() == -1)
+	    sla_refresh(x, id, 0) == -1 || report_created(prio) == -1)
 		return -1;
 	const char *name = arena_printf(x->a, "%s %s", c->first_name, c->last_name);
 	struct view *m = mail_new(x->conf, "ticket_created");
@@ -1042,6 +1042,7 @@ int ticket_priority(struct request *r)
 		    timeline_add(t.id, &(struct timeline_entry){ .kind = TLK_PRIORITY,
 		        .actor = r->user->id, .detail = detail }) == -1 ||
 		    sla_refresh(request_ctx(r), t.id, 0) == -1 ||
+		    sla_priority_moved(request_ctx(r), t.id, old) == -1 ||
 		    audit_add(request_ctx(r), t.customer_id, "ticket_priority",
 		        arena_printf(r->a, "ticket %lld from %s to %s", t.id, priority_name(old),
 		            priority_name(to))) == -1)
