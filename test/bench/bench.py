@@ -623,6 +623,20 @@ def loadavg():
     return open("/proc/loadavg").read().split()[:3]
 
 
+def kept_sections(path):
+    """The marked sections of an earlier report at path (from a line
+    `<!-- KEY: ... -->` to `<!-- /KEY -->`: the side benchmarks', notes
+    written by hand), to be kept when the main report is rewritten; "" when
+    none."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError:
+        return ""
+    out = [m.group(0).rstrip("\n") for m in re.finditer(
+        r"^<!-- ([\w-]+): .*?-->\n.*?^<!-- /\1 -->$", text, flags=re.S | re.M)]
+    return "".join("\n" + x + "\n" for x in out)
+
+
 def run(a):
     sizes = a.sizes.split()
     for s in sizes:
@@ -740,8 +754,9 @@ def run(a):
     for path in (json_out, os.path.join(a.cache, "last-run.json")):
         with open(path, "w") as f:
             json.dump(res, f, indent=1, default=str)
+    kept = kept_sections(a.out)
     with open(a.out, "w") as f:
-        f.write(report(res, sizes, a))
+        f.write(report(res, sizes, a) + kept)
     log("wrote %s and %s in %.0f s" % (a.out, json_out, res["total_s"]))
     failed = failed_rows(res)
     if failed:
@@ -1152,8 +1167,9 @@ def main():
         with open(a.json) as f:
             res = json.load(f)
         ra = argparse.Namespace(**res["args"])
+        kept = kept_sections(a.out)
         with open(a.out, "w") as f:
-            f.write(report(res, ra.sizes.split(), ra))
+            f.write(report(res, ra.sizes.split(), ra) + kept)
     elif a.cmd == "data":
         for s in a.sizes.split():
             gen.ensure(s, a.cache, a.force)
