@@ -561,6 +561,7 @@ struct user {                   /* the logged-in user of a request */
 	char first_name[260];
 	char last_name[260];
 	int twofa;                  /* two-factor sign-in is on */
+	enum user_avail { UA_UNKNOWN, UA_OFF, UA_ON } available;   /* an agent's, from the session read */
 };
 int session_load(struct request *);
 int session_peek(struct request *);

@@ -14,20 +14,18 @@ static const char Q_MSG_INSERT[] =
 static const char Q_TOUCH[] =
     "UPDATE tickets SET last_activity = NOW(), status = ?, "
     "closed_at = IF(? = 'open', NULL, closed_at) WHERE id = ?";
+/* one statement: a new row (1 affected), an unread notice armed again
+ * (0 → 1: 2 affected), or one already pending (nothing changed: 0) */
 static const char Q_NOTICE_ARM[] =
-    "UPDATE ticket_notices SET pending = 1 WHERE ticket_id = ? AND user_id = ? AND pending = 0";
-static const char Q_NOTICE_NEW[] =
-    "INSERT IGNORE INTO ticket_notices (ticket_id, user_id, pending) VALUES (?, ?, 1)";
+    "INSERT INTO ticket_notices (ticket_id, user_id, pending) VALUES (?, ?, 1) "
+    "ON DUPLICATE KEY UPDATE pending = 1";
 
-/* notice_due: 1 when the recipient has no unread notice for this ticket
+/* notice_due: 1 when the recipient had no unread notice for this ticket
  * (and now has one), 0 when one is already pending, -1 on failure. */
 static int notice_due(long long ticket_id, long long user_id)
 {
 	long long n = db_exec(Q_NOTICE_ARM, DB_ARGS(P_INT(ticket_id), P_INT(user_id)));
 
-	if (n != 0)
-		return n < 0 ? -1 : 1;
-	n = db_exec(Q_NOTICE_NEW, DB_ARGS(P_INT(ticket_id), P_INT(user_id)));
 	return n < 0 ? -1 : n > 0;
 }
 

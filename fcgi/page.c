@@ -66,7 +66,9 @@ void page_set_time(struct request *r, struct vdict *d, const char *prefix, const
  * more (an error page may be showing that the database is down). */
 static void page_availability(struct request *r, struct vdict *u)
 {
-	int on = assign_available(r->a, r->user->id);
+	/* read with the session (session.c); otherwise asked now */
+	int on = r->user->available == UA_UNKNOWN ? assign_available(r->a, r->user->id)
+	    : r->user->available == UA_ON;
 
 	if (on < 0)
 		return;

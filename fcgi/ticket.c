@@ -438,6 +438,7 @@ int ticket_list(struct request *r)
 	const char *here = list_url(r, status, assigned, cust_id, q,
 	    cursor ? req_query(r, "after") : NULL);
 	size_t shown = (size_t)n > (size_t)r->conf->page_size ? (size_t)r->conf->page_size : (size_t)n;
+	size_t assignable = 0;
 	for (size_t i = 0; i < shown; i++) {
 		struct vdict *t = vdict_section(b, "TICKET");
 		vdict_set(t, "ID", DB_CELL(&rows, i, TL_ID));
@@ -457,10 +458,18 @@ int ticket_list(struct request *r)
 		}
 		enum ticket_status row_st;
 		if (admin && ticket_status_parse(DB_CELL(&rows, i, TL_STATUS), &row_st) == 0 && row_st != TS_CLOSED) {
-			struct vdict *f = vdict_section(t, "ROW_ASSIGN");
-			vdict_set(f, "NEXT", here);
-			agent_options_fill(f, &agents, 0);
+			vdict_show(t, "ROW_ASSIGN");
+			assignable++;
 		}
+	}
+	/* one agent select for the whole list (the form "assign-form"); each
+	 * open row's Assign button posts it to that row's
+	 * /tickets/{id}/assign (formaction): no JavaScript needed, and the
+	 * page carries the agents once rather than once per row */
+	if (assignable) {
+		struct vdict *f = vdict_section(b, "ASSIGN_PICKER");
+		vdict_set(f, "NEXT", here);
+		agent_options_fill(f, &agents, 0);
 	}
 	if (n == 0) {
 		const char *msg = too_broad
@@ -608,9 +617,16 @@ int ticket_create(struct request *r)
 
 /* ---- the ticket page ---------------------------------------------------- */
 
+/* The rating (NULLs when none) and whether the viewer has an unread
+ * new-message notice of this ticket: always one row.  Read after the
+ * conversation, so a message that lands meanwhile still leaves its notice
+ * to be cleared by this view, as the page's UPDATE did before it was made
+ * conditional. */
 static const char Q_RATING[] =
-    "SELECT score, comment, UNIX_TIMESTAMP(created_at) FROM ratings WHERE ticket_id = ?";
-enum { RT_SCORE, RT_COMMENT, RT_CREATED, RT__N };
+    "SELECT r.score, r.comment, UNIX_TIMESTAMP(r.created_at), "
+    "EXISTS (SELECT 1 FROM ticket_notices n WHERE n.ticket_id = ? AND n.user_id = ? AND n.pending = 1) "
+    "FROM (SELECT 1) one LEFT JOIN ratings r ON r.ticket_id = ?";
+enum { RT_SCORE, RT_COMMENT, RT_CREATED, RT_NOTICE, RT__N };
 static const char Q_HISTORY[] =
     "SELECT id, subject, status, UNIX_TIMESTAMP(last_activity) FROM tickets "
     "FORCE INDEX (tickets_customer) WHERE customer_id = ? AND id <> ? "
@@ -665,6 +681,13 @@ int ticket_seen(struct request *r, long long id)
 	return db_exec(Q_NOTICE_SEEN, DB_ARGS(P_INT(id), P_INT(r->user->id))) < 0 ? -1 : 0;
 }
 
+/* ticket_seen_if: the same when the page's read found a notice pending
+ * (pending 1), else nothing: a view that changes nothing writes nothing. */
+static int ticket_seen_if(struct request *r, long long id, long long pending)
+{
+	return pending ? ticket_seen(r, id) : 0;
+}
+
 /* ticket_page: the ticket with its conversation and the forms the viewer
  * may use.  error/err_key/draft re-show a refused form (422/409). */
 int ticket_page(struct request *r, const struct ticket *t, int status, const char *err_key,
@@ -680,7 +703,8 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	/* the files: of the description, all messages, all notes (staff only) */
 	if (timeline_load(r, t->id, 0, &tl) == -1 ||
 	    attach_thread_load(r, t->id, 1, 1, 1, &at) == -1 ||
-	    db_query(r->a, &rating, Q_RATING, RT__N, DB_ARGS(P_INT(t->id))) < 0)
+	    db_query(r->a, &rating, Q_RATING, RT__N,
+	        DB_ARGS(P_INT(t->id), P_INT(r->user->id), P_INT(t->id))) != 1)
 		return db_status();
 	if (admin && !closed && agent_options_load(r, &agents) == -1)
 		return db_status();
@@ -692,7 +716,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 	if ((admin || agent) && db_query(r->a, &history, Q_HISTORY, HI__N,
 	        DB_ARGS(P_INT(t->customer_id), P_INT(t->id))) < 0)
 		return db_status();
-	if (ticket_seen(r, t->id) == -1)
+	if (ticket_seen_if(r, t->id, db_int(&rating, 0, RT_NOTICE)) == -1)
 		return db_status();
 
 	struct view *v = page_new(r, "ticket.tpl", arena_printf(r->a, "#%lld %s", t->id, t->subject));
@@ -779,7 +803,7 @@ int ticket_page(struct request *r, const struct ticket *t, int status, const cha
 		vdict_show(b, "CAN_CLOSE");
 	if (customer && t->status != TS_OPEN)
 		vdict_show(b, "CAN_REOPEN");
-	if (rating.nrows == 1) {
+	if (DB_CELL(&rating, 0, RT_SCORE) != NULL) {
 		struct vdict *rt = vdict_section(b, "RATING");
 		vdict_set(rt, "SCORE", DB_CELL(&rating, 0, RT_SCORE));
 		vdict_set(rt, "COMMENT", DB_CELL(&rating, 0, RT_COMMENT));

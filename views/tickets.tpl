@@ -30,6 +30,22 @@
 </div>
 <button type="submit" class="btn">Filter</button>
 </form>
+{{#ASSIGN_PICKER}}
+<form id="assign-form" class="toolbar assign-picker" method="post" aria-label="Assign tickets">
+<input type="hidden" name="csrf_token" value="{{CSRF}}">
+<input type="hidden" name="next" value="{{NEXT}}">
+<div class="field">
+<label for="assign-agent">Assign to</label>
+<select id="assign-agent" name="agent_id" required>
+<option value="">Choose an agent</option>
+{{#AGENT_OPTION}}
+<option value="{{AGENT_ID}}">{{AGENT_NAME}}</option>
+{{/AGENT_OPTION}}
+</select>
+</div>
+<p class="hint">then press Assign on the ticket's row</p>
+</form>
+{{/ASSIGN_PICKER}}
 {{#EMPTY}}
 <p class="empty">{{MSG}}</p>
 {{/EMPTY}}
@@ -65,18 +81,7 @@
 <td data-label="Agent"><div class="cell-stack">
 <span>{{AGENT}}</span>
 {{#ROW_ASSIGN}}
-<form class="inline-form" method="post" action="/tickets/{{ID}}/assign" data-confirm="Assign ticket #{{ID}} to the chosen agent?">
-<input type="hidden" name="csrf_token" value="{{CSRF}}">
-<input type="hidden" name="next" value="{{NEXT}}">
-<label class="visually-hidden" for="assign-{{ID}}">Agent for ticket #{{ID}}</label>
-<select id="assign-{{ID}}" name="agent_id" required>
-<option value="">Choose an agent</option>
-{{#AGENT_OPTION}}
-<option value="{{AGENT_ID}}"{{#SELECTED}} selected{{/SELECTED}}>{{AGENT_NAME}}</option>
-{{/AGENT_OPTION}}
-</select>
-<button type="submit" class="btn btn-small">Assign</button>
-</form>
+<button type="submit" form="assign-form" formaction="/tickets/{{ID}}/assign" class="btn btn-small" aria-label="Assign ticket #{{ID}}" data-confirm="Assign ticket #{{ID}} to the chosen agent?">Assign</button>
 {{/ROW_ASSIGN}}
 </div></td>
 <td data-label="Created" class="nowrap"><time datetime="{{CREATED_ISO}}" title="{{CREATED_TEXT}}">{{CREATED_AGO}}</time></td>

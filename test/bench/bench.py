@@ -107,11 +107,14 @@ class Endpoint:
         self.cookie, self.body, self.expect, self.check, self.kind = cookie, body, expect, check, kind
         self.bearer, self.content_type = bearer, content_type
         self.bytes = None
+        self.wire = None        # {"plain": bytes, "gzip": bytes} on the wire, headers included
         self.failed = None      # why this row is not measured (its page was not the one meant)
 
     def wrk_argv(self, port, a, duration):
         argv = ["wrk", "-t%d" % a.threads, "-c%d" % a.conns, "-d%ds" % duration,
                 "--latency", "--timeout", "10s"]
+        if getattr(a, "gzip", False):
+            argv += ["-H", "Accept-Encoding: gzip"]   # as every browser does
         if self.cookie:
             argv += ["-H", "Cookie: " + self.cookie]
         if self.bearer:
@@ -326,6 +329,8 @@ class SizeBench:
                     self.size, e.label, e.path, e.failed, r.text[:800]))
                 continue
             e.bytes = len(r.body)
+            e.wire = {"plain": wire_bytes(self.st.port, e, False),
+                      "gzip": wire_bytes(self.st.port, e, True)}
 
     # ---------------------------------------------------------- query profile
 
@@ -399,6 +404,103 @@ class SizeBench:
                               "pss_kb": pss})
         return rows, extra
 
+    def stack_memory(self):
+        """PSS and RSS of every process of the stack that STACK_PROCS names,
+        summed per line: [{proc, n, rss_kb, pss_kb}] in STACK_PROCS' order
+        (a line with no process is left out)."""
+        st = self.st
+        roots = [p for p in (st.ccrd_pid(), st.db.pid if st.db else None,
+                             st.nginx.pid if st.nginx else None) if p]
+        procs = stack_processes(roots, self.var)
+        out = []
+        for label, comm, cmd in STACK_PROCS:
+            hit = [p for p, c, line in procs if c == comm and (cmd is None or cmd in line)]
+            if not hit:
+                continue
+            rss = pss = 0
+            for pid in hit:
+                r, q = smaps(pid)
+                rss += r or 0
+                pss += q or 0
+            out.append({"proc": label, "n": len(hit), "rss_kb": rss, "pss_kb": pss})
+        return out
+
+
+# The processes of the stack whose memory the report lists (README
+# "Benchmarks"): (label, comm as /proc/PID/comm has it, a substring its
+# command line must have, or None).  A process counts when it descends from
+# ccrd, MariaDB or nginx, or names the stack's folder on its command line (an
+# engine the stack starts beside them); a feature that adds a process adds
+# its line here.
+STACK_PROCS = [
+    ("ccrd master", "ccrd", None),
+    ("ccrd workers", "ccrd-worker", None),
+    ("ccrd mailer", "ccrd-mailer", None),
+    ("ccrd IMAP fetcher", "ccrd-fetcher", None),
+    ("ccrd webhook sender", "ccrd-webhooks", None),
+    ("mariadbd", "mariadbd", None),
+    ("nginx master", "nginx", "master process"),
+    ("nginx workers", "nginx", "worker process"),
+]
+
+
+def stack_processes(roots, var):
+    """[(pid, comm, cmdline)] of roots, their descendants, and any other
+    process whose command line names var."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        procs[int(d)] = (comm, ppid, line)
+    keep = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (_c, ppid, line) in procs.items():
+            if pid not in keep and (ppid in keep or (var and var in line)):
+                keep.add(pid)
+                grew = True
+    return [(p, procs[p][0], procs[p][2]) for p in sorted(keep) if p in procs]
+
+
+def wire_bytes(port, e, gzip):
+    """The bytes of one response of e on the wire (status line, headers,
+    body), asked with Accept-Encoding: gzip or without."""
+    import socket
+    hdrs = ["%s %s HTTP/1.1" % (e.method, e.path), "Host: 127.0.0.1:%d" % port,
+            "Connection: close"]
+    if gzip:
+        hdrs.append("Accept-Encoding: gzip")
+    if e.cookie:
+        hdrs.append("Cookie: " + e.cookie)
+    if e.bearer:
+        hdrs.append("Authorization: Bearer " + e.bearer)
+    body = (e.body or "").encode()
+    if e.method == "POST":
+        hdrs.append("Content-Type: " + (e.content_type or "application/x-www-form-urlencoded"))
+        hdrs.append("Content-Length: %d" % len(body))
+    n = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        c.sendall(("\r\n".join(hdrs) + "\r\n\r\n").encode() + body)
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    return n
+
+
+# the page under whose load the whole stack's memory is read (last round)
+MEMORY_UNDER = "ticket"
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -521,6 +623,20 @@ def loadavg():
     return open("/proc/loadavg").read().split()[:3]
 
 
+def kept_sections(path):
+    """The marked sections of an earlier report at path (from a line
+    `<!-- KEY: ... -->` to `<!-- /KEY -->`: the side benchmarks', notes
+    written by hand), to be kept when the main report is rewritten; "" when
+    none."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError:
+        return ""
+    out = [m.group(0).rstrip("\n") for m in re.finditer(
+        r"^<!-- ([\w-]+): .*?-->\n.*?^<!-- /\1 -->$", text, flags=re.S | re.M)]
+    return "".join("\n" + x + "\n" for x in out)
+
+
 def run(a):
     sizes = a.sizes.split()
     for s in sizes:
@@ -573,7 +689,16 @@ def run(a):
                     argv = e.wrk_argv(b.st.port, a, a.duration)
                     time.sleep(1)        # let the previous run's queued requests drain
                     c0 = b.cpu()
-                    p = subprocess.run(argv, capture_output=True, text=True)
+                    if e.key == MEMORY_UNDER and rnd == a.rounds - 1:
+                        # the whole stack's memory halfway through this run
+                        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True)
+                        time.sleep(a.duration / 2)
+                        res.setdefault("memory_load", {})[s] = b.stack_memory()
+                        so, se = p.communicate()
+                        p = subprocess.CompletedProcess(argv, p.returncode, so, se)
+                    else:
+                        p = subprocess.run(argv, capture_output=True, text=True)
                     c1 = b.cpu()
                     r = parse_wrk(p.stdout)
                     if r["requests"]:
@@ -606,7 +731,7 @@ def run(a):
             b = benches[s]
             res.setdefault("endpoints", {})[s] = [
                 {"key": e.key, "label": e.label, "method": e.method, "path": e.path,
-                 "bytes": e.bytes, "failed": e.failed, "argv": redact(e.wrk_argv(b.st.port, a, a.duration),
+                 "bytes": e.bytes, "wire": e.wire, "failed": e.failed, "argv": redact(e.wrk_argv(b.st.port, a, a.duration),
                                                   b.st.port)}
                 for e in b.endpoints]
             res.setdefault("profile", {})[s] = b.profile
@@ -632,8 +757,9 @@ def run(a):
     for path in (json_out, os.path.join(a.cache, "last-run.json")):
         with open(path, "w") as f:
             json.dump(res, f, indent=1, default=str)
+    kept = kept_sections(a.out)
     with open(a.out, "w") as f:
-        f.write(report(res, sizes, a))
+        f.write(report(res, sizes, a) + kept)
     log("wrote %s and %s in %.0f s" % (a.out, json_out, res["total_s"]))
     failed = failed_rows(res)
     if failed:
@@ -860,6 +986,58 @@ def report(res, sizes, a):
             "%s RSS %s kB (PSS %s)" % (r["proc"], fnum(r["rss_kb"]), fnum(r["pss_kb"]))
             for r in res["memory"][s]["other"])) for s in sizes) + ".")
     w("")
+    if any(res.get("memory_load", {}).get(s) for s in sizes):
+        w("## Memory of the whole stack under load\n")
+        w("PSS and RSS (kB, /proc/PID/smaps_rollup, summed over the processes of each line) halfway "
+          "through the last round's run of %s: every process of the stack that bench.py's "
+          "STACK_PROCS lists.  PSS counts shared pages once across the stack, so the total is "
+          "the stack's share of memory." % next((e["label"] for e in res["endpoints"][sizes[0]]
+                                                    if e["key"] == MEMORY_UNDER), MEMORY_UNDER))
+        w("")
+        w("| process | " + " | ".join("%s n | RSS | PSS" % SIZE_LABEL.get(s, s) for s in sizes) + " |")
+        w("|---|" + "---:|---:|---:|" * len(sizes))
+        labels = []
+        for s in sizes:
+            for r in res.get("memory_load", {}).get(s, []):
+                if r["proc"] not in labels:
+                    labels.append(r["proc"])
+        tot = {s: [0, 0] for s in sizes}
+        for lab in labels:
+            cells = []
+            for s in sizes:
+                r = next((x for x in res.get("memory_load", {}).get(s, []) if x["proc"] == lab), None)
+                if r:
+                    cells.append("%d | %s | %s" % (r["n"], fnum(r["rss_kb"]), fnum(r["pss_kb"])))
+                    tot[s][0] += r["rss_kb"]
+                    tot[s][1] += r["pss_kb"]
+                else:
+                    cells.append("– | – | –")
+            w("| %s | %s |" % (lab, " | ".join(cells)))
+        w("| **total** | %s |" % " | ".join("| %s | **%s**" % (fnum(tot[s][0]), fnum(tot[s][1]))
+                                            for s in sizes))
+        w("")
+    if any(e.get("wire") for s in sizes for e in res["endpoints"][s]):
+        w("## Bytes on the wire\n")
+        w("One response per page through nginx (status line, headers and body), asked without "
+          "and with `Accept-Encoding: gzip`; the wrk runs %s." % (
+              "send `Accept-Encoding: gzip`, as browsers do" if res["args"].get("gzip")
+              else "sent no Accept-Encoding (--no-gzip)"))
+        w("")
+        w("| endpoint | " + " | ".join("%s body | plain | gzip | gzip ÷ plain" % SIZE_LABEL.get(s, s)
+                                       for s in sizes) + " |")
+        w("|---|" + "---:|---:|---:|---:|" * len(sizes))
+        for e0 in res["endpoints"][sizes[0]]:
+            cells = []
+            for s in sizes:
+                e = next((x for x in res["endpoints"][s] if x["key"] == e0["key"]), {})
+                wi = e.get("wire")
+                if wi and wi.get("plain"):
+                    cells.append("%s | %s | %s | %.2f" % (fnum(e.get("bytes")), fnum(wi["plain"]),
+                                                          fnum(wi["gzip"]), wi["gzip"] / wi["plain"]))
+                else:
+                    cells.append("– | – | – | –")
+            w("| %s | %s |" % (e0["label"], " | ".join(cells)))
+        w("")
     w("## What each page does in MariaDB\n")
     w("One request per page with the slow log at `long_query_time = 0` and "
       "`log_slow_verbosity = query_plan,explain` (set-up phase, not during the load): "
@@ -980,6 +1158,8 @@ def main():
     r.add_argument("--keep", action="store_true", help="keep the temporary stack folders")
     r.add_argument("--only", default="", help="comma-separated row keys to run (the ceilings always run), "
                    "e.g. reports,api_list; for trying a change, not for RESULTS.md")
+    r.add_argument("--no-gzip", dest="gzip", action="store_false",
+                   help="wrk without Accept-Encoding: gzip (by default it sends it, as browsers do)")
     p = sub.add_parser("report", help="rewrite the Markdown report from a saved JSON")
     p.add_argument("--json", default=os.path.join(HERE, "RESULTS.json"))
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
@@ -992,8 +1172,9 @@ def main():
         with open(a.json) as f:
             res = json.load(f)
         ra = argparse.Namespace(**res["args"])
+        kept = kept_sections(a.out)
         with open(a.out, "w") as f:
-            f.write(report(res, ra.sizes.split(), ra))
+            f.write(report(res, ra.sizes.split(), ra) + kept)
     elif a.cmd == "data":
         for s in a.sizes.split():
             gen.ensure(s, a.cache, a.force)

@@ -104,8 +104,8 @@ async function createAgent(page, { first, last, email: addr }) {
 /** Assign every open unassigned ticket left by other suites (POSTs as the list's forms make them). */
 async function clearUnassigned(page) {
   for (let round = 0; round < 400; round++) {
-    const ids = await page.locator('tbody tr select[name="agent_id"]')
-      .evaluateAll((els) => els.map((el) => el.id.replace(/^assign-/, '')));
+    const ids = await page.locator('tbody tr button[form="assign-form"]')
+      .evaluateAll((els) => els.map((el) => /^\/tickets\/(\d+)\/assign$/.exec(el.getAttribute('formaction'))[1]));
     if (!ids.length) return;
     if (!state.backlogAgent) {
       state.backlogAgent = await createAgent(page, { first: 'Backlog', last: 'Queue', email: email('backlog') });
@@ -251,8 +251,11 @@ test('story 2: the admin assigns the ticket from the Unassigned list', T, async 
   assert.equal(await row.count(), 1, 'the new ticket is in the Unassigned list');
   assert.match(await row.innerText(), /Maria Lopez/, 'with its customer');
 
-  const select = row.locator('select[name="agent_id"]');
-  assert.ok(await select.isVisible(), 'the row has an agent select');
+  // one agent select for the whole list; each row's Assign button submits it for that row
+  assert.equal(await page.locator('select[name="agent_id"]').count(), 1, 'one agent select on the page');
+  assert.equal(await row.locator('select').count(), 0, 'no select inside the row');
+  const select = page.locator('#assign-form').getByLabel('Assign to');
+  assert.ok(await select.isVisible(), 'the list has an agent select');
   await pickAgent(select);
   let dialogText = '';
   page.once('dialog', (d) => { dialogText = d.message(); d.accept(); });
@@ -433,16 +436,21 @@ test('story 5: the main flows work with JavaScript disabled', T, async () => {
   assert.ok((await fieldErrors(page)).includes('Type something!'), '"Type something!" shown');
   await reply(page, 'Adding: the tracking number is 00340434161094042557.');
 
-  // The admin assigns on the ticket page (the select's form posts without the confirm script).
+  // The admin assigns from the Unassigned list: the list's one agent select,
+  // then the row's Assign button (formaction), posted without the confirm script.
   const a = await newSession('admin-nojs', nojs);
   nav = await login(a.page, admin.email, admin.password);
   assertPrg(nav, '/tickets', 'admin login (no JS)');
-  await goto(a.page, `/tickets/${id}`);
-  const aform = a.page.locator('form[action$="/assign"]');
-  await pickAgent(aform.getByLabel('Assign to'));
-  nav = await submit(a.page, () => aform.getByRole('button', { name: 'Assign' }).click());
-  assertPrg(nav, `/tickets/${id}`, 'assign (no JS)');
+  await goto(a.page, '/tickets?assigned=none');
+  const arow = a.page.locator('tbody tr', { has: a.page.locator(`a[href="/tickets/${id}"]`) });
+  assert.equal(await arow.count(), 1, 'the new ticket is in the Unassigned list (no JS)');
+  await pickAgent(a.page.locator('#assign-form').getByLabel('Assign to'));
+  nav = await submit(a.page, () => arow.getByRole('button', { name: 'Assign' }).click());
+  assertPrg(nav, '/tickets', 'assign from the list (no JS)');
+  assert.equal(new URL(a.page.url()).searchParams.get('assigned'), 'none', 'back on the Unassigned list (no JS)');
   assert.equal(await flash(a.page), 'Agent assigned', 'Agent assigned (no JS)');
+  await goto(a.page, `/tickets/${id}`);
+  assert.equal((await agentCell(a.page).innerText()).trim(), agentName, 'the ticket names the agent (no JS)');
 
   // The agent replies.
   const g = await newSession('agent-nojs', nojs);

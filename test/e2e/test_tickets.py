@@ -7,6 +7,7 @@ tests can run alone (-k) and in any order.  Mail is read from the sink's
 Maildir; "no mail was sent" is read from the outbox once it is flushed.
 """
 import html
+import html.parser
 import os
 import re
 import threading
@@ -397,6 +398,95 @@ def test_list_admin_sees_all(ctx):
     r = admin(ctx).s.get("/tickets")
     rows = dict(list_rows(r.text))
     assert c3.name in rows[mine[1]], "the admin list does not show the customer"
+
+
+class FormScan(html.parser.HTMLParser):
+    """The forms, controls and submit buttons of a page, as a browser
+    without JavaScript sees them (form= and formaction= included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms, self.selects, self.buttons = {}, [], []
+        self._form = self._select = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._form = a.get("id") or "form%d" % len(self.forms)
+            self.forms[self._form] = {"attrs": a, "fields": []}
+        elif tag == "input" and a.get("type") == "hidden":
+            owner = a.get("form") or self._form
+            if owner in self.forms:
+                self.forms[owner]["fields"].append((a.get("name"), a.get("value", "")))
+        elif tag == "select":
+            self._select = {"attrs": a, "form": a.get("form") or self._form, "options": []}
+            self.selects.append(self._select)
+        elif tag == "option" and self._select is not None:
+            self._select["options"].append(a.get("value"))
+        elif tag == "button":
+            self.buttons.append(dict(a, _form=a.get("form") or self._form))
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+
+
+def test_unassigned_queue_one_picker_assigns_without_javascript(ctx):
+    """The unassigned queue carries one agent select for the whole page
+    (not one per row: 85 KB for 25 rows and 50 agents) and a per-row Assign
+    button that submits it to that ticket's POST /tickets/{id}/assign
+    (formaction): the form works as plain HTML."""
+    c = customer(ctx, "c1")
+    a1, _a2, a3 = agents(ctx)
+    adm = admin(ctx)
+    t1, t2 = raise_ticket(c), raise_ticket(c)
+    r = adm.s.get("/tickets?assigned=none")
+    assert r.status == 200
+    listed = list_ids(r.text)
+    assert t1 in listed and t2 in listed, "the new tickets are not in the queue: %s" % listed[:8]
+    scan = FormScan()
+    scan.feed(r.text)
+    pickers = [s for s in scan.selects if s["attrs"].get("name") == "agent_id"]
+    assert len(pickers) == 1, "%d agent selects on a queue of %d rows, want one" % (
+        len(pickers), len(listed))
+    sel = pickers[0]
+    form = scan.forms.get(sel["form"])
+    assert form, "the agent select belongs to no form"
+    assert form["attrs"].get("method", "").lower() == "post"
+    assert str(a1.id) in sel["options"] and str(a3.id) in sel["options"], sel["options"]
+    active = int(ctx.sql_value("SELECT COUNT(*) FROM users WHERE role = 'agent' AND state = 'active'"))
+    assert len(sel["options"]) == min(active, 500) + 1, "options: %d for %d active agents" % (
+        len(sel["options"]), active)
+    status_opts = [s for s in scan.selects if s["attrs"].get("name") == "status"][0]["options"]
+    assert r.text.count("<option") == len(sel["options"]) + len(status_opts), \
+        "agent options repeated per row"
+    buttons = {b.get("formaction"): b for b in scan.buttons if b["_form"] == sel["form"]}
+    for tid in listed:
+        assert "/tickets/%d/assign" % tid in buttons, "ticket #%d has no Assign button" % tid
+    b = buttons["/tickets/%d/assign" % t2]
+    assert b.get("type", "submit") == "submit"
+    assert b.get("data-confirm") == "Assign ticket #%d to the chosen agent?" % t2
+    # submit it as a browser without JavaScript does: the form's fields, the
+    # chosen agent, to the button's formaction
+    fields = dict(form["fields"])
+    assert fields.get("csrf_token") and fields.get("next", "").startswith("/tickets?")
+    fields["agent_id"] = str(a3.id)
+    r2 = adm.s.post(b["formaction"], fields, csrf=None)
+    assert r2.status == 303, "POST %s: %d %s" % (b["formaction"], r2.status, helpers.page_errors(r2))
+    assert path_of(r2.location)[0] == "/tickets" and \
+        path_of(r2.location)[1].get("assigned") == ["none"], "went to %r, want back to the queue" % r2.location
+    page = flash_after(adm.s, r2, "Agent assigned")
+    assert row(ctx, t2)["agent_id"] == a3.id, "the button assigned another ticket or agent"
+    assert row(ctx, t1)["agent_id"] == 0, "the other ticket of the shared form was assigned too"
+    assert t2 not in list_ids(page.text) and t1 in list_ids(page.text)
+    # no agent chosen: the server refuses (the select is required in the browser too)
+    fields["agent_id"] = ""
+    r3 = adm.s.post("/tickets/%d/assign" % t1, fields, csrf=None)
+    assert r3.status == 422, "assign without an agent: %d" % r3.status
+    assert row(ctx, t1)["agent_id"] == 0
+    assert 'required' in re.search(r'<select[^>]*name="agent_id"[^>]*>', r.text).group(0)
 
 
 def test_list_unassigned_queue_and_empty_state(ctx):
@@ -1021,6 +1111,51 @@ def test_new_message_notices_once_until_opened(ctx):
         tu.outbox(ctx, tid, "new_message", c.email)
     helpers.wait_mails(ctx, [lambda m: c.email in m.to and "agent reply 0" in m.body], mark,
                   what="the customer's new-message mail")
+
+
+def com_updates(ctx):
+    return int(ctx.sql("SHOW GLOBAL STATUS LIKE 'Com_update'")[0][1])
+
+
+def view_updates(ctx, user, path, tries=6):
+    """The fewest UPDATE statements the server ran during one GET of path by
+    user, over a few tries: other processes' writes (the mailer, other
+    workers) only add, so the minimum is the page's own."""
+    best = None
+    for _ in range(tries):
+        before = com_updates(ctx)
+        assert user.s.get(path).status == 200
+        n = com_updates(ctx) - before
+        best = n if best is None else min(best, n)
+        if best == 0:
+            break
+    return best
+
+
+def test_ticket_view_writes_no_row_when_nothing_changed(ctx):
+    """The ticket page clears the viewer's unread new-message notice: an
+    UPDATE when there is one to clear, and none at all when there is not
+    (it used to send the UPDATE on every view)."""
+    c = customer(ctx, "c1")
+    a1, _a2, _a3 = agents(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    path = "/tickets/%d" % tid
+    assert a1.s.get(path).status == 200     # the session is touched at most once a minute
+    assert post_msg(c, tid, "a message the agent has not read").status == 303
+    pend = lambda: ctx.sql("SELECT pending FROM ticket_notices WHERE ticket_id = %d AND user_id = %d"
+                           % (tid, a1.id))
+    assert pend() == [["1"]], "no unread notice after the customer's message: %s" % pend()
+    before = com_updates(ctx)
+    assert a1.s.get(path).status == 200
+    assert com_updates(ctx) - before >= 1, "a view with an unread notice sent no UPDATE"
+    assert pend() == [["0"]], "the view did not clear the notice: %s" % pend()
+    snap = snapshot(ctx, tid)
+    n = view_updates(ctx, a1, path)
+    assert n == 0, "a view with nothing to clear sent %d UPDATE statement(s)" % n
+    assert snapshot(ctx, tid) == snap, "a view with nothing to clear changed the ticket's rows"
+    # the customer (no notice row at all) too
+    assert view_updates(ctx, c, path) == 0, "the customer's view sent an UPDATE"
 
 
 # ------------------------------------------------------------------ assignment

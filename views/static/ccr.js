@@ -4,10 +4,14 @@
 
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
-  /* <form data-confirm="text">: ask before submitting (capture phase: runs before the form's own listeners). */
+  /* <form data-confirm="text">, or a submit button's own data-confirm (one
+     form shared by several buttons): ask before submitting (capture phase:
+     runs before the form's own listeners). */
   document.addEventListener('submit', function (e) {
     var f = e.target;
-    var text = f && f.getAttribute && f.getAttribute('data-confirm');
+    var b = e.submitter;
+    var text = (b && b.getAttribute && b.getAttribute('data-confirm')) ||
+      (f && f.getAttribute && f.getAttribute('data-confirm'));
     if (text && !window.confirm(text)) e.preventDefault();
   }, true);
 
