@@ -42,6 +42,18 @@ def test_nginx_prod_config_passes_nginx_t(ctx):
     assert ok, "nginx -t nginx/ccr.conf: " + out
 
 
+def test_nginx_prod_config_turns_gzip_off_against_debians_default(ctx):
+    """Debian's nginx.conf has gzip on (text/html); the site's pages carry
+    the CSRF token beside reflected input, BREACH's setting: the server
+    block must say gzip off, and no location may turn it back on."""
+    import re
+    text = open(os.path.join(ctx.repo, "nginx", "ccr.conf")).read()
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    https = code[code.index("listen 443"):]
+    assert re.search(r"^\s*gzip\s+off;", https, re.M), "no gzip off in the https server"
+    assert not re.search(r"^\s*gzip\s+on;", code, re.M), "gzip on somewhere in nginx/ccr.conf"
+
+
 def test_nginx_dev_template_passes_nginx_t(ctx):
     ok, out = nginx_check.check_dev(ctx.repo)
     assert ok, "nginx -t nginx/ccr-dev.conf.in: " + out
