@@ -44,7 +44,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer
 # two programs' entries, outside the library).
 LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
-            page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c token.c account.c ticket.c sla.c report.c \
+            page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c rate.c token.c account.c ticket.c sla.c report.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c claim.c mailer.c \
             fetcher.c netpolicy.c webhook.c migrate.c backup.c
 LIB_CC   := view.cc

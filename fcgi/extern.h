@@ -334,6 +334,7 @@ struct request {
 	 * Bearer token instead, JSON in and out */
 	int api;
 	long long token_id;         /* api_tokens.id of the Bearer token, 0 when none */
+	int token_stale;            /* its last_used_at is over a minute old */
 	long long created_id;       /* the row a handler created (ticket, message), for the API */
 	const char *api_field;      /* the request field an API refusal names, or NULL */
 	/* response */
@@ -657,10 +658,38 @@ int device_signin(struct request *, long long uid, const char *email, int alert)
 #define TOKEN_PREFIX "ccr_"          /* then 64 hex digits: 256 random bits */
 int token_load(struct request *);    /* r->user from Authorization: Bearer; 0 / -1 */
 int token_rate(struct request *);    /* 0, 429 (Retry-After set), or a db status */
+void token_rate_idle(void);          /* an idle worker: flush the slots that wait */
 int token_end_all(long long user_id);   /* every token of the person; 0 / -1 */
 int token_list(struct request *);    /* GET /account/tokens */
 int token_create(struct request *);  /* POST /account/tokens */
 int token_revoke(struct request *);  /* POST /account/tokens/{id}/revoke */
+
+/* ---- rate.c: the API's per-token counters in shared memory ------------ */
+#define RATE_SLOTS 4096              /* tokens counted at once on a host */
+#define RATE_PROBE 8                 /* slots a token may use: its hash and the next 7 */
+#define RATE_FLUSH_MS 1000.0         /* a slot's hits go to its api_rate row this often */
+#define RATE_STALE_MS 5000.0         /* a flush not back by then: its worker died */
+enum rate_step { RATE_GO, RATE_FLUSH, RATE_WAIT, RATE_DIRECT };
+struct rate_ticket {
+	long long token_id, minute;
+	long long delta;             /* RATE_FLUSH: the hits to add to the row */
+	long long ordinal;           /* RATE_GO: this request's place in the minute */
+	long long evicted_token, evicted_minute, evicted_delta; /* an evicted slot's hits */
+	int touch;                   /* write the token's last_used_at */
+	size_t slot;                 /* the rest: rate.c's */
+	unsigned gen;
+	long long base;
+};
+struct rate_table;
+struct rate_table *rate_table_new(size_t nslots);  /* shared anonymous memory; NULL */
+void rate_table_free(struct rate_table *);
+int rate_init(void);                 /* the host's table, before the first fork; 0 / -1 */
+struct rate_table *rate_table(void); /* it, or NULL */
+enum rate_step rate_count(struct rate_table *, long long token_id, long long minute, double now_ms,
+                          int stale, struct rate_ticket *);
+long long rate_flushed(struct rate_table *, const struct rate_ticket *, long long total,
+                       double now_ms);                 /* total -1: the write failed */
+int rate_idle(struct rate_table *, double now_ms, size_t *cursor, struct rate_ticket *);
 
 /* ---- account.c: the account routes ------------------------------------- */
 int account_signed_in(struct request *, long long uid, enum role, int twofa, const char *email,

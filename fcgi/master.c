@@ -301,6 +301,8 @@ int master_run(struct conf *c, int lfd)
 
 	if (metrics_init() == -1)
 		log_warn("metrics: no shared memory; /metrics answers 503");
+	if (rate_init() == -1)
+		log_warn("api rate: no shared memory; every API request is counted in the database");
 	set_slots(c);
 	fill(c, lfd);
 	log_info("ready: %d workers%s on %s", conf_workers(c),

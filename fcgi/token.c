@@ -23,8 +23,6 @@ static const char Q_BY_HASH[] =
     "FROM api_tokens t JOIN users u ON u.id = t.user_id "
     "WHERE t.token_hash = ? AND u.state = 'active'";
 enum { TB_UID, TB_ROLE, TB_STATE, TB_EMAIL, TB_FIRST, TB_LAST, TB_TID, TB_STALE, TB_TOTP, TB__N };
-/* last used moves at most once a minute: no write on most requests */
-static const char Q_USED[] = "UPDATE api_tokens SET last_used_at = NOW() WHERE id = ?";
 
 /* token_load: r->user and r->token_id from `Authorization: Bearer TOKEN`
  * (RFC 6750 §2.1).  No header, another scheme, a malformed, unknown or
@@ -68,41 +66,103 @@ int token_load(struct request *r)
 	u->twofa = db_int(&rows, 0, TB_TOTP) != 0;
 	r->user = u;
 	r->token_id = db_int(&rows, 0, TB_TID);
-	if (db_int(&rows, 0, TB_STALE) && db_exec(Q_USED, DB_ARGS(P_INT(r->token_id))) < 0)
-		return -1;
+	r->token_stale = db_int(&rows, 0, TB_STALE) != 0;   /* token_rate writes it */
 	return 0;
 }
 
-/* One row per token and minute: the count comes back through
- * LAST_INSERT_ID(expr) on the update path (0 on a fresh insert = 1 hit). */
-static const char Q_HIT[] =
-    "INSERT INTO api_rate (token_id, minute, hits) VALUES (?, ?, 1) "
-    "ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(hits + 1)";
+/* last used moves at most once a minute: the lookup says when the row's
+ * time is over a minute old, and the host's slot lets one worker write it */
+static const char Q_USED[] = "UPDATE api_tokens SET last_used_at = NOW() WHERE id = ?";
+/* One row per token and minute, shared by every host: a host adds the
+ * hits its slot counted (rate.c) and reads the total back through
+ * LAST_INSERT_ID(expr).  INSERT … SELECT, so that hits of a token revoked
+ * meanwhile add nothing (no row, no foreign-key failure). */
+static const char Q_ADD[] =
+    "INSERT INTO api_rate (token_id, minute, hits) SELECT id, ?, ? FROM api_tokens WHERE id = ? "
+    "ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(hits + ?)";
 static const char Q_RATE_OLD[] = "DELETE FROM api_rate WHERE token_id = ? AND minute < ?";
 
-/* token_rate: count this request against r->token_id's minute, in the
- * database so that every worker and host shares the count.  0 under the
- * limit, 429 (Retry-After: the seconds left in the minute) over it, or
- * the status of a database failure. */
+/* Add delta hits to the token's row of minute; *total: the row's hits
+ * after.  The host that makes a token's row of a minute deletes its older
+ * ones.  1 made, 2 grown, 0 no such token (then *total is 0), -1 failed. */
+static int rate_add(long long token_id, long long minute, long long delta, long long *total)
+{
+	long long n = db_exec(Q_ADD, DB_ARGS(P_INT(minute), P_INT(delta), P_INT(token_id),
+	    P_INT(delta)));
+
+	*total = 0;
+	if (n < 0)
+		return -1;
+	*total = n == 2 ? db_insert_id() : n == 1 ? delta : 0;
+	if (n == 1 && db_exec(Q_RATE_OLD, DB_ARGS(P_INT(token_id), P_INT(minute))) < 0)
+		return -1;
+	return (int)n;
+}
+
+/* token_rate: count this request against r->token_id's minute in the
+ * host's shared slot (rate.c), which reaches the database at most once a
+ * RATE_FLUSH_MS (always on the token's first request of a minute here).
+ * 0 under the limit, 429 (Retry-After: the seconds left in the minute)
+ * over it, or the status of a database failure. */
 int token_rate(struct request *r)
 {
 	time_t now = time(NULL);
-	long long minute = (long long)now / 60;
+	long long minute = (long long)now / 60, hits, total;
+	struct rate_table *t = rate_table();
+	struct rate_ticket tk;
+	enum rate_step step;
 
 	if (r->token_id == 0)
 		return 0;
-	long long n = db_exec(Q_HIT, DB_ARGS(P_INT(r->token_id), P_INT(minute)));
-	if (n < 0)
+	/* the minute's first flush on this host is in flight: its answer, the
+	 * other hosts' count, comes in a round trip (a dead flusher is given
+	 * up after RATE_STALE_MS, so this ends) */
+	while ((step = rate_count(t, r->token_id, minute, clock_ms(), r->token_stale, &tk)) == RATE_WAIT) {
+		struct timespec pause = { 0, 200 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+	if (tk.evicted_delta > 0 &&
+	    rate_add(tk.evicted_token, tk.evicted_minute, tk.evicted_delta, &total) < 0)
 		return db_status();
-	long long hits = n == 1 ? 1 : db_insert_id();
-	if (hits == 1 && db_exec(Q_RATE_OLD, DB_ARGS(P_INT(r->token_id), P_INT(minute))) < 0)
+	if (tk.touch && db_exec(Q_USED, DB_ARGS(P_INT(r->token_id))) < 0)
 		return db_status();
+	if (step == RATE_DIRECT) {
+		if (rate_add(r->token_id, minute, 1, &total) < 0)
+			return db_status();
+		hits = total;
+	} else if (step == RATE_FLUSH) {
+		int n = rate_add(tk.token_id, tk.minute, tk.delta, &total);
+		hits = rate_flushed(t, &tk, n < 0 ? -1 : total, clock_ms());
+		if (n < 0)
+			return db_status();
+	} else
+		hits = tk.ordinal;
 	if (hits > r->conf->api_requests_per_minute) {
 		resp_header_add(r, "Retry-After", arena_printf(r->a, "%lld", 60 - (long long)now % 60));
 		r->message = "Too many requests for this token. Wait for the time in Retry-After.";
 		return 429;
 	}
 	return 0;
+}
+
+/* token_rate_idle: a worker with no request for a second adds the slots'
+ * hits that have waited RATE_FLUSH_MS to their rows (so a token's row is
+ * whole about two seconds after its last request, and a host that went
+ * quiet still tells the others).  At most 64 slots a call. */
+void token_rate_idle(void)
+{
+	static size_t cursor;
+	struct rate_table *t = rate_table();
+	struct rate_ticket tk;
+	long long total;
+
+	for (int i = 0; i < 64 && rate_idle(t, clock_ms(), &cursor, &tk); i++) {
+		db_request_start();
+		int n = rate_add(tk.token_id, tk.minute, tk.delta, &total);
+		rate_flushed(t, &tk, n < 0 ? -1 : total, clock_ms());
+		if (n < 0)
+			break;
+	}
 }
 
 static const char Q_END_ALL[] = "DELETE FROM api_tokens WHERE user_id = ?";

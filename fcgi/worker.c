@@ -33,15 +33,21 @@
 static int next_connection(int lfd, const sigset_t *waitmask, const struct conf *c)
 {
 	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	/* idle a second: add the API counters that wait to the database */
+	const struct timespec idle = { 1, 0 };
 
 	while (!child_stop) {
-		int n = ppoll(&p, 1, NULL, waitmask);
+		int n = ppoll(&p, 1, &idle, waitmask);
 		child_reopen_log(c);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			log_err("%s: ppoll: %s", __func__, strerror(errno));
 			return -1;
+		}
+		if (n == 0) {
+			token_rate_idle();
+			continue;
 		}
 		/* the listening socket is non-blocking: another worker may win */
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
