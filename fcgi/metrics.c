@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 
 #include "extern.h"
@@ -182,12 +183,53 @@ int metrics_page(struct request *r)
 	return 200;
 }
 
-/* GET /healthz: 200 "ok" when this worker reaches the database, else 503. */
+/* The node's Galera state.  A SHOW is never held by wsrep_sync_wait and is
+ * answered by a node that is not ready (every other statement gets 1047
+ * there).  A MariaDB without a Galera provider has no
+ * wsrep_local_state_comment (its wsrep_ready is OFF): ready. */
+static const char Q_WSREP[] =
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state_comment')";
+enum { WS_NAME, WS_VALUE, WS__N };
+
+/* healthz_db: NULL when the database can take this worker's requests, else
+ * the reason (the body of the 503). */
+static const char *healthz_db(struct request *r)
+{
+	struct db_rows rows;
+	const char *ready = NULL, *state = NULL;
+	int n;
+
+	if (db_ping() == -1)
+		return "database unavailable\n";
+	n = db_query(r->a, &rows, Q_WSREP, WS__N, DB_NOARGS);
+	if (n < 0)
+		return "database unavailable\n";
+	for (int i = 0; i < n; i++) {
+		const char *name = DB_CELL(&rows, i, WS_NAME), *v = DB_CELL(&rows, i, WS_VALUE);
+		if (name && strcasecmp(name, "wsrep_ready") == 0)
+			ready = v ? v : "";
+		else if (name && strcasecmp(name, "wsrep_local_state_comment") == 0)
+			state = v ? v : "";
+	}
+	if (state == NULL)
+		return NULL;                /* not a Galera node */
+	if (ready == NULL || strcasecmp(ready, "ON") != 0)
+		return "database node not ready (wsrep_ready OFF)\n";
+	if (strcmp(state, "Synced") != 0)
+		return arena_printf(r->a, "database node not synced (%.40s)\n", state);
+	return NULL;
+}
+
+/* GET /healthz: 200 "ok" when this worker reaches the database and, on a
+ * Galera node, the node is ready and Synced (README "Scaling out"); else
+ * 503 with the reason, so a load balancer stops sending to this host. */
 int metrics_healthz(struct request *r)
 {
-	if (db_ping() == -1) {
+	const char *why = healthz_db(r);
+
+	if (why) {
 		resp_header_add(r, "Retry-After", "5");
-		return resp_text(r, 503, "database unavailable\n");
+		return resp_text(r, 503, why);
 	}
 	return resp_text(r, 200, "ok\n");
 }

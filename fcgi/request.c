@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fastcgi.h>
 #include <fcgiapp.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "extern.h"
@@ -372,8 +374,26 @@ static void resp_head(struct request *r)
 	}
 }
 
+/* sndbuf_fit: a socket send buffer that takes a body of len bytes whole
+ * (the kernel caps it at net.core.wmem_max).  Then its one writev never
+ * sleeps, and a SIGKILL (a host dying) cannot land inside it: the answer is
+ * in nginx's socket whole or not at all.  A page that had to wait for nginx
+ * to read (450 KB past the default 208 KiB) was cut by a kill mid-write,
+ * and nginx 1.22 takes a FastCGI connection's close as the end of the
+ * answer: the client kept waiting for the rest of its Content-Length. */
+#define SNDBUF_AT 65536                 /* smaller bodies fit the default */
+static void sndbuf_fit(int fd, size_t len)
+{
+	if (fd < 0 || len < SNDBUF_AT || len > (size_t)INT_MAX / 4)
+		return;
+	/* skb overhead on a unix socket: a quarter more is ample */
+	int want = (int)(len + len / 4 + SNDBUF_AT);
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
 /* resp_send: write status, headers and body (nothing when the handler
- * streamed its response already). */
+ * streamed its response already).  The body goes in one writev after the
+ * headers (resp_stream_write). */
 void resp_send(struct request *r)
 {
 	FCGX_Request *f = r->fcgx;
@@ -388,8 +408,12 @@ void resp_send(struct request *r)
 		n = snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
 		    r->ctype, r->body_len);
 		FCGX_PutStr(line, n, out);
-		if (strcmp(r->method, "HEAD") != 0)
-			FCGX_PutStr(r->body, (int)r->body_len, out);
+		if (strcmp(r->method, "HEAD") != 0 && r->body_len > 0) {
+			sndbuf_fit(f->ipcFd, r->body_len);
+			if (resp_stream_write(r, r->body, r->body_len) == -1)
+				log_warn("req=%s: the answer could not be written: %s", r->id,
+				    strerror(errno));
+		}
 	} else {
 		FCGX_PutS("Content-Length: 0\r\n\r\n", out);
 	}

@@ -37,10 +37,10 @@ class MailServerError(stack.StackError):
     pass
 
 
-def _listening(port):
-    """True when something listens on 127.0.0.1:port (ss -ltn)."""
+def _listening(port, address="127.0.0.1"):
+    """True when something listens on address:port (ss -ltn)."""
     p = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True)
-    return "127.0.0.1:%d" % port in p.stdout
+    return "%s:%d" % (address, port) in p.stdout
 
 
 def _readable_by_nobody(path):
@@ -279,9 +279,12 @@ class Dovecot:
     is Maildir/, folder F is Maildir/.F/ (Maildir++)."""
 
     def __init__(self, workdir, port, user="support@example.com", password="imap s3cret",
-                 done="Done", capability=None, tls_port=None):
+                 done="Done", capability=None, tls_port=None, address="127.0.0.1"):
         self.dir = os.path.abspath(workdir)
         self.port = int(port)
+        # address: where it listens (the scale-out rig's bridge, so hosts in
+        # network namespaces reach it)
+        self.address = address
         self.user = user
         self.password = password
         self.done = done
@@ -300,7 +303,7 @@ class Dovecot:
 
     @property
     def url(self):
-        return "imap://127.0.0.1:%d" % self.port
+        return "imap://%s:%d" % (self.address, self.port)
 
     def _tls_config(self):
         if not self.tls_port:
@@ -330,7 +333,7 @@ state_dir = {d}/state
 log_path = {log}
 info_log_path = {log}
 protocols = imap
-listen = 127.0.0.1
+listen = {addr}
 {tls}disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = {uid}
@@ -358,7 +361,7 @@ protocol imap {{
 {caps}}}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {addr}
     port = {port}
   }}
   inet_listener imaps {{
@@ -371,7 +374,7 @@ service stats {{
     port = 0
   }}
 }}
-""".format(d=self.dir, log=self.log_path, uid=NOBODY, port=self.port, done=self.done,
+""".format(d=self.dir, log=self.log_path, addr=self.address, uid=NOBODY, port=self.port, done=self.done,
            caps="  imap_capability = %s\n" % self.capability if self.capability else "",
            tls=self._tls_config(), tls_port=self.tls_port or 0)
         with open(self.conf, "w") as f:
@@ -388,8 +391,8 @@ service stats {{
             if self.proc.poll() is not None:
                 raise MailServerError("dovecot exited %s:\n%s" % (self.proc.returncode,
                                                                   stack.tail(self.log_path)))
-            return _listening(self.port)
-        stack.wait_until(up, timeout, "dovecot on 127.0.0.1:%d" % self.port)
+            return _listening(self.port, self.address)
+        stack.wait_until(up, timeout, "dovecot on %s:%d" % (self.address, self.port))
         return self
 
     def pids(self):
@@ -442,7 +445,8 @@ service stats {{
 
     def restart(self, timeout=15):
         self.kill()
-        stack.wait_until(lambda: not _listening(self.port), 10, "port %d to close" % self.port)
+        stack.wait_until(lambda: not _listening(self.port, self.address), 10,
+                         "port %d to close" % self.port)
         return self.start(timeout)
 
     def stop(self, timeout=10):

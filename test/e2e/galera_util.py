@@ -9,9 +9,10 @@
     ScaleStack(var, port, g)    a test/stack.py Stack whose database is the
                                 cluster (sql() on any node) and whose SMTP
                                 sink listens on the bridge address
-    Host(st, name, netns, addr, node)  a full ccrd (master, workers, mailer)
-                                inside a namespace, on addr:9000, against one
-                                Galera node over TCP
+    Host(st, name, netns, addr, node)  a full ccrd (master, workers, mailer,
+                                fetcher) inside a namespace with its own host
+                                name, on addr:9000, against one Galera node
+                                over TCP
     UpstreamNginx(st, dir, port, hosts)  nginx with an upstream of hosts
 
 Teardown order (always): load, nginx, ccrd hosts, namespaces, bridge, the
@@ -329,7 +330,10 @@ class ScaleStack(stack.Stack):
 class Host:
     """A full ccrd inside network namespace netns, listening on addr:9000,
     against Galera node `node` over TCP.  Started in its own session (its
-    process group is its pid): `kill -9` of the group is the host dying."""
+    process group is its pid): `kill -9` of the group is the host dying.
+    Its processes also get their own UTS namespace with the host name
+    ccr-<name>, as separate machines have: claims (host:pid) of one host
+    are then foreign to the other, which cannot see whether that pid lives."""
 
     PORT = 9000
 
@@ -344,6 +348,7 @@ class Host:
         self.overrides = overrides or {}
         self.proc = None
         self.mailers = []
+        self.hostname = "ccr-" + name
 
     @property
     def listen(self):
@@ -369,7 +374,9 @@ class Host:
             cp.write(f)
 
     def exec_argv(self, *argv):
-        return ["ip", "netns", "exec", self.netns] + list(argv)
+        # unshare execs sh, which sets the host name and execs argv (one pid)
+        return ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c",
+                'hostname "$0" && exec "$@"', self.hostname] + list(argv)
 
     def admin(self, *args, timeout=120):
         """ccr-admin -c this host's conf inside the host's namespace."""
@@ -403,6 +410,11 @@ class Host:
         if not self.proc or self.proc.poll() is not None:
             return []
         return [p for p in stack.children_of(self.proc.pid) if "mailer" in stack.proc_name(p)]
+
+    def fetcher_pids(self):
+        if not self.proc or self.proc.poll() is not None:
+            return []
+        return [p for p in stack.children_of(self.proc.pid) if "fetcher" in stack.proc_name(p)]
 
     def kill9(self):
         """SIGKILL the master and every process of its group at once."""

@@ -4,6 +4,8 @@ three-node MariaDB Galera cluster, behind one nginx upstream; a host and a
 database node killed with -9 under a mixed load.
 
 The rig (test/e2e/galera_util.py) is its own: the suite's stack is not used.
+A Dovecot on the bridge holds the one mailbox both hosts' fetchers poll;
+mail is dropped into it all through the load.
 SCALEOUT_LONG=1 (make scaleout) runs a 60 s load instead of 20 s.  Every
 figure is printed as a MEASURE line.
 """
@@ -12,7 +14,6 @@ import collections
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,14 +23,19 @@ import faults_util as fu
 import galera_util as gu
 import helpers
 import stack
+import sys
 import tickets_util as tu
 from faults_util import measure
+
+sys.path.insert(0, os.path.join(stack.REPO, "test"))
+import mailservers as ms  # noqa: E402
 
 LONG = os.environ.get("SCALEOUT_LONG") == "1"
 LOAD_SECS = 60.0 if LONG else 20.0   # plus the rejoins: about 45 s short
 TOKEN_RE = re.compile(r"\b(ccr_[A-Za-z0-9_-]{20,})\b")
 TICKET_LOC = re.compile(r"/tickets/(\d+)$")
 API_LIMIT = 30
+SUPPORT = "support@example.com"
 SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
                        r"SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -44,10 +50,16 @@ class Rig:
         self.hosts = []
         self.nginx = []
         self.st = None
+        self.dv = None
 
     def up(self):
         gu.Net.clear_stale()
         addrs = self.net.up(2)
+        # one mailbox on the bridge, polled by both hosts' fetchers
+        self.dv = ms.Dovecot(os.path.join(self.dir, "imap"), ms.free_port(),
+                             address=gu.BRIDGE_ADDR).start()
+        mail_in = dict(ms.fetcher_keys(self.dv, poll=1, timeout=5), address=SUPPORT,
+                       tickets_per_hour="100000")
         t_form = self.galera.form()
         measure("scaleout: 3-node Galera cluster formed (install, bootstrap, 2 rsync SSTs) in %.1f s",
                 t_form)
@@ -57,7 +69,8 @@ class Rig:
         self.st = gu.ScaleStack(os.path.join(self.dir, "var"), port, self.galera,
                                 require_2fa="none", workers=3,
                                 extra_conf={"tickets": {"auto_assign": "round_robin"},
-                                            "api": {"requests_per_minute": str(API_LIMIT)}})
+                                            "api": {"requests_per_minute": str(API_LIMIT)},
+                                            "mail_in": mail_in})
         self.st.prepare()
         self.st.db_setup()
         self.st.migrate()
@@ -68,6 +81,8 @@ class Rig:
                         os.path.join(self.dir, "host%s" % "AB"[i]))
             h.start()
             self.hosts.append(h)
+        for h in self.hosts:
+            stack.wait_until(h.fetcher_pids, 20, "host %s's fetcher" % h.name, 0.1)
         main = gu.UpstreamNginx(self.st, os.path.join(self.dir, "ng"), port, self.hosts).start()
         self.nginx.append(main)
         for h in self.hosts:   # one nginx pinned to each host (cross-host checks)
@@ -81,6 +96,7 @@ class Rig:
         errors = []
         for fn in [n.stop for n in self.nginx] + [h.stop for h in self.hosts] + \
                   ([self.st.smtp_stop] if self.st else []) + \
+                  ([self.dv.stop] if self.dv else []) + \
                   [self.net.down_links, self.galera.stop, self.net.down_route]:
             try:
                 fn()
@@ -295,6 +311,109 @@ def present(node, table, ids):
     return got
 
 
+# ------------------------------------------------------------------ mail in
+
+class MailFeed:
+    """Mail dropped into the rig's one mailbox while the load runs: new
+    tickets from the load's customers and replies to their tickets'
+    Reply-To addresses, one every `every` seconds, plus bursts."""
+
+    def __init__(self, dv, custs, reply_tos, every=0.25):
+        self.dv, self.custs, self.reply_tos, self.every = dv, custs, reply_tos, every
+        self.tag = os.urandom(3).hex()
+        self.subjects, self.replies, self.msgids = [], [], []
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.n = 0
+
+    def one(self, reply=None):
+        with self.lock:
+            k = self.n
+            self.n += 1
+            msgid = "<so-%s-%d@mail.example>" % (self.tag, k)
+            if reply is None:
+                reply = k % 2 == 1
+            if reply:
+                u, to = self.reply_tos[k % len(self.reply_tos)]
+                text = "Mailed reply %s %04d" % (self.tag, k)
+                raw = ms.new_ticket_mail(u.email, "Re: your ticket", text, msgid=msgid, to=to)
+                self.replies.append(text)
+            else:
+                u = self.custs[k % len(self.custs)]
+                subject = "Mailed %s %04d" % (self.tag, k)
+                raw = ms.new_ticket_mail(u.email, subject, "Raised by mail.", msgid=msgid)
+                self.subjects.append(subject)
+            self.msgids.append(msgid)
+            self.dv.drop(raw)
+
+    def burst(self, n):
+        for _k in range(n):
+            self.one(reply=False)
+
+    def _run(self):
+        while not self.stop_ev.wait(self.every):
+            self.one()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        self.thread.join(10)
+
+
+def reply_addresses(sctx, custs, tickets):
+    """(customer, Reply-To) of a notification mail about each customer's ticket."""
+    preds = [lambda m, u=u, t=t: tu.mail_about(t, u.email)(m) and "support+" in
+             str(m.msg.get("Reply-To", "")) for u, t in zip(custs, tickets)]
+    mails = helpers.wait_mails(sctx, preds, set(), 30, "a mail with a reply address per ticket")
+    return [(u, str(m.msg.get("Reply-To"))) for u, m in zip(custs, mails)]
+
+
+def check_mail_in(ctx, rig, feed, b_claims):
+    """Every mail dropped becomes exactly one ticket or message, and leaves
+    the mailbox; returns problems."""
+    dv = rig.dv
+    t0 = time.time()
+    stack.wait_until(lambda: dv.count("INBOX") == 0, 120,
+                     "the mailbox to empty (left %d)" % dv.count("INBOX"), 0.5)
+    drained = time.time() - t0
+    tq = "Mailed %s %%" % feed.tag
+    tickets = collections.Counter(r[0] for r in rig.st.sql(
+        "SELECT subject FROM tickets WHERE subject LIKE %s" % helpers.sql_str(tq)))
+    msgs = collections.Counter(r[0] for r in rig.st.sql(
+        "SELECT body FROM messages WHERE body LIKE %s" % helpers.sql_str("Mailed reply %s %%" % feed.tag)))
+    lost = [s for s in feed.subjects if tickets[s] == 0] + [t for t in feed.replies if msgs[t] == 0]
+    twice = [s for s, c in tickets.items() if c > 1] + [t for t, c in msgs.items() if c > 1]
+    done = collections.Counter()
+    for raw in dv.messages(dv.done):
+        m = re.search(rb"^Message-ID: *(<[^>\r\n]+>)", raw, re.M | re.I)
+        if m:
+            done[m.group(1).decode()] += 1
+    not_moved = [i for i in feed.msgids if done[i] == 0]
+    by = {}
+    dup = 0
+    for h in rig.hosts:
+        log = fu.read_from(h.log)
+        by[h.name] = len(re.findall(r"fetcher: uid \d+: (?:ticket|message), moved", log))
+        dup += log.count("mail-in: duplicate")
+    measure("scaleout: mail in: %d mails dropped during the load (%d new tickets, %d replies); "
+            "fetched by %s; %d claims held by host B's fetcher when it was killed (uids %s); "
+            "%d handed over twice (a no-op by Message-ID); mailbox empty %.1f s after the load; "
+            "lost %d, made twice %d, left unmoved %d", len(feed.msgids), len(feed.subjects),
+            len(feed.replies), by, len(b_claims), b_claims, dup, drained, len(lost), len(twice),
+            len(not_moved))
+    problems = []
+    if lost or twice or not_moved:
+        problems.append("mail in: lost %s, made twice %s, not moved %s" % (lost[:5], twice[:5],
+                                                                         not_moved[:5]))
+    if not all(by.values()):
+        problems.append("mail in: a host's fetcher fetched nothing: %s" % by)
+    return problems
+
+
 RIG = {}
 
 
@@ -408,9 +527,13 @@ def test_parallel_ticket_creation_on_two_galera_nodes_never_503(ctx):
 
 def test_scaleout_host_and_node_killed_under_load(ctx):
     """kill -9 of host B (and its restart), kill -9 of Galera node 3 (and its
-    IST rejoin), ccr-admin migrate on host A, all under a mixed load: at most
+    IST rejoin), kill -9 of node 2 (B's; B's /healthz 503 until it is
+    Synced), ccr-admin migrate on both hosts at once, all under a mixed load
+    and a stream of mail into the one mailbox both fetchers poll: at most
     the requests in flight on B fail; no acknowledged write is lost on any
-    node; every mail is sent exactly once; round robin stays fair."""
+    node; every mail is sent exactly once; every mail in becomes exactly
+    one ticket or message (those B's fetcher held at its kill too); one
+    migrate applies, the other waits; round robin stays fair."""
     R = rig_of(ctx)
     rig, sctx, admin, agents, custs, tickets = (R[k] for k in ("rig", "sctx", "admin", "agents",
                                                               "custs", "tickets"))
@@ -425,21 +548,38 @@ def test_scaleout_host_and_node_killed_under_load(ctx):
         migr = {}
         schema = os.path.join(rig.dir, "schema")
         shutil.copytree(os.path.join(st.repo, "schema"), schema)
+        # the sleep keeps the first run inside the file while the second asks
         with open(os.path.join(schema, "999-scaleout-probe.sql"), "w") as f:
             f.write("CREATE TABLE scaleout_probe (id INT PRIMARY KEY, note VARCHAR(40));\n"
+                    "DO SLEEP(2);\n"
                     "INSERT INTO scaleout_probe VALUES (1, 'migrated while serving');\n")
-        mconf = A.conf + ".migrate"
+        mconfs = []
+        for h in (A, B):
+            with open(h.conf) as f:
+                text = f.read()
+            text = re.sub(r"(?m)^schema_dir = .*$", "schema_dir = %s" % schema, text)
+            mconfs.append(h.conf + ".migrate")
+            with open(mconfs[-1], "w") as f:
+                f.write(text)
+            os.chmod(mconfs[-1], 0o600)
         ev = {}
         steps = make_steps(sctx, rig, admin, agents, custs, tickets)
+        feed = MailFeed(rig.dv, custs, reply_addresses(sctx, custs, tickets))
         D = LOAD_SECS
         mark_a = fu.file_size(A.log)
-        with fu.Load(steps, pause=0.01) as load:
+        health = []            # (time, status, body) of host B's /healthz
+        with fu.Load(steps, pause=0.01) as load, feed:
             t0 = time.time()
             time.sleep(D * 0.15)
             b_mailers = B.mailer_pids()
+            # a burst of mail, so B's fetcher is inside a message when it dies
+            feed.burst(40)
+            b_claim_q = "SELECT uid FROM imap_claims WHERE claimed_by LIKE '%s:%%'" % B.hostname
+            stack.wait_until(lambda: st.sql(b_claim_q), 10, "host B's fetcher to claim a mail", 0.01)
             ev["host_kill"] = time.time()
             B.kill9()
             ev["host_dead"] = time.time()    # every process of B's group gone
+            b_claims = sorted(int(r[0]) for r in st.sql(b_claim_q))
             time.sleep(D * 0.15)
             ev["host_restart"] = time.time()
             mark_b = fu.file_size(B.log)
@@ -465,6 +605,17 @@ def test_scaleout_host_and_node_killed_under_load(ctx):
             time.sleep(D * 0.05)
             # node 2, the one host B talks to: B answers 503 until it is back
             n2 = g.nodes[1]
+            hstop = threading.Event()
+
+            def poll_health():
+                while not hstop.wait(0.1):
+                    try:
+                        r = helpers.http_request(pinned(rig, 1), "GET", "/healthz", timeout=3)
+                        health.append((time.time(), r.status, r.text.strip()))
+                    except OSError as e:
+                        health.append((time.time(), None, repr(e)))
+            hthread = threading.Thread(target=poll_health, daemon=True)
+            hthread.start()
             ev["node2_kill"] = time.time()
             b_claimed = int(st.sql("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND "
                                    "claimed_by IS NOT NULL AND lease_until > NOW()")[0][0])
@@ -487,19 +638,18 @@ def test_scaleout_host_and_node_killed_under_load(ctx):
                                          fu.access_lines(fu.read_from(B.log, mark_b2))), 30,
                              "host B to answer again once node 2 is back", 0.1)
             ev["node2_b_back"] = time.time()
-            # migration on host A while both serve
-            with open(A.conf) as f:
-                text = f.read()
-            text = re.sub(r"(?m)^schema_dir = .*$", "schema_dir = %s" % schema, text)
-            with open(mconf, "w") as f:
-                f.write(text)
-            os.chmod(mconf, 0o600)
+            time.sleep(0.5)
+            hstop.set()
+            hthread.join(10)
+            # migration on both hosts at once (nodes 1 and 2) while both serve
             time.sleep(max(0.0, t0 + D * 0.75 - time.time()))
             ev["migrate"] = time.time()
-            res = subprocess.run(A.exec_argv(st.admin_bin, "-c", mconf, "migrate"),
-                                 capture_output=True, text=True, timeout=120)
+            procs = [subprocess.Popen(h.exec_argv(st.admin_bin, "-c", mc, "migrate"),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for h, mc in zip((A, B), mconfs)]
+            outs = [p.communicate(timeout=180) for p in procs]
             ev["migrated"] = time.time()
-            migr = {"rc": res.returncode, "out": (res.stdout + res.stderr).strip()}
+            migr = [{"rc": p.returncode, "out": (o + e).strip()} for p, (o, e) in zip(procs, outs)]
             time.sleep(max(0.0, t0 + D - time.time()))
         recs = load.recs
         # ---- 1. host killed
@@ -552,6 +702,16 @@ def test_scaleout_host_and_node_killed_under_load(ctx):
                 ev["node2_synced"] - ev["node2_restart"], ev["node2_b_back"] - ev["node2_synced"])
         if not ist2:
             problems.append("node 2 did not rejoin with IST: %s" % join2[-400:])
+        # host B's /healthz while its node was down and rejoining
+        down = [h for h in health if ev["node2_kill"] + 0.5 < h[0] < ev["node2_restart"]]
+        joining = [h for h in health if ev["node2_restart"] < h[0] < ev["node2_synced"] - 0.5]
+        measure("scaleout: host B's /healthz while node 2 was down: %s; while it rejoined: %s; "
+                "once Synced: %s", dict(collections.Counter((h[1], h[2]) for h in down)),
+                dict(collections.Counter((h[1], h[2]) for h in joining)),
+                dict(collections.Counter(h[1] for h in health if h[0] > ev["node2_b_back"])))
+        if any(h[1] == 200 for h in down + joining):
+            problems.append("host B's /healthz said 200 while node 2 was not Synced: %s" % [
+                h for h in down + joining if h[1] == 200][:3])
         if [r for r in f2 if r.method == "GET" or r.status != 503]:
             problems.append("node 2 down: GETs failed or POSTs other than 503: %s" % kinds(f2))
         if not [r for r in w2 if r.method == "POST" and r.status == 303 and r.t0 > ev["node2_evicted"]]:
@@ -574,12 +734,19 @@ def test_scaleout_host_and_node_killed_under_load(ctx):
             problems.append("acknowledged writes lost (node: count): %s" % lost)
         # ---- 4. migration while both serve
         mw = window(recs, ev["migrate"], ev["migrated"] + 1)
-        probe = g.nodes[1].sql("SELECT note FROM scaleout_probe")
-        measure("scaleout: ccr-admin migrate on host A while serving: exit %d (%s), %.1f s, %d requests "
-                "meanwhile, %d failed; the new table on node 2: %s", migr["rc"], migr["out"][:80],
-                ev["migrated"] - ev["migrate"], len(mw), len(fu.failures(mw)), probe)
-        if migr["rc"] != 0 or fu.failures(mw) or probe != [["migrated while serving"]]:
-            problems.append("migrate while serving: %s, failures %s" % (migr, kinds(mw)))
+        probe = g.nodes[2].sql("SELECT note FROM scaleout_probe")
+        applied = [m for m in migr if "applied 999-scaleout-probe" in m["out"]]
+        waited = [m for m in migr if "waiting for the migration run by" in m["out"]]
+        measure("scaleout: ccr-admin migrate on hosts A and B at once (nodes 1 and 2) while serving: "
+                "exits %s; %d applied the new migration, %d waited for the lock; %.1f s, %d requests "
+                "meanwhile, %d failed; the new table on node 3: %s", [m["rc"] for m in migr],
+                len(applied), len(waited), ev["migrated"] - ev["migrate"], len(mw),
+                len(fu.failures(mw)), probe)
+        if any(m["rc"] != 0 for m in migr) or len(applied) != 1 or fu.failures(mw) or \
+                probe != [["migrated while serving"]]:
+            problems.append("two migrates while serving: %s, failures %s" % (migr, kinds(mw)))
+        # ---- 4b. every mail in became exactly one ticket or message
+        problems += check_mail_in(sctx, rig, feed, b_claims)
         # ---- 5. every outbox row sent exactly once across the two mailers
         dead = {str(p) for p in b_mailers}
         stuck = [r for r in st.sql("SELECT id, claimed_by FROM outbox WHERE id > %d AND status = 'pending' "
@@ -650,7 +817,7 @@ def test_mailer_sends_rows_it_claimed_before_its_database_node_died(ctx):
     B = rig.hosts[1]
     pids = B.mailer_pids()
     assert len(pids) == 1, "host B's mailer: %s" % pids
-    me = "%s:%d" % (socket.gethostname(), pids[0])
+    me = "%s:%d" % (B.hostname, pids[0])
     assert st.sql("SELECT COUNT(*) FROM outbox WHERE claimed_by = '%s'" % me)[0][0] != "0", \
         "host B's mailer claims as %s (no row says so)" % me
     tag = os.urandom(4).hex()
@@ -669,6 +836,35 @@ def test_mailer_sends_rows_it_claimed_before_its_database_node_died(ctx):
     measure("scaleout: 5 rows left claimed by host B's live mailer: sent in %.1f s, copies %s",
             time.time() - t0, copies)
     assert copies == [1] * 5, "copies delivered: %s" % copies
+
+
+def test_healthz_503_on_a_galera_node_not_synced(ctx):
+    """Regression: /healthz answered 200 on a Galera node that was not
+    Synced (joining, or desynced), so a load balancer kept sending to a host
+    whose node lags the cluster.  Node 2 (host B's) desynced with
+    wsrep_desync=ON: B's /healthz answers 503 naming the state, A's 200;
+    desync off: B's 200 again."""
+    R = rig_of(ctx)
+    rig = R["rig"]
+    n2 = rig.galera.nodes[1]
+
+    def health(i):
+        r = helpers.http_request(pinned(rig, i), "GET", "/healthz", timeout=5)
+        return r.status, r.text.strip()
+    before = health(1)
+    n2.sql("SET GLOBAL wsrep_desync = ON", database=None)
+    try:
+        state = n2.status("wsrep_local_state_comment")
+        during = health(1), health(0)
+    finally:
+        n2.sql("SET GLOBAL wsrep_desync = OFF", database=None)
+    stack.wait_until(n2.synced, 30, "node 2 to be Synced again", 0.1)
+    after = health(1)
+    measure("scaleout: /healthz of host B: %s; node 2 desynced (%s): B %s, A %s; resynced: B %s",
+            before, state, during[0], during[1], after)
+    assert before[0] == 200 and after[0] == 200, (before, after)
+    assert during[0][0] == 503 and "not synced" in during[0][1], during
+    assert during[1][0] == 200, during
 
 
 def test_scaleout_teardown_leaves_no_namespace_route_or_process(ctx):
