@@ -21,7 +21,7 @@ BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-de
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
             libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev \
             libjson-c-dev
-RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
+RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix sphinxsearch
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime \
             galera-4 rsync iproute2
@@ -46,7 +46,7 @@ LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c token.c account.c ticket.c sla.c report.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c claim.c mailer.c \
-            fetcher.c netpolicy.c webhook.c migrate.c backup.c
+            fetcher.c netpolicy.c webhook.c search.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
