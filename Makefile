@@ -361,7 +361,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json search
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -387,7 +387,7 @@ FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
 FUZZ_O_json   := $(FB)/obj/json.o $(FUZZ_TEXT_O)
 FUZZ_L_json   := $(shell pkg-config --libs json-c)
-FUZZ_WHOLE    := form cookie fcgi route multipart twofa
+FUZZ_WHOLE    := form cookie fcgi route multipart twofa search
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))

@@ -51,9 +51,13 @@ static int word_char(gunichar c)
  * max bytes (cut at a word).  Arena-owned, never NULL. */
 char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
 {
+	/* case folded first: a folding may bring a combining mark (İ → i + U+0307),
+	 * which the decomposition and the filter below then drop */
 	gchar *valid = g_utf8_make_valid(s, (gssize)len);
-	gchar *nfd = g_utf8_normalize(valid, -1, G_NORMALIZE_NFD);
+	gchar *cf = g_utf8_casefold(valid, -1);
 	g_free(valid);
+	gchar *nfd = g_utf8_normalize(cf, -1, G_NORMALIZE_NFD);
+	g_free(cf);
 	if (nfd == NULL)
 		return arena_strdup(a, "");
 	GString *w = g_string_sized_new(strlen(nfd) + 1);
@@ -65,22 +69,22 @@ char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
 		if (g_unichar_isalnum(c)) {
 			if (!in_word && w->len)
 				g_string_append_c(w, ' ');
-			g_string_append_unichar(w, c);
+			/* lower case again: GLib folds some scripts to upper case
+			 * (Cherokee), which would not fold to itself */
+			g_string_append_unichar(w, g_unichar_tolower(c));
 			in_word = 1;
 		} else
 			in_word = 0;
 	}
 	g_free(nfd);
-	gchar *folded = g_utf8_casefold(w->str, (gssize)w->len);
-	g_string_free(w, TRUE);
-	size_t n = strlen(folded);
+	size_t n = w->len;
 	if (n > max) {
 		n = max;
-		while (n > 0 && folded[n] != ' ')
+		while (n > 0 && w->str[n] != ' ')
 			n--;
 	}
-	char *out = arena_strndup(a, folded, n);
-	g_free(folded);
+	char *out = arena_strndup(a, w->str, n);
+	g_string_free(w, TRUE);
 	return out;
 }
 
