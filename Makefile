@@ -260,6 +260,7 @@ install-files: all
 	$(INSTALL) -m 0644 schema/*.sql $(DESTDIR)$(ccrdatadir)/schema/
 	$(INSTALL) -m 0644 README.md fcgi/ccr.conf.example $(DESTDIR)$(docdir)/
 	$(INSTALL) -m 0644 nginx/ccr.conf $(DESTDIR)$(docdir)/nginx-ccr.conf
+	$(INSTALL) -m 0644 systemd/ccr-searchd.conf $(DESTDIR)$(ccrdatadir)/searchd.conf
 	@$(INSTALL_SAY) "sed (paths under $(PREFIX)) systemd/* | $(INSTALL) -m 0644 ... $(DESTDIR)$(systemdunitdir)/"
 	@mkdir -p $(B)/units
 	@set -e; for u in $(UNIT_FILES); do \
@@ -276,7 +277,7 @@ uninstall:
 	rm -f $(MAN8_PAGES:%=$(DESTDIR)$(man8dir)/%.gz) $(UNIT_FILES:%=$(DESTDIR)$(systemdunitdir)/%)
 	rm -f $(DESTDIR)$(docdir)/README.md $(DESTDIR)$(docdir)/ccr.conf.example \
 	    $(DESTDIR)$(docdir)/nginx-ccr.conf
-	rm -f $(DESTDIR)$(ccrdatadir)/static
+	rm -f $(DESTDIR)$(ccrdatadir)/static $(DESTDIR)$(ccrdatadir)/searchd.conf
 	@set -e; for f in $$(find views -type f ! -name '.*' ! -name '*~') $$(ls schema/*.sql); do \
 	  rm -f $(DESTDIR)$(ccrdatadir)/$$f; done; \
 	for d in $$(find views -depth -type d) schema "" ; do \
