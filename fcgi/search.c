@@ -448,6 +448,14 @@ static const char Q_DOC_M[] =
 static const char Q_DOC_N[] =
     "SELECT ticket_id, LEFT(body, 262144) FROM notes WHERE ticket_id BETWEEN ? AND ? "
     "ORDER BY ticket_id, id";
+/* one ticket (the indexer): its first 2000 messages and notes at most —
+ * a field holds 256 KiB, and a ticket with a long conversation must not
+ * cost a read of all of it at every change */
+static const char Q_DOC_M1[] =
+    "SELECT ticket_id, LEFT(body, 262144) FROM messages FORCE INDEX (messages_ticket) "
+    "WHERE ticket_id = ? ORDER BY id LIMIT 2000";
+static const char Q_DOC_N1[] =
+    "SELECT ticket_id, LEFT(body, 262144) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 2000";
 enum { DM_TICKET, DM_BODY, DM__N };
 
 struct stmt {
@@ -524,9 +532,12 @@ static int index_range(struct arena *a, long long lo, long long hi, unsigned cha
 	struct db_rows t, m, no;
 	static const char *const st_num[TS__MAX] = { [TS_OPEN] = "0", [TS_RESOLVED] = "1", [TS_CLOSED] = "2" };
 
+	int one = lo == hi;
 	if (db_query(a, &t, Q_DOC_T, DT__N, DB_ARGS(P_INT(lo), P_INT(hi))) < 0 ||
-	    db_query(a, &m, Q_DOC_M, DM__N, DB_ARGS(P_INT(lo), P_INT(hi))) < 0 ||
-	    db_query(a, &no, Q_DOC_N, DM__N, DB_ARGS(P_INT(lo), P_INT(hi))) < 0) {
+	    (one ? db_query(a, &m, Q_DOC_M1, DM__N, DB_ARGS(P_INT(lo)))
+	         : db_query(a, &m, Q_DOC_M, DM__N, DB_ARGS(P_INT(lo), P_INT(hi)))) < 0 ||
+	    (one ? db_query(a, &no, Q_DOC_N1, DM__N, DB_ARGS(P_INT(lo)))
+	         : db_query(a, &no, Q_DOC_N, DM__N, DB_ARGS(P_INT(lo), P_INT(hi)))) < 0) {
 		snprintf(sx_err, sizeof(sx_err), "database: %s", db_last_msg());
 		return -1;
 	}
