@@ -712,6 +712,8 @@ struct search_filter {
 char *search_fold(struct arena *, const char *s, size_t len, size_t max);
 enum search_parse search_parse(struct arena *, const char *text, struct search_query *);
 char *search_match_string(struct arena *, const struct search_query *, int notes);
+int search_matches(struct arena *, const struct search_query *, const char *text,
+                   size_t max);                         /* 1: a word of q is in text */
 int search_mark(struct arena *, const struct search_query *, const char *text, size_t max,
                 struct vdict *, const char *section);   /* 1 a word matched */
 int search_enqueue(long long ticket_id);                 /* caller's transaction: 0 / -1 */

@@ -191,6 +191,27 @@ static int term_matches(const struct search_query *q, const char *w, size_t len)
 	return 0;
 }
 
+/* search_matches: 1 when text (any bytes) holds a word q matches: one
+ * folding pass over the text, then a scan of its words (much cheaper
+ * than search_mark, for choosing the text an excerpt comes from). */
+int search_matches(struct arena *a, const struct search_query *q, const char *text, size_t max)
+{
+	if (text == NULL)
+		return 0;
+	size_t n = strlen(text);
+	const char *f = search_fold(a, text, n > max ? max : n, max * 2);
+	while (*f) {
+		const char *e = strchr(f, ' ');
+		size_t l = e ? (size_t)(e - f) : strlen(f);
+		if (term_matches(q, f, l))
+			return 1;
+		f += l;
+		while (*f == ' ')
+			f++;
+	}
+	return 0;
+}
+
 /* search_mark: text (at most `max` characters of it from its first
  * match, with a little context before; the whole text when max is 0) as
  * pieces {TEXT, MARKED} under section `section` of d, the words q matches

@@ -416,11 +416,14 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 	return n;
 }
 
-static const char Q_X_DESC[] = "SELECT LEFT(description, 65536) FROM tickets WHERE id = ?";
+/* the texts an excerpt may come from: the first 16 KiB of the description
+ * and of the first 100 messages (notes) — an excerpt is a hint, and a
+ * page of results must not read whole conversations */
+static const char Q_X_DESC[] = "SELECT LEFT(description, 16384) FROM tickets WHERE id = ?";
 static const char Q_X_MSG[] =
-    "SELECT LEFT(body, 65536) FROM messages FORCE INDEX (messages_ticket) WHERE ticket_id = ? "
-    "ORDER BY id LIMIT 200";
-static const char Q_X_NOTE[] = "SELECT LEFT(body, 65536) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 200";
+    "SELECT LEFT(body, 16384) FROM messages FORCE INDEX (messages_ticket) WHERE ticket_id = ? "
+    "ORDER BY id LIMIT 100";
+static const char Q_X_NOTE[] = "SELECT LEFT(body, 16384) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 100";
 #define EXCERPT_CHARS 200
 
 /* excerpt: under a search result's subject, the matched words in a
@@ -437,7 +440,7 @@ static int excerpt(struct request *r, const struct search_query *q, long long id
 		if (db_query(r->a, &rows, sources[s], 1, DB_ARGS(P_INT(id))) < 0)
 			return -1;
 		for (size_t i = 0; i < rows.nrows; i++) {
-			if (!search_mark(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_CHARS, NULL, NULL))
+			if (!search_matches(r->a, q, DB_CELL(&rows, i, 0), 16384))
 				continue;
 			struct vdict *e = vdict_section(t, "EXCERPT");
 			search_mark(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_CHARS, e, "HL");

@@ -231,7 +231,8 @@ class SizeBench:
     def search_words(self):
         """The words of the search rows, from the index itself (CALL KEYWORDS
         gives each word's document count): a rare word (the least frequent
-        vocabulary word in at least 25 documents), two words together (the
+        vocabulary word in any document; with the conversation in the
+        documents most of the vocabulary is common), two words together (the
         two vocabulary words nearest 10 % of the tickets), and a prefix."""
         vocab = sorted(set(w.lower() for w in gen.WORDS))
         out = subprocess.run([stack.MARIADB, "--no-defaults", "-h127.0.0.1", "-P%d" % self.st.search_port,
@@ -240,12 +241,13 @@ class SizeBench:
         docs = {}
         for line in out.stdout.splitlines():
             f = line.split("\t")
-            if len(f) >= 5 and f[4].isdigit():
-                docs[f[1]] = int(f[4])
+            # qpos, tokenized, normalized, docs, hits
+            if len(f) >= 5 and f[3].isdigit():
+                docs[f[1]] = int(f[3])
         if not docs:
             raise StackError("CALL KEYWORDS on searchd answered nothing: %s" % out.stderr.strip())
         n = max(1, self.stamp["counts"]["tickets"])
-        rare = min((w for w in docs if docs[w] >= 25), key=lambda w: (docs[w], w))
+        rare = min((w for w in docs if docs[w] >= 1), key=lambda w: (docs[w], w))
         two = sorted(docs, key=lambda w: (abs(docs[w] / n - 0.10), w))[:2]
         self.words = {"rare": rare, "two": " ".join(two), "prefix": "refun*",
                       "docs": {w: docs[w] for w in [rare] + two}}
