@@ -416,14 +416,16 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 	return n;
 }
 
-/* the texts an excerpt may come from: the first 16 KiB of the description
- * and of the first 100 messages (notes) — an excerpt is a hint, and a
- * page of results must not read whole conversations */
-static const char Q_X_DESC[] = "SELECT LEFT(description, 16384) FROM tickets WHERE id = ?";
+/* the texts an excerpt may come from: the first 4 KiB of the description
+ * and of the first 20 messages (notes) — an excerpt is a hint, and a page
+ * of results must not read whole conversations (measured: with 100
+ * messages of 16 KiB the excerpts were most of a search page's cost) */
+#define EXCERPT_SOURCE 4096
+static const char Q_X_DESC[] = "SELECT LEFT(description, 4096) FROM tickets WHERE id = ?";
 static const char Q_X_MSG[] =
-    "SELECT LEFT(body, 16384) FROM messages FORCE INDEX (messages_ticket) WHERE ticket_id = ? "
-    "ORDER BY id LIMIT 100";
-static const char Q_X_NOTE[] = "SELECT LEFT(body, 16384) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 100";
+    "SELECT LEFT(body, 4096) FROM messages FORCE INDEX (messages_ticket) WHERE ticket_id = ? "
+    "ORDER BY id LIMIT 20";
+static const char Q_X_NOTE[] = "SELECT LEFT(body, 4096) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 20";
 #define EXCERPT_CHARS 200
 
 /* excerpt: under a search result's subject, the matched words in a
@@ -440,7 +442,7 @@ static int excerpt(struct request *r, const struct search_query *q, long long id
 		if (db_query(r->a, &rows, sources[s], 1, DB_ARGS(P_INT(id))) < 0)
 			return -1;
 		for (size_t i = 0; i < rows.nrows; i++) {
-			if (!search_matches(r->a, q, DB_CELL(&rows, i, 0), 16384))
+			if (!search_matches(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_SOURCE))
 				continue;
 			struct vdict *e = vdict_section(t, "EXCERPT");
 			search_mark(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_CHARS, e, "HL");
