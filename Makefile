@@ -21,7 +21,7 @@ BUILD_PKGS := build-essential pkg-config libfcgi-dev libmariadb-dev libargon2-de
             libesmtp-dev libctemplate-dev libsystemd-dev libinih-dev libssl-dev \
             libgmime-3.0-dev libcurl4-openssl-dev libmagic-dev liboath-dev libqrencode-dev \
             libjson-c-dev
-RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix
+RUN_PKGS := $(BUILD_PKGS) mariadb-server mariadb-client nginx python3-aiosmtpd postfix sphinxsearch
 TEST_PKGS := libcmocka-dev chromium systemd openssl curl wrk nodejs lintian sqlmap \
             slowhttptest debhelper dpkg-dev dovecot-imapd oathtool faketime \
             galera-4 rsync iproute2
@@ -46,7 +46,7 @@ LIB_C    := arena.c log.c clock.c conf.c text.c crypto.c db.c master.c child.c \
             worker.c fcgi.c request.c form.c multipart.c cookie.c route.c session.c flash.c \
             page.c password.c user.c code.c audit.c mail.c inmail.c totp.c device.c rate.c token.c account.c ticket.c sla.c report.c \
             message.c attach.c timeline.c note.c reply.c assign.c agent.c json.c api.c mailin.c metrics.c claim.c mailer.c \
-            fetcher.c netpolicy.c webhook.c migrate.c backup.c
+            fetcher.c netpolicy.c webhook.c search.c migrate.c backup.c
 LIB_CC   := view.cc
 UNITS    := $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))
 
@@ -260,6 +260,7 @@ install-files: all
 	$(INSTALL) -m 0644 schema/*.sql $(DESTDIR)$(ccrdatadir)/schema/
 	$(INSTALL) -m 0644 README.md fcgi/ccr.conf.example $(DESTDIR)$(docdir)/
 	$(INSTALL) -m 0644 nginx/ccr.conf $(DESTDIR)$(docdir)/nginx-ccr.conf
+	$(INSTALL) -m 0644 systemd/ccr-searchd.conf $(DESTDIR)$(ccrdatadir)/searchd.conf
 	@$(INSTALL_SAY) "sed (paths under $(PREFIX)) systemd/* | $(INSTALL) -m 0644 ... $(DESTDIR)$(systemdunitdir)/"
 	@mkdir -p $(B)/units
 	@set -e; for u in $(UNIT_FILES); do \
@@ -276,7 +277,7 @@ uninstall:
 	rm -f $(MAN8_PAGES:%=$(DESTDIR)$(man8dir)/%.gz) $(UNIT_FILES:%=$(DESTDIR)$(systemdunitdir)/%)
 	rm -f $(DESTDIR)$(docdir)/README.md $(DESTDIR)$(docdir)/ccr.conf.example \
 	    $(DESTDIR)$(docdir)/nginx-ccr.conf
-	rm -f $(DESTDIR)$(ccrdatadir)/static
+	rm -f $(DESTDIR)$(ccrdatadir)/static $(DESTDIR)$(ccrdatadir)/searchd.conf
 	@set -e; for f in $$(find views -type f ! -name '.*' ! -name '*~') $$(ls schema/*.sql); do \
 	  rm -f $(DESTDIR)$(ccrdatadir)/$$f; done; \
 	for d in $$(find views -depth -type d) schema "" ; do \
@@ -361,7 +362,7 @@ bench-clean:
 # A reproducer: build/fuzz/fuzz_NAME FILE.
 FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json
+FUZZ_NAMES         ?= form cookie pct email conf route fcgi mail multipart twofa json search
 FUZZ_APT_PKGS := clang clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14
 FUZZ_CC   := clang
 FUZZ_CXX  := clang++
@@ -387,7 +388,7 @@ FUZZ_O_mail   := $(FB)/obj/inmail.o $(FB)/obj/crypto.o $(FUZZ_TEXT_O)
 FUZZ_L_mail   := $(shell pkg-config --libs gmime-3.0) -lcrypto
 FUZZ_O_json   := $(FB)/obj/json.o $(FUZZ_TEXT_O)
 FUZZ_L_json   := $(shell pkg-config --libs json-c)
-FUZZ_WHOLE    := form cookie fcgi route multipart twofa
+FUZZ_WHOLE    := form cookie fcgi route multipart twofa search
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_O_$(n) := $$(FUZZ_ALL_O)))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_L_$(n) := $$(LIBS) -lstdc++))
 $(foreach n,$(FUZZ_WHOLE),$(eval FUZZ_LD_$(n) := $$(FUZZ_CXX)))

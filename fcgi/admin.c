@@ -27,6 +27,7 @@ static void usage(void)
 	    "  auto-close                      close tickets resolved auto_close_days ago\n"
 	    "  sla-check                       mail every admin once per new service-level breach\n"
 	    "  reports-rebuild                 recompute report summaries and due times from scratch\n"
+	    "  search-rebuild                  empty the search index and index every ticket again\n"
 	    "  backup [--dir D]                compressed consistent dump to backup_dir (keeps backup_keep)\n"
 	    "  restore FILE                    load a backup into an empty database\n"
 	    "  mail-in [--sender ADDR]         one inbound mail on stdin (an MTA's pipe); exit 0\n"
@@ -415,6 +416,8 @@ int main(int argc, char **argv)
 		db_close();
 		return 0;
 	}
+	if (!strcmp(cmd, "search-rebuild"))
+		return search_rebuild(&conf) == 0 ? 0 : 1;
 	if (!strcmp(cmd, "sla-check") || !strcmp(cmd, "reports-rebuild")) {
 		int check = !strcmp(cmd, "sla-check");
 		if (view_root(conf.views_dir) == -1) {

@@ -190,7 +190,10 @@ static int end_agent(struct request *r, long long id, const char *name, const ch
 	(void)r;
 	(void)name;
 	(void)email;
-	if (session_end_all(id) == -1 || db_exec(Q_UNASSIGN, DB_ARGS(P_INT(id))) < 0 ||
+	/* their tickets' search documents change agent: queued first, while
+	 * agent_id still finds them */
+	if (session_end_all(id) == -1 || search_enqueue_agent(id) == -1 ||
+	    db_exec(Q_UNASSIGN, DB_ARGS(P_INT(id))) < 0 ||
 	    mail_tokens_drop(id, 0) == -1)
 		return -1;
 	return 0;

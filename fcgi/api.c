@@ -125,9 +125,6 @@ int api_tickets(struct request *r)
 	int n = ticket_list_fetch(r, &tf, &rows);
 	if (n < 0)
 		return -n;
-	if (tf.too_broad)
-		return api_error(r, 422, "This search matches too many tickets to sort in time. "
-		    "Add a word or choose a status.", "q");
 	struct json_object *o = json_object_new_object(), *list = json_object_new_array();
 	size_t shown = (size_t)n > (size_t)limit ? (size_t)limit : (size_t)n;
 	for (size_t i = 0; i < shown; i++) {
@@ -145,8 +142,8 @@ int api_tickets(struct request *r)
 		json_object_array_add(list, t);
 	}
 	json_object_object_add(o, "tickets", list);
-	json_object_object_add(o, "next", (size_t)n > shown
-	    ? json_object_new_string(arena_printf(r->a, "%s-%s",
+	json_object_object_add(o, "next", tf.search ? (tf.next ? json_object_new_string(tf.next) : NULL)
+	    : (size_t)n > shown ? json_object_new_string(arena_printf(r->a, "%s-%s",
 	          DB_CELL(&rows, shown - 1, tf.overdue ? TL_DUE : TL_ACTIVITY),
 	          DB_CELL(&rows, shown - 1, TL_ID)))
 	    : NULL);

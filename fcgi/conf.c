@@ -116,6 +116,13 @@ static const struct key keys[] = {
 	B("webhooks", "allow_http", webhooks_allow_http),
 	I("webhooks", "timeout", webhooks_timeout, 1, 120),
 	I("webhooks", "give_up_after", webhooks_give_up_after, 60, 30L * 86400),
+	S("search", "host", search_host),
+	I("search", "port", search_port, 1, 65535),
+	S("search", "index", search_index),
+	I("search", "connect_timeout", search_connect_timeout, 1, 60),
+	I("search", "timeout", search_timeout, 1, 300),
+	I("search", "query_time", search_query_time, 10, 60000),
+	I("search", "poll_interval", search_poll_interval, 10, 10000),
 };
 
 void conf_defaults(struct conf *c)
@@ -177,6 +184,13 @@ void conf_defaults(struct conf *c)
 	c->api_requests_per_minute = 600;
 	c->webhooks_timeout = 10;
 	c->webhooks_give_up_after = 3L * 86400;
+	snprintf(c->search_host, sizeof(c->search_host), "127.0.0.1");
+	c->search_port = 9306;
+	snprintf(c->search_index, sizeof(c->search_index), "ccr_tickets");
+	c->search_connect_timeout = 1;
+	c->search_timeout = 5;
+	c->search_query_time = 1000;
+	c->search_poll_interval = 150;
 }
 
 struct parse_state {

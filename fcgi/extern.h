@@ -138,6 +138,14 @@ struct conf {
 	int webhooks_allow_http;     /* http:// endpoints too */
 	int webhooks_timeout;        /* seconds for one delivery */
 	long webhooks_give_up_after; /* seconds after the event */
+	/* [search] (README "Search"): searchd's SphinxQL listener */
+	char search_host[256];
+	int search_port;
+	char search_index[64];       /* the real-time index's name */
+	int search_connect_timeout;  /* seconds */
+	int search_timeout;          /* seconds for a read or write to searchd */
+	int search_query_time;       /* ms: searchd's max_query_time for one search */
+	int search_poll_interval;    /* ms between the indexer's looks at an empty queue */
 };
 #define ATTACH_MAX_FILES 5                          /* files on one message or ticket */
 #define ATTACH_MAX_REQUEST_BYTES (25L * 1024 * 1024) /* files of one request, and of one mail */
@@ -709,6 +717,43 @@ int account_change(struct request *);
 int account_show(struct request *);
 int account_delete(struct request *);
 
+/* ---- search.c: folding, the query, the queue, the indexer, the rebuild -- */
+#define SEARCH_MAX_WORDS 16       /* words of a query that count; more are ignored */
+#define SEARCH_WORD_MAX 64        /* bytes of one query word */
+#define SEARCH_MIN_PREFIX 3       /* characters before a '*' for a prefix */
+enum search_parse { SQ_EMPTY, SQ_WORDS, SQ_TICKET };
+struct search_query {
+	long long ticket_id;      /* SQ_TICKET: "#N" */
+	size_t n;
+	struct {
+		char *w;              /* folded: letters and digits */
+		int prefix;           /* it ended in '*' */
+		char *shown;          /* as typed, for the "remove a word" links */
+	} word[SEARCH_MAX_WORDS];
+};
+struct search_filter {
+	int notes;                /* staff: notes are searched too */
+	long long customer_id, agent_id;  /* 0 = any */
+	int unassigned;           /* agent_id = 0 only */
+	int status;               /* enum ticket_status, -1 any */
+	int cursor;               /* after (after_ts, after_id) in list order */
+	long long after_ts, after_id;
+};
+char *search_fold(struct arena *, const char *s, size_t len, size_t max);
+enum search_parse search_parse(struct arena *, const char *text, struct search_query *);
+char *search_match_string(struct arena *, const struct search_query *, int notes);
+int search_matches(struct arena *, const struct search_query *, const char *text,
+                   size_t max);                         /* 1: a word of q is in text */
+int search_mark(struct arena *, const struct search_query *, const char *text, size_t max,
+                struct vdict *, const char *section);   /* 1 a word matched */
+int search_enqueue(long long ticket_id);                 /* caller's transaction: 0 / -1 */
+int search_enqueue_agent(long long agent_id);            /* caller's transaction: 0 / -1 */
+void search_init(const struct conf *);
+const char *search_last_error(void);
+int search_ids(struct arena *, const struct search_query *, const struct search_filter *,
+               long long *ids, long long *acts, int cap);  /* count, -1 searchd unavailable */
+int search_main(const struct conf *);                    /* the indexer process: exit code */
+int search_rebuild(const struct conf *);                 /* ccr-admin search-rebuild: 0 / -1 */
 /* ---- ticket.c: the ticket routes and the ticket life ------------------- */
 /* The tickets table's ENUM columns; names[] as SQL spells them. */
 enum ticket_status { TS_OPEN, TS_RESOLVED, TS_CLOSED, TS__MAX };
@@ -741,7 +786,11 @@ struct ticket_filter {
 	long long limit;             /* rows to fetch (one more than a page shows) */
 	const char *status, *assigned, *q, *after;
 	enum ticket_status st;
-	int all, admin, none, by_agent, customer, cursor, too_broad;
+	int all, admin, none, by_agent, customer, cursor;
+	int search;                  /* q was a search (searchd's answer): next is the cursor */
+	const char *next;            /* search: the next page's cursor, NULL on the last page */
+	struct search_query sq;      /* search: the parsed words */
+	enum search_parse sq_kind;   /* search: words, "#N", or nothing searchable */
 	int overdue;                 /* status=overdue: by due time, cursor "due-id" */
 	long long cust_id;
 	const char *cust_name;
@@ -930,7 +979,8 @@ int api_openapi(struct request *);
 enum metric {
 	MET_MAIL_SENT, MET_MAIL_FAILED, MET_MAIL_RETRIED, MET_WORKER_RESTARTS,
 	MET_HASH_WAITS, MET_HASH_BUSY, MET_RELOADS, MET_IMAP_ERRORS, MET_IMAP_FETCHED,
-	MET_WEBHOOK_SENT, MET_WEBHOOK_FAILED, MET_WEBHOOK_RETRIED, MET__MAX
+	MET_WEBHOOK_SENT, MET_WEBHOOK_FAILED, MET_WEBHOOK_RETRIED, MET_SEARCH_QUERIES,
+	MET_SEARCH_ERRORS, MET_SEARCH_INDEXED, MET__MAX
 };
 int metrics_init(void);
 void metrics_add(enum metric, unsigned long long n);

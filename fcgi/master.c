@@ -22,8 +22,9 @@
 
 #include "extern.h"
 
-enum kind { K_WORKER, K_MAILER, K_FETCHER, K_WEBHOOKS, K__MAX };
-static const char *const kind_names[K__MAX] = { "worker", "mailer", "fetcher", "webhook sender" };
+enum kind { K_WORKER, K_MAILER, K_FETCHER, K_WEBHOOKS, K_SEARCH, K__MAX };
+static const char *const kind_names[K__MAX] = { "worker", "mailer", "fetcher", "webhook sender",
+	"search indexer" };
 #define MAX_CHILDREN 1024
 #define STORM_WINDOW 60.0        /* seconds */
 #define STORM_CRASHES 20         /* crashes within the window = a storm */
@@ -81,7 +82,8 @@ static pid_t spawn(const struct conf *c, int lfd, enum kind k)
 			rc = worker_main(c, lfd);
 		else {
 			close(lfd);
-			rc = k == K_MAILER ? mailer_main(c) : k == K_WEBHOOKS ? webhook_main(c) : fetcher_main(c);
+			rc = k == K_MAILER ? mailer_main(c) : k == K_WEBHOOKS ? webhook_main(c)
+			    : k == K_SEARCH ? search_main(c) : fetcher_main(c);
 		}
 		exit(rc);
 	}
@@ -186,12 +188,13 @@ static int reap(void)
 }
 
 /* The children a configuration wants: slot 0 the mailer, slot 1 the
- * webhook sender (always: idle it costs one indexed query a second), then
- * the workers, then the fetcher when imap_url is set. */
+ * webhook sender (always: idle it costs one indexed query a second), slot
+ * 2 the search indexer (always: idle, one indexed read every [search]
+ * poll_interval), then the workers, then the fetcher when imap_url is set. */
 static void set_slots(const struct conf *c)
 {
 	int fetcher = c->imap_url[0] != '\0';
-	int n = conf_workers(c) + 2 + fetcher;
+	int n = conf_workers(c) + 3 + fetcher;
 
 	free(slots);
 	slots = calloc((size_t)n, sizeof(*slots));
@@ -199,7 +202,8 @@ static void set_slots(const struct conf *c)
 		abort();
 	nslots = n;
 	for (int i = 0; i < n; i++) {
-		slots[i].kind = i == 0 ? K_MAILER : i == 1 ? K_WEBHOOKS : fetcher && i == n - 1 ? K_FETCHER
+		slots[i].kind = i == 0 ? K_MAILER : i == 1 ? K_WEBHOOKS : i == 2 ? K_SEARCH
+		    : fetcher && i == n - 1 ? K_FETCHER
 		    : K_WORKER;
 		slots[i].wanted = 1;
 	}

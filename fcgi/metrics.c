@@ -82,6 +82,9 @@ static const char *const metric_name[MET__MAX] = {
 	[MET_WEBHOOK_SENT] = "ccr_webhooks_sent_total",
 	[MET_WEBHOOK_FAILED] = "ccr_webhooks_failed_total",
 	[MET_WEBHOOK_RETRIED] = "ccr_webhooks_retried_total",
+	[MET_SEARCH_QUERIES] = "ccr_search_queries_total",
+	[MET_SEARCH_ERRORS] = "ccr_search_errors_total",
+	[MET_SEARCH_INDEXED] = "ccr_search_indexed_total",
 };
 static const char *const metric_help[MET__MAX] = {
 	[MET_MAIL_SENT] = "Mails accepted by the SMTP server.",
@@ -96,6 +99,9 @@ static const char *const metric_help[MET__MAX] = {
 	[MET_WEBHOOK_SENT] = "Webhook deliveries an endpoint answered with 2xx.",
 	[MET_WEBHOOK_FAILED] = "Webhook deliveries given up after [webhooks] give_up_after.",
 	[MET_WEBHOOK_RETRIED] = "Webhook deliveries to be retried after a failure.",
+	[MET_SEARCH_QUERIES] = "Searches sent to searchd.",
+	[MET_SEARCH_ERRORS] = "Searches searchd could not answer (the page said so with a 503).",
+	[MET_SEARCH_INDEXED] = "Queued ticket changes the indexer wrote into the search index.",
 };
 
 static const char Q_OUTBOX[] =
@@ -104,6 +110,11 @@ static const char Q_OUTBOX[] =
 enum { OB_PENDING, OB_OLDEST, OB__N };
 /* the email channel's counters live in the database: ccr-admin mail-in,
  * run by an MTA, is not a ccrd process */
+/* the search index's lag: queued changes, and how long the oldest waits */
+static const char Q_SEARCH_QUEUE[] =
+    "SELECT COUNT(*), IFNULL(TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), NOW(3)) / 1000000, 0) "
+    "FROM search_queue";
+enum { SQQ_N, SQQ_AGE, SQQ__N };
 static const char Q_MAIL_IN[] = "SELECT name, SUM(n) FROM mail_counters GROUP BY name ORDER BY name";
 enum { MC_NAME, MC_N, MC__N };
 
@@ -159,6 +170,14 @@ int metrics_page(struct request *r)
 		EMIT("# HELP ccr_outbox_oldest_pending_seconds Age of the oldest pending mail.\n"
 		     "# TYPE ccr_outbox_oldest_pending_seconds gauge\n"
 		     "ccr_outbox_oldest_pending_seconds %s\n", DB_CELL(&rows, 0, OB_OLDEST));
+		if (db_query(r->a, &rows, Q_SEARCH_QUEUE, SQQ__N, DB_NOARGS) == 1) {
+			EMIT("# HELP ccr_search_queue_length Ticket changes waiting for the search indexer.\n"
+			     "# TYPE ccr_search_queue_length gauge\nccr_search_queue_length %s\n",
+			    DB_CELL(&rows, 0, SQQ_N));
+			EMIT("# HELP ccr_search_index_lag_seconds Age of the oldest change not yet in the search index.\n"
+			     "# TYPE ccr_search_index_lag_seconds gauge\nccr_search_index_lag_seconds %s\n",
+			    DB_CELL(&rows, 0, SQQ_AGE));
+		}
 		if (db_query(r->a, &rows, Q_MAIL_IN, MC__N, DB_NOARGS) >= 0) {
 			EMIT("# HELP ccr_mail_in_total Inbound mails by outcome (received: all of them).\n"
 			     "# TYPE ccr_mail_in_total counter\n");

@@ -160,22 +160,17 @@ static int is_role(const struct request *r, enum role role)
  * tickets and read the index in order (no filesort, no scan) whatever the
  * optimizer's statistics say — measured at 60 000 tickets it otherwise
  * started from users and sorted the whole table. */
-#define TL_COLS \
-	"SELECT STRAIGHT_JOIN t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
+#define TL_FIELDS \
+	"t.id, t.subject, t.status, t.priority, UNIX_TIMESTAMP(t.created_at), " \
 	"UNIX_TIMESTAMP(t.last_activity), CONCAT(c.first_name, ' ', c.last_name), " \
 	"CONCAT(a.first_name, ' ', a.last_name), t.customer_id, IFNULL(t.agent_id, 0), " \
-	"UNIX_TIMESTAMP(t.sla_due) FROM tickets t "
+	"UNIX_TIMESTAMP(t.sla_due) "
+#define TL_COLS "SELECT STRAIGHT_JOIN " TL_FIELDS "FROM tickets t "
 #define TL_JOIN "JOIN users c ON c.id = t.customer_id LEFT JOIN users a ON a.id = t.agent_id "
 /* keyset pagination: newest activity first, strictly after the cursor */
 #define TL_PAGE \
 	" AND (t.last_activity < FROM_UNIXTIME(?) OR (t.last_activity = FROM_UNIXTIME(?) AND t.id < ?))" \
 	" ORDER BY t.last_activity DESC, t.id DESC LIMIT ?"
-/* FULLTEXT + sort costs grow with the matches in the whole table (a
- * common word at 1 M tickets: seconds); a search gets 2 s, then the page
- * says so instead of tying up a worker until the read timeout. */
-#define TL_SEARCH "SET STATEMENT max_statement_time = 2 FOR "
-#define TL_MATCH "WHERE MATCH (t.subject, t.description) AGAINST (?) AND (? = 'all' OR t.status = ?) AND "
-
 /* One static statement per list, each served by its index (schema 001). */
 static const char Q_L_CUST[] = TL_COLS "FORCE INDEX (tickets_customer) " TL_JOIN "WHERE t.customer_id = ?" TL_PAGE;
 static const char Q_L_CUST_ST[] = TL_COLS "FORCE INDEX (tickets_customer_status) " TL_JOIN
@@ -188,14 +183,6 @@ static const char Q_L_ALL_ST[] = TL_COLS "FORCE INDEX (tickets_status) " TL_JOIN
 static const char Q_L_NONE[] = TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN "WHERE t.agent_id IS NULL" TL_PAGE;
 static const char Q_L_NONE_ST[] = TL_COLS "FORCE INDEX (tickets_agent_status) " TL_JOIN
     "WHERE t.agent_id IS NULL AND t.status = ?" TL_PAGE;
-/* A customer's or an agent's search walks their own tickets in list order
- * and stops at the page: a FULLTEXT match over a million tickets followed
- * by a sort was 40x slower (test/bench/RESULTS.md).  Substring match. */
-#define TL_LIKE " AND (? = 'all' OR t.status = ?) AND (t.subject LIKE ? OR t.description LIKE ?)"
-static const char Q_L_CUST_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_customer) " TL_JOIN
-    "WHERE t.customer_id = ?" TL_LIKE TL_PAGE;
-static const char Q_L_AGENT_Q[] = TL_SEARCH TL_COLS "FORCE INDEX (tickets_agent) " TL_JOIN
-    "WHERE t.agent_id = ?" TL_LIKE TL_PAGE;
 /* status=overdue (staff): open tickets past a service-level due time, the
  * most overdue first, an index range of tickets_sla_due (README "Service
  * levels"); the cursor is the due time and the id. */
@@ -206,24 +193,15 @@ static const char Q_L_OVERDUE[] = TL_COLS "FORCE INDEX (tickets_sla_due) " TL_JO
     "WHERE t.sla_due IS NOT NULL" TL_DUE_PAGE;
 static const char Q_L_AGENT_OVERDUE[] = TL_COLS "FORCE INDEX (tickets_agent_sla) " TL_JOIN
     "WHERE t.agent_id = ?" TL_DUE_PAGE;
-static const char Q_S_ALL[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "1 = 1" TL_PAGE;
-static const char Q_S_NONE[] = TL_SEARCH TL_COLS TL_JOIN TL_MATCH "t.agent_id IS NULL" TL_PAGE;
-
-/* "%q%" for LIKE, with %, _ and \\ in q escaped (arena-owned). */
-static const char *like_pattern(struct arena *a, const char *q)
-{
-	char *out = arena_alloc(a, strlen(q) * 2 + 3), *o = out;
-
-	*o++ = '%';
-	for (; *q; q++) {
-		if (*q == '%' || *q == '_' || *q == '\\')
-			*o++ = '\\';
-		*o++ = *q;
-	}
-	*o++ = '%';
-	*o = '\0';
-	return out;
-}
+/* A search's rows: the ids searchd answered (a JSON array, kept in its
+ * order), loaded with the viewer's scope and the status filter checked
+ * again — a stale index entry never shows a ticket the viewer may not
+ * see, nor a row in the wrong status. */
+static const char Q_SEARCH_ROWS[] =
+    "SELECT STRAIGHT_JOIN " TL_FIELDS "FROM JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY, "
+    "id BIGINT UNSIGNED PATH '$')) j JOIN tickets t ON t.id = j.id " TL_JOIN
+    "WHERE (? = 0 OR t.customer_id = ?) AND (? = 0 OR t.agent_id = ?) AND (? = 0 OR t.agent_id IS NULL) "
+    "AND (? = 'all' OR t.status = ?) ORDER BY j.ord";
 
 /* A cursor "TS-ID" (unix time of last activity, ticket id); 0 when bad. */
 static int parse_cursor(const char *s, long long *ts, long long *id)
@@ -285,12 +263,63 @@ static const char *by_customer(struct request *r, const char *param, long long *
 	return name;
 }
 
+/* search_fetch: the rows of search q (README "Search") in the viewer's
+ * scope (customer_id / agent_id: one customer's or agent's tickets, 0 any;
+ * none: unassigned only), in status `status` (its number st, -1 all),
+ * after the cursor: ids from searchd, then their rows from MariaDB with
+ * the scope checked again.  "#N" is ticket N alone when in scope (the
+ * page redirects to it).  tf->next is the next page's cursor.  The row
+ * count, or -503 when searchd cannot answer (-status of a database
+ * failure). */
+static int search_fetch(struct request *r, struct ticket_filter *tf, const char *q,
+                        long long customer_id, long long agent_id, int none, const char *status,
+                        int st, int cursor, long long ts, long long cid, long long limit,
+                        struct db_rows *rows)
+{
+	long long *ids = arena_alloc(r->a, sizeof(long long) * (size_t)limit);
+	long long *acts = arena_alloc(r->a, sizeof(long long) * (size_t)limit);
+	int n = 0;
+
+	tf->search = 1;
+	tf->next = NULL;
+	tf->sq_kind = search_parse(r->a, q, &tf->sq);
+	if (tf->sq_kind == SQ_TICKET) {
+		ids[0] = tf->sq.ticket_id;
+		n = 1;
+	} else if (tf->sq_kind == SQ_WORDS) {
+		search_init(r->conf);
+		struct search_filter f = { .notes = !is_role(r, ROLE_CUSTOMER), .customer_id = customer_id,
+		    .agent_id = agent_id, .unassigned = none, .status = st, .cursor = cursor,
+		    .after_ts = ts, .after_id = cid };
+		n = search_ids(r->a, &tf->sq, &f, ids, acts, (int)limit);
+		if (n < 0) {
+			r->message = "Search is unavailable right now";
+			return -503;
+		}
+		/* one more than a page: there is a next page, which goes on
+		 * after the last row of this one in the index's order */
+		if (n == limit) {
+			n--;
+			tf->next = arena_printf(r->a, "%lld-%lld", acts[n - 1], ids[n - 1]);
+		}
+	}
+	char *json = arena_alloc(r->a, (size_t)n * 21 + 3), *o = json;
+	*o++ = '[';
+	for (int i = 0; i < n; i++)
+		o += sprintf(o, "%s%lld", i ? "," : "", ids[i]);
+	*o++ = ']';
+	*o = '\0';
+	int got = db_query(r->a, rows, Q_SEARCH_ROWS, TL__N, DB_ARGS(P_STR(json), P_INT(customer_id),
+	    P_INT(customer_id), P_INT(agent_id), P_INT(agent_id), P_INT(none), P_STR(status),
+	    P_STR(status)));
+	return got < 0 ? -db_status() : got;
+}
+
 /* ticket_list_fetch: the filters of the query (status, assigned for
  * admins, q, customer, after) read and checked into *tf, then up to
  * tf->limit rows of the viewer's scope in list order into *rows.  The row
  * count, or minus the HTTP status of a refusal (404 customer, 422 filter,
- * 5xx database).  A search too broad to sort in time is 0 rows with
- * tf->too_broad. */
+ * 5xx database, 503 searchd unavailable).  A search (q) is search_fetch's. */
 int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_rows *rows)
 {
 	const char *status = req_query(r, "status"), *assigned = req_query(r, "assigned");
@@ -358,15 +387,11 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 		                P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)))
 		          : db_query(r->a, rows, Q_L_OVERDUE, TL__N, DB_ARGS(P_INT(ts), P_INT(ts),
 		                P_INT(cid), P_INT(limit)));
-	} else if (*q && (cust_scope || agent)) {
-		const char *pat = like_pattern(r->a, q);
-		n = db_query(r->a, rows, cust_scope ? Q_L_CUST_Q : Q_L_AGENT_Q, TL__N,
-		    DB_ARGS(P_INT(scope_id), P_STR(status), P_STR(status), P_STR(pat), P_STR(pat),
-		        P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
 	} else if (*q) {
-		sql = none ? Q_S_NONE : Q_S_ALL;
-		n = db_query(r->a, rows, sql, TL__N, DB_ARGS(P_STR(q), P_STR(status), P_STR(status),
-		    P_INT(ts), P_INT(ts), P_INT(cid), P_INT(limit)));
+		n = search_fetch(r, tf, q, cust_scope ? scope_id : 0, agent ? scope_id : 0, none,
+		    all ? "all" : status, all ? -1 : (int)st, cursor, ts, cid, limit, rows);
+		if (n < 0)
+			return n;
 	} else if (cust_scope || agent) {
 		sql = cust_scope ? (all ? Q_L_CUST : Q_L_CUST_ST) : (all ? Q_L_AGENT : Q_L_AGENT_ST);
 		n = all ? db_query(r->a, rows, sql, TL__N, DB_ARGS(P_INT(scope_id), P_INT(ts), P_INT(ts),
@@ -380,18 +405,71 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 		        : db_query(r->a, rows, sql, TL__N, DB_ARGS(P_STR(status), P_INT(ts), P_INT(ts),
 		              P_INT(cid), P_INT(limit)));
 	}
-	int too_broad = n < 0 && *q && db_last_err() == DB_SLOW;
-	if (too_broad) {
-		n = 0;
-		rows->nrows = 0;
-	}
 	if (n < 0)
 		return -db_status();
+	struct ticket_filter found = *tf;
 	*tf = (struct ticket_filter){ .limit = limit, .status = status, .assigned = assigned, .q = q,
 	    .after = cursor ? req_query(r, "after") : NULL, .st = st, .all = all, .admin = admin,
 	    .none = none, .by_agent = by_agent, .customer = customer, .cursor = cursor,
-	    .too_broad = too_broad, .overdue = overdue, .cust_id = cust_id, .cust_name = cust_name };
+	    .overdue = overdue, .cust_id = cust_id, .cust_name = cust_name, .search = found.search,
+	    .next = found.next, .sq = found.sq, .sq_kind = found.sq_kind };
 	return n;
+}
+
+/* the texts an excerpt may come from: the first 4 KiB of the description
+ * and of the first 20 messages (notes) — an excerpt is a hint, and a page
+ * of results must not read whole conversations (measured: with 100
+ * messages of 16 KiB the excerpts were most of a search page's cost) */
+#define EXCERPT_SOURCE 4096
+static const char Q_X_DESC[] = "SELECT LEFT(description, 4096) FROM tickets WHERE id = ?";
+static const char Q_X_MSG[] =
+    "SELECT LEFT(body, 4096) FROM messages FORCE INDEX (messages_ticket) WHERE ticket_id = ? "
+    "ORDER BY id LIMIT 20";
+static const char Q_X_NOTE[] = "SELECT LEFT(body, 4096) FROM notes WHERE ticket_id = ? ORDER BY id LIMIT 20";
+#define EXCERPT_CHARS 200
+
+/* excerpt: under a search result's subject, the matched words in a
+ * short piece of its description, else of the first message that has
+ * them, else (staff only, marked as a note) of the first note.  0, or -1
+ * when the database failed. */
+static int excerpt(struct request *r, const struct search_query *q, long long id, struct vdict *t)
+{
+	static const char *const sources[] = { Q_X_DESC, Q_X_MSG, Q_X_NOTE };
+	int staff = !is_role(r, ROLE_CUSTOMER);
+
+	for (int s = 0; s < (staff ? 3 : 2); s++) {
+		struct db_rows rows;
+		if (db_query(r->a, &rows, sources[s], 1, DB_ARGS(P_INT(id))) < 0)
+			return -1;
+		for (size_t i = 0; i < rows.nrows; i++) {
+			if (!search_matches(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_SOURCE))
+				continue;
+			struct vdict *e = vdict_section(t, "EXCERPT");
+			search_mark(r->a, q, DB_CELL(&rows, i, 0), EXCERPT_CHARS, e, "HL");
+			if (s == 2)
+				vdict_show(e, "NOTE");
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* suggest: for a search of several words that found nothing, links
+ * that search again with one word left out. */
+static void suggest(struct request *r, const struct ticket_filter *tf, const char *status,
+                    const char *assigned, long long cust_id, struct vdict *empty)
+{
+	struct vdict *sg = vdict_section(empty, "SUGGEST");
+
+	for (size_t drop = 0; drop < tf->sq.n; drop++) {
+		char *words = arena_strdup(r->a, "");
+		for (size_t i = 0; i < tf->sq.n; i++)
+			if (i != drop)
+				words = arena_printf(r->a, "%s%s%s", words, *words ? " " : "", tf->sq.word[i].shown);
+		struct vdict *d = vdict_section(sg, "DROP");
+		vdict_set(d, "WORDS", words);
+		vdict_set(d, "URL", list_url(r, status, assigned, cust_id, words, NULL));
+	}
 }
 
 /* GET /tickets: scoped by role; filters status, assigned (admin), q,
@@ -409,8 +487,11 @@ int ticket_list(struct request *r)
 	const char *status = tf.status, *assigned = tf.assigned, *q = tf.q, *cust_name = tf.cust_name;
 	enum ticket_status st = tf.st;
 	int admin = tf.admin, none = tf.none, by_agent = tf.by_agent, customer = tf.customer;
-	int all = tf.all, cursor = tf.cursor, too_broad = tf.too_broad, overdue = tf.overdue;
+	int all = tf.all, cursor = tf.cursor, overdue = tf.overdue;
 	long long cust_id = tf.cust_id;
+	/* "#N": the ticket page, which answers 404 for one the viewer may not see */
+	if (tf.search && tf.sq_kind == SQ_TICKET)
+		return resp_redirect(r, arena_printf(r->a, "/tickets/%lld", tf.sq.ticket_id));
 	if (admin && agent_options_load(r, &agents) == -1)
 		return db_status();
 
@@ -442,7 +523,12 @@ int ticket_list(struct request *r)
 	for (size_t i = 0; i < shown; i++) {
 		struct vdict *t = vdict_section(b, "TICKET");
 		vdict_set(t, "ID", DB_CELL(&rows, i, TL_ID));
-		vdict_set(t, "SUBJECT", DB_CELL(&rows, i, TL_SUBJECT));
+		if (tf.search && tf.sq_kind == SQ_WORDS) {
+			search_mark(r->a, &tf.sq, DB_CELL(&rows, i, TL_SUBJECT), 0, t, "HL_SUBJECT");
+			if (excerpt(r, &tf.sq, db_int(&rows, i, TL_ID), t) < 0)
+				return db_status();
+		} else
+			vdict_set(vdict_section(t, "PLAIN_SUBJECT"), "SUBJECT", DB_CELL(&rows, i, TL_SUBJECT));
 		vdict_set(t, "STATUS", DB_CELL(&rows, i, TL_STATUS));
 		vdict_set(t, "PRIORITY", DB_CELL(&rows, i, TL_PRIORITY));
 		page_set_time(r, t, "CREATED", DB_CELL(&rows, i, TL_CREATED));
@@ -472,9 +558,9 @@ int ticket_list(struct request *r)
 		agent_options_fill(f, &agents, 0);
 	}
 	if (n == 0) {
-		const char *msg = too_broad
-		    ? "This search matches too many tickets to sort in time. Add a word or choose a status."
-		    : "No tickets match these filters";
+		const char *msg = tf.search ? "No tickets match this search" : "No tickets match these filters";
+		if (tf.search && tf.sq_kind == SQ_WORDS && tf.sq.n > 1 && !cursor)
+			suggest(r, &tf, status, assigned, cust_id, vdict_section(b, "EMPTY"));
 		if (!cursor && !*q) {
 			if (customer && all)
 				msg = "You are yet to raise a ticket";
@@ -489,8 +575,8 @@ int ticket_list(struct request *r)
 		}
 		vdict_set(vdict_section(b, "EMPTY"), "MSG", msg);
 	}
-	if ((size_t)n > shown) {
-		const char *after = arena_printf(r->a, "%s-%s",
+	if (tf.search ? tf.next != NULL : (size_t)n > shown) {
+		const char *after = tf.search ? tf.next : arena_printf(r->a, "%s-%s",
 		    DB_CELL(&rows, shown - 1, overdue ? TL_DUE : TL_ACTIVITY), DB_CELL(&rows, shown - 1, TL_ID));
 		vdict_set(vdict_section(b, "NEXT_PAGE"), "URL",
 		    list_url(r, status, assigned, cust_id, q, after));

@@ -49,8 +49,11 @@ int timeline_add(long long ticket_id, const struct timeline_entry *e)
 	    P_INT(e->message_id), P_INT(e->note_id), P_INT(e->agent_id),
 	    P_STR(e->detail ? e->detail : ""))) < 0)
 		return -1;
-	/* every change that is a webhook event passes here: its deliveries
-	 * are queued in the same transaction (README "Webhooks") */
+	/* every change to a ticket passes here: its search document is
+	 * queued for the indexer (README "Search") and its webhook
+	 * deliveries (README "Webhooks"), in the same transaction */
+	if (search_enqueue(ticket_id) == -1)
+		return -1;
 	return webhook_enqueue(ticket_id, e);
 }
 

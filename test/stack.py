@@ -66,6 +66,7 @@ MARIADBD = _which("mariadbd", "/usr/sbin/mariadbd")
 MARIADB_INSTALL_DB = _which("mariadb-install-db", "/usr/bin/mariadb-install-db")
 MARIADB_ADMIN = _which("mariadb-admin", "/usr/bin/mariadb-admin")
 MARIADB = _which("mariadb", "/usr/bin/mariadb")
+SEARCHD = _which("searchd", "/usr/bin/searchd")
 NGINX = _which("nginx", "/usr/sbin/nginx")
 PYTHON = "/usr/bin/python3"
 
@@ -323,6 +324,11 @@ class Stack:
         self.admin_bin = os.path.join(bindir, "ccr-admin")
         self.base_url = "http://127.0.0.1:%d" % self.port
         self.db_password = None
+        # searchd (the search index, README "Search"): SphinxQL on
+        # 127.0.0.1:search_port, its index and binlog in $VAR/search
+        self.search_dir = os.path.join(self.var, "search")
+        self.search_port = self.port + 3000 if self.port + 3000 < 32768 else self.port - 3000
+        self.searchd = None
         self.db = self.smtp = self.ccrd = self.nginx = None   # Popen objects
         self.db_frozen = False
         self._lock_fd = None
@@ -349,6 +355,12 @@ class Stack:
         for p in (self.port, self.smtp_port):
             if not port_free(p):
                 raise StackError("port %d on 127.0.0.1 is in use (choose another PORT)" % p)
+        if not (self.searchd and self.searchd.poll() is None) and not port_free(self.search_port):
+            for _ in range(200):
+                p = random.randint(10000, 19999)
+                if port_free(p):
+                    self.search_port = p
+                    break
         for b in (self.ccrd_bin, self.admin_bin):
             if not os.access(b, os.X_OK):
                 raise StackError("%s not found: build it first (make)" % b)
@@ -406,6 +418,10 @@ class Stack:
             },
             "site": {
                 "base_url": self.base_url,
+            },
+            "search": {
+                "host": "127.0.0.1",
+                "port": str(self.search_port),
             },
             # the email channel: replies go to support+TOKEN@example.com
             "mail_in": {
@@ -557,6 +573,53 @@ class Stack:
                              (" ".join(args), p.returncode, (p.stdout + p.stderr).strip()))
         return p
 
+    # ---------------------------------------------------------------- searchd
+
+    def search_conf(self):
+        """$VAR/search/searchd.conf: systemd/ccr-searchd.conf (the packaged
+        configuration) with this stack's paths and port."""
+        os.makedirs(self.search_dir, exist_ok=True)
+        with open(os.path.join(self.repo, "systemd", "ccr-searchd.conf")) as f:
+            text = f.read()
+        d = self.search_dir
+        text = text.replace("path = /var/lib/ccr-search/ccr_tickets", "path = %s/ccr_tickets" % d)
+        text = text.replace("binlog_path = /var/lib/ccr-search", "binlog_path = %s" % d)
+        text = text.replace("/var/log/ccr-search/searchd.log", os.path.join(self.log_dir, "searchd.log"))
+        text = text.replace("/run/ccr-search/searchd.pid", os.path.join(self.run_dir, "searchd.pid"))
+        text = text.replace("127.0.0.1:9306:mysql41", "127.0.0.1:%d:mysql41" % self.search_port)
+        path = os.path.join(d, "searchd.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def search_start(self, timeout=30):
+        """Start searchd (our child) and wait for its SphinxQL port."""
+        if self.searchd and self.searchd.poll() is None:
+            return
+        conf = self.search_conf()
+        log = os.path.join(self.log_dir, "searchd.out")
+        with open(log, "ab") as out:
+            self.searchd = spawn([SEARCHD, "--config", conf, "--nodetach"], stdout=out,
+                                 stderr=subprocess.STDOUT)
+        wait_port(self.search_port, self.searchd, "searchd", log, timeout)
+
+    def search_stop(self, timeout=30):
+        if self.searchd:
+            reap(self.searchd, timeout, signal.SIGTERM, send=True)
+        self.searchd = None
+
+    def search_kill(self):
+        """SIGKILL searchd (a crash: its binlog is replayed at the next start)."""
+        if self.searchd and self.searchd.poll() is None:
+            os.kill(self.searchd.pid, signal.SIGKILL)
+            self.searchd.wait(timeout=10)
+        self.searchd = None
+
+    def search_pids(self):
+        """Children of the ccrd master that are the search indexer (comm
+        "ccrd-search"; there is always one)."""
+        return [p for p in self.ccrd_children() if proc_name(p) == "ccrd-search"]
+
     # ---------------------------------------------------------------- SMTP sink
 
     def smtp_start(self, timeout=15):
@@ -640,7 +703,8 @@ class Stack:
     def worker_pids(self):
         """Children of the ccrd master except the mailer (see mailer_pids),
         the webhook sender and the IMAP fetcher."""
-        others = set(self.mailer_pids()) | set(self.fetcher_pids()) | set(self.webhooks_pids())
+        others = (set(self.mailer_pids()) | set(self.fetcher_pids()) | set(self.webhooks_pids())
+                  | set(self.search_pids()))
         return [p for p in self.ccrd_children() if p not in others]
 
     def set_mail_in(self, **keys):
@@ -729,6 +793,7 @@ class Stack:
             self.db_start()
             self.db_setup()
             self.migrate()
+            self.search_start()
             self.smtp_start()
             self.ccrd_start()
             self.nginx_start()
@@ -748,6 +813,8 @@ class Stack:
             self.db_thaw()
         if not self.db or self.db.poll() is not None:
             self.db_start()
+        if not self.searchd or self.searchd.poll() is not None:
+            self.search_start()
         if not self.smtp or self.smtp.poll() is not None:
             self.smtp_start()
         if not self.ccrd or self.ccrd.poll() is not None:
@@ -769,7 +836,8 @@ class Stack:
         errors = []
         rc = None
         for name, fn in (("nginx", self.nginx_stop), ("ccrd", self.ccrd_stop),
-                         ("smtp", self.smtp_stop), ("mariadb", self.db_stop)):
+                         ("smtp", self.smtp_stop), ("searchd", self.search_stop),
+                         ("mariadb", self.db_stop)):
             try:
                 r = fn()
                 if name == "ccrd":
@@ -854,6 +922,14 @@ def cmd_run(repo):
                 st.db = None
                 db_retry_at = time.monotonic() + db_backoff
                 db_backoff = min(db_backoff * 2, 30.0)
+        # searchd too: the list keeps working without it, a search answers 503
+        if st.searchd is not None and st.searchd.poll() is not None:
+            print("stack: searchd exited unexpectedly (status %s); restarting it"
+                  % st.searchd.returncode, file=sys.stderr, flush=True)
+            try:
+                st.search_start()
+            except StackError as e:
+                print("stack: restarting searchd failed: %s" % e, file=sys.stderr, flush=True)
         for name, p in (("smtp sink", st.smtp), ("ccrd", st.ccrd), ("nginx", st.nginx)):
             if p is not None and p.poll() is not None:
                 print("stack: %s exited unexpectedly (status %s); stopping" % (name, p.returncode),

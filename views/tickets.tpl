@@ -26,7 +26,7 @@
 </div>
 <div class="field">
 <label for="filter-q">Search</label>
-<input type="search" id="filter-q" name="q" value="{{Q}}" maxlength="200" spellcheck="false" placeholder="Subject or description">
+<input type="search" id="filter-q" name="q" value="{{Q}}" maxlength="200" spellcheck="false" placeholder="Words, a prefix*, or #number">
 </div>
 <button type="submit" class="btn">Filter</button>
 </form>
@@ -48,6 +48,10 @@
 {{/ASSIGN_PICKER}}
 {{#EMPTY}}
 <p class="empty">{{MSG}}</p>
+{{#SUGGEST}}
+<p class="empty suggest">Search again without one word:
+{{#DROP}}<a href="{{URL}}">{{WORDS}}</a>{{#DROP_separator}}, {{/DROP_separator}}{{/DROP}}</p>
+{{/SUGGEST}}
 {{/EMPTY}}
 <div class="table-wrap">
 <table class="table-cards ticket-list" aria-labelledby="tickets-h">
@@ -72,7 +76,8 @@
 {{#TICKET}}
 <tr>
 <td data-label="Number" class="nowrap">#{{ID}}</td>
-<td data-label="Subject" class="ticket-subject"><a href="/tickets/{{ID}}">{{SUBJECT}}</a></td>
+<td data-label="Subject" class="ticket-subject"><a href="/tickets/{{ID}}">{{#PLAIN_SUBJECT}}{{SUBJECT}}{{/PLAIN_SUBJECT}}{{#HL_SUBJECT}}{{#MARKED}}<mark>{{/MARKED}}{{TEXT}}{{#MARKED}}</mark>{{/MARKED}}{{/HL_SUBJECT}}</a>{{#EXCERPT}}
+<p class="excerpt">{{#NOTE}}<span class="excerpt-what">Note:</span> {{/NOTE}}{{#HL}}{{#MARKED}}<mark>{{/MARKED}}{{TEXT}}{{#MARKED}}</mark>{{/MARKED}}{{/HL}}</p>{{/EXCERPT}}</td>
 <td data-label="Status"><span class="badge badge-{{STATUS}}">{{STATUS}}</span></td>
 <td data-label="Priority"><span class="prio prio-{{PRIORITY}}">{{PRIORITY}}</span></td>
 {{#ROW_STAFF}}

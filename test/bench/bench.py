@@ -168,6 +168,7 @@ class SizeBench:
         self.endpoints = []
         self.profile = {}
         self.cold_503 = []
+        self.rebuild, self.words = {}, {}
         self.lock = None
 
     # nginx.conf: production-like worker count and the three ceilings
@@ -217,8 +218,45 @@ class SizeBench:
                                          "api": {"requests_per_minute": "1000000"}})
         log("%s: starting the stack on port %d in %s" % (self.size, port, self.var))
         self.st.start(timeout=120)
+        self.search_rebuild()
         self.start_ceilings()
         self.sessions()
+
+    def search_rebuild(self):
+        """ccr-admin search-rebuild over the data set (README "Search"), timed:
+        the search rows measure a full index of it."""
+        log("%s: ccr-admin search-rebuild" % self.size)
+        t = time.monotonic()
+        p = self.st.admin("search-rebuild", timeout=4 * 3600)
+        self.rebuild = {"s": round(time.monotonic() - t, 1), "out": p.stdout.strip()}
+        log("%s: %s (%.1f s)" % (self.size, self.rebuild["out"], self.rebuild["s"]))
+
+    def search_words(self):
+        """The words of the search rows, from the index itself (CALL KEYWORDS
+        gives each word's document count): a rare word (the least frequent
+        vocabulary word in any document; with the conversation in the
+        documents most of the vocabulary is common), two words together (the
+        two vocabulary words nearest 10 % of the tickets), and a prefix."""
+        vocab = sorted(set(w.lower() for w in gen.WORDS))
+        out = subprocess.run([stack.MARIADB, "--no-defaults", "-h127.0.0.1", "-P%d" % self.st.search_port,
+                              "-B", "-N", "-e", "CALL KEYWORDS('%s', 'ccr_tickets', 1)" % " ".join(vocab)],
+                             capture_output=True, text=True, timeout=120)
+        docs = {}
+        for line in out.stdout.splitlines():
+            f = line.split("\t")
+            # qpos, tokenized, normalized, docs, hits
+            if len(f) >= 5 and f[3].isdigit():
+                docs[f[1]] = int(f[3])
+        if not docs:
+            raise StackError("CALL KEYWORDS on searchd answered nothing: %s" % out.stderr.strip())
+        n = max(1, self.stamp["counts"]["tickets"])
+        rare = min((w for w in docs if docs[w] >= 1), key=lambda w: (docs[w], w))
+        two = sorted(docs, key=lambda w: (abs(docs[w] / n - 0.10), w))[:2]
+        self.words = {"rare": rare, "two": " ".join(two), "prefix": "refun*",
+                      "docs": {w: docs[w] for w in [rare] + two}}
+        log("%s: search words: rare %r (%d docs), two %r (%s docs)" % (
+            self.size, rare, docs[rare], self.words["two"],
+            "/".join(str(docs[w]) for w in two)))
 
     def start_ceilings(self):
         st = self.st
@@ -258,6 +296,9 @@ class SizeBench:
         tv, tp = s["ticket_view"], s["ticket_post"]
         word = s["search_word"]
         full = lambda t: rows_in(t) == 25
+        self.search_words()
+        # a search row's page: the result list, not the 503 of searchd down
+        searched = lambda t: "ticket-list" in t and "Search is unavailable" not in t
         token = api_token_of(port, cust, cust_csrf)
         api_full = lambda t: len(json.loads(t).get("tickets", [])) == 25
         E = Endpoint
@@ -276,8 +317,17 @@ class SizeBench:
               cookie="ccr_session=" + admin, check=full),
             E("admin_q", "admin /tickets?q=%s" % word, "GET", "/tickets?q=" + word,
               cookie="ccr_session=" + admin, check=full),
-            E("cust_q", "customer /tickets?q=%s (extra)" % word, "GET", "/tickets?q=" + word,
-              cookie="ccr_session=" + cust),
+            E("cust_q", "customer /tickets?q=%s" % word, "GET", "/tickets?q=" + word,
+              cookie="ccr_session=" + cust, check=searched),
+            E("agent_q", "agent /tickets?q=%s" % word, "GET", "/tickets?q=" + word,
+              cookie="ccr_session=" + agent, check=searched),
+        ] + [
+            E("%s_q_%s" % (role, kind), "%s /tickets?q=%s (%s)" % (role, q, what), "GET",
+              "/tickets?q=" + urllib.parse.quote(q), cookie="ccr_session=" + sess, check=searched)
+            for kind, what in (("rare", "rare word"), ("two", "two words"), ("prefix", "prefix"))
+            for q in (self.words[kind],)
+            for role, sess in (("customer", cust), ("agent", agent), ("admin", admin))
+        ] + [
             E("ticket", "customer /tickets/{id}, 50 messages", "GET", "/tickets/%d" % tv,
               cookie="ccr_session=" + cust, check=lambda t: msgs_in(t) == 50),
             E("poll", "poll /tickets/{id}/messages?after=last", "GET",
@@ -735,6 +785,8 @@ def run(a):
                                                   b.st.port)}
                 for e in b.endpoints]
             res.setdefault("profile", {})[s] = b.profile
+            res.setdefault("search_rebuild", {})[s] = b.rebuild
+            res.setdefault("search_words", {})[s] = b.words
             res.setdefault("cold_503", {})[s] = b.cold_503
             res.setdefault("ports", {})[s] = b.st.port
             res.setdefault("db_mb", {})[s] = du_mb(os.path.join(a.cache, s, "var", "db"))
@@ -1082,6 +1134,13 @@ def report(res, sizes, a):
                                     fnum(x["avg_message"]))))
     w("| tickets containing the search word `%s` | %s |" % (
         res["stamps"][sizes[0]]["search_word"], st(lambda x: fnum(x["search_tickets"]))))
+    if res.get("search_rebuild"):
+        w("| `ccr-admin search-rebuild` of the data set, s | %s |" % " | ".join(
+            fnum(res["search_rebuild"][s]["s"], 1) for s in sizes))
+        w("| search rows' words (documents): rare, two words | %s |" % " | ".join(
+            "%s; %s (%s)" % (res["search_words"][s]["rare"], res["search_words"][s]["two"],
+                             ", ".join("%s %s" % kv for kv in res["search_words"][s]["docs"].items()))
+            for s in sizes))
     w("| datadir on disk (with the 512 MB redo log), MB | %s |" % " | ".join(
         fnum(res["db_mb"][s]) for s in sizes))
     w("| generated | %s |" % st(lambda x: x["generated_at"]))

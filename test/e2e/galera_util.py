@@ -291,7 +291,21 @@ class ScaleStack(stack.Stack):
         self.extra_conf.setdefault("database", {}).update(
             {"socket": "", "host": BRIDGE_ADDR, "port": str(n1.port), "galera_sync_wait": "true"})
         self.extra_conf.setdefault("smtp", {})["host"] = BRIDGE_ADDR
+        # one searchd for every host, like the database (README "Search")
+        self.extra_conf.setdefault("search", {})["host"] = BRIDGE_ADDR
         super().write_conf()
+
+    def search_conf(self):
+        """searchd listens on the bridge too, where the hosts' indexers and
+        workers reach it (and on 127.0.0.1, where the stack waits for it)."""
+        path = super().search_conf()
+        with open(path) as f:
+            text = f.read()
+        mine = "listen = 127.0.0.1:%d:mysql41" % self.search_port
+        text = text.replace(mine, mine + "\n\tlisten = %s:%d:mysql41" % (BRIDGE_ADDR, self.search_port))
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def sql(self, query, database="ccr", timeout=30, node=0):
         return self.galera.nodes[node].sql(query, database)

@@ -216,7 +216,7 @@ def test_sighup_x10_under_mixed_load_zero_failures(ctx):
         time.sleep(1.5)
     recs = load.recs
     t0 = time.time()
-    ctx.wait_until(lambda: len(st.ccrd_children()) <= st.workers + 2, 30,   # + mailer, webhook sender
+    ctx.wait_until(lambda: len(st.ccrd_children()) <= st.workers + 3, 30,   # + mailer, webhook sender, search indexer
                    "the old generations to exit (children %s)" % st.ccrd_children(), 0.05)
     drained = time.time() - t0
     text = ctx.log_since(mark)

@@ -222,7 +222,7 @@ def test_stack_in_a_0700_folder_serves_pages_and_static(ctx):
     os.makedirs(priv)
     os.chmod(priv, 0o700)     # as /root on Debian
     repo = os.path.join(priv, "checkout")
-    for d in ("views", "schema", "nginx"):
+    for d in ("views", "schema", "nginx", "systemd"):
         shutil.copytree(os.path.join(ctx.repo, d), os.path.join(repo, d))
     st = stack.Stack(os.path.join(priv, "var"), stack.pick_free_port(), repo)
     st.ccrd_bin, st.admin_bin = ctx.stack.ccrd_bin, ctx.stack.admin_bin
@@ -435,8 +435,9 @@ def test_sighup_reload_under_load(ctx):
                          set(st.worker_pids()) - before, 5,
                          "%d new worker pids after SIGHUP" % workers)
     assert len(new) >= workers
-    # the old workers finish and go: back to workers + mailer + webhook sender
-    ctx.wait_until(lambda: len(st.ccrd_children()) <= workers + 2, 10,
+    # the old workers finish and go: back to workers + mailer + webhook
+    # sender + search indexer
+    ctx.wait_until(lambda: len(st.ccrd_children()) <= workers + 3, 10,
                    "old workers to exit after reload (children: %s)" % st.ccrd_children())
     assert st.ccrd_pid() == master, "master changed"
     assert ctx.get("/healthz").status == 200

@@ -35,7 +35,7 @@ UNITS = tuple(sorted(n for n in os.listdir(os.path.join(REPO, "systemd"))
 # lib/systemd/system (one directory with /usr/lib/systemd/system on merged /usr)
 PKG_UNIT_DIR = "lib/systemd/system"
 # files debhelper adds to what `make install PREFIX=/usr` installs
-PKG_EXTRA = ("etc/ccr/ccr.conf", "usr/share/doc/ccr/copyright", "usr/share/doc/ccr/changelog.gz",
+PKG_EXTRA = ("etc/ccr/ccr.conf", "etc/ccr/searchd.conf", "usr/share/doc/ccr/copyright", "usr/share/doc/ccr/changelog.gz",
              "usr/lib/sysusers.d/ccr.conf", "usr/share/lintian/overrides/ccr")
 # Paths the package owns; none may exist before the install test or after purge.
 PKG_PATHS = ("/usr/sbin/ccrd", "/usr/bin/ccr-admin", "/usr/share/ccr", "/usr/share/doc/ccr",
@@ -51,7 +51,8 @@ ENABLE_LINKS = tuple("/etc/systemd/system/%s.wants/%s" % (t, u) for t, u in (
     ("timers.target", "ccr-backup.timer")))
 # the libraries (dh_shlibdeps) and systemd-sysusers (dh_installsysusers)
 DEPENDS = ("libmariadb3", "libfcgi0ldbl", "libargon2-1", "libesmtp6", "libctemplate3",
-           "libsystemd0", "libinih1", "systemd | systemd-standalone-sysusers | systemd-sysusers")
+           "libsystemd0", "libinih1", "systemd | systemd-standalone-sysusers | systemd-sysusers",
+           "sphinxsearch")
 
 _deb_cache = {}
 # Held by every test here: two runs at once (two checkouts, or a run while
@@ -169,7 +170,7 @@ def _expected_install(repo, prefix, unit_dir=None):
     p = prefix.lstrip("/")
     files = {p + "/sbin/ccrd", p + "/bin/ccr-admin", p + "/share/ccr/static",
              p + "/share/doc/ccr/README.md", p + "/share/doc/ccr/ccr.conf.example",
-             p + "/share/doc/ccr/nginx-ccr.conf",
+             p + "/share/doc/ccr/nginx-ccr.conf", p + "/share/ccr/searchd.conf",
              p + "/share/man/man8/ccrd.8.gz", p + "/share/man/man8/ccr-admin.8.gz"}
     files |= {(unit_dir or p + "/lib/systemd/system") + "/" + u for u in UNITS}
     files |= {p + "/share/ccr/" + f for f in _repo_files(repo, "views")}
@@ -302,7 +303,7 @@ def _deb_control_conffiles_and_contents(ctx):
         _run(["dpkg-deb", "-R", deb, tmp])
         ctl = os.path.join(tmp, "DEBIAN")
         with open(os.path.join(ctl, "conffiles")) as fh:
-            assert fh.read().split() == ["/etc/ccr/ccr.conf"], "conffiles"
+            assert fh.read().split() == ["/etc/ccr/ccr.conf", "/etc/ccr/searchd.conf"], "conffiles"
         for s in ("postinst", "prerm", "postrm"):
             assert os.stat(os.path.join(ctl, s)).st_mode & 0o777 == 0o755, "%s not 0755" % s
         # md5sums cover every file but the conffile, and match
@@ -311,7 +312,8 @@ def _deb_control_conffiles_and_contents(ctx):
             summed = {line.split(None, 1)[1].strip() for line in fh}
         files = {x for x in _tree(tmp) if not x.startswith("DEBIAN/")
                  and not os.path.islink(os.path.join(tmp, x))}
-        assert summed == files - {"etc/ccr/ccr.conf"}, "md5sums list %s" % sorted(summed ^ files)
+        assert summed == files - {"etc/ccr/ccr.conf", "etc/ccr/searchd.conf"}, \
+            "md5sums list %s" % sorted(summed ^ files)
         want = {x.lstrip("/") for x in _expected_install(ctx.repo, "/usr", PKG_UNIT_DIR)}
         want |= set(PKG_EXTRA)
         got = {x for x in _tree(tmp) if not x.startswith("DEBIAN/")}

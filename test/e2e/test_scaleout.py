@@ -74,6 +74,7 @@ class Rig:
         self.st.prepare()
         self.st.db_setup()
         self.st.migrate()
+        self.st.search_start()     # the one searchd every host's [search] points at
         self.st.smtp_start()
         nodes = self.galera.nodes
         for i, (ns, addr) in enumerate(addrs):
@@ -95,7 +96,7 @@ class Rig:
     def down(self):
         errors = []
         for fn in [n.stop for n in self.nginx] + [h.stop for h in self.hosts] + \
-                  ([self.st.smtp_stop] if self.st else []) + \
+                  ([self.st.smtp_stop, self.st.search_stop] if self.st else []) + \
                   ([self.dv.stop] if self.dv else []) + \
                   [self.net.down_links, self.galera.stop, self.net.down_route]:
             try:
@@ -135,6 +136,24 @@ def check_read_after_redirect(ctx, rig, u, tid, n=30):
             "%d POSTs failed", n, stale, failed)
     assert failed == 0 and stale == 0, "read-after-redirect: %d stale, %d failed of %d" % (
         stale, failed, n)
+
+
+def check_search_across_hosts(ctx, rig, u):
+    """A ticket raised through host A is found by a search through host B
+    (one shared searchd; either host's indexer may index it)."""
+    word = tu.unique_word("zso")
+    ca, cb = u.s.clone(pinned(rig, 0)), u.s.clone(pinned(rig, 1))
+    r = ca.post("/tickets", {"subject": "Scale-out search %s" % word, "description": "x"})
+    assert r.status == 303, "POST /tickets through host A: %s" % r.what()
+    tid = int(re.search(r"/tickets/(\d+)", r.location).group(1))
+    t_end = time.monotonic() + 15
+    while True:
+        g = cb.get("/tickets?status=all&q=" + word)
+        assert g.status == 200, "search through host B: %d" % g.status
+        if 'href="/tickets/%d"' % tid in g.text:
+            return
+        assert time.monotonic() < t_end, "host B's search never found #%d raised on host A" % tid
+        time.sleep(0.2)
 
 
 def check_login_throttle(ctx, rig, u):
@@ -478,6 +497,7 @@ def test_scaleout_rig_two_hosts_three_nodes_cross_host_rules(ctx):
         raise
     # ---- cross-host correctness
     for name, fn in (("read-after-redirect", lambda: check_read_after_redirect(sctx, rig, extra, tid_p)),
+                     ("search", lambda: check_search_across_hosts(sctx, rig, extra)),
                      ("login throttle", lambda: check_login_throttle(sctx, rig, custs[0])),
                      ("reset code", lambda: check_reset_code(sctx, rig, custs[1])),
                      ("api rate", lambda: check_api_rate(sctx, rig, custs[2]))):

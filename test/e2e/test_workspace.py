@@ -550,6 +550,7 @@ def test_customer_history_on_the_ticket_page_and_list(ctx):
         assert sorted(list_ids(r.text), reverse=True) == every, list_ids(r.text)
         assert "Tickets of Hana" in text_of(r.text)
         assert foreign not in list_ids(r.text)
+        tu.wait_indexed(ctx)
         r = u.s.get("/tickets?customer=%d&status=open&q=History" % c.id)
         assert r.status == 200 and sorted(list_ids(r.text), reverse=True) == every
     # others: 404 (an agent holding none of them, customers — the same one too —, unknown ids)

@@ -16,6 +16,7 @@ failed logins from 127.0.0.1.
 """
 import random
 import re
+import time
 
 import helpers
 from helpers import sql_str
@@ -154,3 +155,17 @@ def check_ticket_mail(ctx, m, ticket_id, to):
     link = "%s/tickets/%d" % (ctx.base_url.rstrip("/"), ticket_id)
     assert re.search(re.escape(link) + r"(?!\d)", m.body), \
         "mail %r lacks the ticket link %s: %r" % (m.subject, link, m.body[:300])
+
+
+def wait_indexed(ctx, timeout=10):
+    """Wait until the search indexer has taken every queued change
+    (search_queue empty): a search made after it sees every change made
+    before it (README "Search")."""
+    t_end = time.monotonic() + timeout
+    while True:
+        n = int(ctx.sql_value("SELECT COUNT(*) FROM search_queue"))
+        if n == 0:
+            return
+        if time.monotonic() > t_end:
+            raise AssertionError("the search indexer left %d queued changes for %ds" % (n, timeout))
+        time.sleep(0.05)

@@ -1,0 +1,55 @@
+/*
+ * fuzz_search.c — the search box's parser (search.c): whatever the text,
+ * search_parse answers one of its three kinds; the words it keeps are at
+ * most SEARCH_MAX_WORDS, each folded (valid UTF-8, no space, none of the
+ * query syntax's characters), a prefix only with enough characters; the
+ * MATCH() text holds nothing but those words; folding is idempotent and
+ * highlighting agrees with the parse on the folded words themselves.
+ */
+#include "extern.h"
+#include "fuzz_util.h"
+
+static struct arena *A;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (A == NULL)
+		A = arena_new(4096);
+	char *s = fz_strndup(data, size);
+	struct search_query q;
+	enum search_parse k = search_parse(A, s, &q);
+	CHECK(k == SQ_EMPTY || k == SQ_WORDS || k == SQ_TICKET);
+	if (k == SQ_TICKET)
+		CHECK(q.ticket_id > 0);
+	if (k == SQ_EMPTY)
+		CHECK(q.n == 0);
+	if (k == SQ_WORDS) {
+		CHECK(q.n >= 1 && q.n <= SEARCH_MAX_WORDS);
+		for (size_t i = 0; i < q.n; i++) {
+			const char *w = q.word[i].w;
+			CHECK(*w != '\0');
+			CHECK(utf8_valid(w, strlen(w)));
+			CHECK(strpbrk(w, " \t\n\\()|-!@~\"&/^$=<>*'%_;") == NULL);
+			if (q.word[i].prefix)
+				CHECK(utf8_len(w) >= SEARCH_MIN_PREFIX);
+			/* a folded word folds to itself, and matches itself */
+			CHECK(strcmp(search_fold(A, w, strlen(w), 1 << 20), w) == 0);
+			CHECK(search_mark(A, &q, w, 0, NULL, NULL) == 1);
+		}
+		for (int notes = 0; notes <= 1; notes++) {
+			const char *m = search_match_string(A, &q, notes);
+			if (!notes) {
+				CHECK(strncmp(m, "@(subject,body)", 15) == 0);
+				m += 15;
+			}
+			CHECK(strpbrk(m, "\\()|-!@~\"&/^$=<>'") == NULL);
+		}
+	}
+	const char *f = search_fold(A, s, size, 4096);
+	CHECK(strlen(f) <= 4096);
+	CHECK(utf8_valid(f, strlen(f)));
+	CHECK(f[0] != ' ' && (f[0] == '\0' || f[strlen(f) - 1] != ' ') && strstr(f, "  ") == NULL);
+	free(s);
+	arena_reset(A);
+	return 0;
+}
