@@ -61,6 +61,17 @@ static const char Q_REFRESH_RANGE[] =
     "UPDATE tickets SET " SLA_SET "WHERE priority = ? AND id > ? AND id <= ?";
 static const char Q_MAX_ID[] = "SELECT IFNULL(MAX(id), 0) FROM tickets";
 
+/* the ticket's row as Q_BEFORE reads it, with its priority and status */
+static int sla_read(const struct ctx *x, long long ticket_id, struct db_rows *b,
+                    enum priority *p, enum ticket_status *st)
+{
+	if (db_query(x->a, b, Q_BEFORE, BF__N, DB_ARGS(P_INT(ticket_id))) != 1 ||
+	    priority_parse(DB_CELL(b, 0, BF_PRIORITY), p) == -1 ||
+	    ticket_status_parse(DB_CELL(b, 0, BF_STATUS), st) == -1)
+		return -1;
+	return 0;
+}
+
 /* sla_refresh: ticket_id changed (created, a message, its status or its
  * priority) in the caller's transaction, after the change was written:
  * its pause, durations and due times follow, and the report's summaries
@@ -73,9 +84,7 @@ int sla_refresh(const struct ctx *x, long long ticket_id, long long message_auth
 	enum priority p;
 	enum ticket_status st;
 
-	if (db_query(x->a, &b, Q_BEFORE, BF__N, DB_ARGS(P_INT(ticket_id))) != 1 ||
-	    priority_parse(DB_CELL(&b, 0, BF_PRIORITY), &p) == -1 ||
-	    ticket_status_parse(DB_CELL(&b, 0, BF_STATUS), &st) == -1)
+	if (sla_read(x, ticket_id, &b, &p, &st) == -1)
 		return -1;
 	if (db_exec(Q_REFRESH, DB_ARGS(P_INT(message_author), P_INT(message_author),
 	        P_INT(message_author), P_INT(message_author), P_INT(x->conf->sla_first_response[p]),
@@ -118,9 +127,7 @@ int sla_priority_moved(const struct ctx *x, long long ticket_id, enum priority f
 	enum priority p;
 	enum ticket_status st;
 
-	if (db_query(x->a, &b, Q_BEFORE, BF__N, DB_ARGS(P_INT(ticket_id))) != 1 ||
-	    priority_parse(DB_CELL(&b, 0, BF_PRIORITY), &p) == -1 ||
-	    ticket_status_parse(DB_CELL(&b, 0, BF_STATUS), &st) == -1)
+	if (sla_read(x, ticket_id, &b, &p, &st) == -1)
 		return -1;
 	if (p == from)
 		return 0;
