@@ -6,6 +6,7 @@
  * flight always finishes.  SIGTERM/SIGINT set child_stop; SIGUSR1 asks for
  * the log file to be reopened at the next child_reopen_log.
  */
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -65,4 +66,12 @@ void child_reopen_log(const struct conf *c)
 		reopen_log = 0;
 		log_reopen(c->log_file);
 	}
+}
+
+void child_idle(const struct conf *c, long ms, const sigset_t *waitmask)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	ppoll(NULL, 0, &ts, waitmask);
+	child_reopen_log(c);
 }

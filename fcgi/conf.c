@@ -466,6 +466,13 @@ static int conf_check(const struct conf *c, char *err, size_t errlen)
 		    "(127.0.0.1, 10.0.0.0/8, ::1), separated by commas or spaces", c->path);
 		return -1;
 	}
+	if (c->search_index[strspn(c->search_index, "abcdefghijklmnopqrstuvwxyz"
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] != '\0' || c->search_index[0] == '\0') {
+		/* it is spelled into SphinxQL, which has no bound parameters */
+		snprintf(err, errlen, "%s: [search] index must be a name of letters, digits and _",
+		    c->path);
+		return -1;
+	}
 	if (c->session_idle > c->session_absolute) {
 		snprintf(err, errlen, "%s: [security] session_idle exceeds session_absolute", c->path);
 		return -1;

@@ -292,6 +292,8 @@ int master_run(struct conf *, int listen_fd);          /* exit code */
 extern volatile int child_stop;          /* set by SIGTERM/SIGINT */
 void child_signals(sigset_t *waitmask);  /* the mask to wait with */
 void child_reopen_log(const struct conf *);
+/* child_idle: wait ms (a SIGTERM ends it at once), then reopen the log if asked */
+void child_idle(const struct conf *, long ms, const sigset_t *waitmask);
 
 /* ---- worker.c: accept and serve one request at a time ------------------ */
 int worker_main(const struct conf *, int listen_fd);   /* exit code */

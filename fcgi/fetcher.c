@@ -40,7 +40,6 @@
  * batches) and those of dead fetchers on this host.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -724,9 +723,7 @@ int fetcher_main(const struct conf *c)
 			continue;
 		/* every result waits the poll interval: after an error that is the
 		 * back-off, and a SIGTERM ends the wait at once */
-		struct timespec ts = { c->imap_poll_interval, 0 };
-		ppoll(NULL, 0, &ts, &waitmask);
-		child_reopen_log(c);
+		child_idle(c, (long)c->imap_poll_interval * 1000, &waitmask);
 	}
 	free(f.body.p);
 	free(f.head.p);

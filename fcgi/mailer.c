@@ -10,7 +10,6 @@
 #include <auth-client.h>
 #include <errno.h>
 #include <libesmtp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,9 +359,7 @@ int mailer_main(const struct conf *c)
 					log_info("mailer: outbox has %s pending", DB_CELL(&rows, 0, 0));
 				last_depth_log = clock_ms();
 			}
-			struct timespec ts = { IDLE_WAIT_MS / 1000, (IDLE_WAIT_MS % 1000) * 1000000L };
-			ppoll(NULL, 0, &ts, &waitmask);
-			child_reopen_log(c);
+			child_idle(c, IDLE_WAIT_MS, &waitmask);
 		}
 		arena_reset(a);
 	}

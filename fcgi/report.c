@@ -145,11 +145,13 @@ static int hist_add(struct arena *a, enum report_dur d, long long day, enum prio
 	}
 	int b = hist_bucket(s);
 	counts[b] = counts[b] + delta < 0 ? 0 : counts[b] + delta;
-	char *out = arena_alloc(a, (size_t)HIST_BUCKETS * 24 + 1), *w = out;
-	for (int i = 0; i < HIST_BUCKETS; i++)
+	size_t cap = (size_t)HIST_BUCKETS * 24 + 1, len = 0;
+	char *out = arena_alloc(a, cap);
+	for (int i = 0; i < HIST_BUCKETS; i++)     /* ≤ 24 bytes a bucket: "," + 3 + ":" + 19 */
 		if (counts[i] > 0)
-			w += sprintf(w, "%s%d:%lld", w == out ? "" : ",", i, counts[i]);
-	if (w == out)
+			len += (size_t)snprintf(out + len, cap - len, "%s%d:%lld", len ? "," : "", i,
+			    counts[i]);
+	if (len == 0)
 		return db_exec(Q_H_DEL, DB_ARGS(P_STR(tn), P_INT(day), P_STR(pn))) < 0 ? -1 : 0;
 	return db_exec(Q_H_PUT, DB_ARGS(P_STR(out), P_STR(tn), P_INT(day), P_STR(pn))) < 0 ? -1 : 0;
 }

@@ -163,7 +163,7 @@ char *search_match_string(struct arena *a, const struct search_query *q, int not
 		cap += strlen(q->word[i].w) * 2 + 3;
 	char *out = arena_alloc(a, cap), *o = out;
 	if (!notes)
-		o += sprintf(o, "@(subject,body)");
+		o += snprintf(o, cap, "@(subject,body)");
 	for (size_t i = 0; i < q->n; i++) {
 		*o++ = ' ';
 		for (const char *s = q->word[i].w; *s; s++) {
@@ -674,10 +674,7 @@ int search_main(const struct conf *c)
 			failing = 0;
 		}
 		if (n <= 0) {
-			long ms = n < 0 ? 1000 : c->search_poll_interval;
-			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-			ppoll(NULL, 0, &ts, &waitmask);
-			child_reopen_log(c);
+			child_idle(c, n < 0 ? 1000 : c->search_poll_interval, &waitmask);
 		}
 		arena_reset(a);
 	}

@@ -303,12 +303,12 @@ static int search_fetch(struct request *r, struct ticket_filter *tf, const char 
 			tf->next = arena_printf(r->a, "%lld-%lld", acts[n - 1], ids[n - 1]);
 		}
 	}
-	char *json = arena_alloc(r->a, (size_t)n * 21 + 3), *o = json;
-	*o++ = '[';
+	size_t cap = (size_t)n * 21 + 3, len = 1;   /* ≤ 21 bytes an id: "," + 20 */
+	char *json = arena_alloc(r->a, cap);
+	json[0] = '[';
 	for (int i = 0; i < n; i++)
-		o += sprintf(o, "%s%lld", i ? "," : "", ids[i]);
-	*o++ = ']';
-	*o = '\0';
+		len += (size_t)snprintf(json + len, cap - len, "%s%lld", i ? "," : "", ids[i]);
+	snprintf(json + len, cap - len, "]");
 	int got = db_query(r->a, rows, Q_SEARCH_ROWS, TL__N, DB_ARGS(P_STR(json), P_INT(customer_id),
 	    P_INT(customer_id), P_INT(agent_id), P_INT(agent_id), P_INT(none), P_STR(status),
 	    P_STR(status)));

@@ -28,7 +28,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,9 +718,7 @@ int webhook_main(const struct conf *c)
 		for (; i < n; i++)
 			db_exec(Q_RELEASE, DB_ARGS(P_INT(ids[i]), P_STR(me)));
 		if (n <= 0) {
-			struct timespec ts = { IDLE_WAIT_MS / 1000, (IDLE_WAIT_MS % 1000) * 1000000L };
-			ppoll(NULL, 0, &ts, &waitmask);
-			child_reopen_log(c);
+			child_idle(c, IDLE_WAIT_MS, &waitmask);
 		}
 		arena_reset(a);
 	}
