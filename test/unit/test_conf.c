@@ -474,6 +474,18 @@ static void test_session_limits(void **state)
 	accepted("[security]\nsession_idle = 3600\nsession_absolute = 3600\n");
 }
 
+/* the index name is spelled into SphinxQL (no bound parameters there) */
+static void test_search_index_name(void **state)
+{
+	(void)state;
+	refused("[search]\nindex = tickets; DROP\n", "[search] index");
+	refused("[search]\nindex = a b\n", "[search] index");
+	refused("[search]\nindex = t'x\n", "[search] index");
+	refused("[search]\nindex =\n", "[search] index");
+	accepted("[search]\nindex = ccr_tickets_2\n");
+	assert_string_equal(c.search_index, "ccr_tickets_2");
+}
+
 static void test_conf_workers(void **state)
 {
 	(void)state;
@@ -663,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_relative_dirs),
 		cmocka_unit_test(test_base_url),
 		cmocka_unit_test(test_session_limits),
+		cmocka_unit_test(test_search_index_name),
 		cmocka_unit_test(test_conf_workers),
 		cmocka_unit_test_setup_teardown(test_conf_load_file, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_conf_load_missing, dir_setup, dir_teardown),
