@@ -191,25 +191,75 @@ static int term_matches(const struct search_query *q, const char *w, size_t len)
 	return 0;
 }
 
-/* search_matches: 1 when text (any bytes) holds a word q matches: one
- * folding pass over the text, then a scan of its words (much cheaper
- * than search_mark, for choosing the text an excerpt comes from). */
+/* A word character at p (a valid UTF-8 string): ASCII by its byte. */
+static int word_at(const gchar *p)
+{
+	unsigned char c = (unsigned char)*p;
+	if (c < 0x80)
+		return (unsigned char)((c | 0x20) - 'a') < 26 || (unsigned char)(c - '0') < 10;
+	return word_char(g_utf8_get_char(p));
+}
+
+/* The end of the word that starts at p, at most at `to` (NULL: the
+ * string's end). */
+static const gchar *word_end(const gchar *p, const gchar *to)
+{
+	while (*p && (to == NULL || p < to) && word_at(p))
+		p = next_char(p);
+	return p;
+}
+
+/* word_hit: 1 when the text's word s (len bytes, word characters only)
+ * folds to a word q matches.  An ASCII word folds to itself in lower case
+ * (no allocation: this runs for every word of every excerpt's source);
+ * any other goes through search_fold. */
+static int word_hit(struct arena *a, const struct search_query *q, const char *s, size_t len)
+{
+	char low[SEARCH_WORD_MAX * 2 + 1];   /* a query word folds to at most this */
+	size_t k = len < sizeof(low) ? len : sizeof(low);
+
+	for (size_t i = 0; i < k; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80) {
+			char *f = search_fold(a, s, len, SEARCH_WORD_MAX * 4);
+			return term_matches(q, f, strlen(f));
+		}
+		low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	/* a word longer than low can still start with a prefix: term_matches
+	 * reads at most a query word's length of it */
+	return term_matches(q, low, len);
+}
+
+/* search_matches: 1 when the first max bytes of text (any bytes) hold a
+ * word q matches: a scan of its words, for choosing the text an excerpt
+ * comes from. */
 int search_matches(struct arena *a, const struct search_query *q, const char *text, size_t max)
 {
 	if (text == NULL)
 		return 0;
 	size_t n = strlen(text);
-	const char *f = search_fold(a, text, n > max ? max : n, max * 2);
-	while (*f) {
-		const char *e = strchr(f, ' ');
-		size_t l = e ? (size_t)(e - f) : strlen(f);
-		if (term_matches(q, f, l))
-			return 1;
-		f += l;
-		while (*f == ' ')
-			f++;
+	if (n > max)
+		n = max;
+	const gchar *end = NULL;
+	gchar *valid = NULL;
+	const gchar *p = text;
+	if (!g_utf8_validate(text, (gssize)n, &end) || (size_t)(end - text) != n)
+		p = valid = g_utf8_make_valid(text, (gssize)n);
+	else if (text[n] != '\0')
+		p = valid = g_strndup(text, n);
+	int hit = 0;
+	while (*p && !hit) {
+		if (!word_at(p)) {
+			p = next_char(p);
+			continue;
+		}
+		const gchar *e = word_end(p, NULL);
+		hit = word_hit(a, q, p, (size_t)(e - p));
+		p = e;
 	}
-	return 0;
+	g_free(valid);
+	return hit;
 }
 
 /* search_mark: text (at most `max` characters of it from its first
@@ -227,15 +277,13 @@ int search_mark(struct arena *a, const struct search_query *q, const char *text,
 	/* the words: [start, end) byte ranges, and whether each matched */
 	const gchar *first = NULL;
 	for (const gchar *p = valid; *p;) {
-		if (!word_char(g_utf8_get_char(p))) {
+		if (!word_at(p)) {
 			p = next_char(p);
 			continue;
 		}
 		const gchar *s = p;
-		while (*p && word_char(g_utf8_get_char(p)))
-			p = next_char(p);
-		char *f = search_fold(a, s, (size_t)(p - s), SEARCH_WORD_MAX * 4);
-		if (term_matches(q, f, strlen(f))) {
+		p = word_end(p, NULL);
+		if (word_hit(a, q, s, (size_t)(p - s))) {
 			first = s;
 			break;
 		}
@@ -251,7 +299,7 @@ int search_mark(struct arena *a, const struct search_query *q, const char *text,
 		from = first;
 		for (size_t back = 0; from > valid && back < max / 5; back++)
 			from = g_utf8_prev_char(from);
-		while (from > valid && from < first && word_char(g_utf8_get_char(from)))
+		while (from > valid && from < first && word_at(from))
 			from = next_char(from);
 		to = from;
 		for (size_t k = 0; *to && k < max; k++)
@@ -262,18 +310,16 @@ int search_mark(struct arena *a, const struct search_query *q, const char *text,
 	GString *plain = g_string_new(cut_before ? "…" : "");
 	int any = 0;
 	for (const gchar *p = from; p < to;) {
-		if (!word_char(g_utf8_get_char(p))) {
+		if (!word_at(p)) {
 			const gchar *s = p;
-			while (p < to && !word_char(g_utf8_get_char(p)))
+			while (p < to && !word_at(p))
 				p = next_char(p);
 			g_string_append_len(plain, s, p - s);
 			continue;
 		}
 		const gchar *s = p;
-		while (p < to && word_char(g_utf8_get_char(p)))
-			p = next_char(p);
-		char *f = search_fold(a, s, (size_t)(p - s), SEARCH_WORD_MAX * 4);
-		if (term_matches(q, f, strlen(f))) {
+		p = word_end(p, to);
+		if (word_hit(a, q, s, (size_t)(p - s))) {
 			if (plain->len) {
 				struct vdict *t = vdict_section(d, section);
 				vdict_set(t, "TEXT", arena_strndup(a, plain->str, plain->len));

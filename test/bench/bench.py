@@ -233,11 +233,12 @@ class SizeBench:
 
     def search_words(self):
         """The words of the search rows, from the index itself (CALL KEYWORDS
-        gives each word's document count): a rare word (the least frequent
-        vocabulary word in any document; with the conversation in the
-        documents most of the vocabulary is common), two words together (the
-        two vocabulary words nearest 10 % of the tickets), and a prefix."""
-        vocab = sorted(set(w.lower() for w in gen.WORDS))
+        gives each word's document count): a rare word (gen.py's RARE_WORD,
+        in ~0.01 % of the tickets; with the conversation in the documents
+        every vocabulary word is common), two words together (the two
+        vocabulary words nearest 10 % of the tickets), and a prefix."""
+        rare = self.stamp["rare_word"]
+        vocab = sorted(set(w.lower() for w in gen.WORDS) | {rare})
         out = subprocess.run([stack.MARIADB, "--no-defaults", "-h127.0.0.1", "-P%d" % self.st.search_port,
                               "-B", "-N", "-e", "CALL KEYWORDS('%s', 'ccr_tickets', 1)" % " ".join(vocab)],
                              capture_output=True, text=True, timeout=120)
@@ -250,8 +251,9 @@ class SizeBench:
         if not docs:
             raise StackError("CALL KEYWORDS on searchd answered nothing: %s" % out.stderr.strip())
         n = max(1, self.stamp["counts"]["tickets"])
-        rare = min((w for w in docs if docs[w] >= 1), key=lambda w: (docs[w], w))
-        two = sorted(docs, key=lambda w: (abs(docs[w] / n - 0.10), w))[:2]
+        if docs.get(rare, 0) < 1:
+            raise StackError("the rare word %r is in no document of the index" % rare)
+        two = sorted((w for w in docs if w != rare), key=lambda w: (abs(docs[w] / n - 0.10), w))[:2]
         self.words = {"rare": rare, "two": " ".join(two), "prefix": "refun*",
                       "docs": {w: docs[w] for w in [rare] + two}}
         log("%s: search words: rare %r (%d docs), two %r (%s docs)" % (

@@ -54,6 +54,8 @@ BENCH_PASSWORD = "bench-password-7"
 ARGON2 = (19456, 2, 1)                 # [security] defaults: m KiB, t, p
 SEARCH_WORD = "chargeback"             # in ~1 % of tickets, nowhere else
 SEARCH_SHARE = 0.01
+RARE_WORD = "quokka"                   # in ~0.01 % of tickets, nowhere else
+RARE_SHARE = 0.0001
 HASHBENCH = os.path.join(REPO, "build", "bench", "hashbench")
 
 SIZES = {
@@ -270,7 +272,11 @@ def write_tickets(out, plan, text, rng, stats):
     for i, cust, agent, status, created, activity in ticket_rows(plan, text, random.Random(7)):
         s = subj[int(rnd() * ns)]
         d = desc[int(rnd() * nd)] + " Order %d." % (1000000 + int(rnd() * 9000000))
-        if rnd() < SEARCH_SHARE:
+        u = rnd()
+        if u >= SEARCH_SHARE and u < SEARCH_SHARE + RARE_SHARE:
+            stats["rare"] += 1
+            d += " The parcel came with a %s sticker on it." % RARE_WORD
+        if u < SEARCH_SHARE:
             stats["search"] += 1
             if rnd() < 0.3:
                 s = (s[:180] + " " + SEARCH_WORD)
@@ -441,7 +447,7 @@ def build(size, cache):
         timings["text_pools_s"] = round(time.monotonic() - t, 1)
         fifo_dir = os.path.join(var, "run", "fifo")
         os.makedirs(fifo_dir, exist_ok=True)
-        stats = {"open": 0, "resolved": 0, "closed": 0, "unassigned": 0, "search": 0}
+        stats = {"open": 0, "resolved": 0, "closed": 0, "unassigned": 0, "search": 0, "rare": 0}
         writers = {
             "users": lambda f: write_users(f, plan, pwhash, random.Random(2)),
             "tickets": lambda f: write_tickets(f, plan, text, random.Random(3), stats),
@@ -564,6 +570,7 @@ def build(size, cache):
             "counts": counts, "status": {k: stats[k] for k in ("open", "resolved", "closed")},
             "unassigned": stats["unassigned"], "search_word": SEARCH_WORD,
             "search_tickets": stats["search"],
+            "rare_word": RARE_WORD, "rare_tickets": stats["rare"],
             "avg_subject": round(float(lens[0]), 1), "avg_description": round(float(lens[1]), 1),
             "max_description": int(lens[2]), "avg_message": round(float(mlens[0]), 1),
             "max_message_sampled": int(mlens[1]),

@@ -255,6 +255,52 @@ def test_highlight_is_escaped(ctx):
     assert "<mark>bold</mark>" in r.text
 
 
+def row_html(text):
+    """{ticket id: its row's HTML} of the ticket list."""
+    m = re.search(r"<tbody>(.*?)</tbody>", text, re.S)
+    assert m, "no <tbody> in the ticket list"
+    out = {}
+    for tr in re.findall(r"<tr\b.*?</tr>", m.group(1), re.S):
+        i = re.search(r"<td[^>]*>#(\d+)</td>", tr)
+        if i:
+            out[int(i.group(1))] = tr
+    return out
+
+
+def test_each_result_has_its_own_excerpt_from_description_message_or_note(ctx):
+    """A page's excerpts are read for all its results at once: each row
+    gets the piece of its own ticket — the description, else the first
+    message holding the word (among the first 20), else for staff the
+    first note — and a customer never gets a note's."""
+    c = customer(ctx, "c3")
+    a1, _a2 = agents(ctx)
+    w = word()
+    t_desc = raise_ticket(c, "Excerpt one", "descpiece %s here" % w)
+    t_msg = raise_ticket(c, "Excerpt two", "nothing")
+    post(c, "/tickets/%d/messages" % t_msg, {"body": "first message, no word"})
+    post(c, "/tickets/%d/messages" % t_msg, {"body": "msgpiece %s there" % w})
+    t_late = raise_ticket(c, "Excerpt three", "nothing")
+    for k in range(21):
+        post(c, "/tickets/%d/messages" % t_late, {"body": "filler %d" % k})
+    post(c, "/tickets/%d/messages" % t_late, {"body": "latepiece %s" % w})
+    t_note = raise_ticket(c, "Excerpt four", "nothing")
+    for t in (t_desc, t_msg, t_late, t_note):
+        assign(ctx, t, a1)
+    post(a1, "/tickets/%d/notes" % t_note, {"body": "notepiece %s" % w})
+    tu.wait_indexed(ctx)
+
+    mine = row_html(search(c, w).text)
+    assert sorted(mine) == sorted([t_desc, t_msg, t_late]), "customer: %s" % sorted(mine)
+    assert "descpiece <mark>%s</mark>" % w in mine[t_desc]
+    assert "msgpiece <mark>%s</mark>" % w in mine[t_msg] and "descpiece" not in mine[t_msg]
+    assert 'class="excerpt"' not in mine[t_late], "an excerpt from past the 20th message"
+    staff = row_html(search(a1, w).text)
+    assert sorted(staff) == sorted([t_desc, t_msg, t_late, t_note]), "agent: %s" % sorted(staff)
+    assert "Note:" in staff[t_note] and "notepiece <mark>%s</mark>" % w in staff[t_note]
+    assert "Note:" not in staff[t_desc] + staff[t_msg]
+    assert "msgpiece <mark>%s</mark>" % w in staff[t_msg]
+
+
 def test_no_results_suggests_removing_a_word(ctx):
     c = customer(ctx, "c1")
     w, missing = word(), word("zm")

@@ -45,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(strpbrk(m, "\\()|-!@~\"&/^$=<>'") == NULL);
 		}
 	}
+	/* the excerpt's source test and the highlighter agree on whether a
+	 * word of the query is in the text */
+	if (k == SQ_WORDS)
+		CHECK(search_matches(A, &q, s, size + 1) == search_mark(A, &q, s, 0, NULL, NULL));
 	const char *f = search_fold(A, s, size, 4096);
 	CHECK(strlen(f) <= 4096);
 	CHECK(utf8_valid(f, strlen(f)));

@@ -151,6 +151,29 @@ static void test_mark_test_only(void **state)
 	assert_int_equal(search_mark(*state, &q, NULL, 200, NULL, NULL), 0);
 }
 
+/* the excerpt's source test: ASCII words compared in lower case without
+ * folding, any other word folded, a long word still matched by a
+ * prefix, invalid UTF-8 and the byte bound respected */
+static void test_matches_ascii_and_folded_words(void **state)
+{
+	struct search_query q;
+	search_parse(*state, "resume refun* straße", &q);
+	assert_int_equal(search_matches(*state, &q, "nothing here. RESUME!", 4096), 1);
+	assert_int_equal(search_matches(*state, &q, "my résumé", 4096), 1);
+	assert_int_equal(search_matches(*state, &q, "Strasse 5", 4096), 1);
+	assert_int_equal(search_matches(*state, &q, "presume resumes", 4096), 0);
+	char longw[300] = "x ";
+	memset(longw + 2, 'r', 1);
+	memcpy(longw + 2, "REFUN", 5);
+	memset(longw + 7, 'd', sizeof(longw) - 8);
+	longw[sizeof(longw) - 1] = '\0';
+	assert_int_equal(search_matches(*state, &q, longw, 4096), 1);
+	assert_int_equal(search_matches(*state, &q, "\xff\xfe resume", 4096), 1);
+	assert_int_equal(search_matches(*state, &q, "abcdefgh resume", 8), 0);
+	assert_int_equal(search_matches(*state, &q, "abc resume", 10), 1);
+	assert_int_equal(search_matches(*state, &q, NULL, 4096), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +186,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse_bounds, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_match_string, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_mark_test_only, arena_setup, arena_teardown),
+		cmocka_unit_test_setup_teardown(test_matches_ascii_and_folded_words, arena_setup, arena_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
