@@ -748,6 +748,11 @@ int search_matches(struct arena *, const struct search_query *, const char *text
                    size_t max);                         /* 1: a word of q is in text */
 int search_mark(struct arena *, const struct search_query *, const char *text, size_t max,
                 struct vdict *, const char *section);   /* 1 a word matched */
+#define SEARCH_LEVELS 4           /* time grains of a document's scope words: 1, 8, 64, 512 days */
+char *search_scope_text(struct arena *, long long customer_id, long long agent_id,
+                        long long activity);              /* a document's scope field */
+char *search_scope_match(struct arena *, const struct search_filter *, int level, long long now);
+long long search_level_start(int level, long long now);   /* level's span starts here (unix) */
 int search_enqueue(long long ticket_id);                 /* caller's transaction: 0 / -1 */
 int search_enqueue_agent(long long agent_id);            /* caller's transaction: 0 / -1 */
 void search_init(const struct conf *);

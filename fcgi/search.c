@@ -155,15 +155,15 @@ enum search_parse search_parse(struct arena *a, const char *text, struct search_
 /* search_match_string: the MATCH() text of q: its words (each only
  * letters and digits, so nothing in it is syntax; Sphinx's special
  * characters are escaped anyway), a prefix with its '*', restricted to
- * subject and body unless notes are searched too. */
+ * subject and body, and notes when they are searched too — never the
+ * scope field, whose words only search_scope_match writes. */
 char *search_match_string(struct arena *a, const struct search_query *q, int notes)
 {
 	size_t cap = 32;
 	for (size_t i = 0; i < q->n; i++)
 		cap += strlen(q->word[i].w) * 2 + 3;
 	char *out = arena_alloc(a, cap), *o = out;
-	if (!notes)
-		o += snprintf(o, cap, "@(subject,body)");
+	o += snprintf(o, cap, notes ? "@(subject,body,notes)" : "@(subject,body)");
 	for (size_t i = 0; i < q->n; i++) {
 		*o++ = ' ';
 		for (const char *s = q->word[i].w; *s; s++) {
@@ -341,6 +341,70 @@ int search_mark(struct arena *a, const struct search_query *q, const char *text,
 	return any;
 }
 
+/* ---- the scope field ---------------------------------------------------- */
+
+/* A document's scope field holds words no search box can reach (the
+ * words a user types only ever search subject, body and notes): its
+ * customer "ccrcN", its agent "ccraN" (0 unassigned), and its day of
+ * last activity at SEARCH_LEVELS coarser and coarser grains, "ccrtLxB"
+ * with B the day (days since 1970, UTC) divided by 8^L.  searchd
+ * intersects a short word list with a long one by skipping, so a
+ * customer's or agent's search costs their tickets, not every match of
+ * a common word — and a search first asks for the matches of the last
+ * days only (search_ids), which are the newest ones when there are a
+ * page of them.  Measured at 1 M tickets on a scratch index: "refund"
+ * (75 % of the documents) 115 ms, the same with an attribute filter on
+ * one customer 51 ms, with that customer's word 4 ms, with the last
+ * three days' words 1 ms. */
+#define SCOPE_GRAIN_BITS 3        /* each level's bucket is 8 times the last one's */
+
+static long long scope_bucket(long long day, int level)
+{
+	return day >> (SCOPE_GRAIN_BITS * level);
+}
+
+char *search_scope_text(struct arena *a, long long customer_id, long long agent_id,
+                        long long activity)
+{
+	long long day = activity >= 0 ? activity / 86400 : 0;
+	char buf[64 + SEARCH_LEVELS * 32];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "ccrc%lld ccra%lld", customer_id,
+	    agent_id > 0 ? agent_id : 0);
+	for (int l = 0; l < SEARCH_LEVELS && n < sizeof(buf); l++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " ccrt%dx%lld", l, scope_bucket(day, l));
+	return arena_strdup(a, buf);
+}
+
+/* search_scope_match: the scope part of a MATCH() for filter f (empty
+ * when it narrows nothing) at time level `level` (SEARCH_LEVELS: any
+ * time): the documents whose last activity falls in the bucket of `now`
+ * at that level, the one before it or the one after it (a host's clock
+ * a little ahead of this one's) — every document whose activity is at
+ * least the start of the bucket before now's. */
+char *search_scope_match(struct arena *a, const struct search_filter *f, int level, long long now)
+{
+	char buf[160];
+	size_t n = 0;
+	buf[0] = '\0';
+	if (f->customer_id)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " ccrc%lld", f->customer_id);
+	if (f->agent_id || f->unassigned)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " ccra%lld", f->unassigned ? 0 : f->agent_id);
+	if (level < SEARCH_LEVELS) {
+		long long b = scope_bucket(now / 86400, level);
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (ccrt%dx%lld | ccrt%dx%lld | ccrt%dx%lld)",
+		    level, b - 1, level, b, level, b + 1);
+	}
+	return n ? arena_printf(a, " @scope%s", buf) : arena_strdup(a, "");
+}
+
+/* search_level_start: the unix time from which level `level` holds
+ * every document (see search_scope_match). */
+long long search_level_start(int level, long long now)
+{
+	return ((scope_bucket(now / 86400, level) - 1) << (SCOPE_GRAIN_BITS * level)) * 86400;
+}
+
 /* ---- the queue ---------------------------------------------------------- */
 
 static const char Q_ENQUEUE[] =
@@ -464,41 +528,56 @@ int search_ids(struct arena *a, const struct search_query *q, const struct searc
 		fl += (size_t)snprintf(filt + fl, sizeof(filt) - fl, " AND status = %d", f->status);
 	if (f->cursor)
 		fl += (size_t)snprintf(filt + fl, sizeof(filt) - fl, " AND pg = 1");
-	const char *sql = arena_printf(a,
-	    "SELECT id, activity%s FROM %s WHERE MATCH('%s')%s ORDER BY activity DESC, id DESC "
-	    "LIMIT %d OPTION ranker=none, max_query_time=%d",
-	    f->cursor ? arena_printf(a, ", IF(activity < %lld OR (activity = %lld AND id < %lld), 1, 0) AS pg",
-	        f->after_ts, f->after_ts, f->after_id) : "",
-	    sxconf->search_index, sx_escape(a, m, strlen(m)), filt, cap, sxconf->search_query_time);
-	metrics_add(MET_SEARCH_QUERIES, 1);
-	if (sx_query(sql, strlen(sql)) == -1) {
-		metrics_add(MET_SEARCH_ERRORS, 1);
-		log_err("search: %s", sx_err);
-		return -1;
-	}
-	MYSQL_RES *res = mysql_store_result(sx);
-	if (res == NULL) {
-		snprintf(sx_err, sizeof(sx_err), "%u %s", mysql_errno(sx), mysql_error(sx));
-		metrics_add(MET_SEARCH_ERRORS, 1);
-		log_err("search: %s", sx_err);
-		sx_close();
-		return -1;
-	}
+	const char *pg = f->cursor ? arena_printf(a, ", IF(activity < %lld OR (activity = %lld AND id < %lld), "
+	    "1, 0) AS pg", f->after_ts, f->after_ts, f->after_id) : "";
+	long long now = (long long)time(NULL);
+	double t0 = clock_ms();
 	int n = 0;
-	MYSQL_ROW row;
-	while (n < cap && (row = mysql_fetch_row(res)) != NULL) {
-		ids[n] = row[0] ? strtoll(row[0], NULL, 10) : 0;
-		acts[n] = row[1] ? strtoll(row[1], NULL, 10) : 0;
-		if (ids[n] > 0)
-			n++;
-	}
-	mysql_free_result(res);
-	/* a query cut short by max_query_time answers what it found: the
-	 * page says nothing more, the next page goes on from there */
-	while (mysql_next_result(sx) == 0) {
-		res = mysql_store_result(sx);
-		if (res)
-			mysql_free_result(res);
+	metrics_add(MET_SEARCH_QUERIES, 1);
+	/* the last days first: when they hold a page of matches (after the
+	 * cursor), those are the newest of all, every newer document being
+	 * in them; else a longer span, and at last any time */
+	for (int level = 0; level <= SEARCH_LEVELS; level++) {
+		/* a span that starts after the cursor's time holds nothing after it */
+		if (level < SEARCH_LEVELS && f->cursor && search_level_start(level, now) > f->after_ts)
+			continue;
+		int left = sxconf->search_query_time - (int)(clock_ms() - t0);
+		const char *mt = arena_printf(a, "%s%s", m, search_scope_match(a, f, level, now));
+		const char *sql = arena_printf(a,
+		    "SELECT id, activity%s FROM %s WHERE MATCH('%s')%s ORDER BY activity DESC, id DESC "
+		    "LIMIT %d OPTION ranker=none, max_query_time=%d",
+		    pg, sxconf->search_index, sx_escape(a, mt, strlen(mt)), filt, cap, left > 10 ? left : 10);
+		if (sx_query(sql, strlen(sql)) == -1) {
+			metrics_add(MET_SEARCH_ERRORS, 1);
+			log_err("search: %s", sx_err);
+			return -1;
+		}
+		MYSQL_RES *res = mysql_store_result(sx);
+		if (res == NULL) {
+			snprintf(sx_err, sizeof(sx_err), "%u %s", mysql_errno(sx), mysql_error(sx));
+			metrics_add(MET_SEARCH_ERRORS, 1);
+			log_err("search: %s", sx_err);
+			sx_close();
+			return -1;
+		}
+		n = 0;
+		MYSQL_ROW row;
+		while (n < cap && (row = mysql_fetch_row(res)) != NULL) {
+			ids[n] = row[0] ? strtoll(row[0], NULL, 10) : 0;
+			acts[n] = row[1] ? strtoll(row[1], NULL, 10) : 0;
+			if (ids[n] > 0)
+				n++;
+		}
+		mysql_free_result(res);
+		/* a query cut short by max_query_time answers what it found: the
+		 * page says nothing more, the next page goes on from there */
+		while (mysql_next_result(sx) == 0) {
+			res = mysql_store_result(sx);
+			if (res)
+				mysql_free_result(res);
+		}
+		if (n == cap || clock_ms() - t0 >= sxconf->search_query_time)
+			break;
 	}
 	return n;
 }
@@ -627,7 +706,7 @@ static int index_range(struct arena *a, long long lo, long long hi, unsigned cha
 		gather(body, &m, &mi, id);
 		gather(notes, &no, &ni, id);
 		st_str(&s, s.rows ? ", (" : arena_printf(a, "REPLACE INTO %s (id, customer_id, agent_id, "
-		    "status, activity, subject, body, notes) VALUES (", sxconf->search_index));
+		    "status, activity, subject, body, notes, scope) VALUES (", sxconf->search_index));
 		st_str(&s, arena_printf(a, "%lld, %lld, %lld, %s, %lld, ", id, db_int(&t, i, DT_CUSTOMER),
 		    db_int(&t, i, DT_AGENT), st_num[stv], db_int(&t, i, DT_ACTIVITY)));
 		const char *subj = DB_CELL(&t, i, DT_SUBJECT) ? DB_CELL(&t, i, DT_SUBJECT) : "";
@@ -636,7 +715,11 @@ static int index_range(struct arena *a, long long lo, long long hi, unsigned cha
 		st_text(a, &s, body->str, body->len);
 		st_str(&s, ", ");
 		st_text(a, &s, notes->str, notes->len);
-		st_str(&s, ")");
+		const char *scope = search_scope_text(a, db_int(&t, i, DT_CUSTOMER), db_int(&t, i, DT_AGENT),
+		    db_int(&t, i, DT_ACTIVITY));
+		st_str(&s, ", '");
+		st_str(&s, sx_escape(a, scope, strlen(scope)));
+		st_str(&s, "')");
 		s.rows++;
 		done++;
 		g_string_free(body, TRUE);

@@ -337,6 +337,49 @@ def test_search_pages_with_the_cursor(ctx):
     assert 'rel="next"' not in r2.text
 
 
+def test_newest_first_across_the_time_spans(ctx):
+    """A search asks the last days first and then longer spans (the
+    document's time words, README "Search"): tickets whose last activity
+    spreads over ten years still come newest first, page after page, for
+    a customer (their scope word too) and for an admin (no scope)."""
+    c = customer(ctx, "c4")
+    w = word()
+    made = [raise_ticket(c, "Spread %s %02d" % (w, i)) for i in range(30)]
+    # 26 in the last 4 days (a page and one more: the 8-day span answers
+    # the first page alone), the rest up to ~10 years back (the second
+    # page goes past every span to "any time"); some share an hour
+    hours = [k * 4 - k % 2 for k in range(26)] + [300 * 24, 1000 * 24, 2000 * 24, 3650 * 24]
+    for h, t in zip(hours, made):
+        ctx.sql("UPDATE tickets SET last_activity = NOW() - INTERVAL %d HOUR WHERE id = %d" % (h, t))
+        ctx.sql("INSERT INTO search_queue (ticket_id, seq, queued_at) VALUES (%d, 1, NOW(3)) "
+                "ON DUPLICATE KEY UPDATE seq = seq + 1, queued_at = NOW(3)" % t)
+    tu.wait_indexed(ctx)
+    want = [int(r[0]) for r in ctx.sql(
+        "SELECT id FROM tickets WHERE id IN (%s) ORDER BY last_activity DESC, id DESC"
+        % ",".join(map(str, made)))]
+    for who in (c, admin(ctx)):
+        r = search(who, w)
+        first = rows(r.text)
+        m = re.search(r'<a\b[^>]*href="([^"]*)"[^>]*rel="next"', r.text)
+        assert m, "%s: no next page" % who.role
+        second = rows(who.s.get(html.unescape(m.group(1))).text)
+        assert first + second == want, "%s: %s, want %s" % (who.role, first + second, want)
+
+
+def test_a_scope_word_typed_in_the_box_finds_nothing(ctx):
+    """The scope field's words (customer, agent, time) are only ever
+    written by ccrd: typed into the search box they search subject, body
+    and notes, where nobody wrote them."""
+    c = customer(ctx, "c1")
+    t = raise_ticket(c, "Scope words %s" % word())
+    tu.wait_indexed(ctx)
+    day = int(time.time()) // 86400
+    for q in ("ccrc%d" % c.id, "ccra0", "ccrt0x%d" % day, "ccrt0x*"):
+        assert found(c, q) == [], "%r found %s" % (q, found(c, q))
+        assert found(admin(ctx), q) == [], "admin: %r" % q
+    assert t in found(c, "scope")
+
+
 def test_api_list_searches_too(ctx):
     c = customer(ctx, "c1")
     w = word()

@@ -135,7 +135,7 @@ static void test_match_string(void **state)
 {
 	struct search_query q;
 	search_parse(*state, "Refun* chargeback", &q);
-	assert_string_equal(search_match_string(*state, &q, 1), " refun* chargeback");
+	assert_string_equal(search_match_string(*state, &q, 1), "@(subject,body,notes) refun* chargeback");
 	assert_string_equal(search_match_string(*state, &q, 0), "@(subject,body) refun* chargeback");
 	search_parse(*state, "x') OR 1=1 -- \\", &q);
 	assert_string_equal(search_match_string(*state, &q, 0), "@(subject,body) x or 1");
@@ -174,6 +174,48 @@ static void test_matches_ascii_and_folded_words(void **state)
 	assert_int_equal(search_matches(*state, &q, NULL, 4096), 0);
 }
 
+/* whether match text m asks for the level-l word of a document whose
+ * activity is t */
+static int level_word_in(struct arena *a, const char *m, int l, long long t)
+{
+	const char *doc = search_scope_text(a, 1, 0, t);
+	const char *w = strstr(doc, arena_printf(a, "ccrt%dx", l));
+	size_t n = strcspn(w, " ");
+	for (const char *p = strstr(m, arena_strndup(a, w, n)); p; p = strstr(p + 1, arena_strndup(a, w, n)))
+		if (p[n] == ' ' || p[n] == ')')
+			return 1;
+	return 0;
+}
+
+/* the scope field: customer, agent (0 unassigned) and the day of last
+ * activity at four grains; the query side names the same words */
+static void test_scope_words(void **state)
+{
+	long long day = 20426, t = day * 86400 + 3600;   /* 2025-12-04 01:00 UTC */
+	assert_string_equal(search_scope_text(*state, 7, 0, t),
+	    "ccrc7 ccra0 ccrt0x20426 ccrt1x2553 ccrt2x319 ccrt3x39");
+	assert_string_equal(search_scope_text(*state, 7, 12, t),
+	    "ccrc7 ccra12 ccrt0x20426 ccrt1x2553 ccrt2x319 ccrt3x39");
+	struct search_filter f = { .customer_id = 7 };
+	assert_string_equal(search_scope_match(*state, &f, 1, t),
+	    " @scope ccrc7 (ccrt1x2552 | ccrt1x2553 | ccrt1x2554)");
+	assert_string_equal(search_scope_match(*state, &f, SEARCH_LEVELS, t), " @scope ccrc7");
+	struct search_filter none = { .unassigned = 1 }, any = { 0 }, ag = { .agent_id = 12 };
+	assert_string_equal(search_scope_match(*state, &none, SEARCH_LEVELS, t), " @scope ccra0");
+	assert_string_equal(search_scope_match(*state, &ag, SEARCH_LEVELS, t), " @scope ccra12");
+	assert_string_equal(search_scope_match(*state, &any, SEARCH_LEVELS, t), "");
+	/* a level's span starts at its bucket before now's: a document from
+	 * there on carries one of the words asked for, one older none */
+	for (int l = 0; l < SEARCH_LEVELS; l++) {
+		long long start = search_level_start(l, t);
+		assert_true(start <= t - (86400LL << (3 * l)));
+		const char *m = search_scope_match(*state, &any, l, t);
+		assert_true(level_word_in(*state, m, l, start));
+		assert_false(level_word_in(*state, m, l, start - 1));
+		assert_true(level_word_in(*state, m, l, t + 86400));   /* a clock a day ahead */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +229,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_match_string, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_mark_test_only, arena_setup, arena_teardown),
 		cmocka_unit_test_setup_teardown(test_matches_ascii_and_folded_words, arena_setup, arena_teardown),
+		cmocka_unit_test_setup_teardown(test_scope_words, arena_setup, arena_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
