@@ -46,10 +46,33 @@ static int word_char(gunichar c)
 	return g_unichar_isalnum(c) || g_unichar_ismark(c);
 }
 
-/* search_fold: s (len bytes, any bytes) as its words, folded — NFD,
- * combining marks dropped, case folded — separated by one space, at most
- * max bytes (cut at a word).  Arena-owned, never NULL. */
-char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
+static int ascii_alnum(unsigned char c)
+{
+	return (unsigned char)((c | 0x20) - 'a') < 26 || (unsigned char)(c - '0') < 10;
+}
+
+/* The folding of ASCII text: its letters and digits in lower case, each
+ * run a word — what the Unicode path makes of ASCII, without its three
+ * copies (most text is ASCII, and a rebuild folds all of it). */
+static GString *fold_ascii(const char *s, size_t len)
+{
+	GString *w = g_string_sized_new(len + 1);
+	int in_word = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int alnum = ascii_alnum(c);
+		if (alnum) {
+			if (!in_word && w->len)
+				g_string_append_c(w, ' ');
+			g_string_append_c(w, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+		}
+		in_word = alnum;
+	}
+	return w;
+}
+
+/* The folding of any text (it stops at a NUL). */
+static GString *fold_unicode(const char *s, size_t len)
 {
 	/* case folded first: a folding may bring a combining mark (İ → i + U+0307),
 	 * which the decomposition and the filter below then drop */
@@ -59,7 +82,7 @@ char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
 	gchar *nfd = g_utf8_normalize(cf, -1, G_NORMALIZE_NFD);
 	g_free(cf);
 	if (nfd == NULL)
-		return arena_strdup(a, "");
+		return g_string_new("");
 	GString *w = g_string_sized_new(strlen(nfd) + 1);
 	int in_word = 0;
 	for (const gchar *p = nfd; *p; p = next_char(p)) {
@@ -77,6 +100,18 @@ char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
 			in_word = 0;
 	}
 	g_free(nfd);
+	return w;
+}
+
+/* search_fold: s (len bytes, any bytes) as its words, folded — NFD,
+ * combining marks dropped, case folded — separated by one space, at most
+ * max bytes (cut at a word).  Arena-owned, never NULL. */
+char *search_fold(struct arena *a, const char *s, size_t len, size_t max)
+{
+	size_t k = 0;
+	while (k < len && (unsigned char)s[k] < 0x80 && s[k] != '\0')
+		k++;
+	GString *w = k == len ? fold_ascii(s, len) : fold_unicode(s, len);
 	size_t n = w->len;
 	if (n > max) {
 		n = max;
@@ -196,7 +231,7 @@ static int word_at(const gchar *p)
 {
 	unsigned char c = (unsigned char)*p;
 	if (c < 0x80)
-		return (unsigned char)((c | 0x20) - 'a') < 26 || (unsigned char)(c - '0') < 10;
+		return ascii_alnum(c);
 	return word_char(g_utf8_get_char(p));
 }
 
@@ -536,8 +571,10 @@ int search_ids(struct arena *a, const struct search_query *q, const struct searc
 	metrics_add(MET_SEARCH_QUERIES, 1);
 	/* the last days first: when they hold a page of matches (after the
 	 * cursor), those are the newest of all, every newer document being
-	 * in them; else a longer span, and at last any time */
-	for (int level = 0; level <= SEARCH_LEVELS; level++) {
+	 * in them; else a longer span, and at last any time.  One customer's
+	 * tickets, or the unassigned ones, are few: their word alone keeps
+	 * the search short, and spans would only repeat it. */
+	for (int level = f->customer_id || f->unassigned ? SEARCH_LEVELS : 0; level <= SEARCH_LEVELS; level++) {
 		/* a span that starts after the cursor's time holds nothing after it */
 		if (level < SEARCH_LEVELS && f->cursor && search_level_start(level, now) > f->after_ts)
 			continue;

@@ -417,24 +417,25 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
 }
 
 /* the texts an excerpt may come from: the first 4 KiB of the description
- * and of the first 20 messages (notes) — an excerpt is a hint, and a page
+ * and of the first 8 messages (notes) — an excerpt is a hint, and a page
  * of results must not read whole conversations (measured: with 100
- * messages of 16 KiB the excerpts were most of a search page's cost).
- * One statement a source for the whole page (? the JSON array of the
- * tickets still without an excerpt); a ticket's 20th message id comes
- * from the index, so a ticket of thousands of messages reads 20 bodies. */
+ * messages of 16 KiB the excerpts were most of a search page's cost; at
+ * 1 M tickets, reading 20 messages a result was most of MariaDB's).  One
+ * statement a source for the whole page (? the JSON array of the tickets
+ * still without an excerpt); a ticket's 8th message id comes from the
+ * index, so a ticket of thousands of messages reads 8 bodies. */
 #define EXCERPT_SOURCE 4096
 #define EXCERPT_IDS "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
 static const char Q_X_DESC[] =
     "SELECT t.id, LEFT(t.description, 4096) FROM " EXCERPT_IDS "JOIN tickets t ON t.id = j.id";
 static const char Q_X_MSG[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM messages x "
-    "FORCE INDEX (messages_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 19, 1), "
+    "FORCE INDEX (messages_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
     "9223372036854775807) upto FROM " EXCERPT_IDS ") b JOIN messages m FORCE INDEX (messages_ticket) "
     "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
 static const char Q_X_NOTE[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM notes x "
-    "FORCE INDEX (notes_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 19, 1), "
+    "FORCE INDEX (notes_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
     "9223372036854775807) upto FROM " EXCERPT_IDS ") b JOIN notes m FORCE INDEX (notes_ticket) "
     "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
 #define EXCERPT_CHARS 200

@@ -423,7 +423,8 @@ class SizeBench:
     def cpu(self):
         st = self.st
         out = {"ccrd": cpu_s(st.ccrd_pid()), "mariadb": cpu_s(st.db.pid, tree=False),
-               "nginx": cpu_s(st.nginx.pid)}
+               "nginx": cpu_s(st.nginx.pid),
+               "searchd": cpu_s(st.searchd.pid) if st.searchd else 0.0}
         for key, p in self.ceilings.items():
             out["ceiling"] = out.get("ceiling", 0.0) + cpu_s(p.pid)
         return out
@@ -490,7 +491,9 @@ STACK_PROCS = [
     ("ccrd mailer", "ccrd-mailer", None),
     ("ccrd IMAP fetcher", "ccrd-fetcher", None),
     ("ccrd webhook sender", "ccrd-webhooks", None),
+    ("ccrd search indexer", "ccrd-search", None),
     ("mariadbd", "mariadbd", None),
+    ("searchd", "searchd", None),
     ("nginx master", "nginx", "master process"),
     ("nginx workers", "nginx", "worker process"),
 ]
@@ -761,9 +764,9 @@ def run(a):
                         continue
                     res["runs"].setdefault(s, {}).setdefault(e.key, []).append(r)
                     log("  %-4s %-42s %9.1f req/s  p50 %8.2f ms  p99 %8.2f ms  CPU us/req "
-                        "ccrd %.0f db %.0f nginx %.0f%s" % (
+                        "ccrd %.0f db %.0f searchd %.0f nginx %.0f%s" % (
                         s, e.label, r["rps"], r["p50"], r["p99"], r["cpu_us"]["ccrd"],
-                        r["cpu_us"]["mariadb"], r["cpu_us"]["nginx"],
+                        r["cpu_us"]["mariadb"], r["cpu_us"].get("searchd", 0), r["cpu_us"]["nginx"],
                         "  NON-2xx/3xx %d" % r["non2xx"] if r["non2xx"] else ""))
                     if e.key == "login":
                         # the Argon2id ceiling right after the login run, paired with it
@@ -979,17 +982,18 @@ def report(res, sizes, a):
       "tree before and after each wrk run — ccrd counts the master, its workers (also the ones "
       "recycled during the run) and the mailer; (B) and (C) count under ccrd's column.  This "
       "is less sensitive than req/s to other load on the machine.\n")
-    w("| endpoint | " + " | ".join("%s ccrd | MariaDB | nginx" % SIZE_LABEL.get(s, s)
+    w("| endpoint | " + " | ".join("%s ccrd | MariaDB | searchd | nginx" % SIZE_LABEL.get(s, s)
                                    for s in sizes) + " |")
-    w("|---|" + "---:|---:|---:|" * len(sizes))
+    w("|---|" + "---:|---:|---:|---:|" * len(sizes))
     for e in eps:
         k = e["key"]
         cells = []
         for s in sizes:
             cu = lambda f: med([r.get("cpu_us", {}).get(f) for r in runs_of(s, k)])
             app = cu("ceiling") if k in ("B", "C") else (None if k == "A" else cu("ccrd"))
-            cells.append("%s | %s | %s" % (fnum(app), fnum(cu("mariadb")) if k != "A" else "–",
-                                            fnum(cu("nginx"))))
+            cells.append("%s | %s | %s | %s" % (fnum(app), fnum(cu("mariadb")) if k != "A" else "–",
+                                                 fnum(cu("searchd")) if k != "A" else "–",
+                                                 fnum(cu("nginx"))))
         w("| %s | %s |" % (e["label"], " | ".join(cells)))
     w("")
     w("Every round (req/s; the order of sizes rotates each round):\n")
