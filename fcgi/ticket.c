@@ -423,7 +423,9 @@ int ticket_list_fetch(struct request *r, struct ticket_filter *tf, struct db_row
  * 1 M tickets, reading 20 messages a result was most of MariaDB's).  One
  * statement a source for the whole page (? the JSON array of the tickets
  * still without an excerpt); a ticket's 8th message id comes from the
- * index, so a ticket of thousands of messages reads 8 bodies. */
+ * index once a ticket (the LIMIT keeps the derived table from being
+ * merged, which ran that subquery again for every message row), so a
+ * ticket of thousands of messages reads 8 bodies. */
 #define EXCERPT_SOURCE 4096
 #define EXCERPT_IDS "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
 static const char Q_X_DESC[] =
@@ -431,12 +433,12 @@ static const char Q_X_DESC[] =
 static const char Q_X_MSG[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM messages x "
     "FORCE INDEX (messages_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
-    "9223372036854775807) upto FROM " EXCERPT_IDS ") b JOIN messages m FORCE INDEX (messages_ticket) "
+    "9223372036854775807) upto FROM " EXCERPT_IDS "LIMIT 1000) b JOIN messages m FORCE INDEX (messages_ticket) "
     "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
 static const char Q_X_NOTE[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM notes x "
     "FORCE INDEX (notes_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
-    "9223372036854775807) upto FROM " EXCERPT_IDS ") b JOIN notes m FORCE INDEX (notes_ticket) "
+    "9223372036854775807) upto FROM " EXCERPT_IDS "LIMIT 1000) b JOIN notes m FORCE INDEX (notes_ticket) "
     "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
 #define EXCERPT_CHARS 200
 
