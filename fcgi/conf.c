@@ -122,6 +122,7 @@ static const struct key keys[] = {
 	I("search", "connect_timeout", search_connect_timeout, 1, 60),
 	I("search", "timeout", search_timeout, 1, 300),
 	I("search", "query_time", search_query_time, 10, 60000),
+	I("search", "probe_matches", search_probe_matches, 1, 1000000),
 	I("search", "poll_interval", search_poll_interval, 10, 10000),
 };
 
@@ -190,6 +191,7 @@ void conf_defaults(struct conf *c)
 	c->search_connect_timeout = 1;
 	c->search_timeout = 5;
 	c->search_query_time = 1000;
+	c->search_probe_matches = 1000;
 	c->search_poll_interval = 150;
 }
 

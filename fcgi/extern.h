@@ -145,6 +145,7 @@ struct conf {
 	int search_connect_timeout;  /* seconds */
 	int search_timeout;          /* seconds for a read or write to searchd */
 	int search_query_time;       /* ms: searchd's max_query_time for one search */
+	int search_probe_matches;    /* matches the first step may find before the time spans */
 	int search_poll_interval;    /* ms between the indexer's looks at an empty queue */
 };
 #define ATTACH_MAX_FILES 5                          /* files on one message or ticket */

@@ -542,6 +542,44 @@ static char *sx_escape(struct arena *a, const char *s, size_t n)
 /* search_ids: the ids (and index activity) of the tickets matching q in
  * f's scope, newest activity first, after f's cursor: at most cap of them
  * into ids/acts.  The count, or -1 when searchd cannot answer. */
+/* sx_ids: one search statement sql (SHOW META after it when found is
+ * not NULL: *found its total_found); at most cap ids/activities into
+ * ids/acts.  The count, or -1 (searchd failed; logged, counted). */
+static int sx_ids(const char *sql, long long *ids, long long *acts, int cap, long long *found)
+{
+	MYSQL_RES *res = NULL;
+	int n = 0;
+	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL) {
+		if (res == NULL && sx)
+			snprintf(sx_err, sizeof(sx_err), "%u %s", mysql_errno(sx), mysql_error(sx));
+		metrics_add(MET_SEARCH_ERRORS, 1);
+		log_err("search: %s", sx_err);
+		sx_close();
+		return -1;
+	}
+	MYSQL_ROW row;
+	while (n < cap && (row = mysql_fetch_row(res)) != NULL) {
+		ids[n] = row[0] ? strtoll(row[0], NULL, 10) : 0;
+		acts[n] = row[1] ? strtoll(row[1], NULL, 10) : 0;
+		if (ids[n] > 0)
+			n++;
+	}
+	mysql_free_result(res);
+	/* SHOW META's rows are (name, value) */
+	while (mysql_next_result(sx) == 0) {
+		if ((res = mysql_store_result(sx)) == NULL)
+			continue;
+		while (found && (row = mysql_fetch_row(res)) != NULL)
+			if (row[0] && row[1] && !strcmp(row[0], "total_found"))
+				*found = strtoll(row[1], NULL, 10);
+		mysql_free_result(res);
+	}
+	return n;
+}
+
+/* search_ids: the ids (and index activity) of the tickets matching q in
+ * f's scope, newest activity first, after f's cursor: at most cap of them
+ * into ids/acts.  The count, or -1 when searchd cannot answer. */
 int search_ids(struct arena *a, const struct search_query *q, const struct search_filter *f,
                long long *ids, long long *acts, int cap)
 {
@@ -569,51 +607,34 @@ int search_ids(struct arena *a, const struct search_query *q, const struct searc
 	double t0 = clock_ms();
 	int n = 0;
 	metrics_add(MET_SEARCH_QUERIES, 1);
-	/* the last days first: when they hold a page of matches (after the
-	 * cursor), those are the newest of all, every newer document being
-	 * in them; else a longer span, and at last any time.  One customer's
-	 * tickets, or the unassigned ones, are few: their word alone keeps
-	 * the search short, and spans would only repeat it. */
-	for (int level = f->customer_id || f->unassigned ? SEARCH_LEVELS : 0; level <= SEARCH_LEVELS; level++) {
+	/* First any time, but cut off after [search] probe_matches: fewer is
+	 * every match, sorted, and the answer (a rare word: one short
+	 * query).  Else the last days: when they hold a page of matches
+	 * (after the cursor), those are the newest of all, every newer
+	 * document being in them; else a longer span, and at last any time
+	 * uncut.  One customer's tickets, or the unassigned ones, are few:
+	 * their word alone keeps the search short, so they go straight to
+	 * the last step. */
+	int narrow = f->customer_id || f->unassigned, probe = sxconf->search_probe_matches;
+	for (int level = narrow ? SEARCH_LEVELS : -1; level <= SEARCH_LEVELS; level++) {
 		/* a span that starts after the cursor's time holds nothing after it */
-		if (level < SEARCH_LEVELS && f->cursor && search_level_start(level, now) > f->after_ts)
+		if (level >= 0 && level < SEARCH_LEVELS && f->cursor && search_level_start(level, now) > f->after_ts)
 			continue;
 		int left = sxconf->search_query_time - (int)(clock_ms() - t0);
-		const char *mt = arena_printf(a, "%s%s", m, search_scope_match(a, f, level, now));
+		const char *mt = arena_printf(a, "%s%s", m, search_scope_match(a, f, level < 0 ? SEARCH_LEVELS : level, now));
 		const char *sql = arena_printf(a,
 		    "SELECT id, activity%s FROM %s WHERE MATCH('%s')%s ORDER BY activity DESC, id DESC "
-		    "LIMIT %d OPTION ranker=none, max_query_time=%d",
-		    pg, sxconf->search_index, sx_escape(a, mt, strlen(mt)), filt, cap, left > 10 ? left : 10);
-		if (sx_query(sql, strlen(sql)) == -1) {
-			metrics_add(MET_SEARCH_ERRORS, 1);
-			log_err("search: %s", sx_err);
+		    "LIMIT %d OPTION ranker=none, max_query_time=%d%s",
+		    pg, sxconf->search_index, sx_escape(a, mt, strlen(mt)), filt, cap, left > 10 ? left : 10,
+		    level < 0 ? arena_printf(a, ", cutoff=%d; SHOW META", probe) : "");
+		long long found = probe;
+		if ((n = sx_ids(sql, ids, acts, cap, level < 0 ? &found : NULL)) < 0)
 			return -1;
-		}
-		MYSQL_RES *res = mysql_store_result(sx);
-		if (res == NULL) {
-			snprintf(sx_err, sizeof(sx_err), "%u %s", mysql_errno(sx), mysql_error(sx));
-			metrics_add(MET_SEARCH_ERRORS, 1);
-			log_err("search: %s", sx_err);
-			sx_close();
-			return -1;
-		}
-		n = 0;
-		MYSQL_ROW row;
-		while (n < cap && (row = mysql_fetch_row(res)) != NULL) {
-			ids[n] = row[0] ? strtoll(row[0], NULL, 10) : 0;
-			acts[n] = row[1] ? strtoll(row[1], NULL, 10) : 0;
-			if (ids[n] > 0)
-				n++;
-		}
-		mysql_free_result(res);
+		if (level < 0 && found < probe)
+			break;
 		/* a query cut short by max_query_time answers what it found: the
 		 * page says nothing more, the next page goes on from there */
-		while (mysql_next_result(sx) == 0) {
-			res = mysql_store_result(sx);
-			if (res)
-				mysql_free_result(res);
-		}
-		if (n == cap || clock_ms() - t0 >= sxconf->search_query_time)
+		if ((level >= 0 && n == cap) || clock_ms() - t0 >= sxconf->search_query_time)
 			break;
 	}
 	return n;

@@ -168,7 +168,7 @@ class SizeBench:
         self.endpoints = []
         self.profile = {}
         self.cold_503 = []
-        self.rebuild, self.words = {}, {}
+        self.rebuild, self.words, self.fresh = {}, {}, {}
         self.lock = None
 
     # nginx.conf: production-like worker count and the three ceilings
@@ -260,6 +260,32 @@ class SizeBench:
             self.size, rare, docs[rare], self.words["two"],
             "/".join(str(docs[w]) for w in two)))
 
+    def freshness(self, session, csrf, ticket, n=10):
+        """How soon a search finds a new message (README "Search": the
+        index catches up within a second): n times, a message with a new
+        word posted as the customer, then their search for it polled every
+        10 ms until the ticket is in the results; the seconds from the
+        POST's answer to that search's."""
+        port, lat = self.st.port, []
+        for i in range(n):
+            w = "zfresh%dx%d" % (os.getpid(), i)
+            r = http(self.st.port, "POST", "/tickets/%d/messages" % ticket,
+                     cookies={"ccr_session": session}, form={"csrf_token": csrf, "body": "fresh " + w})
+            if r.status != 303:
+                raise StackError("freshness: POST a message: %d" % r.status)
+            t0 = time.monotonic()
+            while True:
+                r = http(port, "GET", "/tickets?q=" + w, cookies={"ccr_session": session})
+                if r.status == 200 and re.search(r">#%d<" % ticket, r.text):
+                    break
+                if time.monotonic() - t0 > 30:
+                    raise StackError("freshness: %s not found after 30 s" % w)
+                time.sleep(0.01)
+            lat.append(time.monotonic() - t0)
+        self.fresh = {"n": n, "median_s": round(statistics.median(lat), 3), "max_s": round(max(lat), 3)}
+        log("%s: a new message found by search after %.3f s (median of %d), at most %.3f s" % (
+            self.size, self.fresh["median_s"], n, self.fresh["max_s"]))
+
     def start_ceilings(self):
         st = self.st
         for key, argv in (
@@ -301,6 +327,7 @@ class SizeBench:
         self.search_words()
         # a search row's page: the result list, not the 503 of searchd down
         searched = lambda t: "ticket-list" in t and "Search is unavailable" not in t
+        self.freshness(cust, cust_csrf, s["ticket_post"])
         token = api_token_of(port, cust, cust_csrf)
         api_full = lambda t: len(json.loads(t).get("tickets", [])) == 25
         E = Endpoint
@@ -792,6 +819,7 @@ def run(a):
             res.setdefault("profile", {})[s] = b.profile
             res.setdefault("search_rebuild", {})[s] = b.rebuild
             res.setdefault("search_words", {})[s] = b.words
+            res.setdefault("search_fresh", {})[s] = b.fresh
             res.setdefault("cold_503", {})[s] = b.cold_503
             res.setdefault("ports", {})[s] = b.st.port
             res.setdefault("db_mb", {})[s] = du_mb(os.path.join(a.cache, s, "var", "db"))
@@ -1143,6 +1171,11 @@ def report(res, sizes, a):
     if res.get("search_rebuild"):
         w("| `ccr-admin search-rebuild` of the data set, s | %s |" % " | ".join(
             fnum(res["search_rebuild"][s]["s"], 1) for s in sizes))
+        if res.get("search_fresh"):
+            w("| a new message found by search after, s: median of %d (max) | %s |" % (
+                res["search_fresh"][sizes[0]].get("n", 0), " | ".join(
+                    "%s (%s)" % (fnum(res["search_fresh"][s].get("median_s"), 3),
+                                 fnum(res["search_fresh"][s].get("max_s"), 3)) for s in sizes)))
         w("| search rows' words (documents): rare, two words | %s |" % " | ".join(
             "%s; %s (%s)" % (res["search_words"][s]["rare"], res["search_words"][s]["two"],
                              ", ".join("%s %s" % kv for kv in res["search_words"][s]["docs"].items()))

@@ -17,6 +17,7 @@ import signal
 import time
 import urllib.parse
 
+import faults_util
 import helpers
 import tickets_util as tu
 
@@ -357,13 +358,25 @@ def test_newest_first_across_the_time_spans(ctx):
     want = [int(r[0]) for r in ctx.sql(
         "SELECT id FROM tickets WHERE id IN (%s) ORDER BY last_activity DESC, id DESC"
         % ",".join(map(str, made)))]
-    for who in (c, admin(ctx)):
-        r = search(who, w)
-        first = rows(r.text)
-        m = re.search(r'<a\b[^>]*href="([^"]*)"[^>]*rel="next"', r.text)
-        assert m, "%s: no next page" % who.role
-        second = rows(who.s.get(html.unescape(m.group(1))).text)
-        assert first + second == want, "%s: %s, want %s" % (who.role, first + second, want)
+
+    def pages_in_order(how):
+        for who in (c, admin(ctx)):
+            r = search(who, w)
+            first = rows(r.text)
+            m = re.search(r'<a\b[^>]*href="([^"]*)"[^>]*rel="next"', r.text)
+            assert m, "%s, %s: no next page" % (how, who.role)
+            second = rows(who.s.get(html.unescape(m.group(1))).text)
+            assert first + second == want, "%s, %s: %s, want %s" % (how, who.role, first + second, want)
+
+    # 30 matches: the first step (any time, cut off at probe_matches) is
+    # the answer; with probe_matches = 5 the admin's search goes through
+    # the spans (the customer's always asks any time)
+    pages_in_order("first step")
+    faults_util.reload_conf(ctx, "search", "probe_matches", "5")
+    try:
+        pages_in_order("time spans")
+    finally:
+        faults_util.reload_conf(ctx, "search", "probe_matches", None)
 
 
 def test_a_scope_word_typed_in_the_box_finds_nothing(ctx):
