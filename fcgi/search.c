@@ -31,6 +31,7 @@
 #define FIELD_MAX (256 * 1024)   /* bytes of one field of a document, before and after folding */
 #define POLL_BATCH 100            /* queue rows the indexer takes at once */
 #define REBUILD_BATCH 500         /* tickets a rebuild reads at once (an id range) */
+#define REBUILD_MERGE_MS (3600 * 1000) /* how long a rebuild waits for the chunks' merge */
 #define STMT_FLUSH (4 * 1024 * 1024) /* a REPLACE is sent once it is this long */
 
 /* ---- folding ------------------------------------------------------------ */
@@ -826,6 +827,43 @@ static int index_queued(struct arena *a, const struct db_rows *q)
 	return done;
 }
 
+/* ---- compaction ---------------------------------------------------------- */
+
+/* A real-time index grows a disk chunk each time its RAM chunk fills
+ * (rt_mem_limit), and every search reads every chunk: at 1 M tickets a
+ * rebuild left 6, and a rare word's query cost ~1 ms of searchd for
+ * them all.  OPTIMIZE INDEX merges them into one, in searchd's
+ * background, the index answering meanwhile. */
+#define COMPACT_CHUNKS 4                  /* the indexer asks for a merge above this */
+#define COMPACT_CHECK_MS (10 * 60 * 1000)  /* how often it looks */
+
+/* The index's disk chunks (SHOW INDEX … STATUS), or -1. */
+static long long sx_disk_chunks(struct arena *a)
+{
+	const char *sql = arena_printf(a, "SHOW INDEX %s STATUS", sxconf->search_index);
+	long long n = -1;
+	MYSQL_RES *res;
+	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL)
+		return -1;
+	MYSQL_ROW row;
+	while ((row = mysql_fetch_row(res)) != NULL)
+		if (row[0] && row[1] && !strcmp(row[0], "disk_chunks"))
+			n = strtoll(row[1], NULL, 10);
+	mysql_free_result(res);
+	return n;
+}
+
+/* sx_optimize: the RAM chunk written out as a disk chunk when flush,
+ * then the disk chunks merged (searchd's background).  0 / -1. */
+static int sx_optimize(struct arena *a, int flush)
+{
+	const char *fl = arena_printf(a, "FLUSH RAMCHUNK %s", sxconf->search_index);
+	const char *opt = arena_printf(a, "OPTIMIZE INDEX %s", sxconf->search_index);
+	if (flush && sx_query(fl, strlen(fl)) == -1)
+		return -1;
+	return sx_query(opt, strlen(opt));
+}
+
 /* search_main: the indexer's loop until SIGTERM: the queue polled every
  * [search] poll_interval ms (one indexed read when empty), its tickets
  * indexed.  A failure (searchd or the database away) is logged once and
@@ -842,6 +880,7 @@ int search_main(const struct conf *c)
 	search_init(c);
 	log_info("search indexer started (searchd %s:%d, index %s)", c->search_host, c->search_port,
 	    c->search_index);
+	double compact_at = clock_ms();      /* the first look: at the first idle moment */
 	while (!child_stop) {
 		struct db_rows q;
 		int n;
@@ -859,6 +898,17 @@ int search_main(const struct conf *c)
 		} else if (failing && n > 0) {
 			log_info("search indexer: indexing again");
 			failing = 0;
+		}
+		/* when idle, now and then: too many disk chunks are merged */
+		if (n == 0 && clock_ms() >= compact_at) {
+			compact_at = clock_ms() + COMPACT_CHECK_MS;
+			long long chunks = sx_disk_chunks(a);
+			if (chunks > COMPACT_CHUNKS) {
+				if (sx_optimize(a, 0) == 0)
+					log_info("search indexer: %lld disk chunks, merging them (OPTIMIZE INDEX)", chunks);
+				else
+					log_err("search indexer: OPTIMIZE INDEX: %s", sx_err);
+			}
 		}
 		if (n <= 0) {
 			child_idle(c, n < 0 ? 1000 : c->search_poll_interval, &waitmask);
@@ -924,6 +974,22 @@ int search_rebuild(const struct conf *c)
 	}
 	printf("search-rebuild: %lld tickets indexed, %lld queued changes covered, %.1f s\n", total,
 	    cleared, (clock_ms() - t0) / 1e3);
+	fflush(stdout);
+	/* one disk chunk: what every search reads (see compaction) */
+	double t1 = clock_ms();
+	long long chunks;
+	if (sx_optimize(a, 1) == -1) {
+		fprintf(stderr, "ccr-admin: search-rebuild: merging the index: %s\n", sx_err);
+		goto out;
+	}
+	while ((chunks = sx_disk_chunks(a)) > 1 && clock_ms() - t1 < REBUILD_MERGE_MS)
+		sleep(1);
+	if (chunks < 0) {
+		fprintf(stderr, "ccr-admin: search-rebuild: merging the index: %s\n", sx_err);
+		goto out;
+	}
+	printf("search-rebuild: index merged into %lld disk chunk%s in %.1f s\n", chunks,
+	    chunks == 1 ? "" : "s (searchd goes on merging)", (clock_ms() - t1) / 1e3);
 	rc = 0;
 out:
 	sx_close();

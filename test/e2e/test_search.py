@@ -456,6 +456,42 @@ def test_kill_indexer_with_a_queued_change(ctx):
     eventually(c, w, lambda ids: ids == [t], "after the indexer was killed and restarted")
 
 
+def sphinxql(ctx, sql):
+    """One SphinxQL statement to the stack's searchd -> rows of tab-split fields."""
+    import subprocess
+    import stack
+    out = subprocess.run([stack.MARIADB, "--no-defaults", "-h127.0.0.1", "-P%d" % ctx.stack.search_port,
+                          "-B", "-N", "-e", sql], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, "SphinxQL %r: %s" % (sql, out.stderr)
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+def disk_chunks(ctx):
+    return int(dict(r[:2] for r in sphinxql(ctx, "SHOW INDEX ccr_tickets STATUS"))["disk_chunks"])
+
+
+def test_indexer_merges_too_many_disk_chunks(ctx):
+    """Every search reads every disk chunk of the index: the indexer,
+    when idle, asks searchd to merge them once there are more than 4 (it
+    looks at its start, then every 10 minutes)."""
+    c = customer(ctx, "c1")
+    st = ctx.stack
+    for k in range(6):                      # a disk chunk each
+        raise_ticket(c, "Chunk %s %d" % (word(), k))
+        tu.wait_indexed(ctx)
+        sphinxql(ctx, "FLUSH RAMCHUNK ccr_tickets")
+    assert disk_chunks(ctx) > 4, disk_chunks(ctx)
+    pids = st.search_pids()
+    mark = ctx.log_mark()
+    os.kill(pids[0], signal.SIGKILL)        # a new indexer looks at once
+    ctx.wait_until(lambda: "merging them (OPTIMIZE INDEX)" in ctx.log_since(mark), 20,
+                   "the indexer to ask for a merge", 0.1)
+    ctx.wait_until(lambda: disk_chunks(ctx) == 1, 60, "searchd to merge the chunks", 0.2)
+    w = word()
+    t = raise_ticket(c, "After the merge %s" % w)
+    eventually(c, w, lambda ids: ids == [t], "after the merge")
+
+
 def test_kill_searchd_keeps_acknowledged_updates(ctx):
     c = customer(ctx, "c1")
     st = ctx.stack
@@ -487,6 +523,8 @@ def test_rebuild_command(ctx):
     assert re.search(r"\d+ tickets indexed", p.stdout), p.stdout
     n = int(ctx.sql_value("SELECT COUNT(*) FROM tickets"))
     assert re.search(r"\b%d tickets indexed" % n, p.stdout), (n, p.stdout)
+    assert "index merged into 1 disk chunk in" in p.stdout, p.stdout
+    assert disk_chunks(ctx) == 1
     assert found(c, w) == [t]
 
 
