@@ -389,6 +389,19 @@ class User:
         return "<User %s #%s %s>" % (self.role, self.id, self.email)
 
 
+def table_rows(text, body_re, key_re, what):
+    """{key: the row's HTML} of the table whose <tbody> body_re's group 1
+    captures; key_re's group 0 (or 1) in a row is its key."""
+    m = re.search(body_re, text, re.S)
+    assert m, "no %s" % what
+    out = {}
+    for tr in re.findall(r"<tr\b[^>]*>(.*?)</tr>", m.group(1), re.S):
+        k = re.search(key_re, tr)
+        if k:
+            out[k.group(k.lastindex or 0)] = tr
+    return out
+
+
 def sql_str(s):
     """A MariaDB string literal (quotes included)."""
     return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"

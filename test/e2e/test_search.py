@@ -258,14 +258,8 @@ def test_highlight_is_escaped(ctx):
 
 def row_html(text):
     """{ticket id: its row's HTML} of the ticket list."""
-    m = re.search(r"<tbody>(.*?)</tbody>", text, re.S)
-    assert m, "no <tbody> in the ticket list"
-    out = {}
-    for tr in re.findall(r"<tr\b.*?</tr>", m.group(1), re.S):
-        i = re.search(r"<td[^>]*>#(\d+)</td>", tr)
-        if i:
-            out[int(i.group(1))] = tr
-    return out
+    got = helpers.table_rows(text, r"<tbody>(.*?)</tbody>", r"<td[^>]*>#(\d+)</td>", "ticket list")
+    return {int(k): v for k, v in got.items()}
 
 
 def test_each_result_has_its_own_excerpt_from_description_message_or_note(ctx):

@@ -1434,14 +1434,8 @@ def test_auto_close_after_seven_days(ctx):
 
 def agent_rows(text):
     """{email: row_html} of the active agents table."""
-    m = re.search(r'id="active-h".*?<tbody>(.*?)</tbody>', text, re.S)
-    assert m, "no active agents table on /admin/agents"
-    out = {}
-    for tr in re.findall(r"<tr\b[^>]*>(.*?)</tr>", m.group(1), re.S):
-        e = re.search(r"[\w.+-]+@[\w.-]+", tr)
-        if e:
-            out[e.group(0)] = tr
-    return out
+    return helpers.table_rows(text, r'id="active-h".*?<tbody>(.*?)</tbody>', r"[\w.+-]+@[\w.-]+",
+                              "active agents table on /admin/agents")
 
 
 def pending_section(text):
