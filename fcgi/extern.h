@@ -200,7 +200,7 @@ char *filename_clean(struct arena *, const char *raw, size_t len); /* never empt
  * date after).  Digits written by hand (no strftime/printf); years 1000 to
  * 9999 only: -1 outside them, and nothing written. */
 struct time_cells {
-	char iso[24], text[24], ago[24];
+	char iso[24], text[24], ago[24];   /* each at most 20 characters and a NUL */
 };
 int time_cells(long long t, long long now, struct time_cells *out);
 

@@ -345,7 +345,7 @@ const char *resp_reason(int s)
 
 /* The status line and headers of an answer, gathered before they are
  * written: into buf (a body's headers travel in the body's one writev,
- * resp_stream_write), or, when buf is NULL or full, into libfcgi's stream. */
+ * stream_write), or, when buf is NULL or full, into libfcgi's stream. */
 #define RESP_HEAD_CAP 8192
 struct resp_head_buf {
 	char *buf;          /* RESP_HEAD_CAP bytes, or NULL */
@@ -454,7 +454,6 @@ void resp_stream_start(struct request *r, int status, const char *ctype, long lo
 	FCGX_Request *f = r->fcgx;
 	char line[512];
 	int n;
-
 	struct resp_head_buf h = { .buf = NULL, .out = f->out };
 
 	r->status = status;

@@ -418,7 +418,7 @@ int time_cells(long long t, long long now, struct time_cells *out)
 	unsigned sec = (unsigned)(t - days * 86400), mo, dd;
 	long long y;
 	civil_from_days(days, &y, &mo, &dd);
-	/* "YYYY-MM-DD" once, copied into the three */
+	/* "YYYY-MM-DD" once: the start of iso (and of text), and ago after 30 days */
 	char date[11];
 	put2(put2(date, (unsigned)(y / 100)), (unsigned)(y % 100));
 	date[4] = '-';
