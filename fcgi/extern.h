@@ -194,6 +194,16 @@ void utf8_truncate(char *s, size_t max_chars);
 char *str_fold_line(char *s);
 #define FILENAME_MAX_BYTES 255
 char *filename_clean(struct arena *, const char *raw, size_t len); /* never empty */
+/* time_cells: the three texts of a time cell for unix time t seen at `now`
+ * (UTC): iso "2026-12-04T18:30:05Z" (<time datetime>), text "2026-12-04
+ * 18:30 UTC" (its title) and ago ("just now" under a minute, also for a
+ * time ahead; "N min ago"; "N h ago"; "N day(s) ago" under 30 days; the
+ * date after).  Digits written by hand (no strftime/printf); years 1000 to
+ * 9999 only: -1 outside them, and nothing written. */
+struct time_cells {
+	char iso[24], text[24], ago[24];   /* each at most 20 characters and a NUL */
+};
+int time_cells(long long t, long long now, struct time_cells *out);
 
 /* ---- crypto.c: SHA-256, random tokens, constant-time compare ----------- */
 int crypto_sha256_hex(const void *data, size_t len, char out[65]);   /* 0 / -1 */
@@ -605,7 +615,13 @@ void flash_take(struct request *, struct vdict *top);
 struct view *page_new(struct request *, const char *tpl, const char *title);
 int page_render(struct request *, struct view *, int status);
 int page_error(struct request *, int status); /* renders error.tpl */
-void page_set_time(struct request *, struct vdict *, const char *prefix, const char *unix_ts);
+void page_set_times(struct vdict *, const char *iso_key, const char *text_key,
+                    const char *ago_key, const char *unix_ts);
+/* page_set_time(r, d, "PREFIX", ts): PREFIX_ISO, PREFIX_TEXT and PREFIX_AGO
+ * of d for the UNIX_TIMESTAMP() text ts; PREFIX must be a string literal
+ * (the keys are joined at compile time, none is built per row) */
+#define page_set_time(r, d, prefix, unix_ts) \
+	((void)(r), page_set_times((d), prefix "_ISO", prefix "_TEXT", prefix "_AGO", (unix_ts)))
 
 /* ---- password.c: Argon2id and the bound on concurrent hashes ---------- */
 int password_hash(const struct conf *, const char *pw, char out[256]);

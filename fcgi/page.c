@@ -28,36 +28,26 @@ static const char *page_static_version(const char *views_dir)
 	return ver;
 }
 
-/* page_set_time: PREFIX_ISO, PREFIX_TEXT and PREFIX_AGO for a unix time
- * (a decimal string from UNIX_TIMESTAMP(); NULL or bad → nothing set). */
-void page_set_time(struct request *r, struct vdict *d, const char *prefix, const char *unix_ts)
+/* page_set_times: the three values of a time cell (time_cells: the ISO
+ * time, its text and how long ago) under the keys iso, text and ago, for a
+ * unix time given as the decimal text of UNIX_TIMESTAMP() (NULL, not a
+ * number, or a year outside 1000..9999: nothing set).  Called through the
+ * page_set_time macro, which spells the keys from a literal prefix at
+ * compile time. */
+void page_set_times(struct vdict *d, const char *iso, const char *text, const char *ago,
+                    const char *unix_ts)
 {
-	char iso[40], text[40], ago[40];
-	time_t t, now = time(NULL);
-	struct tm tm;
+	struct time_cells c;
 	char *end;
 
 	if (unix_ts == NULL)
 		return;
-	t = (time_t)strtoll(unix_ts, &end, 10);
-	if (end == unix_ts || gmtime_r(&t, &tm) == NULL)
+	long long t = strtoll(unix_ts, &end, 10);
+	if (end == unix_ts || time_cells(t, (long long)time(NULL), &c) == -1)
 		return;
-	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	strftime(text, sizeof(text), "%Y-%m-%d %H:%M UTC", &tm);
-	long long d_s = (long long)(now - t);
-	if (d_s < 60)
-		snprintf(ago, sizeof(ago), "just now");
-	else if (d_s < 3600)
-		snprintf(ago, sizeof(ago), "%lld min ago", d_s / 60);
-	else if (d_s < 86400)
-		snprintf(ago, sizeof(ago), "%lld h ago", d_s / 3600);
-	else if (d_s < 30 * 86400)
-		snprintf(ago, sizeof(ago), "%lld day%s ago", d_s / 86400, d_s / 86400 == 1 ? "" : "s");
-	else
-		strftime(ago, sizeof(ago), "%Y-%m-%d", &tm);
-	vdict_set(d, arena_printf(r->a, "%s_ISO", prefix), iso);
-	vdict_set(d, arena_printf(r->a, "%s_TEXT", prefix), text);
-	vdict_set(d, arena_printf(r->a, "%s_AGO", prefix), ago);
+	vdict_set(d, iso, c.iso);
+	vdict_set(d, text, c.text);
+	vdict_set(d, ago, c.ago);
 }
 
 /* page_availability: an agent's availability and the button that flips

@@ -343,14 +343,38 @@ const char *resp_reason(int s)
 	}
 }
 
+/* The status line and headers of an answer, gathered before they are
+ * written: into buf (a body's headers travel in the body's one writev,
+ * stream_write), or, when buf is NULL or full, into libfcgi's stream. */
+#define RESP_HEAD_CAP 8192
+struct resp_head_buf {
+	char *buf;          /* RESP_HEAD_CAP bytes, or NULL */
+	size_t len;
+	FCGX_Stream *out;
+};
+
+static void head_put(struct resp_head_buf *h, const char *s, size_t n)
+{
+	if (h->buf && h->len + n <= RESP_HEAD_CAP) {
+		memcpy(h->buf + h->len, s, n);
+		h->len += n;
+		return;
+	}
+	if (h->buf) {       /* full: what is gathered goes first, then the rest */
+		FCGX_PutStr(h->buf, (int)h->len, h->out);
+		h->buf = NULL;
+		h->len = 0;
+	}
+	FCGX_PutStr(s, (int)n, h->out);
+}
+
 /* resp_head: the status line and headers (the security headers of README
  * "Accounts and security" on every response; r->csp and r->cache replace
  * the site's policy and no-store).  Header lines are formatted here with
- * snprintf: libfcgi's own FCGX_FPrintF knows no %zu. */
-static void resp_head(struct request *r)
+ * snprintf: libfcgi's own FCGX_FPrintF knows no %zu.  A line longer than
+ * its buffer is left out. */
+static void resp_head(struct request *r, struct resp_head_buf *h)
 {
-	FCGX_Request *f = r->fcgx;
-	FCGX_Stream *out = f->out;
 	char line[2200];
 	int n;
 
@@ -362,15 +386,15 @@ static void resp_head(struct request *r)
 	    r->csp ? r->csp : "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
 	    r->cache ? r->cache : "no-store");
 	if (n > 0 && (size_t)n < sizeof(line))
-		FCGX_PutStr(line, n, out);
+		head_put(h, line, (size_t)n);
 	if (r->location && header_safe(r->location) && strlen(r->location) < 2048) {
 		n = snprintf(line, sizeof(line), "Location: %s\r\n", r->location);
-		FCGX_PutStr(line, n, out);
+		head_put(h, line, (size_t)n);
 	}
 	for (size_t i = 0; i < r->nhdr; i++) {
 		n = snprintf(line, sizeof(line), "%s: %s\r\n", r->hdr[i].name, r->hdr[i].value);
 		if (n > 0 && (size_t)n < sizeof(line))
-			FCGX_PutStr(line, n, out);
+			head_put(h, line, (size_t)n);
 	}
 }
 
@@ -391,31 +415,37 @@ static void sndbuf_fit(int fd, size_t len)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
 }
 
+static int stream_write(struct request *r, const char *head, size_t head_len,
+                        const void *data, size_t n);
+
 /* resp_send: write status, headers and body (nothing when the handler
- * streamed its response already).  The body goes in one writev after the
- * headers (resp_stream_write). */
+ * streamed its response already).  A body and its headers go in one
+ * writev (stream_write): one system call, and nginx reads the answer at
+ * once; without a body the headers go through libfcgi's stream. */
 void resp_send(struct request *r)
 {
 	FCGX_Request *f = r->fcgx;
 	FCGX_Stream *out = f->out;
-	char line[512];
+	char head[RESP_HEAD_CAP], line[512];
 	int n;
 
 	if (r->streamed)
 		return;
-	resp_head(r);
+	int body = r->body && strcmp(r->method, "HEAD") != 0 && r->body_len > 0;
+	struct resp_head_buf h = { .buf = body ? head : NULL, .out = out };
+	resp_head(r, &h);
 	if (r->body) {
 		n = snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
 		    r->ctype, r->body_len);
-		FCGX_PutStr(line, n, out);
-		if (strcmp(r->method, "HEAD") != 0 && r->body_len > 0) {
-			sndbuf_fit(f->ipcFd, r->body_len);
-			if (resp_stream_write(r, r->body, r->body_len) == -1)
+		head_put(&h, line, (size_t)n);
+		if (body) {
+			sndbuf_fit(f->ipcFd, h.len + r->body_len);
+			if (stream_write(r, h.buf ? h.buf : "", h.len, r->body, r->body_len) == -1)
 				log_warn("req=%s: the answer could not be written: %s", r->id,
 				    strerror(errno));
 		}
 	} else {
-		FCGX_PutS("Content-Length: 0\r\n\r\n", out);
+		head_put(&h, "Content-Length: 0\r\n\r\n", 21);
 	}
 }
 
@@ -424,10 +454,11 @@ void resp_stream_start(struct request *r, int status, const char *ctype, long lo
 	FCGX_Request *f = r->fcgx;
 	char line[512];
 	int n;
+	struct resp_head_buf h = { .buf = NULL, .out = f->out };
 
 	r->status = status;
 	r->streamed = 1;
-	resp_head(r);
+	resp_head(r, &h);
 	n = snprintf(line, sizeof(line), "%s%s%s", ctype ? "Content-Type: " : "", ctype ? ctype : "",
 	    ctype ? "\r\n" : "");
 	if (len >= 0)   /* a 304 says nothing of the length */
@@ -445,6 +476,7 @@ void resp_stream_start(struct request *r, int status, const char *ctype, long lo
  * is kept; FCGX_Finish_r ends the stream as usual (FastCGI 1.0, 3.3 and 5.3:
  * a record's content is at most 65535 bytes, padding is optional). */
 #define RESP_RECORD 65528
+_Static_assert(RESP_HEAD_CAP <= RESP_RECORD, "the gathered headers are one record");
 #define RESP_RECORDS 32
 
 static int resp_writev(int fd, struct iovec *iov, int n)
@@ -469,20 +501,34 @@ static int resp_writev(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-int resp_stream_write(struct request *r, const void *data, size_t n)
+/* stream_write: head_len bytes of head (headers not yet in libfcgi's
+ * stream; may be 0) then the n bytes of data, as stdout records, after
+ * what libfcgi holds. */
+static int stream_write(struct request *r, const char *head, size_t head_len,
+                        const void *data, size_t n)
 {
 	FCGX_Request *f = r->fcgx;
-	FCGI_Header hdr[RESP_RECORDS];
-	struct iovec iov[2 * RESP_RECORDS];
+	FCGI_Header hdr[RESP_RECORDS + 1];
+	struct iovec iov[2 * (RESP_RECORDS + 1)];
 	const char *p = data;
+	int k = 0;
 
-	if (strcmp(r->method, "HEAD") == 0 || n == 0)
+	if (strcmp(r->method, "HEAD") == 0 || (n == 0 && head_len == 0))
 		return 0;
 	if (FCGX_FFlush(f->out) != 0 || FCGX_GetError(f->out) != 0 || f->ipcFd < 0)
 		return -1;
-	while (n > 0) {
-		int k = 0;
-		for (; k < RESP_RECORDS && n > 0; k++) {
+	if (head_len > 0) {     /* RESP_HEAD_CAP < RESP_RECORD: one record */
+		hdr[0] = (FCGI_Header){ .version = FCGI_VERSION_1, .type = FCGI_STDOUT,
+		    .requestIdB1 = (unsigned char)(f->requestId >> 8),
+		    .requestIdB0 = (unsigned char)f->requestId,
+		    .contentLengthB1 = (unsigned char)(head_len >> 8),
+		    .contentLengthB0 = (unsigned char)head_len };
+		iov[0] = (struct iovec){ &hdr[0], sizeof(hdr[0]) };
+		iov[1] = (struct iovec){ (void *)(uintptr_t)head, head_len };   /* writev only reads */
+		k = 1;
+	}
+	do {
+		for (; k < RESP_RECORDS + 1 && n > 0; k++) {
 			size_t len = n < RESP_RECORD ? n : RESP_RECORD;
 			hdr[k] = (FCGI_Header){ .version = FCGI_VERSION_1, .type = FCGI_STDOUT,
 			    .requestIdB1 = (unsigned char)(f->requestId >> 8),
@@ -490,12 +536,18 @@ int resp_stream_write(struct request *r, const void *data, size_t n)
 			    .contentLengthB1 = (unsigned char)(len >> 8),
 			    .contentLengthB0 = (unsigned char)len };
 			iov[2 * k] = (struct iovec){ &hdr[k], sizeof(hdr[k]) };
-			iov[2 * k + 1] = (struct iovec){ (void *)(uintptr_t)p, len };   /* writev only reads */
+			iov[2 * k + 1] = (struct iovec){ (void *)(uintptr_t)p, len };
 			p += len;
 			n -= len;
 		}
-		if (resp_writev(f->ipcFd, iov, 2 * k) == -1)
+		if (k > 0 && resp_writev(f->ipcFd, iov, 2 * k) == -1)
 			return -1;
-	}
+		k = 0;
+	} while (n > 0);
 	return 0;
+}
+
+int resp_stream_write(struct request *r, const void *data, size_t n)
+{
+	return stream_write(r, NULL, 0, data, n);
 }

@@ -363,3 +363,92 @@ char *filename_clean(struct arena *a, const char *raw, size_t len)
 	}
 	return *s ? s : arena_strdup(a, "attachment");
 }
+
+/* ---- time cells ---------------------------------------------------------- */
+
+/* The civil date of day z since 1970-01-01 (proleptic Gregorian; eras of
+ * 400 years, March-based years so that the leap day ends a year). */
+static void civil_from_days(long long z, long long *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	long long era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);                        /* 0..146096 */
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);             /* 0..365 */
+	unsigned mp = (5 * doy + 2) / 153;                                   /* 0..11, March = 0 */
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+static char *put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
+/* put_num: v (>= 0, < 10^19) in decimal, then the NUL-terminated suffix. */
+static char *put_num(char *p, long long v, const char *suffix)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	while (*suffix)
+		*p++ = *suffix++;
+	*p = '\0';
+	return p;
+}
+
+/* -30610224000 is 1000-01-01T00:00:00Z, 253402300799 9999-12-31T23:59:59Z */
+#define TIME_CELLS_MIN (-30610224000LL)
+#define TIME_CELLS_MAX 253402300799LL
+
+int time_cells(long long t, long long now, struct time_cells *out)
+{
+	if (t < TIME_CELLS_MIN || t > TIME_CELLS_MAX)
+		return -1;
+	long long days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	unsigned sec = (unsigned)(t - days * 86400), mo, dd;
+	long long y;
+	civil_from_days(days, &y, &mo, &dd);
+	/* "YYYY-MM-DD" once: the start of iso (and of text), and ago after 30 days */
+	char date[11];
+	put2(put2(date, (unsigned)(y / 100)), (unsigned)(y % 100));
+	date[4] = '-';
+	put2(date + 5, mo);
+	date[7] = '-';
+	put2(date + 8, dd);
+	date[10] = '\0';
+	char *p = out->iso;
+	memcpy(p, date, 10);
+	p[10] = 'T';
+	p = put2(p + 11, sec / 3600);
+	*p++ = ':';
+	p = put2(p, sec / 60 % 60);
+	*p++ = ':';
+	p = put2(p, sec % 60);
+	memcpy(p, "Z", 2);
+	memcpy(out->text, out->iso, 16);     /* YYYY-MM-DDTHH:MM */
+	out->text[10] = ' ';
+	memcpy(out->text + 16, " UTC", 5);
+
+	long long d = now - t;
+	if (d < 60)
+		memcpy(out->ago, "just now", 9);
+	else if (d < 3600)
+		put_num(out->ago, d / 60, " min ago");
+	else if (d < 86400)
+		put_num(out->ago, d / 3600, " h ago");
+	else if (d < 30 * 86400)
+		put_num(out->ago, d / 86400, d / 86400 == 1 ? " day ago" : " days ago");
+	else
+		memcpy(out->ago, date, 11);
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "extern.h"
@@ -722,6 +723,96 @@ static void test_url_encode(void **state)
 	assert_memory_equal(enc, all, 256);
 }
 
+/* ---- time_cells ------------------------------------------------------- */
+
+/* what page.c wrote with gmtime_r + strftime before time_cells */
+static void strftime_cells(long long t, char iso[40], char text[40], char date[40])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&tt, &tm));
+	strftime(iso, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(text, 40, "%Y-%m-%d %H:%M UTC", &tm);
+	strftime(date, 40, "%Y-%m-%d", &tm);
+}
+
+static void test_time_cells_dates(void **state)
+{
+	(void)state;
+	struct time_cells c;
+	static const struct { long long t; const char *iso; } known[] = {
+		{ 0, "1970-01-01T00:00:00Z" },
+		{ -1, "1969-12-31T23:59:59Z" },
+		{ 951782400, "2000-02-29T00:00:00Z" },      /* divisible by 400: leap */
+		{ 951868800, "2000-03-01T00:00:00Z" },
+		{ 1709251199, "2024-02-29T23:59:59Z" },     /* leap year */
+		{ 1709251200, "2024-03-01T00:00:00Z" },
+		{ 1677628799, "2023-02-28T23:59:59Z" },     /* common year */
+		{ 1677628800, "2023-03-01T00:00:00Z" },
+		{ -2203891200, "1900-03-01T00:00:00Z" },    /* divisible by 100: common */
+		{ 4107542400, "2100-03-01T00:00:00Z" },
+		{ 1735689599, "2024-12-31T23:59:59Z" },
+		{ 1735689600, "2025-01-01T00:00:00Z" },
+		{ 4294967295LL, "2106-02-07T06:28:15Z" },   /* UNIX_TIMESTAMP's largest */
+		{ -30610224000LL, "1000-01-01T00:00:00Z" },
+		{ 253402300799LL, "9999-12-31T23:59:59Z" },
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		assert_int_equal(time_cells(known[i].t, known[i].t, &c), 0);
+		assert_string_equal(c.iso, known[i].iso);
+	}
+	assert_int_equal(time_cells(1733337005, 1733337005, &c), 0);
+	assert_string_equal(c.text, "2024-12-04 18:30 UTC");
+	/* outside years 1000..9999: refused */
+	assert_int_equal(time_cells(-30610224001LL, 0, &c), -1);
+	assert_int_equal(time_cells(253402300800LL, 0, &c), -1);
+
+	/* the same texts as strftime, over 1000..9999 in uneven steps (every
+	 * month, day and time of day meets many times) and every hour of 2024 */
+	char iso[40], text[40], date[40];
+	for (long long t = -30610224000LL; t <= 253402300799LL; t += 7654321 + t % 977) {
+		assert_int_equal(time_cells(t, t + 40 * 86400, &c), 0);
+		strftime_cells(t, iso, text, date);
+		assert_string_equal(c.iso, iso);
+		assert_string_equal(c.text, text);
+		assert_string_equal(c.ago, date);
+	}
+	for (long long t = 1704067200; t < 1735689600; t += 3599) {
+		assert_int_equal(time_cells(t, t, &c), 0);
+		strftime_cells(t, iso, text, date);
+		assert_string_equal(c.iso, iso);
+		assert_string_equal(c.text, text);
+	}
+}
+
+static void test_time_cells_ago(void **state)
+{
+	(void)state;
+	struct time_cells c;
+	const long long t = 1733337005;
+	static const struct { long long d; const char *ago; } cases[] = {
+		{ -3600, "just now" },       /* a time ahead */
+		{ 0, "just now" },
+		{ 59, "just now" },
+		{ 60, "1 min ago" },
+		{ 119, "1 min ago" },
+		{ 3599, "59 min ago" },
+		{ 3600, "1 h ago" },
+		{ 86399, "23 h ago" },
+		{ 86400, "1 day ago" },
+		{ 2 * 86400 - 1, "1 day ago" },
+		{ 2 * 86400, "2 days ago" },
+		{ 30 * 86400 - 1, "29 days ago" },
+		{ 30 * 86400, "2024-12-04" },  /* then the date */
+		{ 4000LL * 86400, "2024-12-04" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(time_cells(t, t + cases[i].d, &c), 0);
+		assert_string_equal(c.ago, cases[i].ago);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +849,8 @@ int main(void)
 		cmocka_unit_test(test_str_lower_ascii),
 		cmocka_unit_test(test_utf8_len),
 		cmocka_unit_test_setup_teardown(test_url_encode, arena_setup, arena_teardown),
+		cmocka_unit_test(test_time_cells_dates),
+		cmocka_unit_test(test_time_cells_ago),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
