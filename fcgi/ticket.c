@@ -433,13 +433,13 @@ static const char Q_X_DESC[] =
 static const char Q_X_MSG[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM messages x "
     "FORCE INDEX (messages_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
-    "9223372036854775807) upto FROM " EXCERPT_IDS "LIMIT 1000) b JOIN messages m FORCE INDEX (messages_ticket) "
-    "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
+    "9223372036854775807) last_id FROM " EXCERPT_IDS "LIMIT 1000) b JOIN messages m FORCE INDEX (messages_ticket) "
+    "ON m.ticket_id = b.id AND m.id <= b.last_id ORDER BY m.ticket_id, m.id";
 static const char Q_X_NOTE[] =
     "SELECT m.ticket_id, LEFT(m.body, 4096) FROM (SELECT j.id, IFNULL((SELECT x.id FROM notes x "
     "FORCE INDEX (notes_ticket) WHERE x.ticket_id = j.id ORDER BY x.id LIMIT 7, 1), "
-    "9223372036854775807) upto FROM " EXCERPT_IDS "LIMIT 1000) b JOIN notes m FORCE INDEX (notes_ticket) "
-    "ON m.ticket_id = b.id AND m.id <= b.upto ORDER BY m.ticket_id, m.id";
+    "9223372036854775807) last_id FROM " EXCERPT_IDS "LIMIT 1000) b JOIN notes m FORCE INDEX (notes_ticket) "
+    "ON m.ticket_id = b.id AND m.id <= b.last_id ORDER BY m.ticket_id, m.id";
 #define EXCERPT_CHARS 200
 
 /* excerpts: under each search result's subject (ids[i], its dictionary
