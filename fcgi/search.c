@@ -277,20 +277,22 @@ int search_matches(struct arena *a, const struct search_query *q, const char *te
 	size_t n = strlen(text);
 	if (n > max)
 		n = max;
-	const gchar *end = NULL;
+	/* valid text is scanned in place up to its n bytes (a cut inside a
+	 * character is invalid, so it is copied and mended like the rest) */
 	gchar *valid = NULL;
 	const gchar *p = text;
-	if (!g_utf8_validate(text, (gssize)n, &end) || (size_t)(end - text) != n)
+	if (!g_utf8_validate(text, (gssize)n, NULL)) {
 		p = valid = g_utf8_make_valid(text, (gssize)n);
-	else if (text[n] != '\0')
-		p = valid = g_strndup(text, n);
+		n = strlen(valid);
+	}
+	const gchar *to = p + n;
 	int hit = 0;
-	while (*p && !hit) {
+	while (p < to && *p && !hit) {
 		if (!word_at(p)) {
 			p = next_char(p);
 			continue;
 		}
-		const gchar *e = word_end(p, NULL);
+		const gchar *e = word_end(p, to);
 		hit = word_hit(a, q, p, (size_t)(e - p));
 		p = e;
 	}
@@ -540,12 +542,21 @@ static char *sx_escape(struct arena *a, const char *s, size_t n)
 
 /* ---- the query path ----------------------------------------------------- */
 
-/* search_ids: the ids (and index activity) of the tickets matching q in
- * f's scope, newest activity first, after f's cursor: at most cap of them
- * into ids/acts.  The count, or -1 when searchd cannot answer. */
 /* sx_ids: one search statement sql (SHOW META after it when found is
  * not NULL: *found its total_found); at most cap ids/activities into
  * ids/acts.  The count, or -1 (searchd failed; logged, counted). */
+/* sx_status: the value of `name` in a (name, value) result such as SHOW
+ * META's or SHOW INDEX … STATUS's, or -1. */
+static long long sx_status(MYSQL_RES *res, const char *name)
+{
+	MYSQL_ROW row;
+	long long v = -1;
+	while ((row = mysql_fetch_row(res)) != NULL)
+		if (row[0] && row[1] && !strcmp(row[0], name))
+			v = strtoll(row[1], NULL, 10);
+	return v;
+}
+
 static int sx_ids(const char *sql, long long *ids, long long *acts, int cap, long long *found)
 {
 	MYSQL_RES *res = NULL;
@@ -570,9 +581,9 @@ static int sx_ids(const char *sql, long long *ids, long long *acts, int cap, lon
 	while (mysql_next_result(sx) == 0) {
 		if ((res = mysql_store_result(sx)) == NULL)
 			continue;
-		while (found && (row = mysql_fetch_row(res)) != NULL)
-			if (row[0] && row[1] && !strcmp(row[0], "total_found"))
-				*found = strtoll(row[1], NULL, 10);
+		long long v = found ? sx_status(res, "total_found") : -1;
+		if (v >= 0)
+			*found = v;
 		mysql_free_result(res);
 	}
 	return n;
@@ -841,14 +852,10 @@ static int index_queued(struct arena *a, const struct db_rows *q)
 static long long sx_disk_chunks(struct arena *a)
 {
 	const char *sql = arena_printf(a, "SHOW INDEX %s STATUS", sxconf->search_index);
-	long long n = -1;
 	MYSQL_RES *res;
 	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL)
 		return -1;
-	MYSQL_ROW row;
-	while ((row = mysql_fetch_row(res)) != NULL)
-		if (row[0] && row[1] && !strcmp(row[0], "disk_chunks"))
-			n = strtoll(row[1], NULL, 10);
+	long long n = sx_status(res, "disk_chunks");
 	mysql_free_result(res);
 	return n;
 }

@@ -263,6 +263,22 @@ static const char *by_customer(struct request *r, const char *param, long long *
 	return name;
 }
 
+/* ids_json: the ids (n of them; those with skip[i] set left out when
+ * skip is not NULL) as a JSON array for JSON_TABLE; *count the ids in it. */
+static char *ids_json(struct arena *a, const long long *ids, size_t n, const char *skip, size_t *count)
+{
+	size_t cap = n * 21 + 3, len = 1, k = 0;   /* ≤ 21 bytes an id: "," + 20 */
+	char *json = arena_alloc(a, cap);
+	json[0] = '[';
+	for (size_t i = 0; i < n; i++)
+		if (skip == NULL || !skip[i])
+			len += (size_t)snprintf(json + len, cap - len, "%s%lld", k++ ? "," : "", ids[i]);
+	snprintf(json + len, cap - len, "]");
+	if (count)
+		*count = k;
+	return json;
+}
+
 /* search_fetch: the rows of search q (README "Search") in the viewer's
  * scope (customer_id / agent_id: one customer's or agent's tickets, 0 any;
  * none: unassigned only), in status `status` (its number st, -1 all),
@@ -303,12 +319,7 @@ static int search_fetch(struct request *r, struct ticket_filter *tf, const char 
 			tf->next = arena_printf(r->a, "%lld-%lld", acts[n - 1], ids[n - 1]);
 		}
 	}
-	size_t cap = (size_t)n * 21 + 3, len = 1;   /* ≤ 21 bytes an id: "," + 20 */
-	char *json = arena_alloc(r->a, cap);
-	json[0] = '[';
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(json + len, cap - len, "%s%lld", i ? "," : "", ids[i]);
-	snprintf(json + len, cap - len, "]");
+	char *json = ids_json(r->a, ids, (size_t)n, NULL, NULL);
 	int got = db_query(r->a, rows, Q_SEARCH_ROWS, TL__N, DB_ARGS(P_STR(json), P_INT(customer_id),
 	    P_INT(customer_id), P_INT(agent_id), P_INT(agent_id), P_INT(none), P_STR(status),
 	    P_STR(status)));
@@ -456,13 +467,8 @@ static int excerpts(struct request *r, const struct search_query *q, const long 
 
 	memset(done, 0, n ? n : 1);
 	for (int s = 0; s < (staff ? 3 : 2); s++) {
-		size_t cap = n * 21 + 3, len = 1, left = 0;   /* ≤ 21 bytes an id: "," + 20 */
-		char *json = arena_alloc(r->a, cap);
-		json[0] = '[';
-		for (size_t i = 0; i < n; i++)
-			if (!done[i])
-				len += (size_t)snprintf(json + len, cap - len, "%s%lld", left++ ? "," : "", ids[i]);
-		snprintf(json + len, cap - len, "]");
+		size_t left;
+		char *json = ids_json(r->a, ids, n, done, &left);
 		if (left == 0)
 			return 0;
 		struct db_rows rows;
