@@ -626,9 +626,12 @@ int search_ids(struct arena *a, const struct search_query *q, const struct searc
 	 * document being in them; else a longer span, and at last any time
 	 * uncut.  One customer's tickets, or the unassigned ones, are few:
 	 * their word alone keeps the search short, so they go straight to
-	 * the last step. */
+	 * the last step.  An agent's are many but far fewer than all: the
+	 * probe would read most of them for two common words (7 ms at 20 000
+	 * tickets of a million, where the spans take 1 ms each), so theirs
+	 * start at the spans — a rare word then costs five short queries. */
 	int narrow = f->customer_id || f->unassigned, probe = sxconf->search_probe_matches;
-	for (int level = narrow ? SEARCH_LEVELS : -1; level <= SEARCH_LEVELS; level++) {
+	for (int level = narrow ? SEARCH_LEVELS : f->agent_id ? 0 : -1; level <= SEARCH_LEVELS; level++) {
 		/* a span that starts after the cursor's time holds nothing after it */
 		if (level >= 0 && level < SEARCH_LEVELS && f->cursor && search_level_start(level, now) > f->after_ts)
 			continue;

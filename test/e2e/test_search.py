@@ -336,8 +336,11 @@ def test_newest_first_across_the_time_spans(ctx):
     """A search asks the last days first and then longer spans (the
     document's time words, README "Search"): tickets whose last activity
     spreads over ten years still come newest first, page after page, for
-    a customer (their scope word too) and for an admin (no scope)."""
+    a customer (their scope word too), for the agent they are assigned
+    to (their word and the spans from the start, no first step) and for
+    an admin (no scope)."""
     c = customer(ctx, "c4")
+    a1, _a2 = agents(ctx)
     w = word()
     made = [raise_ticket(c, "Spread %s %02d" % (w, i)) for i in range(30)]
     # 26 in the last 4 days (a page and one more: the 8-day span answers
@@ -345,7 +348,8 @@ def test_newest_first_across_the_time_spans(ctx):
     # page goes past every span to "any time"); some share an hour
     hours = [k * 4 - k % 2 for k in range(26)] + [300 * 24, 1000 * 24, 2000 * 24, 3650 * 24]
     for h, t in zip(hours, made):
-        ctx.sql("UPDATE tickets SET last_activity = NOW() - INTERVAL %d HOUR WHERE id = %d" % (h, t))
+        ctx.sql("UPDATE tickets SET last_activity = NOW() - INTERVAL %d HOUR, agent_id = %d "
+                "WHERE id = %d" % (h, a1.id, t))
         ctx.sql("INSERT INTO search_queue (ticket_id, seq, queued_at) VALUES (%d, 1, NOW(3)) "
                 "ON DUPLICATE KEY UPDATE seq = seq + 1, queued_at = NOW(3)" % t)
     tu.wait_indexed(ctx)
@@ -354,7 +358,7 @@ def test_newest_first_across_the_time_spans(ctx):
         % ",".join(map(str, made)))]
 
     def pages_in_order(how):
-        for who in (c, admin(ctx)):
+        for who in (c, a1, admin(ctx)):
             r = search(who, w)
             first = rows(r.text)
             m = re.search(r'<a\b[^>]*href="([^"]*)"[^>]*rel="next"', r.text)
@@ -364,7 +368,8 @@ def test_newest_first_across_the_time_spans(ctx):
 
     # 30 matches: the first step (any time, cut off at probe_matches) is
     # the answer; with probe_matches = 5 the admin's search goes through
-    # the spans (the customer's always asks any time)
+    # the spans (the customer's always asks any time, the agent's always
+    # starts at the spans)
     pages_in_order("first step")
     faults_util.reload_conf(ctx, "search", "probe_matches", "5")
     try:
