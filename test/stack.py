@@ -587,10 +587,19 @@ class Stack:
         text = text.replace("/var/log/ccr-search/searchd.log", os.path.join(self.log_dir, "searchd.log"))
         text = text.replace("/run/ccr-search/searchd.pid", os.path.join(self.run_dir, "searchd.pid"))
         text = text.replace("127.0.0.1:9306:mysql41", "127.0.0.1:%d:mysql41" % self.search_port)
+        if self.search_query_log:
+            # every query searchd answers, as SphinxQL (tests read it)
+            text = text.replace("\tlog = ", "\tquery_log_format = sphinxql\n\tquery_log = %s\n\tlog = "
+                                % self.search_query_log_path(), 1)
         path = os.path.join(d, "searchd.conf")
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    search_query_log = True   # the bench turns it off (a write per query)
+
+    def search_query_log_path(self):
+        return os.path.join(self.log_dir, "searchd-query.log")
 
     def search_start(self, timeout=30):
         """Start searchd (our child) and wait for its SphinxQL port."""

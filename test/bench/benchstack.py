@@ -29,6 +29,8 @@ StackError = stack.StackError
 
 
 class BenchStack(stack.Stack):
+    search_query_log = False
+
     def __init__(self, var_dir, port, db_dir=None, db_opts=None, nginx_patch=None,
                  after_migrate=None, **kw):
         # the benchmarks measure admin pages signed in with the password alone

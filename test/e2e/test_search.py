@@ -378,6 +378,50 @@ def test_newest_first_across_the_time_spans(ctx):
         faults_util.reload_conf(ctx, "search", "probe_matches", None)
 
 
+def test_agent_search_plan_follows_the_dictionary(ctx):
+    """An agent's search asks the dictionary (CALL KEYWORDS) how many of
+    their tickets it would find: fewer than probe_matches, and the first
+    step (any time, cut off) is the answer; more, and it starts at the
+    time spans, since the first step would read most of their tickets
+    to say so.  searchd's query log (the test stack writes one; it holds
+    the SELECTs) shows which ran; the answer is the same either way."""
+    a1, _a2 = agents(ctx)
+    c = customer(ctx, "c5")
+    w = word()
+    made = [raise_ticket(c, "Planned %s %d" % (w, i)) for i in range(3)]
+    for t in made:
+        assign(ctx, t, a1)
+    tu.wait_indexed(ctx)
+    log = ctx.stack.search_query_log_path()
+
+    def statements(q):
+        at = os.path.getsize(log)
+        ids = found(a1, q)
+        with open(log, errors="replace") as f:
+            f.seek(at)
+            mine = [ln for ln in f.read().splitlines() if "ccra%d" % a1.id in ln]
+        return ids, mine
+
+    want = sorted(made, reverse=True)
+    prefix = w[:-1] + "*"      # a prefix's count is unknown: every one of the agent's tickets
+    for q in (w, prefix):
+        ids, st = statements(q)
+        assert ids == want, "%s: %s, want %s" % (q, ids, want)
+        selects = [ln for ln in st if "SELECT" in ln]
+        assert selects and "cutoff=" in selects[0], "%s: 3 tickets, not the first step: %s" % (q, st)
+    faults_util.reload_conf(ctx, "search", "probe_matches", "1")
+    try:
+        ids, st = statements(prefix)
+        assert ids == want, "spans: %s, want %s" % (ids, want)
+        selects = [ln for ln in st if "SELECT" in ln]
+        assert selects and not any("cutoff=" in ln for ln in selects), "the first step ran: %s" % st
+        assert "ccrt0x" in selects[0], "the spans do not start at the last days: %s" % selects[0]
+        ids, st = statements(w)    # 3 of the index's documents: still few of them
+        assert ids == want
+    finally:
+        faults_util.reload_conf(ctx, "search", "probe_matches", None)
+
+
 def test_a_scope_word_typed_in_the_box_finds_nothing(ctx):
     """The scope field's words (customer, agent, time) are only ever
     written by ccrd: typed into the search box they search subject, body
