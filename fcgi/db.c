@@ -530,6 +530,17 @@ int db_stream(const char *sql, const struct db_param *v, size_t n, void *buf, si
 	return rows;
 }
 
+/* A transaction is START TRANSACTION … COMMIT (or ROLLBACK) with the
+ * session left in autocommit: one statement to open it and one to end it,
+ * never a SET autocommit before and after.  A db_begin inside an open
+ * transaction joins it (START TRANSACTION would commit it). */
+static const char Q_START[] = "START TRANSACTION";
+
+static int start(void)
+{
+	return mysql_real_query(conn, Q_START, sizeof(Q_START) - 1);
+}
+
 int db_begin(void)
 {
 	last_err = DB_OK;
@@ -541,15 +552,17 @@ int db_begin(void)
 		gone_this_request = 1;
 		return -1;
 	}
+	if (in_tx)
+		return 0;
 	double t0 = clock_ms();
-	if (mysql_autocommit(conn, 0) != 0) {
+	if (start() != 0) {
 		note("begin", mysql_errno(conn), mysql_error(conn));
 		db_close();
 		/* a stale connection fails at once and gets one fresh try (nothing
 		 * has run yet); a server that made us wait for read_timeout does
 		 * not: a frozen server cost a POST read_timeout + connect_timeout
 		 * (8 s) where every answer must come within read_timeout + 1 s */
-		if (clock_ms() - t0 > 1000.0 || db_connect() == -1 || mysql_autocommit(conn, 0) != 0) {
+		if (clock_ms() - t0 > 1000.0 || db_connect() == -1 || start() != 0) {
 			last_err = DB_GONE;
 			gone_this_request = 1;
 			db_close();
@@ -568,12 +581,13 @@ int db_commit(void)
 		return -1;
 	if (mysql_commit(conn) != 0) {
 		note("commit", mysql_errno(conn), mysql_error(conn));
-		mysql_rollback(conn);
+		/* a connection that cannot roll back is closed: the server ends
+		 * the transaction with it */
+		if (mysql_rollback(conn) != 0)
+			db_close();
 		rc = -1;
 	}
 	in_tx = 0;
-	if (mysql_autocommit(conn, 1) != 0)
-		db_close();
 	return rc;
 }
 
@@ -581,10 +595,9 @@ void db_rollback(void)
 {
 	if (conn == NULL)
 		return;
-	mysql_rollback(conn);
-	in_tx = 0;
-	if (mysql_autocommit(conn, 1) != 0)
+	if (mysql_rollback(conn) != 0)
 		db_close();
+	in_tx = 0;
 }
 
 void *db_handle(void)

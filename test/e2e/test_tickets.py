@@ -1839,3 +1839,60 @@ def test_hostile_input_never_500(ctx):
 
 
 test_hostile_input_never_500.timeout = 240
+
+
+# ------------------------------------------------------------- round trips
+
+SESSION_READ = "SELECT u.id, u.role"
+
+
+def worker_statements(ctx, fn):
+    """fn() with MariaDB's general log on: the Execute and Query rows of the
+    one worker connection that served it (the thread whose statements
+    include the session read; the indexer, mailer and sender poll on
+    connections of their own), in order, as (command, argument)."""
+    ctx.sql("SET GLOBAL general_log = 0; SET GLOBAL log_output = 'TABLE'; "
+            "TRUNCATE mysql.general_log; SET GLOBAL general_log = 1")
+    try:
+        fn()
+    finally:
+        ctx.sql("SET GLOBAL general_log = 0")
+    rows = ctx.sql("SELECT thread_id, command_type, REPLACE(REPLACE(CONVERT(argument USING utf8mb4), "
+                   "'\\n', ' '), '\\t', ' ') FROM mysql.general_log")
+    threads = {t for t, cmd, arg in rows if cmd in ("Execute", "Query") and arg.startswith(SESSION_READ)}
+    assert len(threads) == 1, "want the request on one worker connection, got threads %r" % threads
+    return [(cmd, arg) for t, cmd, arg in rows if t in threads and cmd in ("Execute", "Query")]
+
+
+def assert_round_trips(label, stmts, most):
+    listing = "\n".join("  %s %s" % (cmd, arg[:110]) for cmd, arg in stmts)
+    print("%s: %d statements\n%s" % (label, len(stmts), listing))
+    assert not any(re.match(r"(?i)\s*SET\s+autocommit", arg) for _c, arg in stmts), \
+        "%s: SET autocommit sent:\n%s" % (label, listing)
+    assert len(stmts) <= most, "%s: %d statements, want at most %d:\n%s" % (
+        label, len(stmts), most, listing)
+
+
+def test_post_message_round_trips(ctx):
+    """A customer's and an agent's message, the customer's list and the
+    ticket page each cost at most their counted statements on the worker's
+    connection, and no transaction toggles autocommit."""
+    c = customer(ctx, "c1")
+    a1, _a2, _a3 = agents(ctx)
+    tid = raise_ticket(c)
+    assign(ctx, tid, a1)
+    # warm: both the worker statement caches and the first response
+    for u in (c, a1):
+        assert post_msg(u, tid, "warm up %s" % u.role).status == 303
+    for u, most in ((c, 13), (a1, 13)):
+        def post():
+            r = post_msg(u, tid, "counted %s" % u.role)
+            assert r.status == 303, "POST message as %s: %d" % (u.role, r.status)
+        assert_round_trips("POST message (%s)" % u.role, worker_statements(ctx, post), most)
+    def get_list():
+        assert c.s.get("/tickets").status == 200
+    assert_round_trips("GET /tickets (customer)", worker_statements(ctx, get_list), 2)
+    for u, most in ((c, 6), (a1, 9)):
+        def get_page():
+            assert u.s.get("/tickets/%d" % tid).status == 200
+        assert_round_trips("GET /tickets/%d (%s)" % (tid, u.role), worker_statements(ctx, get_page), most)
