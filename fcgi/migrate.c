@@ -43,7 +43,7 @@ static const char Q_LOCK_NEW[] =
     "INSERT INTO schema_migrate_lock (name, holder, lease_until) "
     "VALUES ('migrate', ?, NOW() + INTERVAL ? SECOND)";
 static const char Q_LOCK_GET[] =
-    "SELECT holder, lease_until < NOW(), DATE_FORMAT(lease_until, '%Y-%m-%d %H:%i:%s') "
+    "SELECT holder, lease_until < NOW(), CAST(lease_until AS CHAR) "
     "FROM schema_migrate_lock WHERE name = 'migrate'";
 enum { LK_HOLDER, LK_EXPIRED, LK_UNTIL, LK__N };
 /* a takeover names the holder it saw: of two at once, one wins; a renewal

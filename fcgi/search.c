@@ -589,6 +589,18 @@ static int sx_ids(const char *sql, long long *ids, long long *acts, int cap, lon
 	return n;
 }
 
+/* sx_index_status: the value of `name` in SHOW INDEX … STATUS, or -1. */
+static long long sx_index_status(struct arena *a, const char *name)
+{
+	const char *sql = arena_printf(a, "SHOW INDEX %s STATUS", sxconf->search_index);
+	MYSQL_RES *res;
+	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL)
+		return -1;
+	long long v = sx_status(res, name);
+	mysql_free_result(res);
+	return v;
+}
+
 /* index_docs: the documents in the index (SHOW INDEX … STATUS), read at
  * most once a minute: only a search's plan depends on it, never what it
  * finds.  -1 when searchd cannot say. */
@@ -599,12 +611,7 @@ static long long index_docs(struct arena *a)
 	long long now = (long long)time(NULL);
 	if (docs > 0 && now - at < 60)
 		return docs;
-	const char *sql = arena_printf(a, "SHOW INDEX %s STATUS", sxconf->search_index);
-	MYSQL_RES *res;
-	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL)
-		return -1;
-	docs = sx_status(res, "indexed_documents");
-	mysql_free_result(res);
+	docs = sx_index_status(a, "indexed_documents");
 	at = now;
 	return docs;
 }
@@ -631,7 +638,7 @@ static double agent_estimate(struct arena *a, const struct search_query *q, long
 	/* rows (qpos, tokenized, normalized, docs, hits): the agent's word first */
 	double est = -1;
 	MYSQL_ROW row;
-	while ((row = mysql_fetch_row(res)) != NULL && mysql_num_fields(res) >= 4) {
+	while (mysql_num_fields(res) >= 4 && (row = mysql_fetch_row(res)) != NULL) {
 		double d = row[3] ? strtod(row[3], NULL) : 0;
 		est = est < 0 ? d : est * (d < total ? d / (double)total : 1.0);
 	}
@@ -905,16 +912,10 @@ static int index_queued(struct arena *a, const struct db_rows *q)
 #define COMPACT_CHUNKS 4                  /* the indexer asks for a merge above this */
 #define COMPACT_CHECK_MS (10 * 60 * 1000)  /* how often it looks */
 
-/* The index's disk chunks (SHOW INDEX … STATUS), or -1. */
+/* The index's disk chunks, or -1. */
 static long long sx_disk_chunks(struct arena *a)
 {
-	const char *sql = arena_printf(a, "SHOW INDEX %s STATUS", sxconf->search_index);
-	MYSQL_RES *res;
-	if (sx_query(sql, strlen(sql)) == -1 || (res = mysql_store_result(sx)) == NULL)
-		return -1;
-	long long n = sx_status(res, "disk_chunks");
-	mysql_free_result(res);
-	return n;
+	return sx_index_status(a, "disk_chunks");
 }
 
 /* sx_optimize: the RAM chunk written out as a disk chunk when flush,

@@ -337,8 +337,8 @@ def test_newest_first_across_the_time_spans(ctx):
     document's time words, README "Search"): tickets whose last activity
     spreads over ten years still come newest first, page after page, for
     a customer (their scope word too), for the agent they are assigned
-    to (their word and the spans from the start, no first step) and for
-    an admin (no scope)."""
+    to (their word; the first step or the spans, as the dictionary's
+    counts say) and for an admin (no scope)."""
     c = customer(ctx, "c4")
     a1, _a2 = agents(ctx)
     w = word()
@@ -368,8 +368,7 @@ def test_newest_first_across_the_time_spans(ctx):
 
     # 30 matches: the first step (any time, cut off at probe_matches) is
     # the answer; with probe_matches = 5 the admin's search goes through
-    # the spans (the customer's always asks any time, the agent's always
-    # starts at the spans)
+    # the spans (the customer's always asks any time)
     pages_in_order("first step")
     faults_util.reload_conf(ctx, "search", "probe_matches", "5")
     try:
